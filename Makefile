@@ -1,0 +1,40 @@
+# The two README commands: `make run` and `make test`. Both create .venv/ first.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test venv browser dbt-build lint clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+## Start the portal (web + queue worker) on the embedded PostgreSQL with demo data.
+run: venv
+	$(PY) manage.py runportal
+
+## Run the whole test suite (installs Debian's chromium for the browser tests when root).
+test: venv browser
+	$(PY) -m pytest
+
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) \
+	      && echo "installed chromium"; \
+	  else echo "chromium not found and cannot be installed here: browser tests will skip (sudo apt-get install chromium)"; fi; }
+
+## `dbt seed` + `dbt build` of inventory_transforms against the portal's warehouse, at a shell.
+dbt-build: venv
+	$(PY) manage.py dbt inventory_transforms seed
+	$(PY) manage.py dbt inventory_transforms build
+
+lint: venv
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) staticfiles

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from accounts.models import Role
+from audit.models import Source
+from audit.services import record, snapshot
+
+# Development only: the command refuses to run under PORTAL_ENV=production.
+DEMO_PASSWORDS = {role.value: f"{role.value}-demo" for role in Role}
+
+
+class Command(BaseCommand):
+    help = "Create one demo user per role (viewer, operator, approver, admin). Development only."
+
+    def handle(self, *args, **options) -> None:
+        if settings.PRODUCTION:
+            raise CommandError("demo users are never created under PORTAL_ENV=production")
+        for role, password in DEMO_PASSWORDS.items():
+            with transaction.atomic():
+                user, created = User.objects.get_or_create(username=role, defaults={"email": f"{role}@example.com"})
+                if not created:
+                    continue
+                user.set_password(password)
+                user.is_staff = user.is_superuser = role == Role.ADMIN
+                user.save()
+                user.groups.set([Group.objects.get(name=role)])
+                record(
+                    "manage.py create_demo_users",
+                    "auth.user.create",
+                    user,
+                    after=snapshot(user, exclude=("password",)),
+                    source=Source.COMMAND,
+                )
+        for role, password in DEMO_PASSWORDS.items():
+            self.stdout.write(f"  {role:<9} password: {password}")

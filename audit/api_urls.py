@@ -1,0 +1,9 @@
+from __future__ import annotations
+
+from rest_framework.routers import SimpleRouter
+
+from audit.api import AuditEventViewSet
+
+router = SimpleRouter()
+router.register("audit", AuditEventViewSet, basename="api-audit")
+urlpatterns = router.urls

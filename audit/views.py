@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+
+from accounts.models import Capability
+from accounts.permissions import requires
+from audit.filters import AuditEventFilter
+from audit.models import AuditEvent
+
+EXPORT_FIELDS = [
+    "id", "created_at", "actor_username", "action", "target_type", "target_id",
+    "before", "after", "reason", "source", "request_id", "prev_hash", "hash",
+]  # fmt: skip
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _rows(queryset) -> Iterator[dict]:
+    for row in queryset.order_by("id").values(*EXPORT_FIELDS).iterator():
+        row["created_at"] = row["created_at"].isoformat()
+        yield row
+
+
+def _csv_lines(rows):
+    writer = csv.writer(_Echo())
+    yield writer.writerow(EXPORT_FIELDS)
+    for row in rows:
+        yield writer.writerow([json.dumps(row[f]) if f in ("before", "after") else row[f] for f in EXPORT_FIELDS])
+
+
+@requires(Capability.READ)
+def audit_list(request: HttpRequest) -> HttpResponse:
+    events = AuditEventFilter(request.GET, queryset=AuditEvent.objects.all())
+    queryset = events.qs if events.is_valid() else AuditEvent.objects.none()
+    export = request.GET.get("format")
+    if export in ("csv", "json"):
+        if export == "json":
+            response = HttpResponse(json.dumps(list(_rows(queryset)), indent=1), content_type="application/json")
+        else:
+            response = StreamingHttpResponse(_csv_lines(_rows(queryset)), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="audit.{export}"'
+        return response
+    query = request.GET.copy()
+    query.pop("page", None)
+    ctx = {
+        "filter": events,
+        "page": Paginator(queryset, 50).get_page(request.GET.get("page")),
+        "query": query.urlencode(),
+        "actions": AuditEvent.objects.order_by("action").values_list("action", flat=True).distinct(),
+    }
+    return render(request, "audit/list.html", ctx)

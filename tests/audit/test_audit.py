@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import csv
+import io
+import threading
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import DatabaseError, connection, transaction
+
+from audit.models import AuditEvent
+from audit.services import record, verify_chain
+from tests.conftest import PASSWORD
+
+
+@pytest.mark.django_db
+def test_login_logout_and_failed_login_are_audited(client, viewer):
+    client.post("/login/", {"username": viewer.username, "password": "wrong"})
+    client.post("/login/", {"username": viewer.username, "password": PASSWORD})
+    client.post("/logout/")
+    actions = list(AuditEvent.objects.order_by("id").values_list("action", "actor_username", "source"))
+    assert actions == [
+        ("auth.login_failed", "", "web"),
+        ("auth.login", viewer.username, "web"),
+        ("auth.logout", viewer.username, "web"),
+    ]
+    failed = AuditEvent.objects.get(action="auth.login_failed")
+    assert failed.target_id == viewer.username and "wrong" not in str(failed.after)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("statement", ["UPDATE audit_auditevent SET reason = 'x'", "DELETE FROM audit_auditevent"])
+def test_database_refuses_to_change_audit_rows(statement):
+    record(None, "test.event")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement)
+    assert AuditEvent.objects.filter(action="test.event").count() == 1
+
+
+@pytest.mark.django_db
+def test_database_refuses_truncate_outside_maintenance():
+    record(None, "test.event")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL portal.audit_maintenance = 'off'")
+        cursor.execute("TRUNCATE audit_auditevent")
+
+
+@pytest.mark.django_db
+def test_verify_audit_names_the_first_edited_row():
+    events = [record(None, "test.event", ("thing", i), after={"n": i}) for i in range(5)]
+    call_command("verify_audit")  # intact
+    with connection.cursor() as cursor:  # someone with DDL rights edits history
+        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_auditevent_no_update_delete")
+        cursor.execute("UPDATE audit_auditevent SET after = '{\"n\": 99}' WHERE id = %s", [events[2].pk])
+        cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_auditevent_no_update_delete")
+    with pytest.raises(CommandError, match=f"broken at event #{events[2].pk}: content"):
+        call_command("verify_audit")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_writers_do_not_fork_the_chain():
+    def writer(n: int) -> None:
+        for i in range(10):
+            with transaction.atomic():
+                record(None, "test.concurrent", ("writer", n), after={"i": i})
+        connection.close()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    report = verify_chain()
+    assert report.ok and report.checked == 60
+    assert AuditEvent.objects.values("prev_hash").distinct().count() == 60  # no two rows share a parent
+
+
+@pytest.mark.django_db
+def test_change_rolled_back_leaves_no_audit_row():
+    with pytest.raises(RuntimeError), transaction.atomic():
+        record(None, "test.rolled_back")
+        raise RuntimeError("the change failed")
+    assert not AuditEvent.objects.filter(action="test.rolled_back").exists()
+
+
+@pytest.mark.django_db
+def test_user_and_group_changes_in_django_admin_are_audited(client, admin_user, viewer):
+    client.force_login(admin_user)
+    operator_group = Group.objects.get(name="operator")
+    response = client.post(
+        f"/admin/auth/user/{viewer.pk}/change/",
+        {
+            "username": viewer.username,
+            "email": viewer.email,
+            "is_active": "on",
+            "groups": [operator_group.pk],
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+            "initial-date_joined_0": "2026-01-01",
+            "initial-date_joined_1": "00:00:00",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    event = AuditEvent.objects.get(action="auth.user.update")
+    assert (event.actor_username, event.source, event.target_id) == (admin_user.username, "admin", str(viewer.pk))
+    assert event.before["groups"] == ["viewer"] and event.after["groups"] == ["operator"]
+    assert "password" not in event.after
+
+    client.post("/admin/auth/group/add/", {"name": "auditors", "permissions": []})
+    assert AuditEvent.objects.filter(action="auth.group.create", after__name="auditors").exists()
+
+
+@pytest.mark.django_db
+def test_audit_page_filters_and_exports_csv(client, viewer, operator):
+    record(operator, "runs.run.trigger", ("runs.run", 7), reason="nightly")
+    record(viewer, "auth.login", viewer)
+    client.force_login(viewer)
+    page = client.get("/audit/", {"actor": operator.username}).content.decode()
+    assert "runs.run.trigger" in page and "nightly" in page
+    assert "auth.login</code>" not in page
+    export = client.get("/audit/", {"action": "runs.", "format": "csv"})
+    rows = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode())))
+    assert [(r["action"], r["target_id"], r["actor_username"]) for r in rows] == [
+        ("runs.run.trigger", "7", operator.username)
+    ]
+
+
+@pytest.mark.django_db
+def test_audit_page_escapes_what_users_typed(client, viewer):
+    record(viewer, "test.event", reason="<script>alert(1)</script>")
+    client.force_login(viewer)
+    html = client.get("/audit/").content.decode()
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+
+
+@pytest.mark.django_db
+def test_audit_api_lists_and_filters_for_viewers(api_client, viewer, nobody):
+    record(viewer, "test.one")
+    record(nobody, "test.two")
+    api_client.force_authenticate(viewer)
+    body = api_client.get("/api/v1/audit/", {"actor": nobody.username}).json()
+    assert [e["action"] for e in body["results"]] == ["test.two"]
+    bad = api_client.get("/api/v1/audit/", {"since": "yesterday"})
+    assert bad.status_code == 400 and bad.json()["field"] == "since"
+    api_client.force_authenticate(nobody)
+    assert api_client.get("/api/v1/audit/").status_code == 403

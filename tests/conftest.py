@@ -1,0 +1,123 @@
+"""Shared fixtures: the test databases (metadata + warehouse), the cast of users per role."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+PASSWORD = "correct-horse-battery"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before pytest-django loads settings: name the test databases (override to run two
+    # suites side by side on one server) and keep run artifacts out of .data/.
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "transformation_portal.settings")
+    test_db = os.environ.setdefault("TEST_DATABASE_NAME", "test_portal")
+    os.environ.setdefault("WAREHOUSE_DB_NAME", f"{test_db}_warehouse")
+    os.environ.setdefault("RUNS_DIR", tempfile.mkdtemp(prefix="portal-test-runs-"))
+    from django.conf import settings
+
+    settings.INSTALLED_APPS  # noqa: B018 - load settings now; pytest-django then sets Django up
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI (CI_FORBID_SKIPS=1) a skipped test fails the run: nothing may rot silently."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if os.environ.get("CI_FORBID_SKIPS") == "1" and skipped and session.exitstatus == 0:
+        reporter.write_line(f"CI_FORBID_SKIPS=1: {skipped} test(s) skipped; failing the run", red=True)
+        session.exitstatus = 1
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database may TRUNCATE the append-only audit table (transactional tests
+    reset tables that way); UPDATE and DELETE stay refused. See audit migration 0002."""
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER DATABASE \"{connection.settings_dict['NAME']}\" SET portal.audit_maintenance = 'on'")
+        connection.close()
+
+
+@pytest.fixture(scope="session")
+def warehouse_conninfo() -> str:
+    """A fresh, empty warehouse database for this test session."""
+    import psycopg
+    from django.conf import settings
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(settings.WAREHOUSE_CONNINFO)
+    name = params["dbname"]
+    assert name.startswith("test_"), f"refusing to recreate non-test warehouse {name!r}"
+    with psycopg.connect(make_conninfo(**{**params, "dbname": "postgres"}), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return settings.WAREHOUSE_CONNINFO
+
+
+@pytest.fixture(scope="session")
+def warehouse_env(warehouse_conninfo) -> dict[str, str]:
+    """Environment for a dbt subprocess pointed at the session's warehouse."""
+    from django.conf import settings
+
+    from runs.dbt.environment import dbt_environment
+
+    return dbt_environment(os.environ, settings.DBT_ENV)
+
+
+@pytest.fixture
+def roles(db):
+    """The role groups (recreated: transactional tests empty every table)."""
+    from django.contrib.auth.models import Group, Permission
+    from django.contrib.contenttypes.models import ContentType
+
+    from accounts.roles import sync_roles
+
+    sync_roles(Group, Permission, ContentType)
+
+
+def _make_user(username: str, role: str | None, **extra):
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user(username, f"{username}@example.com", PASSWORD, **extra)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def viewer(roles):
+    return _make_user("vera_viewer", "viewer")
+
+
+@pytest.fixture
+def operator(roles):
+    return _make_user("otto_operator", "operator")
+
+
+@pytest.fixture
+def approver(roles):
+    return _make_user("ada_approver", "approver")
+
+
+@pytest.fixture
+def admin_user(roles):
+    return _make_user("alice_admin", "admin", is_staff=True)
+
+
+@pytest.fixture
+def nobody(roles):
+    """Logged in, but in no role group."""
+    return _make_user("nora_norole", None)
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()

@@ -1,0 +1,73 @@
+"""The embedded PostgreSQL server (pgserver) used when DATABASE_URL is not set.
+
+Every process (web, worker, manage.py, tests) calls `ensure_running()`: the first one
+starts the server, the others attach to it through its unix socket. No process stops it
+on exit except `stop()`, which `manage.py runportal` calls when the portal shuts down.
+A server left running by a killed portal is simply attached to on the next start; a
+stale postmaster.pid (server dead) is handled by pg_ctl itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+logger = logging.getLogger(__name__)
+
+SUPERUSER = "postgres"
+
+
+def _server(pgdata: Path):
+    with warnings.catch_warnings():  # platformdirs warns that XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        import pgserver  # imported lazily: only the embedded mode needs it
+
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    pgdata = pgdata.resolve()
+    cached = pgserver.PostgresServer._instances.get(pgdata)
+    if cached is not None and not _alive(cached.get_postmaster_info().process):
+        del pgserver.PostgresServer._instances[pgdata]  # stopped or killed since: start anew
+    # cleanup_mode=None: exiting processes never stop the shared server.
+    return pgserver.get_server(pgdata, cleanup_mode=None)
+
+
+def _alive(process) -> bool:
+    try:
+        return process is not None and process.status() != "zombie"
+    except Exception:  # psutil.NoSuchProcess and friends
+        return False
+
+
+def ensure_running(pgdata: Path, databases: tuple[str, ...] = ()) -> str:
+    """Start or attach to the server; create missing databases. Returns the socket dir."""
+    server = _server(pgdata)
+    socket_dir = str(server.get_postmaster_info().socket_dir)
+    if databases:
+        ensure_databases(socket_dir, databases)
+    return socket_dir
+
+
+def ensure_databases(host: str, databases: tuple[str, ...], port: int = 5432) -> None:
+    with psycopg.connect(host=host, port=port, user=SUPERUSER, dbname="postgres", autocommit=True) as conn:
+        existing = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+        for name in databases:
+            if name not in existing:
+                try:
+                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                except psycopg.errors.DuplicateDatabase:
+                    pass  # another process created it at the same moment
+
+
+def stop(pgdata: Path) -> None:
+    """Stop the server cleanly (fast shutdown: open sessions are disconnected)."""
+    if not (pgdata / "postmaster.pid").exists():
+        return
+    from pgserver._commands import pg_ctl
+
+    server = _server(pgdata)
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user)
+    logger.info("embedded PostgreSQL stopped")

@@ -1,0 +1,305 @@
+"""Settings, all from the environment (see README's configuration table).
+
+Development defaults need nothing set: DEBUG on, a SECRET_KEY generated once into
+.data/, and an embedded PostgreSQL server under .data/postgres. PORTAL_ENV=production
+turns the development conveniences off and requires the secrets to be given.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import quote
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from psycopg.conninfo import make_conninfo
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    """A value from NAME, or from the file named by NAME_FILE (for secrets)."""
+    file_name = os.environ.get(f"{name}_FILE")
+    if file_name:
+        try:
+            return Path(file_name).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE={file_name!r}: {exc}") from exc
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = env_str(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use true or false)")
+
+
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    value = env_str(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not an integer") from None
+    if number < minimum:
+        raise ImproperlyConfigured(f"{name}={number} must be at least {minimum}")
+    return number
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+PORTAL_ENV = env_str("PORTAL_ENV", "development")
+if PORTAL_ENV not in ("development", "production"):
+    raise ImproperlyConfigured(f"PORTAL_ENV={PORTAL_ENV!r}: use development or production")
+PRODUCTION = PORTAL_ENV == "production"
+
+DATA_DIR = Path(env_str("PORTAL_DATA_DIR", str(BASE_DIR / ".data"))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+DBT_PROJECTS_DIR = Path(env_str("DBT_PROJECTS_DIR", str(BASE_DIR / "dbt_projects"))).resolve()
+RUNS_DIR = Path(env_str("RUNS_DIR", str(DATA_DIR / "runs"))).resolve()
+
+DEBUG = env_bool("DEBUG", not PRODUCTION)
+
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if PRODUCTION:
+        raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) is required in production")
+    key_file = DATA_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    SECRET_KEY = key_file.read_text().strip()
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+# --- databases -------------------------------------------------------------------------
+# Embedded (no DATABASE_URL): one pgserver instance holds the metadata DB `portal`
+# (portal tables, audit, django-q2's queue) and the dbt warehouse DB `warehouse`.
+DATABASE_URL = env_str("DATABASE_URL")
+EMBEDDED_POSTGRES = not DATABASE_URL
+EMBEDDED_PGDATA = DATA_DIR / "postgres"
+if EMBEDDED_POSTGRES:
+    from transformation_portal import embedded_postgres
+
+    _socket = embedded_postgres.ensure_running(EMBEDDED_PGDATA)
+    DATABASE_URL = f"postgres://{embedded_postgres.SUPERUSER}@{quote(_socket, safe='')}/portal"
+    _warehouse_default = f"postgres://{embedded_postgres.SUPERUSER}@{quote(_socket, safe='')}/warehouse"
+else:
+    _warehouse_default = ""
+
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME") or None}
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# The warehouse dbt writes to. WAREHOUSE_URL wins; else the DBT_* variables a dbt user
+# would set at a shell; else (embedded) the `warehouse` database of the embedded server.
+_warehouse_url = env_str("WAREHOUSE_URL", _warehouse_default)
+if _warehouse_url:
+    _wh = dj_database_url.parse(_warehouse_url)
+    WAREHOUSE = {
+        "host": _wh["HOST"],
+        "port": int(_wh["PORT"] or 5432),
+        "user": _wh["USER"],
+        "password": _wh["PASSWORD"] or "",
+        "dbname": _wh["NAME"],
+    }
+elif env_str("DBT_HOST"):
+    WAREHOUSE = {
+        "host": env_str("DBT_HOST"),
+        "port": env_int("DBT_PORT", 5432),
+        "user": env_str("DBT_USER"),
+        "password": env_str("DBT_PASSWORD"),
+        "dbname": env_str("DBT_DBNAME"),
+    }
+else:
+    raise ImproperlyConfigured(
+        "DATABASE_URL is set, so the warehouse must be too: set WAREHOUSE_URL or DBT_HOST, "
+        "DBT_PORT, DBT_USER, DBT_PASSWORD, DBT_DBNAME"
+    )
+
+
+# DATABASE_NAME / WAREHOUSE_DB_NAME override just the database names (tests and their
+# worker processes use them to point at the test databases).
+DATABASES["default"]["NAME"] = env_str("DATABASE_NAME") or DATABASES["default"]["NAME"]
+WAREHOUSE["dbname"] = env_str("WAREHOUSE_DB_NAME") or WAREHOUSE["dbname"]
+if EMBEDDED_POSTGRES:
+    embedded_postgres.ensure_databases(_socket, (DATABASES["default"]["NAME"], WAREHOUSE["dbname"]))
+
+WAREHOUSE_CONNINFO = make_conninfo(**{key: str(value) for key, value in WAREHOUSE.items() if value not in ("", None)})
+# What dbt_projects/profiles.yml reads; the portal sets these for every dbt process.
+DBT_ENV = {
+    "DBT_HOST": str(WAREHOUSE["host"]),
+    "DBT_PORT": str(WAREHOUSE["port"]),
+    "DBT_USER": str(WAREHOUSE["user"]),
+    "DBT_PASSWORD": str(WAREHOUSE["password"]),
+    "DBT_DBNAME": str(WAREHOUSE["dbname"]),
+}
+
+# --- applications ------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_q",
+    "transformation_portal",
+    "audit",
+    "accounts",
+    "lineage",
+    "runs",
+    "entities",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "audit.middleware.RequestIdMiddleware",
+]
+
+ROOT_URLCONF = "transformation_portal.urls"
+WSGI_APPLICATION = "transformation_portal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "accounts.context_processors.capabilities",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
+STATICFILES_DIRS = [BASE_DIR / "static"]
+WHITENOISE_USE_FINDERS = DEBUG
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- security (PORTAL_ENV=production passes `manage.py check --deploy`) -----------------------
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", PRODUCTION)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION
+SECURE_HSTS_PRELOAD = PRODUCTION
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if env_bool("BEHIND_TLS_PROXY", PRODUCTION):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "portal@localhost")
+
+# --- API -----------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    # Every view must say what it needs; this default refuses anything that forgets.
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.DenyAll"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "transformation_portal.api_errors.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Transformation Portal API",
+    "VERSION": "1",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+API_TOKEN_DEFAULT_DAYS = env_int("API_TOKEN_DEFAULT_DAYS", 90, minimum=1)
+
+# --- queue (django-q2) -----------------------------------------------------------------
+# A run's own timeout is enforced by the worker (SIGINT, then SIGKILL); django-q2's
+# `timeout` is only the last resort above the largest allowed run timeout. The ORM broker
+# redelivers a task after `retry` seconds even while it still runs, so retry is set above
+# timeout, and max_attempts=1: a run is never started twice by the queue. The run's
+# conditional claim and the reaper own correctness (DESIGN.md §3).
+RUN_DEFAULT_TIMEOUT = env_int("RUN_DEFAULT_TIMEOUT", 3600, minimum=1)
+RUN_MAX_TIMEOUT = env_int("RUN_MAX_TIMEOUT", 6 * 3600, minimum=1)
+Q_CLUSTER = {
+    "name": "portal",
+    "workers": env_int("QUEUE_WORKERS", 2, minimum=1),
+    "timeout": RUN_MAX_TIMEOUT + 300,
+    "retry": RUN_MAX_TIMEOUT + 600,
+    "max_attempts": 1,
+    "ack_failures": True,
+    "catch_up": False,  # a schedule missed while the portal was down runs once, not per slot
+    "poll": 0.1,
+    "label": "Queue",
+}
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"pgserver": {"level": "WARNING"}},
+}

@@ -1,0 +1,31 @@
+"""The only module that sees every app: it mounts each app's pages and API."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from entities import views as entity_views
+
+api_v1 = [
+    path("", include("audit.api_urls")),
+    path("", include("lineage.api_urls")),
+    path("", include("runs.api_urls")),
+    path("", include("entities.api_urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
+
+urlpatterns = [
+    path("", entity_views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("audit/", include("audit.urls")),
+    path("lineage/", include("lineage.urls")),
+    path("runs/", include("runs.urls")),
+    path("entities/", include("entities.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+]
