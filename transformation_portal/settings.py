@@ -278,6 +278,11 @@ API_TOKEN_DEFAULT_DAYS = env_int("API_TOKEN_DEFAULT_DAYS", 90, minimum=1)
 # conditional claim and the reaper own correctness (DESIGN.md §3).
 RUN_DEFAULT_TIMEOUT = env_int("RUN_DEFAULT_TIMEOUT", 3600, minimum=1)
 RUN_MAX_TIMEOUT = env_int("RUN_MAX_TIMEOUT", 6 * 3600, minimum=1)
+RUN_CANCEL_GRACE_SECONDS = env_int("RUN_CANCEL_GRACE_SECONDS", 10, minimum=1)
+RUN_HEARTBEAT_SECONDS = env_int("RUN_HEARTBEAT_SECONDS", 5, minimum=1)
+RUN_STALE_AFTER_SECONDS = env_int("RUN_STALE_AFTER_SECONDS", 60, minimum=5)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1)
+PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 Q_CLUSTER = {
     "name": "portal",
     "workers": env_int("QUEUE_WORKERS", 2, minimum=1),
