@@ -41,6 +41,7 @@ def test_production_profile_passes_deploy_checks(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
+    assert not (tmp_path / "postgres").exists()  # DATABASE_URL set: pgserver never started
 
 
 def test_production_requires_a_secret_key(tmp_path):

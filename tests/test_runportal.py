@@ -1,0 +1,99 @@
+"""`make run`'s command on a fresh data directory: the portal comes up on the embedded
+PostgreSQL with demo users and a live worker, and Ctrl-C stops all of it."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXTERNAL = ("DATABASE_URL", "WAREHOUSE_URL", "REDIS_URL", "DATABASE_NAME", "WAREHOUSE_DB_NAME", "DBT_HOST")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def portal():
+    data_dir = Path(tempfile.mkdtemp(prefix="rp", dir="/tmp"))  # short: the db socket lives here
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in EXTERNAL}
+    env.update(PORTAL_DATA_DIR=str(data_dir), PORT=str(port), WEB_WORKERS="1", QUEUE_WORKERS="1", PYTHONUNBUFFERED="1")
+    log = open(data_dir / "portal.log", "w+")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "runportal"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{base}/login/", timeout=2)
+            break
+        except OSError:
+            assert process.poll() is None, (data_dir / "portal.log").read_text()
+            time.sleep(0.5)
+    yield process, base, data_dir
+    if process.poll() is None:
+        process.kill()
+    log.close()
+    subprocess.run(
+        [sys.executable, "-c", "import sys; from transformation_portal import embedded_postgres as e; "
+         "from pathlib import Path; e.stop(Path(sys.argv[1]))", str(data_dir / "postgres")],
+        cwd=ROOT, check=False,
+    )  # fmt: skip
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def log_in(base: str, username: str, password: str) -> tuple[urllib.request.OpenerDirector, str]:
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    form = opener.open(f"{base}/login/").read().decode()
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
+    body = urllib.parse.urlencode({"username": username, "password": password, "csrfmiddlewaretoken": csrf})
+    request = urllib.request.Request(f"{base}/login/", body.encode(), headers={"Referer": f"{base}/login/"})
+    home = opener.open(request).read().decode()
+    return opener, home
+
+
+def test_start_command_brings_up_web_worker_and_demo_data_then_stops_cleanly(portal):
+    process, base, data_dir = portal
+    for _ in range(60):  # the queue cluster reports itself running
+        output = (data_dir / "portal.log").read_text()
+        if re.search(r"Q Cluster \S+ \[portal\] running", output):
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"the queue worker never came up:\n{output[-3000:]}")
+    assert f"Transformation Portal is up: {base}/" in output
+    for role in ("viewer", "operator", "approver", "admin"):
+        assert f"{role}-demo" in output  # the printed demo login
+        opener, home = log_in(base, role, f"{role}-demo")
+        assert f"{role} · {role}" in home, f"{role} could not log in"
+        assert "inventory_transforms" in home
+        assert opener.open(f"{base}/audit/").status == 200
+
+    socket_dir = str(data_dir / "postgres")
+    with psycopg.connect(host=socket_dir, user="postgres", dbname="warehouse") as conn:
+        assert conn.execute("SELECT count(*) FROM raw.users").fetchone()[0] > 0  # demo data seeded
+    assert process.poll() is None  # web and worker still up after all that
+
+    process.send_signal(signal.SIGINT)
+    assert process.wait(60) == 0
+    assert "Embedded PostgreSQL stopped." in (data_dir / "portal.log").read_text()
+    assert not (data_dir / "postgres" / "postmaster.pid").exists()
