@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.db import models
+from django.db.models import Count, Q
+
+
+class SnapshotOrigin(models.TextChoices):
+    RUN = "run", "dbt run"
+    UPLOAD = "upload", "Upload"
+
+
+class SnapshotQuerySet(models.QuerySet):
+    def current(self) -> SnapshotQuerySet:
+        return self.filter(is_current=True)
+
+    def of_project(self, project: str) -> SnapshotQuerySet:
+        return self.filter(project=project)
+
+
+class Snapshot(models.Model):
+    """One ingested manifest. Only a fully ingested one becomes the project's current snapshot."""
+
+    project = models.CharField(max_length=100)
+    dbt_version = models.CharField(max_length=40)
+    manifest_schema_version = models.PositiveSmallIntegerField()
+    generated_at = models.DateTimeField(null=True, blank=True)
+    invocation_id = models.CharField(max_length=64, blank=True)
+    origin = models.CharField(max_length=10, choices=SnapshotOrigin.choices)
+    # No FK: lineage never depends on runs (runs pushes into lineage).
+    run_id = models.BigIntegerField(null=True, blank=True)
+    ingested_at = models.DateTimeField(auto_now_add=True)
+    ingested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    ingested_by_label = models.CharField(max_length=150, blank=True, help_text="Who, when not a user (worker)")
+    node_count = models.PositiveIntegerField(default=0)
+    counts_by_type = models.JSONField(default=dict)
+    has_catalog = models.BooleanField(default=False)
+    is_current = models.BooleanField(default=False)
+
+    objects = SnapshotQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-ingested_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project"], condition=Q(is_current=True), name="lineage_one_current_snapshot_per_project"
+            )
+        ]
+        indexes = [models.Index(fields=["project", "-ingested_at"], name="lineage_snapshot_project_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.project} snapshot #{self.pk}"
+
+    @property
+    def ingested_by_name(self) -> str:
+        return self.ingested_by.get_username() if self.ingested_by else self.ingested_by_label
+
+
+class NodeQuerySet(models.QuerySet):
+    def search(self, text: str) -> NodeQuerySet:
+        text = text.strip()
+        if not text:
+            return self
+        return self.filter(
+            Q(name__icontains=text)
+            | Q(original_file_path__icontains=text)
+            | Q(description__icontains=text)
+            | Q(tags__contains=[text])
+        )
+
+    def counts_by_type(self) -> dict[str, int]:
+        rows = self.values("resource_type").annotate(n=Count("id")).order_by("resource_type")
+        return {row["resource_type"]: row["n"] for row in rows}
+
+
+class Node(models.Model):
+    """A model, source, seed, snapshot, test, exposure, … of one snapshot."""
+
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="nodes")
+    unique_id = models.TextField()
+    resource_type = models.CharField(max_length=32)
+    name = models.TextField()
+    package_name = models.TextField(blank=True)
+    path = models.TextField(blank=True)
+    original_file_path = models.TextField(blank=True)
+    patch_path = models.TextField(blank=True, help_text="The YAML file documenting the node, if any")
+    folder = models.TextField(blank=True, help_text="package/directory of original_file_path, for grouping")
+    description = models.TextField(blank=True)
+    tags = ArrayField(models.TextField(), default=list, blank=True)
+    materialization = models.CharField(max_length=64, blank=True)
+    relation_name = models.TextField(blank=True)
+    columns = models.JSONField(default=list, help_text="[{name, description, data_type}] in manifest order")
+    raw_code = models.TextField(blank=True)
+    compiled_code = models.TextField(blank=True)
+    fqn = ArrayField(models.TextField(), default=list, blank=True)
+    config = models.JSONField(default=dict)
+    attached_node = models.TextField(blank=True, help_text="For a test: the node it is defined on")
+    column_name = models.TextField(blank=True, help_text="For a column test: the column")
+
+    objects = NodeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "unique_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["snapshot", "unique_id"], name="lineage_node_unique_per_snapshot")
+        ]
+        indexes = [
+            models.Index(fields=["snapshot", "resource_type"], name="lineage_node_type_idx"),
+            models.Index(fields=["snapshot", "folder"], name="lineage_node_folder_idx"),
+            models.Index(fields=["snapshot", "name"], name="lineage_node_name_idx"),
+            GinIndex(fields=["tags"], name="lineage_node_tags_gin"),
+        ]
+
+    def __str__(self) -> str:
+        return self.unique_id
+
+
+class Edge(models.Model):
+    """parent → child, from the child's depends_on.nodes (dbt's own graph)."""
+
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="edges")
+    parent = models.TextField()
+    child = models.TextField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["snapshot", "parent", "child"], name="lineage_edge_unique_per_snapshot")
+        ]
+        indexes = [models.Index(fields=["snapshot", "child"], name="lineage_edge_child_idx")]
+
+
+class NodeStatus(models.Model):
+    """Latest run result per (project, unique_id), pushed by runs; survives re-ingests."""
+
+    project = models.CharField(max_length=100)
+    unique_id = models.TextField()
+    status = models.CharField(max_length=32)
+    execution_time = models.FloatField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    message = models.TextField(blank=True)
+    run_id = models.BigIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "unique_id"], name="lineage_status_unique_per_node")]
+
+    def __str__(self) -> str:
+        return f"{self.unique_id}: {self.status}"

@@ -1,0 +1,148 @@
+"""Lineage workflows shared by pages, API and runs: ingest a manifest, record run results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils.dateparse import parse_datetime
+from psycopg.types.json import Jsonb
+
+from audit.models import Source
+from audit.services import record
+from lineage.manifest import ManifestError, ParsedManifest, parse_manifest
+from lineage.models import Edge, Node, NodeStatus, Snapshot, SnapshotOrigin
+
+__all__ = ["ManifestError", "ingest_manifest", "record_run_results"]
+
+_NODE_COLUMNS = (
+    "snapshot_id", "unique_id", "resource_type", "name", "package_name", "path", "original_file_path",
+    "patch_path", "folder", "description", "tags", "materialization", "relation_name", "columns", "raw_code",
+    "compiled_code", "fqn", "config", "attached_node", "column_name",
+)  # fmt: skip
+
+
+def _copy_rows(snapshot_id: int, parsed: ParsedManifest) -> None:
+    """COPY is several times faster than INSERT for 10,000 nodes with their SQL."""
+    raw_cursor = connection.cursor().cursor
+    with raw_cursor.copy(f"COPY {Node._meta.db_table} ({', '.join(_NODE_COLUMNS)}) FROM STDIN") as copy:
+        for n in parsed.nodes:
+            copy.write_row(
+                (
+                    snapshot_id,
+                    n.unique_id,
+                    n.resource_type,
+                    n.name,
+                    n.package_name,
+                    n.path,
+                    n.original_file_path,
+                    n.patch_path,
+                    n.folder,
+                    n.description,
+                    n.tags,
+                    n.materialization,
+                    n.relation_name,
+                    Jsonb(n.columns),
+                    n.raw_code,
+                    n.compiled_code,
+                    n.fqn,
+                    Jsonb(n.config),
+                    n.attached_node,
+                    n.column_name,
+                )  # fmt: skip
+            )
+    with raw_cursor.copy(f"COPY {Edge._meta.db_table} (snapshot_id, parent, child) FROM STDIN") as copy:
+        for parent, child in parsed.edges:
+            copy.write_row((snapshot_id, parent, child))
+
+
+def ingest_manifest(
+    project: str,
+    manifest_path: Path,
+    *,
+    catalog_path: Path | None = None,
+    run_id: int | None = None,
+    actor: Any = None,
+    source: str = Source.WORKER,
+) -> Snapshot:
+    """Store a manifest as a new snapshot and make it the project's current one.
+
+    Raises ManifestError (nothing stored, the current snapshot untouched) for a garbled file
+    or a manifest schema other than v10–v12."""
+    parsed = parse_manifest(Path(manifest_path), Path(catalog_path) if catalog_path else None)
+    is_user = getattr(actor, "is_authenticated", False)
+    origin = SnapshotOrigin.RUN if run_id is not None else SnapshotOrigin.UPLOAD
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            # Serialize ingests of one project, so "current" flips one at a time.
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"lineage-ingest:{project}"])
+        snapshot = Snapshot.objects.create(
+            project=project,
+            dbt_version=parsed.dbt_version,
+            manifest_schema_version=parsed.schema_version,
+            generated_at=parsed.generated_at,
+            invocation_id=parsed.invocation_id,
+            origin=origin,
+            run_id=run_id,
+            ingested_by=actor if is_user else None,
+            ingested_by_label="" if is_user else str(actor or source),
+            node_count=len(parsed.nodes),
+            counts_by_type=parsed.counts_by_type(),
+            has_catalog=catalog_path is not None,
+        )
+        _copy_rows(snapshot.pk, parsed)
+        previous = Snapshot.objects.of_project(project).current().first()
+        if previous is not None:
+            Snapshot.objects.filter(pk=previous.pk).update(is_current=False)
+        Snapshot.objects.filter(pk=snapshot.pk).update(is_current=True)
+        snapshot.is_current = True
+        record(
+            actor,
+            "lineage.manifest_uploaded" if origin == SnapshotOrigin.UPLOAD else "lineage.manifest_ingested",
+            snapshot,
+            before={"current_snapshot": previous.pk if previous else None},
+            after={
+                "project": project,
+                "snapshot": snapshot.pk,
+                "run_id": run_id,
+                "dbt_version": parsed.dbt_version,
+                "manifest_schema_version": parsed.schema_version,
+                "node_count": snapshot.node_count,
+                "edge_count": len(parsed.edges),
+                "catalog": catalog_path is not None,
+            },
+            source=source,
+        )
+    return snapshot
+
+
+def _completed_at(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    return parse_datetime(value.replace("Z", "+00:00")) if isinstance(value, str) and value else None
+
+
+def record_run_results(project: str, run_id: int, results: list[dict]) -> None:
+    """Keep each node's latest status, duration and run, keyed by (project, unique_id) so
+    it outlives snapshots."""
+    latest: dict[str, NodeStatus] = {}
+    for result in results:
+        unique_id = str(result["unique_id"])
+        latest[unique_id] = NodeStatus(
+            project=project,
+            unique_id=unique_id,
+            status=str(result.get("status") or ""),
+            execution_time=float(result["execution_time"]) if result.get("execution_time") is not None else None,
+            completed_at=_completed_at(result.get("completed_at")),
+            message=str(result.get("message") or ""),
+            run_id=run_id,
+        )
+    NodeStatus.objects.bulk_create(
+        latest.values(),
+        update_conflicts=True,
+        unique_fields=["project", "unique_id"],
+        update_fields=["status", "execution_time", "completed_at", "message", "run_id", "updated_at"],
+        batch_size=2000,
+    )
