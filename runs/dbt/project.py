@@ -1,0 +1,67 @@
+"""Django-free: facts about a dbt project folder, and a cold `dbt parse` for validation."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+
+from runs.dbt.environment import DBT_EXECUTABLE
+
+_SOURCE_DIRS = ("models", "seeds", "snapshots", "tests", "macros", "analyses")
+
+
+def declared_vars(project_dir: Path) -> set[str]:
+    """Top-level `vars:` keys of dbt_project.yml (and keys scoped under a package name)."""
+    config = yaml.safe_load((project_dir / "dbt_project.yml").read_text()) or {}
+    declared: set[str] = set()
+    for key, value in (config.get("vars") or {}).items():
+        if isinstance(value, dict) and key == config.get("name"):
+            declared |= set(value)
+        else:
+            declared.add(key)
+    return declared
+
+
+def newest_source_mtime(project_dir: Path) -> float:
+    newest = (project_dir / "dbt_project.yml").stat().st_mtime
+    for sub in _SOURCE_DIRS:
+        root = project_dir / sub
+        if root.is_dir():
+            for dirpath, _dirs, files in os.walk(root):
+                for name in files:
+                    newest = max(newest, os.stat(os.path.join(dirpath, name)).st_mtime)
+    return newest
+
+
+def parse_project(project_dir: Path, profiles_dir: Path, target_path: Path, env: Mapping[str, str]) -> Path:
+    """Run a cold `dbt parse` writing manifest.json under target_path; returns its path."""
+    tmp = target_path.with_name(target_path.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    argv = [
+        DBT_EXECUTABLE,
+        "parse",
+        "--no-use-colors",
+        "--project-dir",
+        str(project_dir),
+        "--profiles-dir",
+        str(profiles_dir),
+        "--target-path",
+        str(tmp),
+        "--log-path",
+        str(tmp / "logs"),
+    ]
+    done = subprocess.run(argv, env=dict(env), capture_output=True, text=True, timeout=300, check=False)
+    if done.returncode != 0 or not (tmp / "manifest.json").is_file():
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RuntimeError(f"dbt parse failed ({done.returncode}): {(done.stdout + done.stderr)[-2000:]}")
+    target_path.mkdir(parents=True, exist_ok=True)
+    for name in ("manifest.json", "partial_parse.msgpack"):
+        if (tmp / name).is_file():
+            os.replace(tmp / name, target_path / name)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return target_path / "manifest.json"

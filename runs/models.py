@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class RunState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    STARTING = "starting", "Starting"
+    RUNNING = "running", "Running"
+    SUCCESS = "success", "Success"
+    FAILED = "failed", "Failed"
+    ERROR = "error", "Error"
+    CANCELLED = "cancelled", "Cancelled"
+    TIMED_OUT = "timed_out", "Timed out"
+
+
+FINAL_STATES = frozenset({RunState.SUCCESS, RunState.FAILED, RunState.ERROR, RunState.CANCELLED, RunState.TIMED_OUT})
+ACTIVE_STATES = frozenset({RunState.QUEUED, RunState.STARTING, RunState.RUNNING})
+# States that notify the project's (and schedule's) notification targets.
+ALERT_STATES = frozenset({RunState.FAILED, RunState.ERROR, RunState.TIMED_OUT})
+
+
+class TriggerSource(models.TextChoices):
+    UI = "ui", "Web page"
+    API = "api", "REST API"
+    SCHEDULE = "schedule", "Schedule"
+    ENTITY = "entity", "Entity refresh"
+
+
+class RunQuerySet(models.QuerySet):
+    def active(self) -> RunQuerySet:
+        return self.filter(state__in=ACTIVE_STATES)
+
+    def final(self) -> RunQuerySet:
+        return self.filter(state__in=FINAL_STATES)
+
+    def for_project(self, project: str) -> RunQuerySet:
+        return self.filter(project=project)
+
+
+class Run(models.Model):
+    project = models.CharField(max_length=100, help_text="Folder name under dbt_projects/")
+    kind = models.CharField(max_length=50, default="dbt", help_text="'dbt' or a kind registered in runs.kinds")
+    params = models.JSONField(default=dict, blank=True, help_text="Parameters of a non-dbt kind")
+    command = models.CharField(max_length=30, blank=True, help_text="dbt command, e.g. build, docs generate")
+    select = models.TextField(blank=True)
+    exclude = models.TextField(blank=True)
+    vars = models.JSONField(default=dict, blank=True)
+    full_refresh = models.BooleanField(default=False)
+    target = models.CharField(max_length=100, blank=True, help_text="Profile target; empty = profile default")
+    threads = models.PositiveSmallIntegerField(null=True, blank=True)
+    timeout_seconds = models.PositiveIntegerField()
+
+    source = models.CharField(max_length=20, choices=TriggerSource.choices)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
+
+    state = models.CharField(max_length=20, choices=RunState.choices, default=RunState.QUEUED)
+    reason = models.TextField(blank=True, help_text="Why the run is in its state, in words")
+    queued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    exit_code = models.SmallIntegerField(null=True, blank=True)
+
+    worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the queue worker")
+    process_group = models.IntegerField(null=True, blank=True, help_text="dbt's process group id on the worker host")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    target_path = models.CharField(max_length=500, blank=True)
+    log_path = models.CharField(max_length=500, blank=True)
+
+    nodes_total = models.PositiveIntegerField(default=0)
+    nodes_done = models.PositiveIntegerField(default=0)
+    nodes_failed = models.PositiveIntegerField(default=0)
+    log_lines = models.PositiveIntegerField(default=0)
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-queued_at", "-id"]
+        indexes = [
+            models.Index(fields=["-queued_at", "-id"], name="run_recent"),
+            models.Index(fields=["project", "-queued_at"], name="run_project_recent"),
+            models.Index(fields=["state"], name="run_active", condition=Q(state__in=["queued", "starting", "running"])),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(state__in=RunState.values), name="run_state_valid"),
+            models.CheckConstraint(condition=Q(source__in=TriggerSource.values), name="run_source_valid"),
+            models.CheckConstraint(condition=Q(timeout_seconds__gte=1), name="run_timeout_positive"),
+            models.CheckConstraint(
+                condition=Q(finished_at__isnull=True) | Q(state__in=list(FINAL_STATES)),
+                name="run_finished_only_when_final",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"run #{self.pk} {self.project} {self.title}"
+
+    @property
+    def title(self) -> str:
+        if self.kind != "dbt":
+            return self.kind
+        parts = [self.command]
+        if self.select:
+            parts.append(f"--select {self.select}")
+        if self.exclude:
+            parts.append(f"--exclude {self.exclude}")
+        if self.full_refresh:
+            parts.append("--full-refresh")
+        return " ".join(parts)
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at or timezone.now()
+        return (end - self.started_at).total_seconds()
+
+    @property
+    def wait_seconds(self) -> float | None:
+        start = self.started_at or (None if self.is_final else timezone.now())
+        return (start - self.queued_at).total_seconds() if start else None
+
+
+class RunLogChunk(models.Model):
+    """A batch of log lines. The log lives in the database so any web process can serve it
+    after the worker (and its disk) are gone."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="log_chunks")
+    first_line = models.PositiveIntegerField()
+    line_count = models.PositiveIntegerField()
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["run", "first_line"]
+        constraints = [models.UniqueConstraint(fields=["run", "first_line"], name="runlogchunk_unique_start")]
+
+
+class NodeStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCESS = "success", "Success"
+    PASS = "pass", "Pass"
+    WARN = "warn", "Warn"
+    ERROR = "error", "Error"
+    FAIL = "fail", "Fail"
+    SKIPPED = "skipped", "Skipped"
+    RUNTIME_ERROR = "runtime error", "Runtime error"
+    NO_OP = "no-op", "No-op"
+
+
+FAILED_NODE_STATUSES = frozenset({NodeStatus.ERROR, NodeStatus.FAIL, NodeStatus.RUNTIME_ERROR})
+
+
+class NodeResult(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="node_results")
+    unique_id = models.CharField(max_length=500)
+    name = models.CharField(max_length=300, blank=True)
+    resource_type = models.CharField(max_length=30, blank=True)
+    status = models.CharField(max_length=20, default=NodeStatus.RUNNING)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    execution_time = models.FloatField(null=True, blank=True, help_text="seconds")
+    rows_affected = models.BigIntegerField(null=True, blank=True)
+    failures = models.IntegerField(null=True, blank=True)
+    message = models.TextField(blank=True)
+    compiled_path = models.CharField(max_length=500, blank=True, help_text="relative to the run's target path")
+
+    class Meta:
+        ordering = ["run", "started_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["run", "unique_id"], name="noderesult_unique_per_run")]
+
+    def __str__(self) -> str:
+        return f"{self.unique_id}: {self.status}"
+
+    @property
+    def is_failure(self) -> bool:
+        return self.status in FAILED_NODE_STATUSES

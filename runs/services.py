@@ -1,0 +1,240 @@
+"""Run workflows shared by pages, API, schedules, entity refreshes and commands."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from audit.models import Source
+from audit.services import record
+from lineage.projects import DbtProject, discover_projects, get_project
+from runs.dbt.commands import InvalidDbtRequest, check_command, check_selector, check_target, check_vars
+from runs.dbt.environment import dbt_environment
+from runs.dbt.manifest import load_manifest, unmatched_terms
+from runs.dbt.project import declared_vars, newest_source_mtime, parse_project
+from runs.kinds import get_kind
+from runs.models import Run, RunState, TriggerSource
+
+logger = logging.getLogger(__name__)
+
+AUDIT_SOURCE = {
+    TriggerSource.UI: Source.WEB,
+    TriggerSource.API: Source.API,
+    TriggerSource.SCHEDULE: Source.SCHEDULE,
+    TriggerSource.ENTITY: Source.WEB,
+}
+
+
+class InvalidRunRequest(Exception):
+    """Bad trigger input: pages show it as a form error, the API as 400 {"detail", "field"}."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class RunConflict(Exception):
+    """The run's state does not allow the action (e.g. cancelling a finished run): 409."""
+
+
+def project_state_dir(project: str) -> Path:
+    """Where the portal keeps a project's latest manifest.json and partial_parse.msgpack,
+    refreshed by every run that produced them; new runs are seeded from here."""
+    return settings.RUNS_DIR / "_projects" / project
+
+
+def run_dir(run_id: int) -> Path:
+    return settings.RUNS_DIR / str(run_id)
+
+
+def latest_manifest(found: DbtProject) -> dict[str, Any]:
+    """The project's latest manifest; parsed again (cold dbt parse, a few seconds) when
+    missing or older than the project's files."""
+    state_dir = project_state_dir(found.name)
+    manifest_path = state_dir / "manifest.json"
+    if manifest_path.is_file() and manifest_path.stat().st_mtime >= newest_source_mtime(found.path):
+        return load_manifest(manifest_path)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with open(state_dir / ".parse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (manifest_path.is_file() and manifest_path.stat().st_mtime >= newest_source_mtime(found.path)):
+            env = dbt_environment(os.environ, settings.DBT_ENV, DBT_APPLICATION_NAME="portal-validate")
+            parse_project(found.path, found.profiles_dir, state_dir, env)
+    return load_manifest(manifest_path)
+
+
+def _check_selectors(found: DbtProject, selectors: dict[str, str]) -> None:
+    if not any(selectors.values()):
+        return
+    try:
+        manifest = latest_manifest(found)
+    except RuntimeError as exc:
+        raise InvalidRunRequest(
+            "project", f"the project does not parse, so selectors cannot be checked: {exc}"
+        ) from None
+    for field, selector in selectors.items():
+        unmatched = unmatched_terms(manifest, selector) if selector else []
+        if unmatched:
+            raise InvalidRunRequest(field, f"selector term {unmatched[0]!r} matches no node in project {found.name}")
+
+
+def trigger_run(
+    *,
+    project: str,
+    command: str = "",
+    select: str = "",
+    exclude: str = "",
+    vars: dict | None = None,  # noqa: A002 - dbt's own name
+    full_refresh: bool = False,
+    timeout_seconds: int | None = None,
+    kind: str = "dbt",
+    params: dict | None = None,
+    actor: Any,
+    source: str,
+    target: str = "",
+    threads: int | None = None,
+    rerun_of: Run | None = None,
+    audit_source: str | None = None,
+) -> Run:
+    """Validate, create the Run, audit, and enqueue it once the transaction commits."""
+    found = get_project(project) if isinstance(project, str) else None
+    if found is None:
+        names = ", ".join(p.name for p in discover_projects()) or "none"
+        raise InvalidRunRequest("project", f"no dbt project {project!r} (known: {names})")
+    if source not in TriggerSource.values:
+        raise InvalidRunRequest("source", f"unknown trigger source {source!r}")
+    if timeout_seconds in (None, ""):
+        timeout_seconds = min(settings.RUN_DEFAULT_TIMEOUT, settings.RUN_MAX_TIMEOUT)
+    if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, int):
+        raise InvalidRunRequest("timeout_seconds", "timeout_seconds must be a whole number of seconds")
+    if not 1 <= timeout_seconds <= settings.RUN_MAX_TIMEOUT:
+        raise InvalidRunRequest("timeout_seconds", f"timeout_seconds must be between 1 and {settings.RUN_MAX_TIMEOUT}")
+    if threads is not None and not (isinstance(threads, int) and 1 <= threads <= 64):
+        raise InvalidRunRequest("threads", "threads must be between 1 and 64")
+    try:
+        target = check_target(target or "")
+        if kind == "dbt":
+            command = check_command(command or "")
+            select = check_selector("select", select or "")
+            exclude = check_selector("exclude", exclude or "")
+            vars = check_vars(vars, declared_vars(found.path))
+        else:
+            if get_kind(kind) is None:
+                raise InvalidRunRequest("kind", f"unknown run kind {kind!r}")
+            if params is not None and not isinstance(params, dict):
+                raise InvalidRunRequest("params", "params must be an object")
+            vars = vars or {}
+    except InvalidDbtRequest as exc:
+        raise InvalidRunRequest(exc.field, exc.message) from None
+    if kind == "dbt":
+        _check_selectors(found, {"select": select, "exclude": exclude})
+
+    with transaction.atomic():
+        run = Run.objects.create(
+            project=found.name,
+            kind=kind,
+            params=params or {},
+            command=command if kind == "dbt" else (command or ""),
+            select=select,
+            exclude=exclude,
+            vars=vars,
+            full_refresh=bool(full_refresh),
+            target=target,
+            threads=threads,
+            timeout_seconds=timeout_seconds,
+            source=source,
+            triggered_by=actor if getattr(actor, "is_authenticated", False) else None,
+            rerun_of=rerun_of,
+            reason="waiting for a queue worker",
+        )
+        record(
+            actor,
+            "run.rerun" if rerun_of else "run.trigger",
+            run,
+            after=run_summary(run),
+            reason=f"re-run of run #{rerun_of.pk}" if rerun_of else "",
+            source=audit_source or AUDIT_SOURCE[source],
+        )
+        transaction.on_commit(lambda: enqueue(run.pk))
+    return run
+
+
+def enqueue(run_id: int) -> None:
+    async_task("runs.worker.execute_run", run_id, task_name=f"run-{run_id}", group="runs")
+
+
+def run_summary(run: Run) -> dict[str, Any]:
+    return {
+        "project": run.project,
+        "kind": run.kind,
+        "command": run.command,
+        "select": run.select,
+        "exclude": run.exclude,
+        "vars": run.vars,
+        "full_refresh": run.full_refresh,
+        "timeout_seconds": run.timeout_seconds,
+        "source": run.source,
+        "params": run.params,
+    }
+
+
+def rerun(run: Run, *, actor: Any, source: str) -> Run:
+    return trigger_run(
+        project=run.project,
+        command=run.command,
+        select=run.select,
+        exclude=run.exclude,
+        vars=run.vars,
+        full_refresh=run.full_refresh,
+        timeout_seconds=min(run.timeout_seconds, settings.RUN_MAX_TIMEOUT),
+        kind=run.kind,
+        params=run.params,
+        target=run.target,
+        threads=run.threads,
+        actor=actor,
+        source=source,
+        rerun_of=run,
+    )
+
+
+def cancel_run(run: Run, *, actor: Any, source: str) -> Run:
+    """A queued run is cancelled at once; a started one gets a cancel request that its
+    worker turns into SIGINT (then SIGKILL) within a second."""
+    who = actor.get_username() if getattr(actor, "is_authenticated", False) else str(actor or "system")
+    now = timezone.now()
+    with transaction.atomic():
+        if Run.objects.filter(pk=run.pk, state=RunState.QUEUED).update(
+            state=RunState.CANCELLED,
+            finished_at=now,
+            cancel_requested_at=now,
+            reason=f"cancelled by {who} before it started",
+        ):
+            action_after = {"state": RunState.CANCELLED}
+        elif Run.objects.filter(
+            pk=run.pk, state__in=[RunState.STARTING, RunState.RUNNING], cancel_requested_at__isnull=True
+        ).update(cancel_requested_at=now, reason=f"cancel requested by {who}"):
+            action_after = {"cancel_requested_at": now.isoformat()}
+        else:
+            run.refresh_from_db()
+            if run.cancel_requested_at and not run.is_final:
+                return run
+            raise RunConflict(f"run #{run.pk} is already {run.get_state_display().lower()}")
+        record(
+            actor,
+            "run.cancel",
+            run,
+            before={"state": run.state},
+            after=action_after,
+            source=AUDIT_SOURCE.get(source, source),
+        )
+    run.refresh_from_db()
+    return run
