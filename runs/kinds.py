@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from runs.models import Run
 
 
-class RunFailed(Exception):
+class RunFailed(Exception):  # noqa: N818 - contract name
     """A handler's way to end its run `failed` with a reason."""
 
     def __init__(self, reason: str) -> None:
@@ -23,7 +23,7 @@ class RunFailed(Exception):
         self.reason = reason
 
 
-class RunInterrupted(Exception):
+class RunInterrupted(Exception):  # noqa: N818 - contract name
     """The run was cancelled or timed out; the worker records which."""
 
 

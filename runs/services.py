@@ -33,7 +33,7 @@ AUDIT_SOURCE = {
 }
 
 
-class InvalidRunRequest(Exception):
+class InvalidRunRequest(Exception):  # noqa: N818 - contract name
     """Bad trigger input: pages show it as a form error, the API as 400 {"detail", "field"}."""
 
     def __init__(self, field: str | None, message: str) -> None:
@@ -42,7 +42,7 @@ class InvalidRunRequest(Exception):
         self.message = message
 
 
-class RunConflict(Exception):
+class RunConflict(Exception):  # noqa: N818 - domain name
     """The run's state does not allow the action (e.g. cancelling a finished run): 409."""
 
 

@@ -33,7 +33,7 @@ _SHELL = re.compile(r"[;&|$`<>(){}!'\"\\~#%^]")
 _TARGET = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 
-class InvalidDbtRequest(ValueError):
+class InvalidDbtRequest(ValueError):  # noqa: N818 - a domain name
     """A rejected input, naming the field and the problem in words."""
 
     def __init__(self, field: str, message: str) -> None:
