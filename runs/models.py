@@ -93,7 +93,7 @@ class Run(models.Model):
             models.CheckConstraint(condition=Q(source__in=TriggerSource.values), name="run_source_valid"),
             models.CheckConstraint(condition=Q(timeout_seconds__gte=1), name="run_timeout_positive"),
             models.CheckConstraint(
-                condition=Q(finished_at__isnull=True) | Q(state__in=list(FINAL_STATES)),
+                condition=Q(finished_at__isnull=True) | Q(state__in=sorted(FINAL_STATES)),
                 name="run_finished_only_when_final",
             ),
         ]
