@@ -6,3 +6,10 @@ from django.apps import AppConfig
 class RunsConfig(AppConfig):
     name = "runs"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django_q.signals import post_spawn
+
+        from runs.worker import warm_up
+
+        post_spawn.connect(warm_up, dispatch_uid="runs-warm-dbt-launcher")

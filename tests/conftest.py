@@ -121,3 +121,80 @@ def api_client():
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+# --- queue workers and dbt projects (appended by runs; general, reused by other apps) ----
+
+
+@pytest.fixture(scope="session")
+def dbt_projects_dir(tmp_path_factory):
+    """A session copy of dbt_projects/ (without build output) plus the test-only projects
+    under tests/*/projects/, made the portal's DBT_PROJECTS_DIR for the test process and
+    for queue clusters started afterwards."""
+    import shutil
+    from pathlib import Path
+
+    from django.conf import settings
+
+    repo = Path(__file__).resolve().parents[1]
+    root = tmp_path_factory.mktemp("dbt_projects")
+    ignore = shutil.ignore_patterns("target", "logs", "dbt_packages", "__pycache__")
+    shutil.copytree(repo / "dbt_projects", root, dirs_exist_ok=True, ignore=ignore)
+    for extra in sorted(repo.glob("tests/*/projects/*/dbt_project.yml")):
+        shutil.copytree(extra.parent, root / extra.parent.name, ignore=ignore)
+    previous = settings.DBT_PROJECTS_DIR, os.environ.get("DBT_PROJECTS_DIR")
+    settings.DBT_PROJECTS_DIR = root
+    os.environ["DBT_PROJECTS_DIR"] = str(root)
+    yield root
+    settings.DBT_PROJECTS_DIR = previous[0]
+    if previous[1] is None:
+        os.environ.pop("DBT_PROJECTS_DIR", None)
+    else:
+        os.environ["DBT_PROJECTS_DIR"] = previous[1]
+
+
+@pytest.fixture(scope="session")
+def queue_cluster_process(django_db_setup, django_db_blocker, dbt_projects_dir, warehouse_conninfo, tmp_path_factory):
+    """A real `manage.py qcluster` on the test database (session-wide; see queue_cluster).
+    Its output goes to a file named in the failure message if it does not come up."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from django.db import connection
+
+    repo = Path(__file__).resolve().parents[1]
+    log_file = tmp_path_factory.mktemp("qcluster") / "qcluster.log"
+    env = {**os.environ, "DATABASE_NAME": connection.settings_dict["NAME"], "PYTHONUNBUFFERED": "1"}
+    with open(log_file, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(repo / "manage.py"), "qcluster"],
+            cwd=repo,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 60
+    while "running" not in log_file.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"qcluster did not start; see {log_file}:\n{log_file.read_text()[-3000:]}")
+        time.sleep(0.2)
+    process.log_file = log_file
+    yield process
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.fixture
+def queue_cluster(queue_cluster_process, transactional_db):
+    """A running django-q2 cluster that sees this test's committed rows (use with tests
+    that need transactional_db: the cluster reads the database from another process)."""
+    return queue_cluster_process

@@ -1,0 +1,231 @@
+"""Django-free: a warm dbt launcher (DESIGN.md §3).
+
+A long-lived helper process imports dbt and the postgres adapter once, holds no database
+connection, and forks one child per dbt invocation. Each child starts its own session
+(process group), sends stdout/stderr to the run's log file, takes the run's environment,
+runs `dbtRunner().invoke(argv)`, writes its exit code (0 ok, 1 node failures, 2 dbt could
+not run) to a file and exits. The queue worker talks to the launcher over a pipe; it is a
+plain subprocess, so it works from django-q2's daemonic workers, which may not start
+multiprocessing children. When the worker dies the pipe closes and the launcher exits;
+running children keep going until the reaper kills their process group.
+
+Protocol, one JSON object per line: request {"argv", "env", "cwd", "log_file",
+"exit_file"}, reply {"pid"} once the child leads its own process group.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+PRELOAD = (
+    "dbt.cli.main",
+    "dbt.adapters.postgres",
+    "dbt.adapters.postgres.impl",
+    "dbt.task.build",
+    "dbt.task.run",
+    "dbt.task.test",
+    "dbt.task.seed",
+    "dbt.task.compile",
+    "dbt.task.list",
+    "dbt.task.docs.generate",
+    "dbt.task.freshness",
+    "dbt.task.snapshot",
+    "dbt.parser.manifest",
+    "psycopg2",
+)
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _child(request: dict, started_w: int) -> None:
+    code = 2
+    try:
+        os.setsid()
+        os.write(started_w, b"1")
+        os.close(started_w)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        log_fd = os.open(request["log_file"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        null_fd = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null_fd, 0)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(log_fd)
+        os.close(null_fd)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.chdir(request["cwd"])
+        from dbt.cli.main import dbtRunner
+
+        result = dbtRunner().invoke(request["argv"])
+        code = 0 if result.success else (2 if result.exception is not None else 1)
+        if result.exception is not None:
+            print(json.dumps({"info": {"level": "error", "msg": f"dbt could not run: {result.exception}"}}))
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:  # noqa: BLE001 - the child must always report and exit
+        traceback.print_exc()
+        code = 2
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            tmp = request["exit_file"] + ".tmp"
+            with open(tmp, "w") as fh:
+                fh.write(str(code))
+            os.replace(tmp, request["exit_file"])
+        finally:
+            os._exit(code)
+
+
+def serve() -> None:
+    for module in PRELOAD:
+        importlib.import_module(module)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps children; codes go to exit files
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C at the worker's terminal is the worker's business
+    out = sys.stdout
+    out.write("ready\n")
+    out.flush()
+    for line in sys.stdin:
+        request = json.loads(line)
+        started_r, started_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(started_r)
+            _child(request, started_w)
+        os.close(started_w)
+        os.read(started_r, 1)
+        os.close(started_r)
+        out.write(json.dumps({"pid": pid}) + "\n")
+        out.flush()
+
+
+@dataclass
+class DbtProcess:
+    """One dbt invocation, identified by its process group (= the child's pid)."""
+
+    pid: int
+    exit_file: Path
+
+    def is_running(self) -> bool:
+        return group_alive(self.pid)
+
+    def exit_code(self) -> int | None:
+        """dbt's exit code once it ended; None if it was killed before writing one."""
+        try:
+            return int(self.exit_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def interrupt(self) -> None:
+        signal_group(self.pid, signal.SIGINT)
+
+    def kill(self) -> None:
+        signal_group(self.pid, signal.SIGKILL)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def stop_group(pgid: int, grace_seconds: float) -> None:
+    """SIGINT (dbt cancels its queries), then SIGKILL after the grace period."""
+    signal_group(pgid, signal.SIGINT)
+    deadline = time.monotonic() + grace_seconds
+    while group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if group_alive(pgid):
+        signal_group(pgid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+class Launcher:
+    """Client side, one per queue worker process; starts the helper on first use."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start the helper (it imports dbt in the background) if it is not running."""
+        with self._lock:
+            self._start_locked()
+
+    def _start_locked(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DBT_")}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT), env.get("PYTHONPATH", "")]))
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "runs.dbt.launcher"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            env=env,
+            cwd=str(_REPO_ROOT),
+            close_fds=True,
+        )
+        self._ready = False
+
+    def launch(
+        self, argv: list[str], *, env: Mapping[str, str], cwd: Path, log_file: Path, exit_file: Path
+    ) -> DbtProcess:
+        request = {
+            "argv": argv,
+            "env": dict(env),
+            "cwd": str(cwd),
+            "log_file": str(log_file),
+            "exit_file": str(exit_file),
+        }
+        with self._lock:
+            for attempt in (1, 2):
+                self._start_locked()
+                proc = self._proc
+                try:
+                    if not self._ready:
+                        if proc.stdout.readline().strip() != "ready":
+                            raise BrokenPipeError("dbt launcher did not start")
+                        self._ready = True
+                    proc.stdin.write(json.dumps(request) + "\n")
+                    proc.stdin.flush()
+                    reply = proc.stdout.readline()
+                    if not reply:
+                        raise BrokenPipeError("dbt launcher exited")
+                    return DbtProcess(int(json.loads(reply)["pid"]), exit_file)
+                except (BrokenPipeError, OSError, ValueError):
+                    proc.kill()
+                    self._proc = None
+                    if attempt == 2:
+                        raise
+        raise AssertionError("unreachable")
+
+
+if __name__ == "__main__":
+    serve()

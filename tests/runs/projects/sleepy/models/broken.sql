@@ -1,0 +1,1 @@
+select * from sleepy_missing_schema.no_such_table
