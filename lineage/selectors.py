@@ -15,6 +15,7 @@ from fnmatch import fnmatchcase as fnmatch
 
 from django.db import connection
 
+from lineage.graph import walk
 from lineage.models import Edge, Node
 
 # dbt-core's RAW_SELECTOR_PATTERN.
@@ -231,35 +232,6 @@ def _search(snapshot_id: int, c: Criterion) -> set[str]:
             params = [exact + "$", exact + "$", exact + "/"]
     sql = f"SELECT unique_id FROM {_NODE} WHERE snapshot_id = %s AND {where}"
     return {row[0] for row in _rows(sql, [snapshot_id, *params])}
-
-
-def walk(snapshot_id: int, start: set[str], *, upstream: bool, depth: int | None) -> dict[str, int]:
-    """Ancestors (upstream) or descendants of `start`, each with its distance in hops
-    (recursive CTE over the snapshot's edges; the start nodes themselves excluded unless
-    reachable from another start node)."""
-    if not start or depth == 0:
-        return {}
-    near, far = ("child", "parent") if upstream else ("parent", "child")
-    if depth is None:
-        # Unbounded: deduplicate on the node alone, so each is visited once.
-        sql = f"""
-            WITH RECURSIVE reached(uid) AS (
-                SELECT e.{far} FROM {_EDGE} e WHERE e.snapshot_id = %s AND e.{near} = ANY(%s)
-                UNION
-                SELECT e.{far} FROM reached r JOIN {_EDGE} e ON e.snapshot_id = %s AND e.{near} = r.uid
-            )
-            SELECT uid, 0 FROM reached"""
-        return {uid: 0 for uid, _ in _rows(sql, [snapshot_id, list(start), snapshot_id])}
-    sql = f"""
-        WITH RECURSIVE reached(uid, hops) AS (
-            SELECT e.{far}, 1 FROM {_EDGE} e WHERE e.snapshot_id = %s AND e.{near} = ANY(%s)
-            UNION
-            SELECT e.{far}, r.hops + 1 FROM reached r
-            JOIN {_EDGE} e ON e.snapshot_id = %s AND e.{near} = r.uid
-            WHERE r.hops < %s
-        )
-        SELECT uid, min(hops) FROM reached GROUP BY uid"""
-    return dict(_rows(sql, [snapshot_id, list(start), snapshot_id, depth]))
 
 
 def _attached_tests(snapshot_id: int, selected: set[str]) -> set[str]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
 from psycopg.types.json import Jsonb
@@ -14,8 +16,9 @@ from audit.models import Source
 from audit.services import record
 from lineage.manifest import ManifestError, ParsedManifest, parse_manifest
 from lineage.models import Edge, Node, NodeStatus, Snapshot, SnapshotOrigin
+from lineage.projects import discover_projects, get_project
 
-__all__ = ["ManifestError", "ingest_manifest", "record_run_results"]
+__all__ = ["ManifestError", "ingest_manifest", "ingest_upload", "project_exists", "project_names", "record_run_results"]
 
 _NODE_COLUMNS = (
     "snapshot_id", "unique_id", "resource_type", "name", "package_name", "path", "original_file_path",
@@ -146,3 +149,31 @@ def record_run_results(project: str, run_id: int, results: list[dict]) -> None:
         update_fields=["status", "execution_time", "completed_at", "message", "run_id", "updated_at"],
         batch_size=2000,
     )
+
+
+def project_names() -> list[str]:
+    """Projects found under DBT_PROJECTS_DIR plus any that only have uploaded snapshots."""
+    found = {p.name for p in discover_projects()}
+    return sorted(found | set(Snapshot.objects.values_list("project", flat=True).distinct()))
+
+
+def project_exists(name: str) -> bool:
+    return get_project(name) is not None or Snapshot.objects.of_project(name).exists()
+
+
+def ingest_upload(
+    project: str, manifest: UploadedFile, catalog: UploadedFile | None, *, actor: Any, source: str
+) -> Snapshot:
+    """An uploaded manifest (and catalog) goes through the same ingest as a run's."""
+    with tempfile.TemporaryDirectory(prefix="lineage-upload-") as tmp:
+        paths = []
+        for name, upload in (("manifest.json", manifest), ("catalog.json", catalog)):
+            if upload is None:
+                paths.append(None)
+                continue
+            path = Path(tmp) / name
+            with path.open("wb") as out:
+                for chunk in upload.chunks():
+                    out.write(chunk)
+            paths.append(path)
+        return ingest_manifest(project, paths[0], catalog_path=paths[1], actor=actor, source=source)

@@ -1,3 +1,15 @@
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+import lineage.converters  # noqa: F401 - registers the <unique_id:…> converter
+from lineage import views
+
+urlpatterns = [
+    path("", views.project_list, name="lineage-projects"),
+    path("<str:project>/", views.project_detail, name="lineage-project"),
+    path("<str:project>/upload/", views.upload_manifest, name="lineage-upload"),
+    path("<str:project>/groups/", views.project_groups, name="lineage-groups"),
+    path("<str:project>/groups/nodes/", views.group_nodes, name="lineage-group-nodes"),
+    path("<str:project>/nodes/<unique_id:unique_id>/", views.node_detail, name="lineage-node"),
+]

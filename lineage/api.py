@@ -1,0 +1,210 @@
+from __future__ import annotations
+
+from django.http import Http404
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import Capability
+from accounts.permissions import Requires
+from audit.models import Source
+from lineage.graph import neighbourhood
+from lineage.models import Edge, Node, NodeStatus, Snapshot
+from lineage.selectors import SelectorError, select
+from lineage.services import ManifestError, ingest_upload, project_exists, project_names
+from lineage.views import hops_param, snapshot_for
+
+READ = [Requires(Capability.READ)]
+
+
+class SnapshotSerializer(serializers.ModelSerializer):
+    ingested_by = serializers.CharField(source="ingested_by_name")
+
+    class Meta:
+        model = Snapshot
+        fields = [
+            "id", "project", "dbt_version", "manifest_schema_version", "generated_at", "invocation_id", "origin",
+            "run_id", "ingested_at", "ingested_by", "node_count", "counts_by_type", "has_catalog", "is_current",
+        ]  # fmt: skip
+
+
+class NodeListSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Node
+        fields = [
+            "unique_id", "resource_type", "name", "package_name", "original_file_path", "materialization", "tags",
+            "description",
+        ]  # fmt: skip
+
+
+class NodeStatusSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = NodeStatus
+        fields = ["status", "execution_time", "completed_at", "message", "run_id"]
+
+
+class NodeDetailSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Node
+        fields = [
+            "unique_id", "resource_type", "name", "package_name", "path", "original_file_path", "patch_path",
+            "description", "tags", "materialization", "relation_name", "columns", "raw_code", "compiled_code", "fqn",
+            "config", "attached_node", "column_name",
+        ]  # fmt: skip
+
+
+class ManifestUploadSerializer(serializers.Serializer):
+    manifest = serializers.FileField()
+    catalog = serializers.FileField(required=False)
+
+
+def _project(name: str) -> str:
+    if not project_exists(name):
+        raise Http404(f"No dbt project named {name!r}.")
+    return name
+
+
+def _snapshot(request: Request, project: str) -> Snapshot:
+    value = request.query_params.get("snapshot")
+    if value and not value.isdigit():
+        raise ValidationError({"snapshot": ["Must be a snapshot id (a whole number)."]})
+    return snapshot_for(_project(project), value)
+
+
+class ProjectListView(APIView):
+    """dbt projects the portal knows, each with its current snapshot (or null)."""
+
+    permission_classes = READ
+
+    def get(self, request: Request) -> Response:
+        current = {s.project: s for s in Snapshot.objects.current()}
+        return Response(
+            [
+                {"name": name, "current_snapshot": SnapshotSerializer(current[name]).data if name in current else None}
+                for name in project_names()
+            ]
+        )
+
+
+class SnapshotListView(generics.ListAPIView):
+    permission_classes = READ
+    serializer_class = SnapshotSerializer
+
+    def get_queryset(self):
+        return Snapshot.objects.of_project(_project(self.kwargs["project"])).select_related("ingested_by")
+
+
+class ManifestUploadView(APIView):
+    """Upload manifest.json (+ catalog.json) as multipart form data; it becomes current."""
+
+    permission_classes = [Requires(Capability.OPERATE)]
+    parser_classes = [MultiPartParser, FormParser]
+    serializer_class = ManifestUploadSerializer
+
+    def post(self, request: Request, project: str) -> Response:
+        _project(project)
+        upload = ManifestUploadSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        try:
+            snapshot = ingest_upload(
+                project,
+                upload.validated_data["manifest"],
+                upload.validated_data.get("catalog"),
+                actor=request.user,
+                source=Source.API,
+            )
+        except ManifestError as exc:
+            return Response({"detail": str(exc), "field": "manifest"}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(SnapshotSerializer(snapshot).data, status=status.HTTP_201_CREATED)
+
+
+class NodeListView(generics.ListAPIView):
+    """?search= (name, tag, path, description), ?resource_type=, ?tag=, ?snapshot=<id>."""
+
+    permission_classes = READ
+    serializer_class = NodeListSerializer
+    filter_backends: list = []
+
+    def get_queryset(self):
+        params = self.request.query_params
+        nodes = Node.objects.filter(snapshot=_snapshot(self.request, self.kwargs["project"]))
+        nodes = nodes.search(params.get("search", ""))
+        if params.get("resource_type"):
+            nodes = nodes.filter(resource_type=params["resource_type"])
+        if params.get("tag"):
+            nodes = nodes.filter(tags__contains=[params["tag"]])
+        return nodes.only(*NodeListSerializer.Meta.fields)
+
+
+class NodeDetailView(APIView):
+    permission_classes = READ
+
+    def get(self, request: Request, project: str, unique_id: str) -> Response:
+        snapshot = _snapshot(request, project)
+        node = Node.objects.filter(snapshot=snapshot, unique_id=unique_id).first()
+        if node is None:
+            raise Http404(f"No node {unique_id!r} in snapshot #{snapshot.pk}.")
+        children = Edge.objects.filter(snapshot=snapshot, parent=unique_id).values("child")
+        tests = Node.objects.filter(
+            snapshot=snapshot, unique_id__in=children, resource_type__in=("test", "unit_test")
+        ).values_list("unique_id", flat=True)
+        latest = NodeStatus.objects.filter(project=project, unique_id=unique_id).first()
+        return Response(
+            {
+                **NodeDetailSerializer(node).data,
+                "snapshot": snapshot.pk,
+                "depends_on": list(
+                    Edge.objects.filter(snapshot=snapshot, child=unique_id).values_list("parent", flat=True)
+                ),
+                "tests": sorted(tests),
+                "latest_run": NodeStatusSerializer(latest).data if latest else None,
+            }
+        )
+
+
+class LineageView(APIView):
+    """The node, ?up= hops of ancestors and ?down= hops of descendants (default 2, at most 10)."""
+
+    permission_classes = READ
+
+    def get(self, request: Request, project: str, unique_id: str) -> Response:
+        snapshot = _snapshot(request, project)
+        if not Node.objects.filter(snapshot=snapshot, unique_id=unique_id).exists():
+            raise Http404(f"No node {unique_id!r} in snapshot #{snapshot.pk}.")
+        for name in ("up", "down"):
+            value = request.query_params.get(name)
+            if value is not None and not value.isdigit():
+                raise ValidationError({name: ["Must be a whole number of hops (0–10)."]})
+        picture = neighbourhood(
+            snapshot,
+            unique_id,
+            up=hops_param(request.query_params.get("up")),
+            down=hops_param(request.query_params.get("down")),
+        )
+        return Response(
+            {
+                "snapshot": snapshot.pk,
+                "center": unique_id,
+                "nodes": picture.nodes,
+                "edges": [{"parent": p, "child": c} for p, c in picture.edges],
+                "truncated": picture.truncated,
+            }
+        )
+
+
+class SelectView(APIView):
+    """?select=<dbt selector>: the unique_ids `dbt ls --select` would list."""
+
+    permission_classes = READ
+
+    def get(self, request: Request, project: str) -> Response:
+        snapshot = _snapshot(request, project)
+        text = request.query_params.get("select", "")
+        try:
+            selected = select(snapshot.pk, text)
+        except SelectorError as exc:
+            return Response({"detail": str(exc), "field": "select"}, status=status.HTTP_400_BAD_REQUEST)
+        return Response({"snapshot": snapshot.pk, "select": text, "count": len(selected), "nodes": selected})

@@ -1,0 +1,205 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+
+from accounts.models import Capability
+from accounts.permissions import requires
+from audit.models import Source
+from lineage.forms import ManifestUploadForm
+from lineage.graph import neighbourhood
+from lineage.models import Edge, Node, NodeStatus, Snapshot
+from lineage.services import ManifestError, ingest_upload, project_exists, project_names
+
+PAGE_SIZE = 50
+MAX_HOPS = 10
+GROUP_NODE_LIMIT = 500
+
+
+def _project_or_404(project: str) -> str:
+    if not project_exists(project):
+        raise Http404(f"No dbt project named {project!r}.")
+    return project
+
+
+def snapshot_for(project: str, snapshot_id: str | None) -> Snapshot:
+    """?snapshot=<id> of this project, else its current snapshot (404 when there is none)."""
+    snapshots = Snapshot.objects.of_project(project)
+    if snapshot_id:
+        if not snapshot_id.isdigit():
+            raise Http404("No such snapshot.")
+        return get_object_or_404(snapshots, pk=int(snapshot_id))
+    snapshot = snapshots.current().first()
+    if snapshot is None:
+        raise Http404(f"No manifest has been ingested for {project!r} yet.")
+    return snapshot
+
+
+def hops_param(value: str | None, default: int = 2) -> int:
+    return min(int(value), MAX_HOPS) if value and value.isdigit() else default
+
+
+@requires(Capability.READ)
+def project_list(request: HttpRequest) -> HttpResponse:
+    current = {s.project: s for s in Snapshot.objects.current()}
+    projects = [{"name": name, "snapshot": current.get(name)} for name in project_names()]
+    return render(request, "lineage/index.html", {"projects": projects})
+
+
+@requires(Capability.READ)
+def project_detail(request: HttpRequest, project: str) -> HttpResponse:
+    _project_or_404(project)
+    snapshots = Snapshot.objects.of_project(project)
+    snapshot = snapshot_for(project, request.GET.get("snapshot")) if snapshots.exists() else None
+    ctx: dict = {"project": project, "snapshot": snapshot, "snapshots": snapshots[:20]}
+    if snapshot is not None:
+        search = request.GET.get("q", "").strip()
+        resource_type = request.GET.get("resource_type", "")
+        tag = request.GET.get("tag", "").strip()
+        nodes = Node.objects.filter(snapshot=snapshot).search(search)
+        if resource_type:
+            nodes = nodes.filter(resource_type=resource_type)
+        if tag:
+            nodes = nodes.filter(tags__contains=[tag])
+        nodes = nodes.only(
+            "unique_id", "name", "resource_type", "original_file_path", "materialization", "tags", "description"
+        )
+        query = request.GET.copy()
+        query.pop("page", None)
+        ctx.update(
+            search=search,
+            resource_type=resource_type,
+            tag=tag,
+            resource_types=sorted(snapshot.counts_by_type),
+            page=Paginator(nodes, PAGE_SIZE).get_page(request.GET.get("page")),
+            query=query.urlencode(),
+        )
+    return render(request, "lineage/project.html", ctx)
+
+
+@requires(Capability.READ)
+def node_detail(request: HttpRequest, project: str, unique_id: str) -> HttpResponse:
+    snapshot = snapshot_for(_project_or_404(project), request.GET.get("snapshot"))
+    node = get_object_or_404(Node, snapshot=snapshot, unique_id=unique_id)
+    up, down = hops_param(request.GET.get("up")), hops_param(request.GET.get("down"))
+    test_ids = Edge.objects.filter(snapshot=snapshot, parent=unique_id).values("child")
+    tests = list(
+        Node.objects.filter(snapshot=snapshot, unique_id__in=test_ids, resource_type__in=("test", "unit_test")).only(
+            "unique_id", "name", "column_name", "config"
+        )
+    )
+    statuses = {
+        s.unique_id: s
+        for s in NodeStatus.objects.filter(project=project, unique_id__in=[unique_id, *(t.unique_id for t in tests)])
+    }
+    for test in tests:
+        test.latest = statuses.get(test.unique_id)
+    parents = list(Edge.objects.filter(snapshot=snapshot, child=unique_id).values_list("parent", flat=True))
+    picture = neighbourhood(snapshot, unique_id, up=up, down=down)
+    snapshot_query = f"?snapshot={snapshot.pk}" if not snapshot.is_current else ""
+    graph = {
+        "center": unique_id,
+        "nodes": [
+            {**n, "url": reverse("lineage-node", args=[project, n["unique_id"]]) + snapshot_query}
+            for n in picture.nodes
+        ],
+        "edges": picture.edges,
+    }
+    ctx = {
+        "project": project,
+        "snapshot": snapshot,
+        "node": node,
+        "latest": statuses.get(unique_id),
+        "tests": tests,
+        "parents": parents,
+        "graph": graph,
+        "truncated": picture.truncated,
+        "up": up,
+        "down": down,
+        "snapshot_query": snapshot_query,
+    }
+    test_uids = {t.unique_id for t in tests}
+    ctx["children"] = [
+        uid
+        for uid in Edge.objects.filter(snapshot=snapshot, parent=unique_id).values_list("child", flat=True)
+        if uid not in test_uids
+    ]
+    return render(request, "lineage/node.html", ctx)
+
+
+@requires(Capability.READ)
+def project_groups(request: HttpRequest, project: str) -> HttpResponse:
+    """The whole project at any size: one row per folder, nodes fetched when a row opens."""
+    snapshot = snapshot_for(_project_or_404(project), request.GET.get("snapshot"))
+    rows = (
+        Node.objects.filter(snapshot=snapshot)
+        .exclude(resource_type__in=("test", "unit_test"))
+        .values("folder", "resource_type")
+        .annotate(n=Count("id"))
+        .order_by("folder", "resource_type")
+    )
+    groups: dict[str, dict] = {}
+    for row in rows:
+        group = groups.setdefault(row["folder"], {"folder": row["folder"], "counts": {}, "total": 0})
+        group["counts"][row["resource_type"]] = row["n"]
+        group["total"] += row["n"]
+    for upstream, downstream, _n in Snapshot.folder_links(snapshot.pk):
+        groups.setdefault(upstream, {"folder": upstream, "counts": {}, "total": 0}).setdefault("feeds", []).append(
+            downstream
+        )
+        groups.setdefault(downstream, {"folder": downstream, "counts": {}, "total": 0}).setdefault("fed_by", []).append(
+            upstream
+        )
+    ctx = {"project": project, "snapshot": snapshot, "groups": sorted(groups.values(), key=lambda g: g["folder"])}
+    return render(request, "lineage/groups.html", ctx)
+
+
+@requires(Capability.READ)
+def group_nodes(request: HttpRequest, project: str) -> JsonResponse:
+    """JSON: the nodes of one folder (at most GROUP_NODE_LIMIT), for the whole-project view."""
+    snapshot = snapshot_for(_project_or_404(project), request.GET.get("snapshot"))
+    folder = request.GET.get("folder", "")
+    nodes = list(
+        Node.objects.filter(snapshot=snapshot, folder=folder)
+        .exclude(resource_type__in=("test", "unit_test"))
+        .order_by("name")
+        .values("unique_id", "name", "resource_type", "materialization")[: GROUP_NODE_LIMIT + 1]
+    )
+    statuses = dict(
+        NodeStatus.objects.filter(project=project, unique_id__in=[n["unique_id"] for n in nodes]).values_list(
+            "unique_id", "status"
+        )
+    )
+    snapshot_query = f"?snapshot={snapshot.pk}" if not snapshot.is_current else ""
+    for node in nodes:
+        node["status"] = statuses.get(node["unique_id"], "")
+        node["url"] = reverse("lineage-node", args=[project, node["unique_id"]]) + snapshot_query
+    return JsonResponse({"folder": folder, "nodes": nodes[:GROUP_NODE_LIMIT], "more": len(nodes) > GROUP_NODE_LIMIT})
+
+
+@requires(Capability.OPERATE)
+def upload_manifest(request: HttpRequest, project: str) -> HttpResponse:
+    _project_or_404(project)
+    form = ManifestUploadForm(request.POST or None, request.FILES or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                snapshot = ingest_upload(
+                    project,
+                    form.cleaned_data["manifest"],
+                    form.cleaned_data.get("catalog"),
+                    actor=request.user,
+                    source=Source.WEB,
+                )
+            except ManifestError as exc:
+                form.add_error("manifest", str(exc))
+            else:
+                messages.success(request, f"Manifest ingested: snapshot #{snapshot.pk}, {snapshot.node_count} nodes.")
+                return redirect("lineage-project", project)
+        status = 400
+    return render(request, "lineage/upload.html", {"project": project, "form": form}, status=status)

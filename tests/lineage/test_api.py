@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from audit.models import AuditEvent
+from lineage.models import Snapshot
+from tests.lineage.conftest import PROJECT
+
+API = f"/api/v1/projects/{PROJECT}"
+FCT_APPS = "model.inventory_transforms.fct_applications"
+
+
+def test_projects_and_snapshots(api_client, viewer, snapshot):
+    api_client.force_authenticate(viewer)
+    projects = api_client.get("/api/v1/projects/").json()
+    ours = next(p for p in projects if p["name"] == PROJECT)
+    assert ours["current_snapshot"]["id"] == snapshot.pk
+    snapshots = api_client.get(f"{API}/snapshots/").json()
+    assert [s["id"] for s in snapshots["results"]] == [snapshot.pk]
+    assert api_client.get("/api/v1/projects/nope/snapshots/").status_code == 404
+
+
+def test_nodes_search_and_detail(api_client, viewer, snapshot):
+    api_client.force_authenticate(viewer)
+    found = api_client.get(f"{API}/nodes/", {"search": "applications", "resource_type": "model"}).json()
+    assert sorted(n["name"] for n in found["results"]) == ["fct_applications", "stg_applications"]
+    detail = api_client.get(f"{API}/nodes/{FCT_APPS}/").json()
+    assert detail["materialization"] == "table"
+    assert sorted(detail["depends_on"]) == [
+        "model.inventory_transforms.fct_users",
+        "model.inventory_transforms.stg_applications",
+    ]
+    assert "test.inventory_transforms.not_null_fct_applications_application_id.326b6d2788" in detail["tests"]
+    assert api_client.get(f"{API}/nodes/model.inventory_transforms.nope/").status_code == 404
+
+
+def test_lineage_returns_nodes_and_edges(api_client, viewer, snapshot):
+    api_client.force_authenticate(viewer)
+    data = api_client.get(f"{API}/lineage/{FCT_APPS}/", {"up": 1, "down": 2}).json()
+    assert {n["name"] for n in data["nodes"]} == {"fct_applications", "fct_users", "stg_applications"}
+    assert {"parent": "model.inventory_transforms.fct_users", "child": FCT_APPS} in data["edges"]
+    bad = api_client.get(f"{API}/lineage/{FCT_APPS}/", {"up": "x"})
+    assert bad.status_code == 400 and bad.json()["field"] == "up"
+
+
+def test_select_answers_and_bad_selector_is_400(api_client, viewer, snapshot):
+    api_client.force_authenticate(viewer)
+    data = api_client.get(f"{API}/select/", {"select": "+fct_users,resource_type:model"}).json()
+    # As in dbt: each criterion takes in its tests (eager), so the tests of both models stay.
+    assert [n for n in data["nodes"] if n.startswith("model.")] == [
+        "model.inventory_transforms.fct_users",
+        "model.inventory_transforms.stg_users",
+    ]
+    assert "test.inventory_transforms.duplicate_emails" in data["nodes"] and data["count"] == len(data["nodes"])
+    bad = api_client.get(f"{API}/select/", {"select": "colour:blue"})
+    assert bad.status_code == 400
+    assert bad.json()["field"] == "select" and '"colour" is not a selector method' in bad.json()["detail"]
+
+
+def test_upload_needs_operator_and_refuses_bad_files(api_client, viewer, operator, snapshot, manifest_path):
+    api_client.force_authenticate(viewer)
+    upload = SimpleUploadedFile("manifest.json", manifest_path.read_bytes())
+    assert api_client.post(f"{API}/manifests/", {"manifest": upload}, format="multipart").status_code == 403
+    api_client.force_authenticate(operator)
+    bad = SimpleUploadedFile(
+        "manifest.json", b'{"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v7.json"}}'
+    )
+    response = api_client.post(f"{API}/manifests/", {"manifest": bad}, format="multipart")
+    assert response.status_code == 400
+    assert response.json()["field"] == "manifest" and "v7" in response.json()["detail"]
+    assert Snapshot.objects.get(is_current=True).pk == snapshot.pk
+    missing = api_client.post(f"{API}/manifests/", {}, format="multipart")
+    assert missing.status_code == 400 and missing.json()["field"] == "manifest"
+    good = SimpleUploadedFile("manifest.json", manifest_path.read_bytes())
+    created = api_client.post(f"{API}/manifests/", {"manifest": good}, format="multipart")
+    assert created.status_code == 201 and created.json()["is_current"]
+    event = AuditEvent.objects.get(action="lineage.manifest_uploaded", target_id=str(created.json()["id"]))
+    assert event.source == "api" and event.actor_username == operator.username
+
+
+def test_anonymous_is_refused(api_client, snapshot):
+    assert api_client.get("/api/v1/projects/").status_code in (401, 403)
