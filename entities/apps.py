@@ -6,3 +6,9 @@ from django.apps import AppConfig
 class EntitiesConfig(AppConfig):
     name = "entities"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from entities.services import REFRESH_KIND, execute_refresh
+        from runs.kinds import register_kind
+
+        register_kind(REFRESH_KIND, execute_refresh, "Entity refresh")

@@ -1,14 +1,184 @@
 from __future__ import annotations
 
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
 
 from accounts.models import Capability
 from accounts.permissions import requires
+from audit.models import Source
+from entities import router, services
+from entities.forms import DecisionForm, ModeRequestForm, RollbackForm
+from entities.models import EntityType, ModeChangeRequest, RequestStatus
+from entities.queries import entity_overview, refreshes
 from lineage.projects import discover_projects
 
 
 @requires(Capability.READ)
 def home(request: HttpRequest) -> HttpResponse:
-    ctx = {"projects": discover_projects(), "entity_types": []}
+    ctx = {"projects": discover_projects(), "entity_types": entity_overview()}
     return render(request, "home.html", ctx)
+
+
+@requires(Capability.READ)
+def entity_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "entities/list.html", {"entity_types": entity_overview()})
+
+
+def _detail(
+    request: HttpRequest,
+    entity: EntityType,
+    *,
+    request_form: ModeRequestForm | None = None,
+    rollback_form: RollbackForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    reports = list(entity.parity_reports.all()[:10])
+    for report in reports:
+        report.passes = report.meets(entity.parity_threshold)
+        report.column_rows = [
+            (column, count, report.sample_keys.get("columns", {}).get(column, []))
+            for column, count in sorted(report.column_differences.items())
+        ]
+    try:
+        generated = router.view_sql(
+            entity.name, entity.key_column, entity.serving_relation, entity.mode, entity.canary_percent
+        ).as_string()
+    except router.RouterError as error:
+        generated = f"-- {error}"
+    ctx = {
+        "entity": entity,
+        "history": entity.mode_changes.select_related("actor", "request")[:50],
+        "mode_requests": entity.mode_requests.select_related("requested_by", "decided_by")[:30],
+        "reports": reports,
+        "latest_report": reports[0] if reports else None,
+        "refreshes": refreshes(entity).order_by("-queued_at", "-id")[:10],
+        "view_sql": generated,
+        "live_view_sql": services.serving_view_definition(entity),
+        "request_form": request_form or ModeRequestForm(),
+        "rollback_form": rollback_form or RollbackForm(),
+        "decision_form": DecisionForm(),
+    }
+    return render(request, "entities/detail.html", ctx, status=status)
+
+
+@requires(Capability.READ)
+def entity_detail(request: HttpRequest, name: str) -> HttpResponse:
+    return _detail(request, get_object_or_404(EntityType, name=name))
+
+
+@require_POST
+@requires(Capability.OPERATE)
+def entity_refresh(request: HttpRequest, name: str) -> HttpResponse:
+    entity = get_object_or_404(EntityType, name=name)
+    try:
+        run = services.trigger_refresh(entity, actor=request.user, source=Source.WEB)
+    except services.ModeConflict as error:
+        messages.error(request, error.message)
+        return redirect("entity-detail", name=entity.name)
+    messages.success(request, f"Refresh of {entity.name} queued as run #{run.pk}.")
+    return redirect("entity-detail", name=entity.name)
+
+
+@require_POST
+@requires(Capability.REQUEST_MODE_CHANGE)
+def entity_request_mode(request: HttpRequest, name: str) -> HttpResponse:
+    entity = get_object_or_404(EntityType, name=name)
+    form = ModeRequestForm(request.POST)
+    if form.is_valid():
+        try:
+            created = services.request_mode_change(
+                entity,
+                mode=form.cleaned_data["mode"],
+                canary_percent=form.cleaned_data["canary_percent"],
+                reason=form.cleaned_data["reason"],
+                actor=request.user,
+                source=Source.WEB,
+            )
+        except services.InvalidEntityRequest as error:
+            form.add_error(error.field if error.field in form.fields else None, error.message)
+        else:
+            messages.success(request, f"Request #{created.pk} ({created.to_label}) is waiting for an approver.")
+            return redirect("entity-detail", name=entity.name)
+    return _detail(request, entity, request_form=form, status=400)
+
+
+@require_POST
+@requires(Capability.REQUEST_MODE_CHANGE)
+def entity_rollback(request: HttpRequest, name: str) -> HttpResponse:
+    entity = get_object_or_404(EntityType, name=name)
+    form = RollbackForm(request.POST)
+    if form.is_valid():
+        try:
+            services.rollback(entity, actor=request.user, reason=form.cleaned_data["reason"], source=Source.WEB)
+        except (services.InvalidEntityRequest, services.ModeConflict) as error:
+            form.add_error(None, error.message)
+        else:
+            messages.success(request, f"{entity.name} is back on rules. Approvers have been emailed.")
+            return redirect("entity-detail", name=entity.name)
+    return _detail(request, entity, rollback_form=form, status=400)
+
+
+@requires(Capability.APPROVE_MODE_CHANGE)
+def approvals(request: HttpRequest) -> HttpResponse:
+    pending = list(
+        ModeChangeRequest.objects.pending().select_related("entity", "requested_by").order_by("requested_at")
+    )
+    for item in pending:
+        item.own = item.requested_by_id == request.user.pk
+        item.latest_report = item.entity.latest_parity()
+        item.gated = item.mode in ("canary", "dbt")
+        item.passes = bool(item.latest_report and item.latest_report.meets(item.entity.parity_threshold))
+    decided = ModeChangeRequest.objects.exclude(status=RequestStatus.PENDING).select_related(
+        "entity", "requested_by", "decided_by"
+    )[:20]
+    return render(
+        request, "entities/approvals.html", {"pending": pending, "decided": decided, "decision_form": DecisionForm()}
+    )
+
+
+def _back(request: HttpRequest) -> str:
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return reverse("entity-approvals")
+
+
+def _decide(request: HttpRequest, pk: int, approve: bool) -> HttpResponse:
+    get_object_or_404(ModeChangeRequest, pk=pk)
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+        return redirect(_back(request))
+    try:
+        if approve:
+            decided = services.approve_request(
+                pk,
+                actor=request.user,
+                comment=form.cleaned_data["comment"],
+                override_reason=form.cleaned_data["override_reason"],
+                source=Source.WEB,
+            )
+            messages.success(request, f"Request #{pk} approved: {decided.entity.name} is now on {decided.to_label}.")
+        else:
+            services.reject_request(pk, actor=request.user, comment=form.cleaned_data["comment"], source=Source.WEB)
+            messages.success(request, f"Request #{pk} rejected.")
+    except (services.InvalidEntityRequest, services.ModeConflict, PermissionDenied) as error:
+        messages.error(request, getattr(error, "message", None) or str(error))
+    return redirect(_back(request))
+
+
+@require_POST
+@requires(Capability.APPROVE_MODE_CHANGE)
+def request_approve(request: HttpRequest, pk: int) -> HttpResponse:
+    return _decide(request, pk, approve=True)
+
+
+@require_POST
+@requires(Capability.APPROVE_MODE_CHANGE)
+def request_reject(request: HttpRequest, pk: int) -> HttpResponse:
+    return _decide(request, pk, approve=False)

@@ -37,31 +37,40 @@ class RuleSetResult:
     seconds: float
 
 
-def execution_order(name: str) -> list[RuleSet]:
+def execution_order(name: str, rule_sets: dict[str, RuleSet] = RULE_SETS) -> list[RuleSet]:
     """`name` preceded by the rule sets its lookups read, like dbt's `+model`."""
-    if name not in RULE_SETS:
+    if name not in rule_sets:
         raise RulesEngineError(f"no rule set named {name!r}")
     ordered: list[RuleSet] = []
 
     def visit(rule_set: RuleSet) -> None:
         for dependency in rule_set.depends_on:
-            visit(RULE_SETS[dependency])
+            visit(rule_sets[dependency])
         if rule_set not in ordered:
             ordered.append(rule_set)
 
-    visit(RULE_SETS[name])
+    visit(rule_sets[name])
     return ordered
 
 
-def run(conninfo: str, name: str, log: Callable[[str], None] = lambda line: None) -> list[RuleSetResult]:
+def run(
+    conninfo: str,
+    name: str,
+    log: Callable[[str], None] = lambda line: None,
+    rule_sets: dict[str, RuleSet] = RULE_SETS,
+) -> list[RuleSetResult]:
     """Run rule set `name` and its dependencies against the warehouse at `conninfo`."""
     results = []
     outputs: dict[str, list[Row]] = {}
     with psycopg.connect(conninfo) as reader, psycopg.connect(conninfo) as writer:
-        for rule_set in execution_order(name):
+        for rule_set in execution_order(name, rule_sets):
             started = time.perf_counter()
             log(f"rules engine: {rule_set.name} from {'.'.join(rule_set.source)}")
-            lookups = {step.name: _lookup_index(step, outputs) for step in rule_set.steps if isinstance(step, Lookup)}
+            lookups = {
+                step.name: _lookup_index(rule_sets[step.rule_set], step, outputs)
+                for step in rule_set.steps
+                if isinstance(step, Lookup)
+            }
             counter = _Counter()
             try:
                 rows = list(transform(rule_set, counter.count(_stream(reader, rule_set)), lookups))
@@ -138,8 +147,7 @@ def _lookup_step(index: dict[Any, tuple[Any, ...]], match: int, width: int) -> C
     return lookup
 
 
-def _lookup_index(step: Lookup, outputs: dict[str, list[Row]]) -> dict[Any, tuple[Any, ...]]:
-    rule_set = RULE_SETS[step.rule_set]
+def _lookup_index(rule_set: RuleSet, step: Lookup, outputs: dict[str, list[Row]]) -> dict[Any, tuple[Any, ...]]:
     names = [name for name, _ in rule_set.columns]
     fields = operator.itemgetter(*(names.index(field) for field in step.fields))
     picked = fields if len(step.fields) > 1 else (lambda row: (fields(row),))
@@ -221,7 +229,9 @@ def _write(conn: psycopg.Connection, rule_set: RuleSet, rows: list[Row]) -> None
         )
     with conn.transaction(), conn.cursor() as cursor:
         cursor.execute(sql.SQL("drop table if exists {}").format(old))
-        cursor.execute(sql.SQL("alter table if exists {} rename to {}").format(live, sql.Identifier(f"{rule_set.name}__old")))
+        cursor.execute(
+            sql.SQL("alter table if exists {} rename to {}").format(live, sql.Identifier(f"{rule_set.name}__old"))
+        )
         cursor.execute(sql.SQL("alter table {} rename to {}").format(staged, sql.Identifier(rule_set.name)))
         cursor.execute(sql.SQL("drop table if exists {}").format(old))
         cursor.execute(

@@ -1,0 +1,250 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.models import Capability
+from accounts.permissions import Requires
+from audit.models import Source
+from entities import services
+from entities.models import EntityType, ModeChangeRequest, ParityReport
+from entities.queries import last_refresh
+from runs.models import Run
+
+
+def _error(error: services.InvalidEntityRequest | services.ModeConflict) -> Response:
+    """400 {"detail", "field"} for bad input; 409 {"detail", "parity_report"} for a refused change."""
+    if isinstance(error, services.InvalidEntityRequest):
+        return Response({"detail": error.message, "field": error.field}, status=status.HTTP_400_BAD_REQUEST)
+    body = {"detail": error.message, "field": None}
+    if error.parity_report is not None or "Parity gate" in error.message:
+        body["parity_report"] = error.parity_report.pk if error.parity_report else None
+    return Response(body, status=status.HTTP_409_CONFLICT)
+
+
+class RunSummarySerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Run
+        fields = ["id", "kind", "project", "params", "state", "reason", "queued_at", "started_at", "finished_at", "url"]
+
+    def get_url(self, run: Run) -> str:
+        return f"/runs/{run.pk}/"
+
+
+class ParityReportSerializer(serializers.ModelSerializer):
+    entity = serializers.CharField(source="entity.name")
+    parity_percent = serializers.CharField(source="percent_display")
+    compared_rows = serializers.IntegerField()
+    meets_threshold = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ParityReport
+        fields = [
+            "id", "entity", "run", "created_at", "parity_percent", "meets_threshold", "compared_rows",
+            "matching_rows", "rules_rows", "dbt_rows", "only_in_rules", "only_in_dbt", "mismatched_rows",
+            "column_differences", "sample_keys", "seconds",
+        ]  # fmt: skip
+
+    def get_meets_threshold(self, report: ParityReport) -> bool:
+        return report.meets(report.entity.parity_threshold)
+
+
+class ModeChangeRequestSerializer(serializers.ModelSerializer):
+    entity = serializers.CharField(source="entity.name")
+    requested_by = serializers.CharField(source="requested_by.username")
+    decided_by = serializers.CharField(source="decided_by.username", default=None)
+    stale = serializers.BooleanField(source="is_stale")
+
+    class Meta:
+        model = ModeChangeRequest
+        fields = [
+            "id", "entity", "from_mode", "from_canary_percent", "mode", "canary_percent", "reason",
+            "requested_by", "requested_at", "status", "stale", "decided_by", "decided_at", "decision_comment",
+            "parity_report", "parity_override_reason",
+        ]  # fmt: skip
+
+
+class ModeChangeRequestCreateSerializer(serializers.Serializer):
+    mode = serializers.CharField()
+    canary_percent = serializers.IntegerField(required=False, allow_null=True)
+    reason = serializers.CharField(max_length=services.MAX_TEXT)
+
+
+class DecisionSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=services.MAX_TEXT)
+    override_reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=services.MAX_TEXT,
+        help_text="Admins only: approve below the parity threshold, for this recorded reason",
+    )
+
+
+class RollbackSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=services.MAX_TEXT)
+
+
+class EntityTypeSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", default=None)
+    latest_parity = serializers.SerializerMethodField()
+    pending_requests = serializers.SerializerMethodField()
+    last_refresh = serializers.SerializerMethodField()
+
+    class Meta:
+        model = EntityType
+        fields = [
+            "name", "description", "dbt_project", "dbt_selector", "key_column", "serving_view", "mode",
+            "canary_percent", "parity_threshold", "owner", "mode_changed_at", "latest_parity",
+            "pending_requests", "last_refresh",
+        ]  # fmt: skip
+
+    def get_latest_parity(self, entity: EntityType) -> dict[str, Any] | None:
+        report = entity.latest_parity()
+        return ParityReportSerializer(report).data if report else None
+
+    def get_pending_requests(self, entity: EntityType) -> list[dict[str, Any]]:
+        pending = entity.mode_requests.pending().select_related("entity", "requested_by", "decided_by")
+        return ModeChangeRequestSerializer(pending, many=True).data
+
+    def get_last_refresh(self, entity: EntityType) -> dict[str, Any] | None:
+        run = last_refresh(entity)
+        return RunSummarySerializer(run).data if run else None
+
+
+class EntityTypeViewSet(viewsets.ReadOnlyModelViewSet):
+    """Entity types, their mode, parity and pending mode change requests."""
+
+    queryset = EntityType.objects.select_related("owner")
+    serializer_class = EntityTypeSerializer
+    lookup_field = "name"
+    permission_classes = [Requires(Capability.READ)]
+    pagination_class = None
+
+    @action(detail=True, methods=["post"], permission_classes=[Requires(Capability.OPERATE)])
+    def refresh(self, request: Request, name: str) -> Response:
+        """Start a refresh run (202 with the run)."""
+        try:
+            run = services.trigger_refresh(self.get_object(), actor=request.user, source=Source.API)
+        except services.ModeConflict as error:
+            return _error(error)
+        return Response(RunSummarySerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="mode-requests",
+        permission_classes=[Requires(Capability.REQUEST_MODE_CHANGE)],
+        serializer_class=ModeChangeRequestCreateSerializer,
+    )
+    def mode_requests(self, request: Request, name: str) -> Response:
+        """Request a mode change {"mode", "canary_percent", "reason"} (201)."""
+        entity = self.get_object()
+        data = ModeChangeRequestCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            created = services.request_mode_change(
+                entity,
+                mode=data.validated_data["mode"],
+                canary_percent=data.validated_data.get("canary_percent"),
+                reason=data.validated_data["reason"],
+                actor=request.user,
+                source=Source.API,
+            )
+        except services.InvalidEntityRequest as error:
+            return _error(error)
+        return Response(ModeChangeRequestSerializer(created).data, status=status.HTTP_201_CREATED)
+
+    @action(
+        detail=True,
+        methods=["post"],
+        permission_classes=[Requires(Capability.REQUEST_MODE_CHANGE)],
+        serializer_class=RollbackSerializer,
+    )
+    def rollback(self, request: Request, name: str) -> Response:
+        """Break-glass: back to rules at once {"reason"}; approvers are emailed."""
+        entity = self.get_object()
+        data = RollbackSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            services.rollback(entity, actor=request.user, reason=data.validated_data["reason"], source=Source.API)
+        except (services.InvalidEntityRequest, services.ModeConflict) as error:
+            return _error(error)
+        entity.refresh_from_db()
+        return Response(EntityTypeSerializer(entity).data)
+
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="parity-reports",
+        permission_classes=[Requires(Capability.READ)],
+        serializer_class=ParityReportSerializer,
+    )
+    def parity_reports(self, request: Request, name: str) -> Response:
+        """Parity reports, newest first (paginated)."""
+        entity = self.get_object()
+        reports = entity.parity_reports.select_related("entity")
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(reports, request, view=self)
+        return paginator.get_paginated_response(ParityReportSerializer(page, many=True).data)
+
+
+class ModeChangeRequestViewSet(viewsets.ReadOnlyModelViewSet):
+    """Mode change requests; approvers approve or reject others' requests."""
+
+    queryset = ModeChangeRequest.objects.select_related("entity", "requested_by", "decided_by")
+    serializer_class = ModeChangeRequestSerializer
+    permission_classes = [Requires(Capability.READ)]
+    filterset_fields = ["status", "entity__name"]
+
+    def _decide(self, request: Request, pk: str, approve: bool) -> Response:
+        data = DecisionSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if not str(pk).isdigit():
+            raise NotFound("No such mode change request.")
+        get_object_or_404(ModeChangeRequest, pk=pk)
+        try:
+            if approve:
+                decided = services.approve_request(
+                    int(pk),
+                    actor=request.user,
+                    comment=data.validated_data.get("comment", ""),
+                    override_reason=data.validated_data.get("override_reason", ""),
+                    source=Source.API,
+                )
+            else:
+                decided = services.reject_request(
+                    int(pk), actor=request.user, comment=data.validated_data.get("comment", ""), source=Source.API
+                )
+        except (services.InvalidEntityRequest, services.ModeConflict) as error:
+            return _error(error)
+        decided.refresh_from_db()
+        return Response(ModeChangeRequestSerializer(decided).data)
+
+    @action(
+        detail=True,
+        methods=["post"],
+        permission_classes=[Requires(Capability.APPROVE_MODE_CHANGE)],
+        serializer_class=DecisionSerializer,
+    )
+    def approve(self, request: Request, pk: str) -> Response:
+        """Approve and apply {"comment", "override_reason"}: 403 own request, 409 stale or parity gate."""
+        return self._decide(request, pk, approve=True)
+
+    @action(
+        detail=True,
+        methods=["post"],
+        permission_classes=[Requires(Capability.APPROVE_MODE_CHANGE)],
+        serializer_class=DecisionSerializer,
+    )
+    def reject(self, request: Request, pk: str) -> Response:
+        """Reject {"comment"}: 403 own request, 409 already decided."""
+        return self._decide(request, pk, approve=False)
