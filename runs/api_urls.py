@@ -1,3 +1,15 @@
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from runs.api import ProjectParseView, RunArtifactView, RunViewSet
+
+router = SimpleRouter()
+router.register("runs", RunViewSet, basename="api-run")
+
+urlpatterns = [
+    *router.urls,
+    path("runs/<int:pk>/artifacts/<str:name>", RunArtifactView.as_view(), name="api-run-artifact"),
+    path("projects/<str:project>/parse/", ProjectParseView.as_view(), name="api-project-parse"),
+]

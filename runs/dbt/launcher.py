@@ -47,6 +47,24 @@ PRELOAD = (
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def _ignore_application_name_in_parse_state() -> None:
+    """dbt invalidates partial parsing when the profile's connection info changes, values
+    included; every run has its own application_name (to find its backends), which would
+    force a full parse each time although it cannot change what is parsed. Leave it out of
+    that hash; connections still use it."""
+    from dbt.adapters.postgres.connections import PostgresCredentials
+
+    keys = PostgresCredentials._connection_keys
+    if getattr(keys, "portal_patched", False):
+        return
+
+    def connection_keys(self) -> tuple[str, ...]:
+        return tuple(key for key in keys(self) if key != "application_name")
+
+    connection_keys.portal_patched = True
+    PostgresCredentials._connection_keys = connection_keys
+
+
 def _child(request: dict, started_w: int) -> None:
     code = 2
     try:
@@ -66,6 +84,7 @@ def _child(request: dict, started_w: int) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
+        _ignore_application_name_in_parse_state()
         from dbt.cli.main import dbtRunner
 
         result = dbtRunner().invoke(request["argv"])

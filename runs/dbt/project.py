@@ -39,7 +39,7 @@ def newest_source_mtime(project_dir: Path) -> float:
 
 
 def parse_project(project_dir: Path, profiles_dir: Path, target_path: Path, env: Mapping[str, str]) -> Path:
-    """Run a cold `dbt parse` writing manifest.json under target_path; returns its path."""
+    """Run a cold `dbt parse`, keeping its manifest.json in target_path; returns its path."""
     tmp = target_path.with_name(target_path.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     argv = [
@@ -60,8 +60,7 @@ def parse_project(project_dir: Path, profiles_dir: Path, target_path: Path, env:
         shutil.rmtree(tmp, ignore_errors=True)
         raise RuntimeError(f"dbt parse failed ({done.returncode}): {(done.stdout + done.stderr)[-2000:]}")
     target_path.mkdir(parents=True, exist_ok=True)
-    for name in ("manifest.json", "partial_parse.msgpack"):
-        if (tmp / name).is_file():
-            os.replace(tmp / name, target_path / name)
+    # Only the manifest: this cold CLI's partial-parse file would not match the runs' profile.
+    os.replace(tmp / "manifest.json", target_path / "manifest.json")
     shutil.rmtree(tmp, ignore_errors=True)
     return target_path / "manifest.json"

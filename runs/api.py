@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+from django.db.models import Case, IntegerField, Value, When
+from django.http import FileResponse
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import Capability
+from accounts.permissions import Requires
+from runs.artifacts import artifact_path
+from runs.filters import RunFilter
+from runs.logs import read_log
+from runs.models import FAILED_NODE_STATUSES, Run, TriggerSource
+from runs.serializers import NodeResultSerializer, RunCreateSerializer, RunSerializer
+from runs.services import InvalidRunRequest, RunConflict, cancel_run, rerun, trigger_run
+
+
+class Conflict(serializers.ValidationError):
+    status_code = status.HTTP_409_CONFLICT
+
+
+def _invalid(exc: InvalidRunRequest) -> serializers.ValidationError:
+    return serializers.ValidationError({exc.field or "non_field_errors": [exc.message]})
+
+
+def failures_first(queryset):
+    return queryset.annotate(
+        failed_first=Case(
+            When(status__in=FAILED_NODE_STATUSES, then=Value(0)), default=Value(1), output_field=IntegerField()
+        )
+    ).order_by("failed_first", "started_at", "unique_id")
+
+
+class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+    """dbt runs. Viewer and up read; operator and admin trigger (202), cancel and re-run."""
+
+    queryset = Run.objects.select_related("triggered_by").order_by("-queued_at", "-id")
+    serializer_class = RunSerializer
+    filterset_class = RunFilter
+    permission_classes = [Requires(Capability.READ)]
+    operate_actions = frozenset({"create", "cancel", "rerun"})
+
+    def get_permissions(self):
+        if self.action in self.operate_actions:
+            return [Requires(Capability.OPERATE)()]
+        return super().get_permissions()
+
+    def get_serializer_class(self):
+        return RunCreateSerializer if self.action == "create" else RunSerializer
+
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        data = RunCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            run = trigger_run(**data.validated_data, actor=request.user, source=TriggerSource.API)
+        except InvalidRunRequest as exc:
+            raise _invalid(exc) from None
+        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk=None) -> Response:
+        try:
+            run = cancel_run(self.get_object(), actor=request.user, source=TriggerSource.API)
+        except RunConflict as exc:
+            raise Conflict({"state": [str(exc)]}) from None
+        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @action(detail=True, methods=["post"])
+    def rerun(self, request: Request, pk=None) -> Response:
+        try:
+            run = rerun(self.get_object(), actor=request.user, source=TriggerSource.API)
+        except InvalidRunRequest as exc:
+            raise _invalid(exc) from None
+        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @action(detail=True, methods=["get"])
+    def log(self, request: Request, pk=None) -> Response:
+        """Log lines from ?offset= (a line number) on, for tailing; also the run's progress."""
+        try:
+            offset = max(0, int(request.query_params.get("offset", 0)))
+        except ValueError:
+            raise serializers.ValidationError({"offset": ["offset must be a line number"]}) from None
+        return Response(read_log(self.get_object(), offset))
+
+    @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
+    def nodes(self, request: Request, pk=None) -> Response:
+        nodes = failures_first(self.get_object().node_results.all())
+        return Response(NodeResultSerializer(nodes, many=True).data)
+
+
+class RunArtifactView(APIView):
+    """GET /api/v1/runs/{id}/artifacts/{name}: manifest.json, run_results.json, catalog.json,
+    sources.json, or compiled.sql?node=<unique_id>."""
+
+    permission_classes = [Requires(Capability.READ)]
+
+    def get(self, request: Request, pk: int, name: str) -> FileResponse:
+        run = Run.objects.filter(pk=pk).first()
+        if run is None:
+            raise NotFound("No such run.")
+        path = artifact_path(run, name, request.query_params.get("node", ""))
+        return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name)
+
+
+class ProjectParseView(APIView):
+    """POST /api/v1/projects/{project}/parse/: a `dbt parse` run (202), which refreshes lineage."""
+
+    permission_classes = [Requires(Capability.OPERATE)]
+
+    def post(self, request: Request, project: str) -> Response:
+        try:
+            run = trigger_run(project=project, command="parse", actor=request.user, source=TriggerSource.API)
+        except InvalidRunRequest as exc:
+            if exc.field == "project":
+                raise NotFound(exc.message) from None
+            raise _invalid(exc) from None
+        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)

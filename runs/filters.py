@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+import django_filters
+
+from runs.dbt.commands import ALLOWED_COMMANDS
+from runs.models import Run, RunState, TriggerSource
+
+
+class RunFilter(django_filters.FilterSet):
+    """Shared by the runs page and GET /api/v1/runs/."""
+
+    project = django_filters.CharFilter(field_name="project", lookup_expr="exact")
+    state = django_filters.MultipleChoiceFilter(choices=RunState.choices)
+    command = django_filters.ChoiceFilter(choices=[(c, c) for c in ALLOWED_COMMANDS])
+    kind = django_filters.CharFilter(field_name="kind")
+    who = django_filters.CharFilter(field_name="triggered_by__username", lookup_expr="iexact", label="Who")
+    source = django_filters.ChoiceFilter(choices=TriggerSource.choices)
+    since = django_filters.IsoDateTimeFilter(field_name="queued_at", lookup_expr="gte", label="Since")
+    until = django_filters.IsoDateTimeFilter(field_name="queued_at", lookup_expr="lt", label="Until")
+
+    class Meta:
+        model = Run
+        fields = ["project", "state", "command", "kind", "who", "source", "since", "until"]

@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.models import Capability
+from accounts.permissions import can, requires
+from runs.api import failures_first
+from runs.artifacts import COMPILED_SQL, artifact_path
+from runs.dbt.artifacts import DOWNLOADABLE
+from runs.filters import RunFilter
+from runs.forms import TriggerRunForm
+from runs.models import Run, RunState, TriggerSource
+from runs.services import InvalidRunRequest, RunConflict, cancel_run, rerun, trigger_run
+
+TIMELINE_WIDTH = 800
+TIMELINE_ROW = 16
+TIMELINE_MAX_NODES = 400
+
+
+@requires(Capability.READ)
+def run_list(request: HttpRequest) -> HttpResponse:
+    runs = RunFilter(request.GET, queryset=Run.objects.select_related("triggered_by"))
+    queryset = runs.qs if runs.is_valid() else Run.objects.none()
+    query = request.GET.copy()
+    query.pop("page", None)
+    ctx = {
+        "filter": runs,
+        "page": Paginator(queryset, 50).get_page(request.GET.get("page")),
+        "query": query.urlencode(),
+        "projects": Run.objects.order_by("project").values_list("project", flat=True).distinct(),
+        "states": RunState.choices,
+        "can_operate": can(request.user, Capability.OPERATE),
+    }
+    return render(request, "runs/list.html", ctx)
+
+
+def _timeline(nodes: list) -> dict | None:
+    timed = [n for n in nodes if n.started_at and n.finished_at][:TIMELINE_MAX_NODES]
+    if not timed:
+        return None
+    timed.sort(key=lambda n: (n.started_at, n.unique_id))
+    t0 = min(n.started_at for n in timed)
+    span = max((max(n.finished_at for n in timed) - t0).total_seconds(), 0.001)
+    bars = []
+    for row, node in enumerate(timed):
+        start = (node.started_at - t0).total_seconds()
+        length = max((node.finished_at - node.started_at).total_seconds(), 0)
+        bars.append(
+            {
+                "node": node,
+                "x": round(start / span * TIMELINE_WIDTH, 1),
+                "width": round(max(length / span * TIMELINE_WIDTH, 2), 1),
+                "y": row * TIMELINE_ROW,
+                "start": round(start, 2),
+                "length": round(length, 2),
+            }
+        )
+    return {"bars": bars, "width": TIMELINE_WIDTH, "height": len(bars) * TIMELINE_ROW, "span": round(span, 2)}
+
+
+@requires(Capability.READ)
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(Run.objects.select_related("triggered_by", "rerun_of"), pk=pk)
+    nodes = list(failures_first(run.node_results.all()))
+    can_operate = can(request.user, Capability.OPERATE)
+    ctx = {
+        "run": run,
+        "nodes": nodes,
+        "timeline": _timeline(nodes),
+        "percent": round(100 * run.nodes_done / run.nodes_total) if run.nodes_total else (100 if run.is_final else 0),
+        "can_cancel": can_operate and not run.is_final and run.cancel_requested_at is None,
+        "can_rerun": can_operate and run.is_final,
+        "artifacts": [name for name in DOWNLOADABLE if run.target_path and (Path(run.target_path) / name).is_file()],
+        "compiled_sql": COMPILED_SQL,
+        "poll": {"log_url": f"/api/v1/runs/{run.pk}/log/", "final": run.is_final},
+    }
+    return render(request, "runs/detail.html", ctx)
+
+
+@requires(Capability.READ)
+def run_artifact(request: HttpRequest, pk: int, name: str) -> FileResponse:
+    run = get_object_or_404(Run, pk=pk)
+    path = artifact_path(run, name, request.GET.get("node", ""))
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name)
+
+
+@requires(Capability.OPERATE)
+def run_new(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = TriggerRunForm(request.POST)
+        if form.is_valid():
+            try:
+                run = trigger_run(**form.cleaned_data, actor=request.user, source=TriggerSource.UI)
+            except InvalidRunRequest as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                messages.success(request, f"Run #{run.pk} queued: {run.project} {run.title}")
+                return redirect("run-detail", pk=run.pk)
+    else:
+        form = TriggerRunForm(
+            initial={key: request.GET[key] for key in ("project", "command", "select") if key in request.GET}
+        )
+    return render(request, "runs/new.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@require_POST
+@requires(Capability.OPERATE)
+def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(Run, pk=pk)
+    try:
+        cancel_run(run, actor=request.user, source=TriggerSource.UI)
+    except RunConflict as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Cancel requested for run #{run.pk}.")
+    return redirect("run-detail", pk=run.pk)
+
+
+@require_POST
+@requires(Capability.OPERATE)
+def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(Run, pk=pk)
+    try:
+        new = rerun(run, actor=request.user, source=TriggerSource.UI)
+    except InvalidRunRequest as exc:
+        messages.error(request, f"Cannot re-run: {exc.message}")
+        return redirect("run-detail", pk=run.pk)
+    messages.success(request, f"Run #{new.pk} queued (re-run of #{run.pk}).")
+    return redirect("run-detail", pk=new.pk)

@@ -1,0 +1,119 @@
+"""Triggering through the API: every rejected input is a 400 naming the field, and no run
+(and so no process) exists afterwards; roles decide who may trigger."""
+
+from __future__ import annotations
+
+import pytest
+from django_q.models import OrmQ
+
+from audit.models import AuditEvent
+from runs.models import Run, RunState
+
+pytestmark = pytest.mark.django_db(transaction=False)
+
+
+@pytest.fixture
+def as_operator(api_client, operator, dbt_projects_dir):
+    api_client.force_authenticate(operator)
+    return api_client
+
+
+@pytest.mark.parametrize(
+    "body, field, words",
+    [
+        ({"project": "nope", "command": "build"}, "project", "no dbt project 'nope'"),
+        ({"project": "../dbt_projects", "command": "build"}, "project", "no dbt project"),
+        ({"project": "inventory_transforms", "command": "run-operation"}, "command", "not an allowed dbt command"),
+        ({"project": "inventory_transforms", "command": "deps"}, "command", "not an allowed dbt command"),
+        ({"project": "inventory_transforms", "command": "show"}, "command", "not an allowed dbt command"),
+        ({"project": "inventory_transforms", "select": "--profiles-dir=/tmp"}, "select", "starts with '-'"),
+        ({"project": "inventory_transforms", "select": "fct_users;id"}, "select", "';'"),
+        ({"project": "inventory_transforms", "exclude": "stg_users\x1b[31m"}, "exclude", "control character"),
+        ({"project": "inventory_transforms", "select": "$(id)"}, "select", "'$'"),
+        ({"project": "inventory_transforms", "select": "fct_userz"}, "select", "'fct_userz' matches no node"),
+        ({"project": "inventory_transforms", "select": "tag:no_such_tag"}, "select", "matches no node"),
+        ({"project": "inventory_transforms", "vars": {"anything": 1}}, "vars", "declares no var 'anything'"),
+        ({"project": "sleepy", "vars": {"sleep_seconds": 1, "other": 2}}, "vars", "declares no var 'other'"),
+        ({"project": "sleepy", "vars": [1]}, "vars", "JSON object"),
+        ({"project": "inventory_transforms", "timeout_seconds": 10**9}, "timeout_seconds", "between 1 and"),
+        ({"project": "inventory_transforms", "timeout_seconds": 0}, "timeout_seconds", "between 1 and"),
+    ],
+)
+def test_rejected_input_is_400_naming_the_problem_and_nothing_starts(as_operator, body, field, words):
+    response = as_operator.post("/api/v1/runs/", body, format="json")
+    assert response.status_code == 400, response.content
+    assert response.json()["field"] == field
+    assert words in response.json()["detail"]
+    assert Run.objects.count() == 0
+    assert OrmQ.objects.count() == 0
+    assert not AuditEvent.objects.filter(action="run.trigger").exists()
+
+
+def test_trigger_is_202_queued_and_audited(as_operator, operator, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = as_operator.post(
+            "/api/v1/runs/",
+            {"project": "sleepy", "command": "build", "select": "fast", "vars": {"sleep_seconds": 2}},
+            format="json",
+        )
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["state"] == RunState.QUEUED and body["triggered_by"] == operator.username
+    assert body["vars"] == {"sleep_seconds": 2} and body["source"] == "api"
+    assert OrmQ.objects.count() == 1
+    event = AuditEvent.objects.get(action="run.trigger")
+    assert event.target_id == str(body["id"]) and event.source == "api"
+    assert as_operator.get(f"/api/v1/runs/{body['id']}/").json()["title"] == "build --select fast"
+
+
+def test_viewer_reads_but_may_not_trigger_or_cancel(api_client, viewer, operator, dbt_projects_dir):
+    api_client.force_authenticate(viewer)
+    assert api_client.post("/api/v1/runs/", {"project": "sleepy"}, format="json").status_code == 403
+    run = Run.objects.create(project="sleepy", command="build", timeout_seconds=60, source="api", triggered_by=operator)
+    assert api_client.get("/api/v1/runs/").json()["count"] == 1
+    assert api_client.post(f"/api/v1/runs/{run.pk}/cancel/").status_code == 403
+    assert api_client.post("/api/v1/projects/sleepy/parse/").status_code == 403
+    api_client.force_authenticate(None)
+    assert api_client.get("/api/v1/runs/").status_code in (401, 403)
+
+
+def test_cancel_of_a_queued_run_ends_it_at_once_and_twice_is_409(as_operator, operator):
+    run = Run.objects.create(project="sleepy", command="build", timeout_seconds=60, source="api", triggered_by=operator)
+    response = as_operator.post(f"/api/v1/runs/{run.pk}/cancel/")
+    assert response.status_code == 202
+    assert response.json()["state"] == RunState.CANCELLED
+    assert "cancelled by otto_operator before it started" in response.json()["reason"]
+    again = as_operator.post(f"/api/v1/runs/{run.pk}/cancel/")
+    assert again.status_code == 409 and "already cancelled" in again.json()["detail"]
+    assert AuditEvent.objects.filter(action="run.cancel", target_id=str(run.pk)).count() == 1
+
+
+def test_parse_endpoint_queues_a_parse_run(as_operator):
+    response = as_operator.post("/api/v1/projects/inventory_transforms/parse/")
+    assert response.status_code == 202
+    assert response.json()["command"] == "parse"
+    assert as_operator.post("/api/v1/projects/missing/parse/").status_code == 404
+
+
+def test_list_filters(as_operator, operator, viewer):
+    Run.objects.create(project="sleepy", command="build", timeout_seconds=60, source="api", triggered_by=operator)
+    Run.objects.create(
+        project="inventory_transforms", command="ls", timeout_seconds=60, source="ui", state=RunState.RUNNING
+    )
+    assert as_operator.get("/api/v1/runs/?project=sleepy").json()["count"] == 1
+    assert as_operator.get("/api/v1/runs/?state=running").json()["results"][0]["command"] == "ls"
+    assert as_operator.get("/api/v1/runs/?who=otto_operator").json()["count"] == 1
+    assert as_operator.get("/api/v1/runs/?state=bogus").status_code == 400
+
+
+def test_artifacts_are_served_by_allowlisted_name_only(as_operator, operator, tmp_path):
+    (tmp_path / "manifest.json").write_text('{"ok": true}')
+    (tmp_path / "secret.txt").write_text("no")
+    run = Run.objects.create(
+        project="sleepy", command="build", timeout_seconds=60, source="api", target_path=str(tmp_path)
+    )
+    response = as_operator.get(f"/api/v1/runs/{run.pk}/artifacts/manifest.json")
+    assert response.status_code == 200 and b'"ok"' in b"".join(response.streaming_content)
+    assert as_operator.get(f"/api/v1/runs/{run.pk}/artifacts/secret.txt").status_code == 404
+    assert as_operator.get(f"/api/v1/runs/{run.pk}/artifacts/..%2Fsecret.txt").status_code == 404
+    assert as_operator.get(f"/api/v1/runs/{run.pk}/artifacts/compiled.sql?node=../../x").status_code == 404
