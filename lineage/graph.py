@@ -67,7 +67,7 @@ def neighbourhood(snapshot: Snapshot, unique_id: str, *, up: int, down: int) -> 
     rows = (
         Node.objects.filter(snapshot=snapshot, unique_id__in=list(hops))
         .exclude(resource_type__in=("test", "unit_test"))
-        .values("unique_id", "name", "resource_type", "materialization", "package_name")
+        .values("unique_id", "name", "resource_type", "materialization", "package_name", "fqn")
     )
     nodes = sorted(rows, key=lambda r: (abs(hops[r["unique_id"]]), r["name"]))
     result = Neighbourhood(truncated=len(nodes) > MAX_PICTURE_NODES)
@@ -77,6 +77,11 @@ def neighbourhood(snapshot: Snapshot, unique_id: str, *, up: int, down: int) -> 
         NodeStatus.objects.filter(project=snapshot.project, unique_id__in=kept).values_list("unique_id", "status")
     )
     for node in nodes:
+        fqn = node.pop("fqn")
+        # Sources read as source_name.table, as in ref/source calls.
+        node["label"] = (
+            f"{fqn[-2]}.{node['name']}" if node["resource_type"] == "source" and len(fqn) > 1 else node["name"]
+        )
         node["hops"] = hops[node["unique_id"]]
         node["status"] = statuses.get(node["unique_id"], "")
     result.nodes = nodes

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.db import connection, models
-from django.db.models import Count, Q
+from django.db.models import Case, Count, Q, Value, When
 
 
 class SnapshotOrigin(models.TextChoices):
@@ -79,12 +79,19 @@ class NodeQuerySet(models.QuerySet):
         text = text.strip()
         if not text:
             return self
+        # Best matches first: exact name, then name prefix, then the rest; tests after the rest.
+        rank = Case(
+            When(name__iexact=text, then=Value(0)),
+            When(name__istartswith=text, then=Value(1)),
+            default=Value(2),
+        )
+        is_test = Case(When(resource_type__in=("test", "unit_test"), then=Value(1)), default=Value(0))
         return self.filter(
             Q(name__icontains=text)
             | Q(original_file_path__icontains=text)
             | Q(description__icontains=text)
             | Q(tags__contains=[text])
-        )
+        ).order_by(rank, is_test, "name", "unique_id")
 
     def counts_by_type(self) -> dict[str, int]:
         rows = self.values("resource_type").annotate(n=Count("id")).order_by("resource_type")

@@ -79,7 +79,7 @@
       const title = el("title", {}, g);
       title.textContent = `${n.unique_id} (${n.resource_type}${n.status ? ", " + n.status : ""})`;
       const label = el("text", { x: 8, y: BOX_H / 2 + 4 }, g);
-      label.textContent = n.name.length > 26 ? n.name.slice(0, 25) + "…" : n.name;
+      label.textContent = n.label.length > 26 ? n.label.slice(0, 25) + "…" : n.label;
     });
     const center = pos.get(graph.center);
     if (center) container.scrollLeft = Math.max(0, center.x - container.clientWidth / 2 + BOX_W / 2);
