@@ -1,0 +1,316 @@
+"""Four eyes: requests, approvals, rejections, the parity gate, staleness and concurrency."""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+import pytest
+from django.contrib.admin.sites import site
+from django.db import IntegrityError, connection, transaction
+from django.test import RequestFactory
+
+from audit.models import AuditEvent, Source
+from entities import services
+from entities.models import EntityType, Mode, ModeChange, ModeChangeRequest, RequestStatus
+from tests.entities.conftest import query
+from tests.entities.helpers import failing_report, move_to, request_change
+
+pytestmark = pytest.mark.django_db
+
+
+def view_definition(conninfo: str) -> str:
+    return query(conninfo, "select pg_get_viewdef('serving.users'::regclass, true)")[0][0]
+
+
+def test_operator_requests_and_approver_approves_through_the_api(
+    api_client, warehouse, users_entity, operator, approver
+):
+    api_client.force_authenticate(operator)
+    response = api_client.post(
+        "/api/v1/entities/users/mode-requests/", {"mode": "shadow", "reason": "compare engines"}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    created = response.json()
+    assert (created["from_mode"], created["mode"], created["status"]) == ("rules", "shadow", "pending")
+    assert api_client.get("/api/v1/entities/users/").json()["pending_requests"][0]["id"] == created["id"]
+
+    api_client.force_authenticate(approver)
+    response = api_client.post(f"/api/v1/mode-requests/{created['id']}/approve/", {"comment": "go"}, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["status"] == "approved"
+    assert response.json()["decided_by"] == approver.username
+
+    entity = api_client.get("/api/v1/entities/users/").json()
+    assert (entity["mode"], entity["pending_requests"]) == ("shadow", [])
+    assert "users_rules" in view_definition(warehouse)
+    change = ModeChange.objects.get()
+    assert (change.from_mode, change.to_mode, change.actor, change.request_id) == (
+        "rules",
+        "shadow",
+        approver,
+        created["id"],
+    )
+    actions = list(AuditEvent.objects.order_by("id").values_list("action", "actor_username", "source"))
+    assert actions == [
+        ("entity.mode_request.create", operator.username, Source.API),
+        ("entity.mode_request.approve", approver.username, Source.API),
+        ("entity.mode.apply", approver.username, Source.API),
+    ]
+
+
+def test_canary_serves_dbt_for_part_of_the_keys(warehouse, users_entity, operator, approver):
+    move_to(users_entity, operator, approver, "shadow")
+    move_to(users_entity, operator, approver, "canary", 40)
+    definition = view_definition(warehouse)
+    assert "users_dbt" in definition and "users_rules" in definition and "< 4000" in definition
+    assert query(warehouse, "select count(*) from serving.users")[0][0] == 106
+    move_to(users_entity, operator, approver, "dbt")
+    assert "users_rules" not in view_definition(warehouse)
+    assert users_entity.mode_changes.count() == 3
+
+
+def test_self_approval_is_refused_by_api_page_admin_and_database(
+    api_client, client, warehouse, users_entity, admin_user, approver
+):
+    own = request_change(users_entity, admin_user, "shadow")
+
+    api_client.force_authenticate(admin_user)
+    response = api_client.post(f"/api/v1/mode-requests/{own.pk}/approve/", {"comment": "me"}, format="json")
+    assert response.status_code == 403
+    assert "your own request" in response.json()["detail"]
+    assert (
+        api_client.post(f"/api/v1/mode-requests/{own.pk}/reject/", {"comment": "me"}, format="json").status_code == 403
+    )
+
+    client.force_login(admin_user)
+    page = client.post(f"/entities/requests/{own.pk}/approve/", {"comment": "me"}, follow=True)
+    assert "cannot approve your own request" in page.content.decode()
+    approvals = client.get("/entities/approvals/").content.decode()
+    assert "Your request: another approver must decide it." in approvals
+
+    admin_request = RequestFactory().post("/admin/")
+    admin_request.user = admin_user
+    admin_request.session = {}
+    from django.contrib.messages.storage.fallback import FallbackStorage
+
+    admin_request._messages = FallbackStorage(admin_request)
+    model_admin = site._registry[ModeChangeRequest]
+    model_admin.approve(admin_request, ModeChangeRequest.objects.filter(pk=own.pk))
+    assert "your own request" in " ".join(str(m) for m in admin_request._messages)
+
+    own.refresh_from_db()
+    users_entity.refresh_from_db()
+    assert (own.status, users_entity.mode) == (RequestStatus.PENDING, Mode.RULES)
+
+    with pytest.raises(IntegrityError, match="modereq_no_self_decision"), transaction.atomic():
+        ModeChangeRequest.objects.filter(pk=own.pk).update(
+            status=RequestStatus.APPROVED, decided_by=admin_user, decided_at=own.requested_at
+        )
+
+
+@pytest.mark.parametrize("role", ["viewer", "operator", "nobody"])
+def test_only_approvers_and_admins_may_decide(request, api_client, client, warehouse, users_entity, admin_user, role):
+    pending = request_change(users_entity, admin_user, "shadow")
+    user = request.getfixturevalue(role)
+    api_client.force_authenticate(user)
+    for verb in ("approve", "reject"):
+        response = api_client.post(f"/api/v1/mode-requests/{pending.pk}/{verb}/", {"comment": "x"}, format="json")
+        assert response.status_code == 403
+    client.force_login(user)
+    assert client.post(f"/entities/requests/{pending.pk}/approve/", {"comment": "x"}).status_code == 403
+    assert client.get("/entities/approvals/").status_code == 403
+    pending.refresh_from_db()
+    assert pending.status == RequestStatus.PENDING
+
+
+@pytest.mark.parametrize("role", ["viewer", "approver", "nobody"])
+def test_only_operators_and_admins_may_request(request, api_client, users_entity, role):
+    api_client.force_authenticate(request.getfixturevalue(role))
+    response = api_client.post(
+        "/api/v1/entities/users/mode-requests/", {"mode": "shadow", "reason": "x"}, format="json"
+    )
+    assert response.status_code == 403
+    assert not ModeChangeRequest.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"mode": "turbo", "reason": "x"}, "mode"),
+        ({"mode": "canary", "reason": "x"}, "canary_percent"),
+        ({"mode": "canary", "canary_percent": 100, "reason": "x"}, "canary_percent"),
+        ({"mode": "shadow", "canary_percent": 10, "reason": "x"}, "canary_percent"),
+        ({"mode": "shadow", "reason": "  "}, "reason"),
+        ({"mode": "rules", "reason": "already there"}, "mode"),
+    ],
+)
+def test_bad_requests_are_400_with_the_field_and_change_nothing(api_client, users_entity, operator, body, field):
+    api_client.force_authenticate(operator)
+    response = api_client.post("/api/v1/entities/users/mode-requests/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["field"] == field, response.json()
+    assert not ModeChangeRequest.objects.exists()
+    assert not AuditEvent.objects.exists()
+
+
+def test_a_stale_request_is_refused_with_409(api_client, client, warehouse, users_entity, operator, approver):
+    first = request_change(users_entity, operator, "shadow")
+    second = request_change(users_entity, operator, "shadow", reason="same, twice")
+    api_client.force_authenticate(approver)
+    assert api_client.post(f"/api/v1/mode-requests/{first.pk}/approve/", {}, format="json").status_code == 200
+
+    response = api_client.post(f"/api/v1/mode-requests/{second.pk}/approve/", {}, format="json")
+    assert response.status_code == 409
+    assert "stale" in response.json()["detail"]
+    client.force_login(approver)
+    page = client.post(f"/entities/requests/{second.pk}/approve/", {}, follow=True).content.decode()
+    assert "is stale: it was made when users was on Rules, but it is now on Shadow" in page
+    assert "stale: entity is on Shadow" in client.get("/entities/approvals/").content.decode()
+
+    again = api_client.post(f"/api/v1/mode-requests/{first.pk}/approve/", {}, format="json")
+    assert again.status_code == 409
+    assert "already approved by ada_approver" in again.json()["detail"]
+    assert ModeChange.objects.count() == 1
+
+
+def test_reject_needs_a_comment_and_keeps_the_mode(api_client, warehouse, users_entity, operator, approver):
+    pending = request_change(users_entity, operator, "shadow")
+    api_client.force_authenticate(approver)
+    response = api_client.post(f"/api/v1/mode-requests/{pending.pk}/reject/", {"comment": ""}, format="json")
+    assert (response.status_code, response.json()["field"]) == (400, "comment")
+    response = api_client.post(f"/api/v1/mode-requests/{pending.pk}/reject/", {"comment": "not now"}, format="json")
+    assert response.status_code == 200
+    assert (response.json()["status"], response.json()["decision_comment"]) == ("rejected", "not now")
+    users_entity.refresh_from_db()
+    assert users_entity.mode == Mode.RULES
+    assert AuditEvent.objects.filter(action="entity.mode_request.reject", reason="not now").exists()
+
+
+def test_parity_gate_refuses_canary_below_threshold_unless_an_admin_overrides(
+    api_client, warehouse, users_entity, operator, approver, admin_user
+):
+    move_to(users_entity, operator, approver, "shadow")
+    pending = request_change(users_entity, operator, "canary", 10)
+
+    api_client.force_authenticate(approver)
+    response = api_client.post(f"/api/v1/mode-requests/{pending.pk}/approve/", {}, format="json")
+    assert response.status_code == 409
+    assert "there is no parity report yet" in response.json()["detail"]
+
+    report = failing_report(users_entity)
+    response = api_client.post(f"/api/v1/mode-requests/{pending.pk}/approve/", {}, format="json")
+    assert response.status_code == 409
+    assert response.json()["parity_report"] == report.pk
+    assert f"parity report #{report.pk} is 95.00%, below the threshold of 100.00%" in response.json()["detail"]
+
+    response = api_client.post(
+        f"/api/v1/mode-requests/{pending.pk}/approve/", {"override_reason": "I insist"}, format="json"
+    )
+    assert response.status_code == 403
+    assert "Only an admin" in response.json()["detail"]
+
+    api_client.force_authenticate(admin_user)
+    response = api_client.post(
+        f"/api/v1/mode-requests/{pending.pk}/approve/",
+        {"comment": "known department diff", "override_reason": "diff is a fixed legacy bug"},
+        format="json",
+    )
+    assert response.status_code == 200, response.json()
+    assert response.json()["parity_override_reason"] == "diff is a fixed legacy bug"
+    users_entity.refresh_from_db()
+    assert users_entity.mode_label == "canary 10%"
+    event = AuditEvent.objects.filter(action="entity.mode_request.approve").order_by("id").last()
+    assert event.after["parity_override_reason"] == "diff is a fixed legacy bug"
+    assert event.after["parity_report"] == report.pk
+
+
+def test_a_passing_parity_report_opens_the_gate_at_a_lower_threshold(
+    api_client, warehouse, users_entity, operator, approver
+):
+    move_to(users_entity, operator, approver, "shadow")
+    EntityType.objects.filter(pk=users_entity.pk).update(parity_threshold="95.00")
+    failing_report(users_entity, matching=95)
+    pending = request_change(users_entity, operator, "dbt")
+    api_client.force_authenticate(approver)
+    assert api_client.post(f"/api/v1/mode-requests/{pending.pk}/approve/", {}, format="json").status_code == 200
+
+
+def test_a_missing_dbt_table_refuses_the_change_and_changes_nothing(
+    api_client, warehouse, users_entity, operator, approver
+):
+    move_to(users_entity, operator, approver, "shadow")
+    services.write_parity_report(users_entity)
+    pending = request_change(users_entity, operator, "dbt")
+    with psycopg.connect(warehouse) as conn:
+        conn.execute("alter table core.fct_users rename to fct_users_hidden")
+    try:
+        api_client.force_authenticate(approver)
+        response = api_client.post(f"/api/v1/mode-requests/{pending.pk}/approve/", {}, format="json")
+    finally:
+        with psycopg.connect(warehouse) as conn:
+            conn.execute("alter table core.fct_users_hidden rename to fct_users")
+    assert response.status_code == 409
+    assert "core.fct_users does not exist yet" in response.json()["detail"]
+    pending.refresh_from_db()
+    users_entity.refresh_from_db()
+    assert (pending.status, users_entity.mode) == (RequestStatus.PENDING, Mode.SHADOW)
+    assert not AuditEvent.objects.filter(action="entity.mode_request.approve", target_id=str(pending.pk)).exists()
+    assert "users_dbt" not in view_definition(warehouse)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_approvals_apply_once(entity_types, warehouse, operator, approver, admin_user):
+    pending = request_change(entity_types["users"], operator, "shadow")
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def approve(user) -> None:
+        try:
+            barrier.wait()
+            services.approve_request(pending.pk, actor=user, comment="", source=Source.API)
+            outcomes.append("applied")
+        except services.ModeConflict as error:
+            outcomes.append(f"refused: {error.message}")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=approve, args=(user,)) for user in (approver, admin_user)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes)[0] == "applied"
+    assert sorted(outcomes)[1].startswith("refused: Request #") and "already approved" in sorted(outcomes)[1]
+    assert ModeChange.objects.count() == 1
+    assert AuditEvent.objects.filter(action="entity.mode.apply").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_metadata_commit_puts_the_view_back(entity_types, warehouse, operator, approver):
+    """The warehouse commits first; if the metadata commit then fails, the view is
+    re-applied from the mode the metadata DB still holds."""
+    users = entity_types["users"]
+    services.sync_serving_view("users")
+    pending = request_change(users, operator, "shadow")
+    move_to(users, operator, approver, "shadow")  # leaves `pending` stale; use a fresh one below
+    pending = request_change(users, operator, "dbt")
+    services.write_parity_report(users)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "create function fail_at_commit() returns trigger language plpgsql as"
+            " $$ begin raise exception 'metadata commit refused'; end $$;"
+            " create constraint trigger fail_at_commit after insert on entities_modechange"
+            " deferrable initially deferred for each row execute function fail_at_commit()"
+        )
+    try:
+        with pytest.raises(Exception, match="metadata commit refused"):
+            services.approve_request(pending.pk, actor=approver, comment="", source=Source.WEB)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("drop trigger fail_at_commit on entities_modechange; drop function fail_at_commit()")
+    users.refresh_from_db()
+    pending.refresh_from_db()
+    assert (users.mode, pending.status) == (Mode.SHADOW, RequestStatus.PENDING)
+    assert "users_dbt" not in view_definition(warehouse)
+    assert "users_rules" in view_definition(warehouse)
