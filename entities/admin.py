@@ -4,14 +4,29 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
+from accounts.models import Capability
+from accounts.permissions import can
 from audit.admin import AuditedAdminMixin
 from audit.models import Source
 from entities import services
 from entities.models import EntityType, ModeChange, ModeChangeRequest, ParityReport
 
 
+class AdministerCapabilityMixin:
+    """Entity models in the Django admin follow the capability layer: admins view and edit."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return can(request.user, Capability.ADMINISTER)
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return can(request.user, Capability.ADMINISTER)
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return can(request.user, Capability.ADMINISTER)
+
+
 @admin.register(EntityType)
-class EntityTypeAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class EntityTypeAdmin(AdministerCapabilityMixin, AuditedAdminMixin, admin.ModelAdmin):
     """Configuration only: the mode changes through requests and approvals (or a rollback)."""
 
     list_display = ("name", "mode", "canary_percent", "parity_threshold", "dbt_selector", "owner")
@@ -29,7 +44,7 @@ class EntityTypeAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ModeChangeRequest)
-class ModeChangeRequestAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class ModeChangeRequestAdmin(AdministerCapabilityMixin, AuditedAdminMixin, admin.ModelAdmin):
     """Read-only; the actions decide through the same service as pages and API (never one's own)."""
 
     list_display = ("id", "entity", "from_mode", "mode", "canary_percent", "status", "requested_by", "decided_by")
@@ -66,7 +81,7 @@ class ModeChangeRequestAdmin(AuditedAdminMixin, admin.ModelAdmin):
         self._decide(request, queryset, approve=False)
 
 
-class _ReadOnlyAdmin(admin.ModelAdmin):
+class _ReadOnlyAdmin(AdministerCapabilityMixin, admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

@@ -1,0 +1,118 @@
+"""Refresh runs through the runs trigger path and a real queue worker; rollback while one runs."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from entities.models import Mode, ParityReport
+from runs.models import Run, RunState
+from tests.entities.conftest import query
+from tests.entities.helpers import move_to
+from tests.runs.conftest import wait_final, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def refresh(api_client, user, name: str = "users") -> Run:
+    api_client.force_authenticate(user)
+    response = api_client.post(f"/api/v1/entities/{name}/refresh/")
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert (body["kind"], body["params"], body["state"]) == ("entity-refresh", {"entity": name}, "queued")
+    return Run.objects.get(pk=body["id"])
+
+
+def test_refresh_in_shadow_runs_both_engines_and_writes_a_parity_report(
+    queue_cluster, entity_types, warehouse, api_client, client, operator, approver
+):
+    move_to(entity_types["users"], operator, approver, "shadow")
+    with psycopg.connect(warehouse) as conn:
+        conn.execute("truncate rules_engine.users")
+
+    run = wait_final(refresh(api_client, operator))
+
+    assert run.state == RunState.SUCCESS, run.reason
+    assert query(warehouse, "select count(*) from rules_engine.users")[0][0] == 106
+    report = ParityReport.objects.get(run=run)
+    assert (report.percent_display, report.matching_rows) == ("100.00", 106)
+    assert run.node_results.filter(name="fct_users", status="success").exists()
+    client.force_login(operator)
+    page = client.get("/entities/users/").content.decode()
+    assert f'<a href="/runs/{run.pk}/">#{run.pk}</a>' in page
+    assert "100.00%" in page
+    assert api_client.get("/api/v1/runs/").json()["results"][0]["id"] == run.pk
+
+
+def test_refresh_in_rules_mode_runs_only_the_rules_engine_and_creates_the_view(
+    queue_cluster, entity_types, warehouse, api_client, operator
+):
+    run = wait_final(refresh(api_client, operator, "applications"))
+    assert run.state == RunState.SUCCESS, run.reason
+    assert not run.node_results.exists()
+    assert not ParityReport.objects.exists()
+    assert query(warehouse, "select count(*) from serving.applications")[0][0] == 45
+
+
+def test_a_second_refresh_while_one_is_queued_is_refused(entity_types, api_client, operator):
+    refresh(api_client, operator)
+    response = api_client.post("/api/v1/entities/users/refresh/")
+    assert response.status_code == 409
+    assert "already queued" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("role", ["viewer", "approver"])
+def test_only_operators_and_admins_may_refresh(request, entity_types, api_client, client, role):
+    user = request.getfixturevalue(role)
+    api_client.force_authenticate(user)
+    assert api_client.post("/api/v1/entities/users/refresh/").status_code == 403
+    client.force_login(user)
+    assert client.post("/entities/users/refresh/").status_code == 403
+    assert not Run.objects.exists()
+
+
+def test_rollback_works_while_a_refresh_is_running(
+    queue_cluster, entity_types, warehouse, api_client, operator, approver, mailoutbox
+):
+    users = entity_types["users"]
+    move_to(users, operator, approver, "shadow")
+    move_to(users, operator, approver, "canary", 50)
+    # Hold raw.users so the refresh's rules engine is stuck mid-run until we let go.
+    blocker = psycopg.connect(warehouse)
+    blocker.execute("lock table raw.users in access exclusive mode")
+    try:
+        run = refresh(api_client, operator)
+        wait_for(
+            run,
+            lambda r: (
+                r.state == RunState.RUNNING
+                and query(
+                    warehouse, "select count(*) from pg_locks where not granted and relation = 'raw.users'::regclass"
+                )[0][0]
+                > 0
+            ),
+        )
+        response = api_client.post(
+            "/api/v1/entities/users/rollback/", {"reason": "wrong owners in prod"}, format="json"
+        )
+        assert response.status_code == 200, response.json()
+        run.refresh_from_db()
+        assert run.state == RunState.RUNNING
+        assert response.json()["mode"] == "rules"
+        definition = query(warehouse, "select pg_get_viewdef('serving.users'::regclass, true)")[0][0]
+        assert "users_dbt" not in definition
+    finally:
+        blocker.rollback()
+        blocker.close()
+
+    run = wait_final(run)
+    assert run.state == RunState.SUCCESS, run.reason
+    users.refresh_from_db()
+    assert users.mode == Mode.RULES
+    definition = query(warehouse, "select pg_get_viewdef('serving.users'::regclass, true)")[0][0]
+    assert "users_dbt" not in definition, "the finished refresh must not undo the rollback"
+    assert ParityReport.objects.filter(run=run).exists()
+    assert len(mailoutbox) == 1
+    assert "rolled back to rules by otto_operator" in mailoutbox[0].subject
+    assert "wrong owners in prod" in mailoutbox[0].body
+    assert approver.email in mailoutbox[0].to

@@ -1,0 +1,190 @@
+"""Break-glass rollback, the entity pages, the Django admin, and the API read endpoints."""
+
+from __future__ import annotations
+
+import pytest
+
+from audit.models import AuditEvent, Source
+from entities.models import EntityType, Mode, ModeChange
+from tests.entities.conftest import query
+from tests.entities.helpers import failing_report, move_to, request_change
+
+pytestmark = pytest.mark.django_db
+
+
+def test_operator_rolls_back_from_the_page_and_approvers_are_emailed(
+    client,
+    warehouse,
+    users_entity,
+    operator,
+    approver,
+    admin_user,
+    viewer,
+    mailoutbox,
+    django_capture_on_commit_callbacks,
+):
+    move_to(users_entity, operator, approver, "shadow")
+    move_to(users_entity, operator, approver, "dbt")
+    client.force_login(operator)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/entities/users/rollback/", {"reason": "<b>owners</b> wrong"}, follow=True)
+    page = response.content.decode()
+    assert "users is back on rules. Approvers have been emailed." in page
+    assert "&lt;b&gt;owners&lt;/b&gt; wrong" in page and "<b>owners</b>" not in page
+    users_entity.refresh_from_db()
+    assert users_entity.mode == Mode.RULES
+    assert "users_dbt" not in query(warehouse, "select pg_get_viewdef('serving.users'::regclass, true)")[0][0]
+    change = ModeChange.objects.first()
+    assert (change.kind, change.from_mode, change.actor) == ("rollback", "dbt", operator)
+    event = AuditEvent.objects.filter(action="entity.rollback").get()
+    assert (event.before["mode"], event.after["mode"], event.source) == ("dbt", "rules", Source.WEB)
+    assert len(mailoutbox) == 1
+    assert sorted(mailoutbox[0].to) == sorted([approver.email, admin_user.email])
+    assert viewer.email not in mailoutbox[0].to
+
+
+def test_rollback_needs_a_reason_and_a_mode_to_leave(api_client, client, warehouse, users_entity, operator, approver):
+    api_client.force_authenticate(operator)
+    response = api_client.post("/api/v1/entities/users/rollback/", {"reason": "x"}, format="json")
+    assert (response.status_code, response.json()["detail"]) == (409, "users is already on rules.")
+    move_to(users_entity, operator, approver, "shadow")
+    response = api_client.post("/api/v1/entities/users/rollback/", {"reason": ""}, format="json")
+    assert (response.status_code, response.json()["field"]) == (400, "reason")
+    client.force_login(operator)
+    response = client.post("/entities/users/rollback/", {"reason": ""})
+    assert response.status_code == 400
+    assert "This field is required." in response.content.decode()
+    users_entity.refresh_from_db()
+    assert users_entity.mode == Mode.SHADOW
+
+
+@pytest.mark.parametrize("role", ["viewer", "approver"])
+def test_viewers_and_approvers_cannot_roll_back(request, api_client, client, warehouse, users_entity, role):
+    user = request.getfixturevalue(role)
+    api_client.force_authenticate(user)
+    assert api_client.post("/api/v1/entities/users/rollback/", {"reason": "x"}, format="json").status_code == 403
+    client.force_login(user)
+    assert client.post("/entities/users/rollback/", {"reason": "x"}).status_code == 403
+
+
+def test_entity_list_shows_mode_parity_and_pending_requests(
+    client, warehouse, entity_types, operator, approver, viewer
+):
+    users = entity_types["users"]
+    move_to(users, operator, approver, "shadow")
+    move_to(users, operator, approver, "canary", 20)
+    request_change(users, operator, "dbt")
+    client.force_login(viewer)
+    page = client.get("/entities/").content.decode()
+    assert 'data-entity="users"' in page and 'data-entity="applications"' in page
+    assert "canary 20%" in page
+    assert "100.00%" in page
+    assert "1 pending" in page
+    home = client.get("/").content.decode()
+    assert "canary 20%" in home and "applications" in home
+
+
+def test_entity_detail_shows_history_reports_view_sql_and_forms_by_role(
+    client, warehouse, users_entity, operator, approver, viewer
+):
+    move_to(users_entity, operator, approver, "shadow")
+    report = failing_report(users_entity, matching=98)
+    client.force_login(viewer)
+    page = client.get("/entities/users/").content.decode()
+    assert "Rules → <strong>Shadow</strong>" in page
+    assert f'data-report="{report.pk}"' in page and "98.00%" in page
+    assert "<code>department</code>" in page and "7, 9" in page
+    assert "create or replace view &quot;serving&quot;.&quot;users&quot;" in page
+    assert "Request change" not in page and "Refresh users" not in page
+    client.force_login(operator)
+    page = client.get("/entities/users/").content.decode()
+    assert "Request change" in page and "Refresh users" in page and "Roll back to rules now" in page
+
+
+def test_request_form_errors_are_shown_and_nothing_is_created(client, users_entity, operator):
+    client.force_login(operator)
+    response = client.post("/entities/users/mode-requests/", {"mode": "canary", "reason": "try"})
+    assert response.status_code == 400
+    assert "Canary needs a percentage from 1 to 99." in response.content.decode()
+    response = client.post("/entities/users/mode-requests/", {"mode": "shadow", "reason": "go"}, follow=True)
+    assert "is waiting for an approver" in response.content.decode()
+    assert users_entity.mode_requests.count() == 1
+
+
+def test_approvals_queue_lists_pending_requests_with_their_evidence(
+    client, warehouse, users_entity, operator, approver
+):
+    move_to(users_entity, operator, approver, "shadow")
+    failing_report(users_entity)
+    request_change(users_entity, operator, "canary", 5, reason="<script>alert(1)</script>")
+    client.force_login(approver)
+    page = client.get("/entities/approvals/").content.decode()
+    assert "Shadow → <strong>canary 5%</strong>" in page
+    assert "below the parity gate" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert(1)" not in page
+    assert "Parity override reason" not in page  # approvers cannot override
+
+
+def test_get_never_writes(client, users_entity, operator):
+    client.force_login(operator)
+    events = AuditEvent.objects.count()
+    assert client.get("/entities/users/rollback/").status_code == 405
+    assert client.get("/entities/users/refresh/").status_code == 405
+    assert client.get("/entities/users/").status_code == 200
+    assert AuditEvent.objects.count() == events
+
+
+def test_api_lists_entities_and_parity_reports(api_client, warehouse, users_entity, viewer):
+    failing_report(users_entity)
+    api_client.force_authenticate(viewer)
+    entities = api_client.get("/api/v1/entities/").json()
+    assert [e["name"] for e in entities] == ["applications", "users"]
+    users = api_client.get("/api/v1/entities/users/").json()
+    assert (users["mode"], users["canary_percent"], users["latest_parity"]["parity_percent"]) == (
+        "rules",
+        None,
+        "95.00",
+    )
+    reports = api_client.get("/api/v1/entities/users/parity-reports/").json()
+    assert reports["count"] == 1
+    assert reports["results"][0]["sample_keys"]["columns"] == {"department": ["7", "9"]}
+    assert api_client.get("/api/v1/entities/nope/").status_code == 404
+
+
+def test_admin_edits_are_audited_and_cannot_change_the_mode(client, users_entity, admin_user):
+    client.force_login(admin_user)
+    url = f"/admin/entities/entitytype/{users_entity.pk}/change/"
+    page = client.get(url).content.decode()
+    assert 'name="mode"' not in page
+    response = client.post(
+        url,
+        {
+            "description": "people",
+            "dbt_selector": "+fct_users",
+            "parity_threshold": "99.50",
+            "owner": admin_user.pk,
+            "mode": "dbt",
+        },
+    )
+    assert response.status_code == 302
+    users_entity.refresh_from_db()
+    assert (users_entity.parity_threshold, users_entity.mode) == (pytest.approx(99.5), Mode.RULES)
+    event = AuditEvent.objects.get(action="entities.entitytype.update")
+    assert (event.source, event.before["parity_threshold"], event.after["parity_threshold"]) == (
+        Source.ADMIN,
+        "100.00",
+        "99.50",
+    )
+
+
+def test_admin_approves_others_requests_through_the_service(client, warehouse, users_entity, operator, admin_user):
+    pending = request_change(users_entity, operator, "shadow")
+    client.force_login(admin_user)
+    response = client.post(
+        "/admin/entities/modechangerequest/",
+        {"action": "approve", "_selected_action": [pending.pk]},
+        follow=True,
+    )
+    assert f"Request #{pending.pk} approved." in response.content.decode()
+    assert EntityType.objects.get(name="users").mode == Mode.SHADOW
+    assert AuditEvent.objects.filter(action="entity.mode.apply", source=Source.ADMIN).exists()
