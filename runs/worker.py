@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 _LOCK_CLASS = 0x72756E73  # "runs": advisory-lock namespace for project+target write locks
 _launcher = Launcher()
+_IN_PROGRESS = {"started", "compiling", "executing", "running", ""}
 
 
 def warm_up(**_signal_kwargs) -> None:
@@ -111,6 +112,7 @@ class Invocation:
     nodes_base: int
     total: int = 0
     started: set[str] = field(default_factory=set)
+    finished: set[str] = field(default_factory=set)
 
 
 class RunExecution:
@@ -242,6 +244,7 @@ class RunExecution:
         stdout_file = base / f"dbt-{index + 1}.jsonl"
         exit_file = base / f"dbt-{index + 1}.exit"
         self.log.write("$ dbt " + " ".join(argv))
+        self.log.flush()
         process = _launcher.launch(argv, env=env, cwd=found.path, log_file=stdout_file, exit_file=exit_file)
         self.mark_running(
             process_group=process.pid,
@@ -307,14 +310,23 @@ class RunExecution:
             self.log.write(event.render())
         if event.level == "error" and event.msg:
             self.log.errors.append(event.msg)
-        if event.name == "LogStartLine" and isinstance(event.data.get("total"), int):
-            if event.data["total"] > invocation.total:
-                invocation.total = event.data["total"]
-                Run.objects.filter(pk=self.run.pk).update(nodes_total=invocation.nodes_base + invocation.total)
-        elif event.name == "NodeStart":
+        total = event.data.get("total")
+        if event.name == "LogStartLine" and isinstance(total, int) and total > invocation.total:
+            invocation.total = total
+            Run.objects.filter(pk=self.run.pk).update(nodes_total=invocation.nodes_base + invocation.total)
+        info = event.node_info
+        unique_id = info.get("unique_id")
+        if not unique_id:
+            return
+        # dbt's NodeStart/NodeFinished are debug-level; the info-level start and result
+        # lines carry the same node_info, so progress is read from whichever comes.
+        if info.get("node_finished_at") and info.get("node_status") not in _IN_PROGRESS:
+            if unique_id not in invocation.finished:
+                invocation.finished.add(unique_id)
+                self.node_finished(event)
+        elif unique_id not in invocation.started:
+            invocation.started.add(unique_id)
             self.node_started(event)
-        elif event.name == "NodeFinished":
-            self.node_finished(event)
 
     def node_started(self, event: DbtEvent) -> None:
         info = event.node_info
@@ -335,8 +347,8 @@ class RunExecution:
         info = event.node_info
         if not info.get("unique_id"):
             return
-        result = event.data.get("run_result") or {}
-        status = str(result.get("status") or info.get("node_status") or "")
+        result = event.data.get("run_result") or event.data
+        status = str(info.get("node_status") or result.get("status") or "")
         NodeResult.objects.update_or_create(
             run_id=self.run.pk,
             unique_id=info["unique_id"],

@@ -1,0 +1,152 @@
+"""Runs executed by a real django-q2 cluster running real dbt against real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.test import override_settings
+
+from runs.dbt.launcher import group_alive
+from runs.models import Run, RunState
+from runs.services import cancel_run, enqueue, trigger_run
+from runs.worker import application_name, execute_run, reap_lost_runs
+from tests.runs.conftest import wait_final, wait_for
+
+
+def backends_of(run: Run) -> list[int]:
+    with psycopg.connect(settings.WAREHOUSE_CONNINFO, autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", [application_name(run.pk)])
+        return [row[0] for row in rows]
+
+
+def log_text(run: Run) -> str:
+    return "\n".join(chunk.text for chunk in run.log_chunks.order_by("first_line"))
+
+
+def test_green_build_records_node_results(runs_cluster, operator, api_client, client):
+    run = trigger_run(project="inventory_transforms", command="build", actor=operator, source="ui")
+    run = wait_final(run)
+    assert run.state == RunState.SUCCESS, run.reason
+    assert run.exit_code == 0 and run.nodes_total == run.nodes_done > 0 and run.nodes_failed == 0
+    fct = run.node_results.get(unique_id="model.inventory_transforms.fct_users")
+    assert fct.status == "success" and fct.rows_affected and fct.compiled_path.endswith("fct_users.sql")
+    assert "Completed successfully" in log_text(run) or "PASS=" in log_text(run)
+    api_client.force_authenticate(operator)
+    nodes = api_client.get(f"/api/v1/runs/{run.pk}/nodes/").json()
+    assert {n["unique_id"] for n in nodes} >= {
+        "model.inventory_transforms.fct_users",
+        "seed.inventory_transforms.users",
+    }
+    tail = api_client.get(f"/api/v1/runs/{run.pk}/log/?offset=2").json()
+    assert tail["final"] and tail["offset"] == 2 and tail["next_offset"] == run.log_lines
+    sql = api_client.get(f"/api/v1/runs/{run.pk}/artifacts/compiled.sql?node=model.inventory_transforms.fct_users")
+    assert sql.status_code == 200 and b"select" in b"".join(sql.streaming_content).lower()
+    client.force_login(operator)
+    page = client.get(f"/runs/{run.pk}/").content.decode()
+    assert "Success" in page and "fct_users" in page and "/lineage/inventory_transforms/nodes/" in page
+    assert Path(run.target_path).parent == Path(settings.RUNS_DIR) / str(run.pk)
+
+
+def test_failing_model_is_failed_with_the_node_error_on_page_and_api(runs_cluster, operator, api_client, client):
+    run = wait_final(trigger_run(project="sleepy", command="run", select="broken fast", actor=operator, source="api"))
+    assert run.state == RunState.FAILED and run.exit_code == 1
+    assert "broken" in run.reason
+    broken = run.node_results.get(unique_id="model.sleepy.broken")
+    assert broken.status == "error" and "sleepy_missing_schema" in broken.message
+    assert run.node_results.get(unique_id="model.sleepy.fast").status == "success"
+    api_client.force_authenticate(operator)
+    nodes = api_client.get(f"/api/v1/runs/{run.pk}/nodes/").json()
+    assert nodes[0]["unique_id"] == "model.sleepy.broken" and "sleepy_missing_schema" in nodes[0]["message"]
+    client.force_login(operator)
+    page = client.get(f"/runs/{run.pk}/").content.decode()
+    assert "Failed" in page and "sleepy_missing_schema" in page and "1 failed" in page
+
+
+def test_bad_profile_is_error_with_the_message(runs_cluster, operator):
+    run = wait_final(trigger_run(project="sleepy", command="run", target="nowhere", actor=operator, source="api"))
+    assert run.state == RunState.ERROR and run.exit_code == 2
+    assert "nowhere" in run.reason
+
+
+def test_timeout_ends_timed_out_with_no_backend_left(runs_cluster, operator):
+    run = trigger_run(project="sleepy", command="run", select="slow", timeout_seconds=4, actor=operator, source="api")
+    run = wait_final(run, timeout=90)
+    assert run.state == RunState.TIMED_OUT, run.reason
+    assert "timed out after 4 s" in run.reason
+    assert backends_of(run) == [] and not group_alive(run.process_group)
+
+
+def test_cancel_stops_dbt_and_leaves_no_query_behind(runs_cluster, operator, client):
+    run = trigger_run(project="sleepy", command="run", select="slow", actor=operator, source="ui")
+    wait_for(run, lambda r: r.node_results.filter(unique_id="model.sleepy.slow", status="running").exists())
+    wait_for(run, lambda r: backends_of(r) != [])
+    client.force_login(operator)
+    response = client.post(f"/runs/{run.pk}/cancel/")
+    assert response.status_code == 302
+    run = wait_final(run, timeout=30)
+    assert run.state == RunState.CANCELLED and "cancelled by otto_operator" in run.reason
+    assert backends_of(run) == [] and not group_alive(run.process_group)
+    assert "Cancelled" in client.get(f"/runs/{run.pk}/").content.decode()
+
+
+def test_sigkilled_worker_is_reaped_and_not_started_again(runs_cluster, operator):
+    run = trigger_run(project="sleepy", command="run", select="slow", actor=operator, source="api")
+    run = wait_for(run, lambda r: r.state == RunState.RUNNING and r.process_group)
+    os.kill(int(run.worker.rsplit(":", 1)[1]), signal.SIGKILL)
+    time.sleep(6)
+    run.refresh_from_db()
+    assert run.state == RunState.RUNNING  # nobody noticed yet: the reaper owns this
+    with override_settings(RUN_STALE_AFTER_SECONDS=5, RUN_CANCEL_GRACE_SECONDS=2):
+        assert reap_lost_runs() == 1
+    run.refresh_from_db()
+    assert run.state == RunState.ERROR and run.reason.startswith("worker lost")
+    assert backends_of(run) == [] and not group_alive(run.process_group)
+    execute_run(run.pk)  # a late redelivery does nothing
+    run.refresh_from_db()
+    assert run.state == RunState.ERROR
+    assert log_text(run).count("$ dbt ") == 1
+
+
+def test_duplicate_delivery_starts_dbt_once(runs_cluster, operator):
+    run = trigger_run(project="sleepy", command="run", select="fast", actor=operator, source="api")
+    enqueue(run.pk)
+    enqueue(run.pk)
+    run = wait_final(run)
+    assert run.state == RunState.SUCCESS
+    time.sleep(1)
+    assert log_text(run).count("$ dbt ") == 1
+    assert sorted(p.name for p in Path(run.target_path).parent.glob("dbt-*.exit")) == ["dbt-1.exit"]
+
+
+def test_concurrent_runs_keep_separate_artifacts_and_writes_wait(runs_cluster, operator):
+    slow = trigger_run(
+        project="sleepy", command="run", select="slow", vars={"sleep_seconds": 6}, actor=operator, source="api"
+    )
+    wait_for(slow, lambda r: r.state == RunState.RUNNING)
+    reader = trigger_run(project="sleepy", command="compile", select="fast", actor=operator, source="api")
+    writer = trigger_run(project="sleepy", command="run", select="fast", actor=operator, source="api")
+    reader = wait_final(reader)
+    assert reader.state == RunState.SUCCESS  # reads overlap with the running write
+    writer = wait_for(writer, lambda r: f"waiting for run #{slow.pk}" in r.reason or r.is_final)
+    assert not writer.is_final, "the second write must wait for the first"
+    slow, writer = wait_final(slow), wait_final(writer)
+    assert slow.state == writer.state == RunState.SUCCESS
+    assert writer.started_at < slow.finished_at < writer.finished_at
+    paths = {Path(r.target_path) for r in (slow, reader, writer)}
+    assert len(paths) == 3 and all((p / "manifest.json").is_file() for p in paths)
+    assert all((p / "run_results.json").is_file() for p in paths)
+
+
+def test_cancel_service_on_finished_run_is_refused(runs_cluster, operator):
+    from runs.services import RunConflict
+
+    run = wait_final(trigger_run(project="sleepy", command="ls", actor=operator, source="api"))
+    assert run.state == RunState.SUCCESS
+    with pytest.raises(RunConflict):
+        cancel_run(run, actor=operator, source="api")
