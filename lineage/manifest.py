@@ -52,6 +52,10 @@ class NodeRow:
     attached_node: str
     column_name: str
 
+    @property
+    def search_text(self) -> str:
+        return "\n".join([self.name, self.original_file_path, " ".join(self.tags), self.description]).lower()
+
 
 @dataclass
 class ParsedManifest:

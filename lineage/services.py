@@ -23,7 +23,7 @@ __all__ = ["ManifestError", "ingest_manifest", "ingest_upload", "project_exists"
 _NODE_COLUMNS = (
     "snapshot_id", "unique_id", "resource_type", "name", "package_name", "path", "original_file_path",
     "patch_path", "folder", "description", "tags", "materialization", "relation_name", "columns", "raw_code",
-    "compiled_code", "fqn", "config", "attached_node", "column_name",
+    "compiled_code", "fqn", "config", "attached_node", "column_name", "search_text",
 )  # fmt: skip
 
 
@@ -54,6 +54,7 @@ def _copy_rows(snapshot_id: int, parsed: ParsedManifest) -> None:
                     Jsonb(n.config),
                     n.attached_node,
                     n.column_name,
+                    n.search_text,
                 )  # fmt: skip
             )
     with raw_cursor.copy(f"COPY {Edge._meta.db_table} (snapshot_id, parent, child) FROM STDIN") as copy:
@@ -96,6 +97,9 @@ def ingest_manifest(
             has_catalog=catalog_path is not None,
         )
         _copy_rows(snapshot.pk, parsed)
+        with connection.cursor() as cursor:
+            # Fresh statistics, so the first graph queries on a big snapshot get good plans.
+            cursor.execute(f"ANALYZE {Node._meta.db_table}, {Edge._meta.db_table}")
         previous = Snapshot.objects.of_project(project).current().first()
         if previous is not None:
             Snapshot.objects.filter(pk=previous.pk).update(is_current=False)

@@ -1,0 +1,285 @@
+"""Lineage at scale: ingest synthetic dbt manifests of 1k, 5k and 10k nodes, then time the
+node page, lineage ±2 hops and search against the 10k snapshot.
+
+    .venv/bin/python bench/lineage_manifest.py [--sizes 1000,5000,10000] [--samples 60] [--keep FILE]
+
+The manifests have the shape of real ones: sources → staging → intermediate → marts with
+fan-in and fan-out, several tests per model, seeds, exposures, and macros making up most
+of the bytes. Runs in its own throw-away database (test_lineage_bench); the budget line
+(DESIGN.md §8: ingest of 10,000 nodes ≤ 10 s, p95 ≤ 100 ms server time) prints last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "transformation_portal.settings")
+os.environ.setdefault("TEST_DATABASE_NAME", "test_lineage_bench")
+
+PROJECT = "bench_project"
+PACKAGE = "bench_project"
+WORDS = [
+    "customer", "order", "invoice", "payment", "shipment", "product", "account", "ledger", "event", "session",
+    "user", "device", "campaign", "refund", "subscription", "plan", "region", "store", "supplier", "warehouse",
+]  # fmt: skip
+
+
+def _columns(rng: random.Random, n: int) -> dict:
+    return {
+        f"col_{i}": {
+            "name": f"col_{i}",
+            "description": f"The {rng.choice(WORDS)} {rng.choice(WORDS)} attribute, as delivered upstream.",
+            "meta": {},
+            "data_type": None,
+            "constraints": [],
+            "quote": None,
+            "tags": [],
+        }
+        for i in range(n)
+    }
+
+
+def _node(rng, resource_type: str, name: str, folder: str, depends: list[str], tags: list[str], **extra) -> dict:
+    ext = {"seed": ".csv"}.get(resource_type, ".sql")
+    sql = "\n".join(
+        f"select {', '.join(f'col_{i}' for i in range(8))} from {{{{ ref('{d.split('.')[-1]}') }}}}" for d in depends
+    )
+    return {
+        "database": "warehouse",
+        "schema": folder.split("/")[1] if "/" in folder else "public",
+        "name": name,
+        "resource_type": resource_type,
+        "package_name": PACKAGE,
+        "path": f"{folder.split('/', 1)[-1]}/{name}{ext}",
+        "original_file_path": f"{folder}/{name}{ext}",
+        "unique_id": f"{resource_type}.{PACKAGE}.{name}",
+        "fqn": [PACKAGE, *folder.split("/")[1:], name],
+        "alias": name,
+        "checksum": {"name": "sha256", "checksum": f"{rng.getrandbits(256):064x}"},
+        "config": {"enabled": True, "materialized": extra.pop("materialized", "view"), "tags": tags, "meta": {}},
+        "tags": tags,
+        "description": f"{name.replace('_', ' ').capitalize()}: one row per {rng.choice(WORDS)}, "
+        f"joined with {rng.choice(WORDS)} data. Owned by the {rng.choice(WORDS)} team.",
+        "columns": _columns(rng, rng.randint(5, 15)) if resource_type in ("model", "seed") else {},
+        "meta": {},
+        "depends_on": {"macros": [], "nodes": depends},
+        "raw_code": sql,
+        "compiled_code": sql.replace("{{ ref('", '"warehouse"."analytics"."').replace("') }}", '"'),
+        "patch_path": f"{PACKAGE}://{folder}/schema.yml" if resource_type == "model" else None,
+        **extra,
+    }
+
+
+def generate_manifest(total_nodes: int, seed: int = 7) -> dict:
+    """About 8% sources, 35% models (staging 30%, intermediate 30%, marts 40%), 1% seeds,
+    1% exposures, the rest tests: `total_nodes` graph members in all."""
+    rng = random.Random(seed)
+    domains = [f"{w}_{i}" for i, w in enumerate(WORDS * 20)][: max(2, total_nodes // 250)]
+    nodes: dict[str, dict] = {}
+    sources: dict[str, dict] = {}
+    exposures: dict[str, dict] = {}
+    n_sources = max(4, int(total_nodes * 0.08))
+    n_models = max(6, int(total_nodes * 0.35))
+    n_seeds = max(1, total_nodes // 100)
+    n_exposures = max(1, total_nodes // 100)
+    n_tests = total_nodes - n_sources - n_models - n_seeds - n_exposures
+    for i in range(n_sources):
+        domain = domains[i % len(domains)]
+        uid = f"source.{PACKAGE}.{domain}.raw_{i}"
+        sources[uid] = {
+            "database": "warehouse", "schema": "raw", "name": f"raw_{i}", "resource_type": "source",
+            "package_name": PACKAGE, "path": f"models/staging/{domain}/sources.yml",
+            "original_file_path": f"models/staging/{domain}/sources.yml", "unique_id": uid,
+            "fqn": [PACKAGE, "staging", domain, domain, f"raw_{i}"], "source_name": domain,
+            "description": f"Raw {rng.choice(WORDS)} export.", "columns": _columns(rng, rng.randint(4, 10)),
+            "tags": [], "config": {"enabled": True}, "meta": {},
+        }  # fmt: skip
+    source_ids = list(sources)
+    for i in range(n_seeds):
+        seed_node = _node(rng, "seed", f"seed_{i}", "seeds", [], [], materialized="seed")
+        nodes[seed_node["unique_id"]] = seed_node
+    seed_ids = [u for u in nodes if u.startswith("seed.")]
+    layers = {"staging": int(n_models * 0.3), "intermediate": int(n_models * 0.3)}
+    layers["marts"] = n_models - layers["staging"] - layers["intermediate"]
+    model_ids: dict[str, list[str]] = {}
+    for layer, count in layers.items():
+        model_ids[layer] = []
+        for i in range(count):
+            domain = domains[i % len(domains)]
+            if layer == "staging":
+                depends = [source_ids[i % len(source_ids)]] + ([rng.choice(seed_ids)] if i % 17 == 0 else [])
+            elif layer == "intermediate":
+                depends = rng.sample(model_ids["staging"], k=min(len(model_ids["staging"]), rng.randint(2, 4)))
+            else:
+                pool = model_ids["intermediate"] + model_ids["staging"]
+                depends = rng.sample(pool, k=min(len(pool), rng.randint(2, 5)))
+                if model_ids[layer] and i % 5 == 0:  # marts built on marts
+                    depends.append(rng.choice(model_ids[layer]))
+            tags = [layer] + ([domain.split("_")[0]] if i % 3 == 0 else []) + (["pii"] if i % 11 == 0 else [])
+            name = f"{ {'staging': 'stg', 'intermediate': 'int', 'marts': 'fct'}[layer] }_{domain}_{i}"
+            node = _node(
+                rng, "model", name, f"models/{layer}/{domain}", depends, tags,
+                materialized="view" if layer == "staging" else "table",
+            )  # fmt: skip
+            nodes[node["unique_id"]] = node
+            model_ids[layer].append(node["unique_id"])
+    all_models = [u for layer in model_ids.values() for u in layer]
+    for i in range(n_tests):
+        target = all_models[i % len(all_models)]
+        column = f"col_{i % 5}"
+        kind = ("not_null", "unique", "accepted_values", "relationships")[i % 4]
+        depends = [target] + ([rng.choice(all_models)] if kind == "relationships" else [])
+        name = f"{kind}_{target.split('.')[-1]}_{column}_{i}"
+        test = _node(rng, "test", name, nodes[target]["original_file_path"].rsplit("/", 1)[0], depends, [])
+        test.update(
+            unique_id=f"test.{PACKAGE}.{name}.{rng.getrandbits(40):010x}",
+            attached_node=target,
+            column_name=column,
+            test_metadata={"name": kind, "kwargs": {"column_name": column}, "namespace": None},
+            original_file_path=nodes[target]["patch_path"].split("://")[1],
+        )
+        test["config"].update(severity="ERROR", materialized="test")
+        nodes[test["unique_id"]] = test
+    for i in range(n_exposures):
+        uid = f"exposure.{PACKAGE}.dashboard_{i}"
+        exposures[uid] = {
+            "name": f"dashboard_{i}", "resource_type": "exposure", "package_name": PACKAGE,
+            "path": "exposures.yml", "original_file_path": "models/exposures.yml", "unique_id": uid,
+            "fqn": [PACKAGE, f"dashboard_{i}"], "type": "dashboard", "owner": {"name": "BI"},
+            "description": "A dashboard.", "tags": [], "config": {"enabled": True}, "meta": {},
+            "depends_on": {"macros": [], "nodes": rng.sample(model_ids["marts"], k=min(3, len(model_ids["marts"])))},
+        }  # fmt: skip
+    node_bytes = len(json.dumps(nodes)) + len(json.dumps(sources))
+    macros: dict[str, dict] = {}
+    body = "{% macro m() %}\n" + "  {{ return(adapter.dispatch('m', 'dbt')(relation, columns)) }}\n" * 40
+    i = 0
+    while sum(len(m["macro_sql"]) for m in macros.values()) < node_bytes * 1.3:
+        uid = f"macro.dbt.macro_{i}"
+        macros[uid] = {"name": f"macro_{i}", "resource_type": "macro", "package_name": "dbt",
+                       "unique_id": uid, "macro_sql": body, "depends_on": {"macros": []}}  # fmt: skip
+        i += 1
+    return {
+        "metadata": {
+            "dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v12.json",
+            "dbt_version": "1.11.16",
+            "generated_at": "2026-11-27T12:00:00Z",
+            "invocation_id": f"00000000-0000-0000-0000-{total_nodes:012d}",
+            "project_name": PACKAGE,
+        },
+        "nodes": nodes,
+        "sources": sources,
+        "macros": macros,
+        "docs": {},
+        "exposures": exposures,
+        "metrics": {},
+        "groups": {},
+        "selectors": {},
+        "disabled": {},
+        "parent_map": {},
+        "child_map": {},
+        "semantic_models": {},
+        "saved_queries": {},
+        "unit_tests": {},
+    }
+
+
+def _percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def _time_requests(client, urls: list[str]) -> tuple[float, float]:
+    for url in urls[:5]:  # warm-up
+        client.get(url)
+    timings = []
+    for url in urls:
+        start = time.perf_counter()
+        response = client.get(url)
+        timings.append((time.perf_counter() - start) * 1000)
+        assert response.status_code == 200, (url, response.status_code)
+    return statistics.median(timings), _percentile(timings, 95)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,5000,10000")
+    parser.add_argument("--samples", type=int, default=60)
+    parser.add_argument("--keep", help="also write the largest manifest to this file")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    import django
+
+    django.setup()
+    from django.contrib.auth.models import Group, User
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import setup_test_environment
+
+    from lineage.models import Node
+    from lineage.services import ingest_manifest
+
+    setup_test_environment()
+    test_db = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+    try:
+        ingest_seconds: dict[int, float] = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            for size in sizes:
+                path = Path(tmp) / f"manifest_{size}.json"
+                path.write_text(json.dumps(generate_manifest(size)))
+                start = time.perf_counter()
+                snapshot = ingest_manifest(PROJECT, path, actor="bench")
+                ingest_seconds[size] = time.perf_counter() - start
+                print(
+                    f"ingest {size:>6} nodes ({path.stat().st_size / 1e6:5.1f} MB manifest, "
+                    f"{snapshot.node_count} stored): {ingest_seconds[size]:.2f} s"
+                )
+                if args.keep and size == max(sizes):
+                    Path(args.keep).write_bytes(path.read_bytes())
+
+        user = User.objects.create_user("bench_viewer", password="unused-bench-password")  # noqa: S106
+        user.groups.add(Group.objects.get(name="viewer"))
+        client = Client()
+        client.force_login(user)
+        rng = random.Random(3)
+        models = list(Node.objects.filter(snapshot=snapshot, resource_type="model").values_list("unique_id", flat=True))
+        picks = rng.sample(models, k=min(args.samples, len(models)))
+        terms = ["customer", "fct_order", "pii", "models/marts", "joined with refund", "int_session", "zzz_nothing"]
+        results = {
+            "node page": _time_requests(client, [f"/lineage/{PROJECT}/nodes/{uid}/" for uid in picks]),
+            "lineage ±2 hops (API)": _time_requests(
+                client, [f"/api/v1/projects/{PROJECT}/lineage/{uid}/?up=2&down=2" for uid in picks]
+            ),
+            "search page": _time_requests(
+                client, [f"/lineage/{PROJECT}/?q={terms[i % len(terms)]}" for i in range(args.samples)]
+            ),
+            "search API": _time_requests(
+                client,
+                [f"/api/v1/projects/{PROJECT}/nodes/?search={terms[i % len(terms)]}" for i in range(args.samples)],
+            ),
+        }
+        largest = max(sizes)
+        print(f"server time at {snapshot.node_count} nodes, {args.samples} requests each:")
+        for name, (p50, p95) in results.items():
+            print(f"  {name:<24} p50 {p50:6.1f} ms   p95 {p95:6.1f} ms")
+        worst = max(p95 for _, p95 in results.values())
+        ok = ingest_seconds[largest] <= 10 and worst <= 100
+        print(
+            f"BUDGET ingest {largest} nodes {ingest_seconds[largest]:.2f} s (≤ 10 s); worst p95 {worst:.1f} ms "
+            f"(≤ 100 ms): {'OK' if ok else 'OVER BUDGET'}"
+        )
+    finally:
+        connection.creation.destroy_test_db(test_db, verbosity=0)
+
+
+if __name__ == "__main__":
+    main()
