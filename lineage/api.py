@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -56,6 +57,43 @@ class NodeDetailSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
 
 
+class ProjectSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    current_snapshot = SnapshotSerializer(allow_null=True)
+
+
+class NodeDetailResponseSerializer(NodeDetailSerializer):
+    snapshot = serializers.IntegerField()
+    depends_on = serializers.ListField(child=serializers.CharField())
+    tests = serializers.ListField(child=serializers.CharField())
+    latest_run = NodeStatusSerializer(allow_null=True)
+
+    class Meta(NodeDetailSerializer.Meta):
+        fields = [*NodeDetailSerializer.Meta.fields, "snapshot", "depends_on", "tests", "latest_run"]
+
+
+LINEAGE_RESPONSE = inline_serializer(
+    "Lineage",
+    {
+        "snapshot": serializers.IntegerField(),
+        "center": serializers.CharField(),
+        "nodes": serializers.ListField(child=serializers.DictField()),
+        "edges": serializers.ListField(child=serializers.DictField(child=serializers.CharField())),
+        "truncated": serializers.BooleanField(),
+    },
+)
+SELECT_RESPONSE = inline_serializer(
+    "Selection",
+    {
+        "snapshot": serializers.IntegerField(),
+        "select": serializers.CharField(),
+        "count": serializers.IntegerField(),
+        "nodes": serializers.ListField(child=serializers.CharField()),
+    },
+)
+SNAPSHOT_PARAM = OpenApiParameter("snapshot", int, description="A snapshot id; default: the current one")
+
+
 class ManifestUploadSerializer(serializers.Serializer):
     manifest = serializers.FileField()
     catalog = serializers.FileField(required=False)
@@ -79,6 +117,7 @@ class ProjectListView(APIView):
 
     permission_classes = READ
 
+    @extend_schema(responses=ProjectSerializer(many=True))
     def get(self, request: Request) -> Response:
         current = {s.project: s for s in Snapshot.objects.current()}
         return Response(
@@ -94,6 +133,8 @@ class SnapshotListView(generics.ListAPIView):
     serializer_class = SnapshotSerializer
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Snapshot.objects.none()
         return Snapshot.objects.of_project(_project(self.kwargs["project"])).select_related("ingested_by")
 
 
@@ -104,6 +145,7 @@ class ManifestUploadView(APIView):
     parser_classes = [MultiPartParser, FormParser]
     serializer_class = ManifestUploadSerializer
 
+    @extend_schema(request=ManifestUploadSerializer, responses={201: SnapshotSerializer})
     def post(self, request: Request, project: str) -> Response:
         _project(project)
         upload = ManifestUploadSerializer(data=request.data)
@@ -128,7 +170,20 @@ class NodeListView(generics.ListAPIView):
     serializer_class = NodeListSerializer
     filter_backends: list = []
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("search", str),
+            OpenApiParameter("resource_type", str),
+            OpenApiParameter("tag", str),
+            SNAPSHOT_PARAM,
+        ]
+    )
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Node.objects.none()
         params = self.request.query_params
         nodes = Node.objects.filter(snapshot=_snapshot(self.request, self.kwargs["project"]))
         nodes = nodes.search(params.get("search", ""))
@@ -142,6 +197,7 @@ class NodeListView(generics.ListAPIView):
 class NodeDetailView(APIView):
     permission_classes = READ
 
+    @extend_schema(parameters=[SNAPSHOT_PARAM], responses=NodeDetailResponseSerializer)
     def get(self, request: Request, project: str, unique_id: str) -> Response:
         snapshot = _snapshot(request, project)
         node = Node.objects.filter(snapshot=snapshot, unique_id=unique_id).first()
@@ -170,6 +226,10 @@ class LineageView(APIView):
 
     permission_classes = READ
 
+    @extend_schema(
+        parameters=[OpenApiParameter("up", int), OpenApiParameter("down", int), SNAPSHOT_PARAM],
+        responses=LINEAGE_RESPONSE,
+    )
     def get(self, request: Request, project: str, unique_id: str) -> Response:
         snapshot = _snapshot(request, project)
         if not Node.objects.filter(snapshot=snapshot, unique_id=unique_id).exists():
@@ -200,6 +260,10 @@ class SelectView(APIView):
 
     permission_classes = READ
 
+    @extend_schema(
+        parameters=[OpenApiParameter("select", str, required=True, description="A dbt selector"), SNAPSHOT_PARAM],
+        responses=SELECT_RESPONSE,
+    )
     def get(self, request: Request, project: str) -> Response:
         snapshot = _snapshot(request, project)
         text = request.query_params.get("select", "")

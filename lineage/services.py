@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
@@ -20,6 +21,7 @@ from lineage.projects import discover_projects, get_project
 
 __all__ = ["ManifestError", "ingest_manifest", "ingest_upload", "project_exists", "project_names", "record_run_results"]
 
+DEFAULT_KEEP_SNAPSHOTS = 30
 _NODE_COLUMNS = (
     "snapshot_id", "unique_id", "resource_type", "name", "package_name", "path", "original_file_path",
     "patch_path", "folder", "description", "tags", "materialization", "relation_name", "columns", "raw_code",
@@ -60,6 +62,25 @@ def _copy_rows(snapshot_id: int, parsed: ParsedManifest) -> None:
     with raw_cursor.copy(f"COPY {Edge._meta.db_table} (snapshot_id, parent, child) FROM STDIN") as copy:
         for parent, child in parsed.edges:
             copy.write_row((snapshot_id, parent, child))
+
+
+def _prune_old_snapshots(project: str) -> list[int]:
+    """Every run brings a manifest: keep the newest LINEAGE_KEEP_SNAPSHOTS per project (the
+    current one always), so a busy schedule cannot grow the tables without bound."""
+    keep = max(1, int(getattr(settings, "LINEAGE_KEEP_SNAPSHOTS", DEFAULT_KEEP_SNAPSHOTS)))
+    old = list(
+        Snapshot.objects.of_project(project)
+        .filter(is_current=False)
+        .order_by("-ingested_at", "-id")
+        .values_list("pk", flat=True)[keep - 1 :]
+    )
+    if old:
+        with connection.cursor() as cursor:
+            # Set-based deletes: Django's cascade would load 10,000 nodes per snapshot first.
+            cursor.execute(f"DELETE FROM {Edge._meta.db_table} WHERE snapshot_id = ANY(%s)", [old])
+            cursor.execute(f"DELETE FROM {Node._meta.db_table} WHERE snapshot_id = ANY(%s)", [old])
+        Snapshot.objects.filter(pk__in=old).delete()
+    return old
 
 
 def ingest_manifest(
@@ -105,6 +126,7 @@ def ingest_manifest(
             Snapshot.objects.filter(pk=previous.pk).update(is_current=False)
         Snapshot.objects.filter(pk=snapshot.pk).update(is_current=True)
         snapshot.is_current = True
+        pruned = _prune_old_snapshots(project)
         record(
             actor,
             "lineage.manifest_uploaded" if origin == SnapshotOrigin.UPLOAD else "lineage.manifest_ingested",
@@ -119,6 +141,7 @@ def ingest_manifest(
                 "node_count": snapshot.node_count,
                 "edge_count": len(parsed.edges),
                 "catalog": catalog_path is not None,
+                "pruned_snapshots": pruned,
             },
             source=source,
         )

@@ -118,3 +118,13 @@ def test_run_results_keep_the_latest_status_across_reingests(snapshot, manifest_
                                       "completed_at": None, "message": "SELECT 3"}])  # fmt: skip
     status = NodeStatus.objects.get(project=PROJECT, unique_id=uid)
     assert (status.status, status.execution_time, status.run_id, status.message) == ("success", 0.25, 8, "SELECT 3")
+
+
+def test_only_the_newest_snapshots_are_kept(snapshot, manifest_path, settings):
+    settings.LINEAGE_KEEP_SNAPSHOTS = 2
+    second = ingest_manifest(PROJECT, manifest_path, run_id=1)
+    third = ingest_manifest(PROJECT, manifest_path, run_id=2)
+    assert list(Snapshot.objects.order_by("pk")) == [second, third]
+    assert not Node.objects.filter(snapshot_id=snapshot.pk).exists()
+    assert not Edge.objects.filter(snapshot_id=snapshot.pk).exists()
+    assert AuditEvent.objects.get(target_id=str(third.pk)).after["pruned_snapshots"] == [snapshot.pk]
