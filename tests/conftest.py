@@ -198,3 +198,29 @@ def queue_cluster(queue_cluster_process, transactional_db):
     """A running django-q2 cluster that sees this test's committed rows (use with tests
     that need transactional_db: the cluster reads the database from another process)."""
     return queue_cluster_process
+
+
+@pytest.fixture(scope="session")
+def seeded_warehouse(dbt_projects_dir, warehouse_env, tmp_path_factory):
+    """The session warehouse with inventory_transforms' seeds loaded (a build needs them)."""
+    import subprocess
+
+    from runs.dbt.environment import DBT_EXECUTABLE
+
+    project = dbt_projects_dir / "inventory_transforms"
+    out = tmp_path_factory.mktemp("seed")
+    argv = [
+        DBT_EXECUTABLE,
+        "seed",
+        "--project-dir",
+        str(project),
+        "--profiles-dir",
+        str(dbt_projects_dir),
+        "--target-path",
+        str(out / "target"),
+        "--log-path",
+        str(out / "logs"),
+    ]
+    done = subprocess.run(argv, env=warehouse_env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout[-3000:]
+    return dbt_projects_dir

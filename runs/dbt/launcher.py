@@ -26,6 +26,7 @@ import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from pathlib import Path
 
 PRELOAD = (
@@ -111,6 +112,9 @@ def _child(request: dict, started_w: int) -> None:
 def serve() -> None:
     for module in PRELOAD:
         importlib.import_module(module)
+    # One resource tracker for all children (dbt makes multiprocessing locks), started here
+    # so its shutdown chatter never lands in a run's log.
+    resource_tracker.ensure_running()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps children; codes go to exit files
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C at the worker's terminal is the worker's business
     out = sys.stdout

@@ -1,33 +1,8 @@
 from __future__ import annotations
 
-import subprocess
 import time
 
 import pytest
-
-from runs.dbt.environment import DBT_EXECUTABLE
-
-
-@pytest.fixture(scope="session")
-def seeded_warehouse(dbt_projects_dir, warehouse_env, tmp_path_factory):
-    """The session warehouse with inventory_transforms' seeds loaded (a build needs them)."""
-    project = dbt_projects_dir / "inventory_transforms"
-    out = tmp_path_factory.mktemp("seed")
-    argv = [
-        DBT_EXECUTABLE,
-        "seed",
-        "--project-dir",
-        str(project),
-        "--profiles-dir",
-        str(dbt_projects_dir),
-        "--target-path",
-        str(out / "target"),
-        "--log-path",
-        str(out / "logs"),
-    ]
-    done = subprocess.run(argv, env=warehouse_env, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stdout[-3000:]
-    return dbt_projects_dir
 
 
 @pytest.fixture
