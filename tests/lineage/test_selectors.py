@@ -14,6 +14,8 @@ SELECTORS = [
     "+fct_applications",
     "stg_users+",
     "1+fct_applications",
+    "2+fct_applications",
+    "stg_users+3",
     "stg_users+1",
     "@stg_users",
     "users",
@@ -32,6 +34,8 @@ SELECTORS = [
     "+fct_applications,resource_type:model",
     "+fct_applications,path:models/staging stg_users+1",
     "duplicate_emails",
+    "resource_type:test,fct_users+",
+    "package:inventory_transforms,resource_type:seed",
     "no_such_model",
 ]
 
@@ -61,3 +65,27 @@ def test_portal_selection_equals_dbt_ls(snapshot, parsed_target, warehouse_env, 
 def test_bad_selectors_name_the_problem(selector, problem):
     with pytest.raises(SelectorError, match=problem):
         parse_selector(selector)
+
+
+def test_tag_selection_takes_in_the_tagged_nodes_and_their_tests(db, manifest_json, tmp_path):
+    from lineage.services import ingest_manifest
+    from tests.lineage.conftest import PROJECT
+
+    manifest = json.loads(json.dumps(manifest_json))
+    manifest["nodes"]["model.inventory_transforms.fct_users"]["tags"] = ["pii", "core"]
+    manifest["nodes"]["model.inventory_transforms.stg_users"]["tags"] = ["pii_raw"]
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(manifest))
+    snapshot = ingest_manifest(PROJECT, path)
+    tests_of_fct_users = {
+        c for c in manifest["child_map"]["model.inventory_transforms.fct_users"] if c.startswith("test.")
+    }
+    assert set(select(snapshot.pk, "tag:pii")) == {"model.inventory_transforms.fct_users", *tests_of_fct_users}
+    assert {"model.inventory_transforms.stg_users", "model.inventory_transforms.fct_users"} <= set(
+        select(snapshot.pk, "tag:pii*")
+    )
+    # Each criterion takes in its tests (dbt's eager indirect selection), so the intersection keeps them.
+    assert set(select(snapshot.pk, "tag:core,resource_type:model")) == {
+        "model.inventory_transforms.fct_users",
+        *tests_of_fct_users,
+    }
