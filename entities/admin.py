@@ -51,8 +51,8 @@ class ModeChangeRequestAdmin(AdministerCapabilityMixin, AuditedAdminMixin, admin
     list_filter = ("status", "entity")
     actions = ["approve", "reject"]
 
-    def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
-        return [field.name for field in self.model._meta.fields]
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # decided only through the actions (the service), never edited
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -16,7 +16,7 @@ from audit.models import Source
 from entities import services
 from entities.models import EntityType, ModeChangeRequest, ParityReport
 from entities.queries import last_refresh
-from runs.models import Run
+from runs.serializers import RunSerializer
 
 
 def _error(error: services.InvalidEntityRequest | services.ModeConflict) -> Response:
@@ -27,17 +27,6 @@ def _error(error: services.InvalidEntityRequest | services.ModeConflict) -> Resp
     if error.parity_report is not None or "Parity gate" in error.message:
         body["parity_report"] = error.parity_report.pk if error.parity_report else None
     return Response(body, status=status.HTTP_409_CONFLICT)
-
-
-class RunSummarySerializer(serializers.ModelSerializer):
-    url = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Run
-        fields = ["id", "kind", "project", "params", "state", "reason", "queued_at", "started_at", "finished_at", "url"]
-
-    def get_url(self, run: Run) -> str:
-        return f"/runs/{run.pk}/"
 
 
 class ParityReportSerializer(serializers.ModelSerializer):
@@ -117,7 +106,7 @@ class EntityTypeSerializer(serializers.ModelSerializer):
 
     def get_last_refresh(self, entity: EntityType) -> dict[str, Any] | None:
         run = last_refresh(entity)
-        return RunSummarySerializer(run).data if run else None
+        return RunSerializer(run).data if run else None
 
 
 class EntityTypeViewSet(viewsets.ReadOnlyModelViewSet):
@@ -134,9 +123,9 @@ class EntityTypeViewSet(viewsets.ReadOnlyModelViewSet):
         """Start a refresh run (202 with the run)."""
         try:
             run = services.trigger_refresh(self.get_object(), actor=request.user, source=Source.API)
-        except services.ModeConflict as error:
+        except (services.InvalidEntityRequest, services.ModeConflict) as error:
             return _error(error)
-        return Response(RunSummarySerializer(run).data, status=status.HTTP_202_ACCEPTED)
+        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     @action(
         detail=True,

@@ -50,7 +50,7 @@ from entities.queries import REFRESH_KIND
 from entities.rules import engine
 from runs.kinds import RunContext, RunFailed
 from runs.models import Run, TriggerSource
-from runs.services import trigger_run
+from runs.services import InvalidRunRequest, trigger_run
 
 logger = logging.getLogger(__name__)
 
@@ -390,14 +390,17 @@ def trigger_refresh(entity: EntityType, *, actor: Any, source: str) -> Run:
     active = Run.objects.active().filter(kind=REFRESH_KIND, params__entity=entity.name).first()
     if active is not None:
         raise ModeConflict(f"A refresh of {entity.name} is already {active.state} (run #{active.pk}).")
-    return trigger_run(
-        kind=REFRESH_KIND,
-        project=entity.dbt_project,
-        params={"entity": entity.name},
-        actor=actor,
-        source=TriggerSource.ENTITY,
-        audit_source=source,
-    )
+    try:
+        return trigger_run(
+            kind=REFRESH_KIND,
+            project=entity.dbt_project,
+            params={"entity": entity.name},
+            actor=actor,
+            source=TriggerSource.ENTITY,
+            audit_source=source,
+        )
+    except InvalidRunRequest as error:
+        raise InvalidEntityRequest(error.field, f"{entity.name} cannot be refreshed: {error.message}") from error
 
 
 def execute_refresh(ctx: RunContext) -> None:

@@ -77,7 +77,7 @@ def entity_refresh(request: HttpRequest, name: str) -> HttpResponse:
     entity = get_object_or_404(EntityType, name=name)
     try:
         run = services.trigger_refresh(entity, actor=request.user, source=Source.WEB)
-    except services.ModeConflict as error:
+    except (services.InvalidEntityRequest, services.ModeConflict) as error:
         messages.error(request, error.message)
         return redirect("entity-detail", name=entity.name)
     messages.success(request, f"Refresh of {entity.name} queued as run #{run.pk}.")

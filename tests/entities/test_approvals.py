@@ -314,3 +314,12 @@ def test_a_failed_metadata_commit_puts_the_view_back(entity_types, warehouse, op
     assert (users.mode, pending.status) == (Mode.SHADOW, RequestStatus.PENDING)
     assert "users_dbt" not in view_definition(warehouse)
     assert "users_rules" in view_definition(warehouse)
+
+
+def test_sync_serving_views_reapplies_the_modes_the_portal_holds(warehouse, entity_types):
+    from django.core.management import call_command
+
+    EntityType.objects.filter(name="users").update(mode=Mode.CANARY, canary_percent=30)
+    call_command("sync_serving_views")
+    assert "< 3000" in view_definition(warehouse)
+    assert query(warehouse, "select count(*) from serving.applications")[0][0] == 45
