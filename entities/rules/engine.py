@@ -21,6 +21,10 @@ from entities.rules.rulesets import RULE_SETS, Collapse, Derive, Lookup, RuleSet
 
 SCHEMA = "rules_engine"
 FETCH_ROWS = 20_000
+# One rules engine run at a time per warehouse: refreshing applications also rewrites
+# rules_engine.users, so two refreshes must not swap the same tables at once.
+RUN_LOCK = "select pg_advisory_lock(hashtext('transformation_portal.rules_engine'))"
+TRY_RUN_LOCK = "select pg_try_advisory_lock(hashtext('transformation_portal.rules_engine'))"
 
 Row = tuple[Any, ...]
 
@@ -62,8 +66,13 @@ def run(
     """Run rule set `name` and its dependencies against the warehouse at `conninfo`."""
     results = []
     outputs: dict[str, list[Row]] = {}
-    with psycopg.connect(conninfo) as reader, psycopg.connect(conninfo) as writer:
-        for rule_set in execution_order(name, rule_sets):
+    order = execution_order(name, rule_sets)
+    with psycopg.connect(conninfo) as reader, psycopg.connect(conninfo, autocommit=True) as writer:
+        if not writer.execute(TRY_RUN_LOCK).fetchone()[0]:
+            log("rules engine: waiting for another rules engine run to finish")
+            writer.execute(RUN_LOCK)
+        writer.autocommit = False
+        for rule_set in order:
             started = time.perf_counter()
             log(f"rules engine: {rule_set.name} from {'.'.join(rule_set.source)}")
             lookups = {

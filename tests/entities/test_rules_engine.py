@@ -151,3 +151,24 @@ def test_derive_columns_are_declared_once():
         names = [s.name for s in rule_set.steps if isinstance(s, Derive)]
         assert len(names) == len(set(names))
         assert rule_set.key in names
+
+
+def test_concurrent_rules_engine_runs_take_turns(warehouse):
+    import threading
+
+    errors: list[Exception] = []
+
+    def refresh(name: str) -> None:
+        try:
+            engine.run(warehouse, name)
+        except Exception as error:  # noqa: BLE001 - collected and asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=refresh, args=(name,)) for name in ("users", "applications", "users")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert query(warehouse, "select count(*) from rules_engine.users")[0][0] == 106
+    assert query(warehouse, "select count(*) from rules_engine.applications")[0][0] == 45
