@@ -267,6 +267,11 @@ def main() -> None:
                 [f"/api/v1/projects/{PROJECT}/nodes/?search={terms[i % len(terms)]}" for i in range(args.samples)],
             ),
         }
+        folders = list(Node.objects.filter(snapshot=snapshot).values_list("folder", flat=True).distinct())
+        results["whole project by folder"] = _time_requests(client, [f"/lineage/{PROJECT}/groups/"] * 20)
+        results["folder nodes (JSON)"] = _time_requests(
+            client, [f"/lineage/{PROJECT}/groups/nodes/?folder={rng.choice(folders)}" for _ in range(args.samples)]
+        )
         largest = max(sizes)
         print(f"server time at {snapshot.node_count} nodes, {args.samples} requests each:")
         for name, (p50, p95) in results.items():

@@ -90,3 +90,37 @@ def neighbourhood(snapshot: Snapshot, unique_id: str, *, up: int, down: int) -> 
         [snapshot.pk, kept, kept],
     )
     return result
+
+
+def layers(nodes: list[str], edges: list[tuple[str, str]]) -> dict[str, int]:
+    """Longest-path layer of each node, left to right; edges closing a cycle (possible
+    between folders, never between dbt nodes) are ignored."""
+    children: dict[str, list[str]] = {n: [] for n in nodes}
+    for parent, child in edges:
+        children[parent].append(child)
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1 = on the DFS stack, 2 = done
+    back_edges: set[tuple[str, str]] = set()
+    for root in nodes:
+        if root in state:
+            continue
+        stack = [(root, iter(children[root]))]
+        state[root] = 1
+        while stack:
+            node, pending = stack[-1]
+            child = next(pending, None)
+            if child is None:
+                state[node] = 2
+                order.append(node)
+                stack.pop()
+            elif state.get(child) == 1:
+                back_edges.add((node, child))
+            elif child not in state:
+                state[child] = 1
+                stack.append((child, iter(children[child])))
+    layer = dict.fromkeys(nodes, 0)
+    for node in reversed(order):  # topological order of the graph without back edges
+        for child in children[node]:
+            if (node, child) not in back_edges:
+                layer[child] = max(layer[child], layer[node] + 1)
+    return layer

@@ -23,6 +23,7 @@ NODE_COLLECTIONS = (
     "unit_tests",
     "functions",
 )
+TEST_TYPES = ("test", "unit_test")
 _DOC_CALL = re.compile(r"""\{\{\s*doc\(\s*['"]([^'"]+)['"]\s*(?:,\s*['"]([^'"]+)['"]\s*)?\)\s*\}\}""")
 
 
@@ -65,6 +66,24 @@ class ParsedManifest:
     invocation_id: str
     nodes: list[NodeRow] = field(default_factory=list)
     edges: list[tuple[str, str]] = field(default_factory=list)
+
+    def folder_summary(self) -> list[dict[str, Any]]:
+        """Per folder (tests left out): node counts by type and links to other folders, with
+        the number of edges behind each link. Small, so the whole-project view reads it
+        from the snapshot row instead of aggregating 10,000 nodes per request."""
+        folder_of = {n.unique_id: n.folder for n in self.nodes if n.resource_type not in TEST_TYPES}
+        folders: dict[str, dict[str, Any]] = {}
+        for node in self.nodes:
+            if node.resource_type in TEST_TYPES:
+                continue
+            entry = folders.setdefault(node.folder, {"folder": node.folder, "counts": {}, "feeds": {}})
+            entry["counts"][node.resource_type] = entry["counts"].get(node.resource_type, 0) + 1
+        for parent, child in self.edges:
+            upstream, downstream = folder_of.get(parent), folder_of.get(child)
+            if upstream is not None and downstream is not None and upstream != downstream:
+                feeds = folders[upstream]["feeds"]
+                feeds[downstream] = feeds.get(downstream, 0) + 1
+        return [folders[name] for name in sorted(folders)]
 
     def counts_by_type(self) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
-from django.db import connection, models
+from django.db import models
 from django.db.models import Case, Count, Q, Value, When
 
 
@@ -39,6 +39,7 @@ class Snapshot(models.Model):
     node_count = models.PositiveIntegerField(default=0)
     counts_by_type = models.JSONField(default=dict)
     has_catalog = models.BooleanField(default=False)
+    folder_summary = models.JSONField(default=list, help_text="[{folder, counts, feeds: {folder: edges}}]")
     is_current = models.BooleanField(default=False)
 
     objects = SnapshotQuerySet.as_manager()
@@ -54,20 +55,6 @@ class Snapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project} snapshot #{self.pk}"
-
-    @staticmethod
-    def folder_links(snapshot_id: int) -> list[tuple[str, str, int]]:
-        """(upstream folder, downstream folder, edge count) between different folders, tests left out."""
-        node, edge = Node._meta.db_table, Edge._meta.db_table
-        sql = f"""
-            SELECT p.folder, c.folder, count(*) FROM {edge} e
-            JOIN {node} p ON p.snapshot_id = e.snapshot_id AND p.unique_id = e.parent
-            JOIN {node} c ON c.snapshot_id = e.snapshot_id AND c.unique_id = e.child
-            WHERE e.snapshot_id = %s AND p.folder <> c.folder AND c.resource_type NOT IN ('test', 'unit_test')
-            GROUP BY p.folder, c.folder ORDER BY p.folder, c.folder"""
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [snapshot_id])
-            return cursor.fetchall()
 
     @property
     def ingested_by_name(self) -> str:

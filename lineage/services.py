@@ -115,6 +115,7 @@ def ingest_manifest(
             ingested_by_label="" if is_user else str(actor or source),
             node_count=len(parsed.nodes),
             counts_by_type=parsed.counts_by_type(),
+            folder_summary=parsed.folder_summary(),
             has_catalog=catalog_path is not None,
         )
         _copy_rows(snapshot.pk, parsed)

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -11,7 +10,7 @@ from accounts.models import Capability
 from accounts.permissions import requires
 from audit.models import Source
 from lineage.forms import ManifestUploadForm
-from lineage.graph import neighbourhood
+from lineage.graph import layers, neighbourhood
 from lineage.models import Edge, Node, NodeStatus, Snapshot
 from lineage.services import ManifestError, ingest_upload, project_exists, project_names
 
@@ -133,29 +132,34 @@ def node_detail(request: HttpRequest, project: str, unique_id: str) -> HttpRespo
 
 @requires(Capability.READ)
 def project_groups(request: HttpRequest, project: str) -> HttpResponse:
-    """The whole project at any size: one row per folder, nodes fetched when a row opens."""
+    """The whole project at any size: one box and one row per folder; a folder's nodes are
+    fetched only when its row is opened."""
     snapshot = snapshot_for(_project_or_404(project), request.GET.get("snapshot"))
-    rows = (
-        Node.objects.filter(snapshot=snapshot)
-        .exclude(resource_type__in=("test", "unit_test"))
-        .values("folder", "resource_type")
-        .annotate(n=Count("id"))
-        .order_by("folder", "resource_type")
+    groups = [{**g, "fed_by": [], "total": sum(g["counts"].values())} for g in snapshot.folder_summary]
+    by_folder = {g["folder"]: g for g in groups}
+    links = [(g["folder"], downstream) for g in groups for downstream in g["feeds"]]
+    for upstream, downstream in links:
+        by_folder[downstream]["fed_by"].append(upstream)
+    layer = layers(list(by_folder), links)
+    graph = {
+        "center": "",
+        "nodes": [
+            {
+                "unique_id": g["folder"],
+                "label": "/".join(g["folder"].split("/")[-2:]) + f" ({g['total']})",
+                "name": g["folder"],
+                "resource_type": "folder",
+                "status": "",
+                "hops": layer[g["folder"]],
+                "url": f"#folder-{i}",
+            }
+            for i, g in enumerate(groups, start=1)
+        ],
+        "edges": links,
+    }
+    return render(
+        request, "lineage/groups.html", {"project": project, "snapshot": snapshot, "groups": groups, "graph": graph}
     )
-    groups: dict[str, dict] = {}
-    for row in rows:
-        group = groups.setdefault(row["folder"], {"folder": row["folder"], "counts": {}, "total": 0})
-        group["counts"][row["resource_type"]] = row["n"]
-        group["total"] += row["n"]
-    for upstream, downstream, _n in Snapshot.folder_links(snapshot.pk):
-        groups.setdefault(upstream, {"folder": upstream, "counts": {}, "total": 0}).setdefault("feeds", []).append(
-            downstream
-        )
-        groups.setdefault(downstream, {"folder": downstream, "counts": {}, "total": 0}).setdefault("fed_by", []).append(
-            upstream
-        )
-    ctx = {"project": project, "snapshot": snapshot, "groups": sorted(groups.values(), key=lambda g: g["folder"])}
-    return render(request, "lineage/groups.html", ctx)
 
 
 @requires(Capability.READ)

@@ -128,8 +128,17 @@
       if (data) draw(container, JSON.parse(data.textContent));
     });
     const root = document.querySelector(".lineage-groups");
-    if (root) root.querySelectorAll("details.lineage-group").forEach((d) => {
-      d.addEventListener("toggle", () => { if (d.open) loadGroup(d, root); });
-    });
+    if (root) {
+      root.querySelectorAll("details.lineage-group").forEach((d) => {
+        d.addEventListener("toggle", () => { if (d.open) loadGroup(d, root); });
+      });
+      // A folder box in the picture links to #folder-N: open that row.
+      const openFromHash = () => {
+        const target = location.hash && document.getElementById(location.hash.slice(1));
+        if (target && target.tagName === "DETAILS") { target.open = true; target.scrollIntoView(); }
+      };
+      window.addEventListener("hashchange", openFromHash);
+      openFromHash();
+    }
   });
 })();

@@ -48,8 +48,9 @@ def test_search_open_and_follow_lineage_two_hops_upstream(login, viewer, page, i
 def test_whole_project_view_expands_a_folder(login, viewer, page, ingested):
     login(viewer)
     page.goto(f"/lineage/{PROJECT}/groups/")
+    # The folder picture: staging's box opens staging's row, which loads its nodes.
+    page.get_by_test_id("folder-picture").locator('a[data-unique-id="inventory_transforms/models/staging"]').click()
     folder = page.locator('details[data-folder="inventory_transforms/models/staging"]')
-    folder.locator("summary").click()
     expect(folder.get_by_role("link", name="stg_users")).to_be_visible()
     folder.get_by_role("link", name="stg_users").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("stg_users")

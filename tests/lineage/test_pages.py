@@ -122,7 +122,12 @@ def test_whole_project_view_groups_by_folder_and_loads_nodes_on_demand(as_viewer
     page = as_viewer.get(f"/lineage/{PROJECT}/groups/")
     folders = {g["folder"]: g for g in page.context["groups"]}
     assert folders["inventory_transforms/models/core"]["counts"] == {"model": 2}
-    assert "inventory_transforms/models/core" in folders["inventory_transforms/models/staging"]["feeds"]
+    # stg_users -> fct_users and stg_applications -> fct_applications
+    assert folders["inventory_transforms/models/staging"]["feeds"] == {"inventory_transforms/models/core": 2}
+    assert folders["inventory_transforms/models/core"]["fed_by"] == ["inventory_transforms/models/staging"]
+    hops = {n["unique_id"]: n["hops"] for n in page.context["graph"]["nodes"]}
+    assert hops["inventory_transforms/models"] < hops["inventory_transforms/models/staging"]  # sources live there
+    assert hops["inventory_transforms/models/staging"] < hops["inventory_transforms/models/core"]
     data = as_viewer.get(f"/lineage/{PROJECT}/groups/nodes/", {"folder": "inventory_transforms/models/staging"}).json()
     assert sorted(n["name"] for n in data["nodes"]) == ["stg_applications", "stg_users"]
 
