@@ -28,7 +28,10 @@ def request_mode(page: Page, mode: str, reason: str, percent: str = "") -> None:
     page.goto("/entities/users/")
     form = page.get_by_test_id("request-form")
     form.get_by_label("Mode").select_option(mode)
-    form.get_by_label("Canary %").fill(percent)
+    if percent:
+        form.get_by_label("Canary %").fill(percent)
+    else:
+        expect(form.get_by_label("Canary %")).to_be_disabled()
     form.get_by_label("Reason").fill(reason)
     form.get_by_role("button", name="Request change").click()
     expect(page.locator(".messages")).to_contain_text("is waiting for an approver")
