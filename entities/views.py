@@ -13,7 +13,7 @@ from accounts.permissions import requires
 from audit.models import Source
 from entities import router, services
 from entities.forms import DecisionForm, ModeRequestForm, RollbackForm
-from entities.models import EntityType, ModeChangeRequest, RequestStatus
+from entities.models import PARITY_GATED, EntityType, ModeChangeRequest, RequestStatus
 from entities.queries import entity_overview, refreshes
 from lineage.projects import discover_projects
 
@@ -44,6 +44,12 @@ def _detail(
             (column, count, report.sample_keys.get("columns", {}).get(column, []))
             for column, count in sorted(report.column_differences.items())
         ]
+    latest_passes = bool(reports and reports[0].passes)
+    mode_requests = list(entity.mode_requests.select_related("requested_by", "decided_by")[:30])
+    for item in mode_requests:
+        item.entity = entity
+        item.gated = item.mode in PARITY_GATED
+        item.passes = latest_passes
     try:
         generated = router.view_sql(
             entity.name, entity.key_column, entity.serving_relation, entity.mode, entity.canary_percent
@@ -53,7 +59,7 @@ def _detail(
     ctx = {
         "entity": entity,
         "history": entity.mode_changes.select_related("actor", "request")[:50],
-        "mode_requests": entity.mode_requests.select_related("requested_by", "decided_by")[:30],
+        "mode_requests": mode_requests,
         "reports": reports,
         "latest_report": reports[0] if reports else None,
         "refreshes": refreshes(entity).order_by("-queued_at", "-id")[:10],
@@ -131,7 +137,7 @@ def approvals(request: HttpRequest) -> HttpResponse:
     for item in pending:
         item.own = item.requested_by_id == request.user.pk
         item.latest_report = item.entity.latest_parity()
-        item.gated = item.mode in ("canary", "dbt")
+        item.gated = item.mode in PARITY_GATED
         item.passes = bool(item.latest_report and item.latest_report.meets(item.entity.parity_threshold))
     decided = ModeChangeRequest.objects.exclude(status=RequestStatus.PENDING).select_related(
         "entity", "requested_by", "decided_by"

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from decimal import Decimal
-
 from audit.models import Source
 from entities import services
 from entities.models import EntityType, ParityReport
@@ -36,7 +34,3 @@ def failing_report(entity: EntityType, matching: int = 95, total: int = 100) -> 
         sample_keys={"only_in_rules": [], "only_in_dbt": [], "columns": {"department": ["7", "9"]}},
         seconds=0.1,
     )
-
-
-def percent(report: ParityReport) -> Decimal:
-    return report.percent

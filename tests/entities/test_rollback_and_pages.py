@@ -188,3 +188,25 @@ def test_admin_approves_others_requests_through_the_service(client, warehouse, u
     assert f"Request #{pending.pk} approved." in response.content.decode()
     assert EntityType.objects.get(name="users").mode == Mode.SHADOW
     assert AuditEvent.objects.filter(action="entity.mode.apply", source=Source.ADMIN).exists()
+
+
+def test_approver_decides_from_the_entity_page_but_not_their_own(client, warehouse, users_entity, operator, approver):
+    others = request_change(users_entity, operator, "shadow")
+    client.force_login(approver)
+    page = client.get("/entities/users/").content.decode()
+    assert f'action="/entities/requests/{others.pk}/approve/"' in page
+    response = client.post(
+        f"/entities/requests/{others.pk}/approve/", {"comment": "fine", "next": "/entities/users/"}, follow=True
+    )
+    assert response.redirect_chain[-1][0] == "/entities/users/"
+    assert f"Request #{others.pk} approved: users is now on Shadow." in response.content.decode()
+
+    client.force_login(operator)
+    mine = request_change(users_entity, operator, "rules", reason="back")
+    client.force_login(approver)
+    page = client.get("/entities/users/").content.decode()
+    assert f'action="/entities/requests/{mine.pk}/approve/"' in page
+    response = client.post(
+        f"/entities/requests/{mine.pk}/reject/", {"comment": "no", "next": "https://evil.example/"}, follow=True
+    )
+    assert response.redirect_chain[-1][0] == "/entities/approvals/"
