@@ -79,6 +79,12 @@ def _node(rng, resource_type: str, name: str, folder: str, depends: list[str], t
     }
 
 
+def _pick(rng: random.Random, local: list[str], everywhere: list[str], k: int) -> list[str]:
+    """Mostly parents of the same domain (as in real projects), one in five from anywhere."""
+    picked = {rng.choice(local if local and rng.random() < 0.8 else everywhere) for _ in range(k)}
+    return sorted(picked)
+
+
 def generate_manifest(total_nodes: int, seed: int = 7) -> dict:
     """About 8% sources, 35% models (staging 30%, intermediate 30%, marts 40%), 1% seeds,
     1% exposures, the rest tests: `total_nodes` graph members in all."""
@@ -111,6 +117,7 @@ def generate_manifest(total_nodes: int, seed: int = 7) -> dict:
     layers = {"staging": int(n_models * 0.3), "intermediate": int(n_models * 0.3)}
     layers["marts"] = n_models - layers["staging"] - layers["intermediate"]
     model_ids: dict[str, list[str]] = {}
+    by_domain: dict[str, dict[str, list[str]]] = {layer: {} for layer in layers}
     for layer, count in layers.items():
         model_ids[layer] = []
         for i in range(count):
@@ -118,10 +125,10 @@ def generate_manifest(total_nodes: int, seed: int = 7) -> dict:
             if layer == "staging":
                 depends = [source_ids[i % len(source_ids)]] + ([rng.choice(seed_ids)] if i % 17 == 0 else [])
             elif layer == "intermediate":
-                depends = rng.sample(model_ids["staging"], k=min(len(model_ids["staging"]), rng.randint(2, 4)))
+                depends = _pick(rng, by_domain["staging"].get(domain, []), model_ids["staging"], rng.randint(2, 4))
             else:
-                pool = model_ids["intermediate"] + model_ids["staging"]
-                depends = rng.sample(pool, k=min(len(pool), rng.randint(2, 5)))
+                local = by_domain["intermediate"].get(domain, []) + by_domain["staging"].get(domain, [])
+                depends = _pick(rng, local, model_ids["intermediate"] + model_ids["staging"], rng.randint(2, 5))
                 if model_ids[layer] and i % 5 == 0:  # marts built on marts
                     depends.append(rng.choice(model_ids[layer]))
             tags = [layer] + ([domain.split("_")[0]] if i % 3 == 0 else []) + (["pii"] if i % 11 == 0 else [])
@@ -132,6 +139,7 @@ def generate_manifest(total_nodes: int, seed: int = 7) -> dict:
             )  # fmt: skip
             nodes[node["unique_id"]] = node
             model_ids[layer].append(node["unique_id"])
+            by_domain[layer].setdefault(domain, []).append(node["unique_id"])
     all_models = [u for layer in model_ids.values() for u in layer]
     for i in range(n_tests):
         target = all_models[i % len(all_models)]

@@ -67,11 +67,23 @@
       if (!a || !b) return;
       const x1 = a.x + BOX_W, y1 = a.y + BOX_H / 2, x2 = b.x, y2 = b.y + BOX_H / 2;
       const mid = (x1 + x2) / 2;
-      el("path", { d: `M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2},${y2}`, class: "edge" }, edges);
+      const path = el("path", { d: `M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2},${y2}`, class: "edge" }, edges);
+      path.dataset.parent = p;
+      path.dataset.child = c;
     });
+    if (graph.edges.length > 150) svg.classList.add("crowded");
+    // Hover or focus a node: its own edges stand out, the others fade.
+    const highlight = (uid) => {
+      svg.classList.toggle("focus", uid !== null);
+      edges.querySelectorAll(".edge").forEach((e) => {
+        e.classList.toggle("hl", uid !== null && (e.dataset.parent === uid || e.dataset.child === uid));
+      });
+    };
     graph.nodes.forEach((n) => {
       const p = pos.get(n.unique_id);
       const link = el("a", { href: n.url, "data-unique-id": n.unique_id, class: "node-link" }, svg);
+      ["mouseenter", "focus"].forEach((ev) => link.addEventListener(ev, () => highlight(n.unique_id)));
+      ["mouseleave", "blur"].forEach((ev) => link.addEventListener(ev, () => highlight(null)));
       const classes = ["node", "rt-" + n.resource_type, statusClass(n.status)];
       if (n.unique_id === graph.center) classes.push("center");
       const g = el("g", { class: classes.join(" "), transform: `translate(${p.x},${p.y})` }, link);
