@@ -15,9 +15,10 @@ class RunFilter(django_filters.FilterSet):
     kind = django_filters.CharFilter(field_name="kind")
     who = django_filters.CharFilter(field_name="triggered_by__username", lookup_expr="iexact", label="Who")
     source = django_filters.ChoiceFilter(choices=TriggerSource.choices)
+    schedule = django_filters.NumberFilter(field_name="schedule_id")
     since = django_filters.IsoDateTimeFilter(field_name="queued_at", lookup_expr="gte", label="Since")
     until = django_filters.IsoDateTimeFilter(field_name="queued_at", lookup_expr="lt", label="Until")
 
     class Meta:
         model = Run
-        fields = ["project", "state", "command", "kind", "who", "source", "since", "until"]
+        fields = ["project", "state", "command", "kind", "who", "source", "schedule", "since", "until"]

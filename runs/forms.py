@@ -48,3 +48,29 @@ class TriggerRunForm(forms.Form):
         if not isinstance(value, dict):
             raise forms.ValidationError("vars must be a JSON object of name → value")
         return value
+
+
+class ScheduleForm(TriggerRunForm):
+    name = forms.CharField(max_length=100)
+    cron = forms.CharField(
+        max_length=100,
+        initial="0 6 * * *",
+        help_text="minute hour day month weekday, in the server time zone; e.g. <code>0 6 * * 1-5</code>.",
+    )
+    field_order = ["name", "project", "command", "select", "exclude", "vars", "full_refresh", "timeout_seconds", "cron"]
+
+
+class NotificationTargetForm(forms.Form):
+    project = forms.ChoiceField(required=False)
+    schedule = forms.ModelChoiceField(queryset=None, required=False, empty_label="any run of the project")
+    emails = forms.CharField(required=False, max_length=2000, help_text="Comma-separated addresses.")
+    webhook_url = forms.URLField(
+        required=False, max_length=500, assume_scheme="https", help_text="Receives a JSON POST."
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        from runs.models import RunSchedule
+
+        super().__init__(*args, **kwargs)
+        self.fields["project"].choices = [("", "every project")] + [(p.name, p.name) for p in discover_projects()]
+        self.fields["schedule"].queryset = RunSchedule.objects.all()

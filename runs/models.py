@@ -59,6 +59,7 @@ class Run(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
+    schedule = models.ForeignKey("RunSchedule", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
 
     state = models.CharField(max_length=20, choices=RunState.choices, default=RunState.QUEUED)
     reason = models.TextField(blank=True, help_text="Why the run is in its state, in words")
@@ -184,3 +185,86 @@ class NodeResult(models.Model):
     @property
     def is_failure(self) -> bool:
         return self.status in FAILED_NODE_STATUSES
+
+
+class RunSchedule(models.Model):
+    """A cron schedule of one dbt command on a project; its django-q2 Schedule calls
+    runs.schedules.run_scheduled (catch_up off: slots missed while down run once)."""
+
+    name = models.CharField(max_length=100)
+    project = models.CharField(max_length=100)
+    command = models.CharField(max_length=30)
+    select = models.TextField(blank=True)
+    exclude = models.TextField(blank=True)
+    vars = models.JSONField(default=dict, blank=True)
+    full_refresh = models.BooleanField(default=False)
+    timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
+    cron = models.CharField(max_length=100, help_text="minute hour day month weekday, in the server time zone")
+    enabled = models.BooleanField(default=True)
+    q_schedule_id = models.IntegerField(null=True, blank=True, help_text="the django-q2 Schedule row")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["project", "name"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="runschedule_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.project}: {self.name} ({self.cron})"
+
+    @property
+    def title(self) -> str:
+        return Run(
+            kind="dbt", command=self.command, select=self.select, exclude=self.exclude, full_refresh=self.full_refresh
+        ).title
+
+
+class NotificationTarget(models.Model):
+    """Who hears about failed, error and timed-out runs: of a project (or all projects when
+    project is empty), or only of one schedule's runs."""
+
+    project = models.CharField(max_length=100, blank=True, help_text="empty = every project")
+    schedule = models.ForeignKey(
+        RunSchedule, null=True, blank=True, on_delete=models.CASCADE, related_name="notification_targets"
+    )
+    emails = models.TextField(blank=True, help_text="comma-separated addresses")
+    webhook_url = models.URLField(blank=True, max_length=500)
+    enabled = models.BooleanField(default=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["project", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(emails="") | ~Q(webhook_url=""), name="notificationtarget_has_a_destination"
+            )
+        ]
+
+    def __str__(self) -> str:
+        scope = f"schedule {self.schedule}" if self.schedule_id else (self.project or "all projects")
+        return f"{scope} → {', '.join(filter(None, [self.emails, self.webhook_url]))}"
+
+    @property
+    def email_list(self) -> list[str]:
+        return [address.strip() for address in self.emails.split(",") if address.strip()]
+
+
+class DeliveryStatus(models.TextChoices):
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+class NotificationDelivery(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="notifications")
+    target = models.ForeignKey(NotificationTarget, null=True, blank=True, on_delete=models.SET_NULL)
+    channel = models.CharField(max_length=10, choices=[("email", "Email"), ("webhook", "Webhook")])
+    destination = models.CharField(max_length=1000)
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices)
+    attempts = models.PositiveSmallIntegerField(default=1)
+    response_status = models.IntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]

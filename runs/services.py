@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from runs.dbt.environment import dbt_environment
 from runs.dbt.manifest import load_manifest, unmatched_terms
 from runs.dbt.project import declared_vars, newest_source_mtime, parse_project
 from runs.kinds import get_kind
-from runs.models import Run, RunState, TriggerSource
+from runs.models import Run, RunSchedule, RunState, TriggerSource
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,24 @@ def _check_selectors(found: DbtProject, selectors: dict[str, str]) -> None:
             raise InvalidRunRequest(field, f"selector term {unmatched[0]!r} matches no node in project {found.name}")
 
 
-def trigger_run(
+@dataclass(frozen=True)
+class RunRequest:
+    """A validated, normalized trigger request."""
+
+    project: str
+    kind: str
+    command: str
+    select: str
+    exclude: str
+    vars: dict
+    full_refresh: bool
+    timeout_seconds: int
+    params: dict
+    target: str
+    threads: int | None
+
+
+def validate_request(
     *,
     project: str,
     command: str = "",
@@ -98,20 +116,14 @@ def trigger_run(
     timeout_seconds: int | None = None,
     kind: str = "dbt",
     params: dict | None = None,
-    actor: Any,
-    source: str,
     target: str = "",
     threads: int | None = None,
-    rerun_of: Run | None = None,
-    audit_source: str | None = None,
-) -> Run:
-    """Validate, create the Run, audit, and enqueue it once the transaction commits."""
+) -> RunRequest:
+    """Everything a trigger (or a schedule) is checked against; raises InvalidRunRequest."""
     found = get_project(project) if isinstance(project, str) else None
     if found is None:
         names = ", ".join(p.name for p in discover_projects()) or "none"
         raise InvalidRunRequest("project", f"no dbt project {project!r} (known: {names})")
-    if source not in TriggerSource.values:
-        raise InvalidRunRequest("source", f"unknown trigger source {source!r}")
     if timeout_seconds in (None, ""):
         timeout_seconds = min(settings.RUN_DEFAULT_TIMEOUT, settings.RUN_MAX_TIMEOUT)
     if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, int):
@@ -137,21 +149,61 @@ def trigger_run(
         raise InvalidRunRequest(exc.field, exc.message) from None
     if kind == "dbt":
         _check_selectors(found, {"select": select, "exclude": exclude})
+    return RunRequest(
+        project=found.name,
+        kind=kind,
+        command=command if kind == "dbt" else (command or ""),
+        select=select or "",
+        exclude=exclude or "",
+        vars=vars,
+        full_refresh=bool(full_refresh),
+        timeout_seconds=timeout_seconds,
+        params=params or {},
+        target=target,
+        threads=threads,
+    )
 
+
+def trigger_run(
+    *,
+    project: str,
+    command: str = "",
+    select: str = "",
+    exclude: str = "",
+    vars: dict | None = None,  # noqa: A002 - dbt's own name
+    full_refresh: bool = False,
+    timeout_seconds: int | None = None,
+    kind: str = "dbt",
+    params: dict | None = None,
+    actor: Any,
+    source: str,
+    target: str = "",
+    threads: int | None = None,
+    rerun_of: Run | None = None,
+    schedule: RunSchedule | None = None,
+    audit_source: str | None = None,
+) -> Run:
+    """Validate, create the Run, audit, and enqueue it once the transaction commits."""
+    if source not in TriggerSource.values:
+        raise InvalidRunRequest("source", f"unknown trigger source {source!r}")
+    request = validate_request(
+        project=project,
+        command=command,
+        select=select,
+        exclude=exclude,
+        vars=vars,
+        full_refresh=full_refresh,
+        timeout_seconds=timeout_seconds,
+        kind=kind,
+        params=params,
+        target=target,
+        threads=threads,
+    )
     with transaction.atomic():
         run = Run.objects.create(
-            project=found.name,
-            kind=kind,
-            params=params or {},
-            command=command if kind == "dbt" else (command or ""),
-            select=select,
-            exclude=exclude,
-            vars=vars,
-            full_refresh=bool(full_refresh),
-            target=target,
-            threads=threads,
-            timeout_seconds=timeout_seconds,
+            **asdict(request),
             source=source,
+            schedule=schedule,
             triggered_by=actor if getattr(actor, "is_authenticated", False) else None,
             rerun_of=rerun_of,
             reason="waiting for a queue worker",

@@ -9,13 +9,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.models import Capability
-from accounts.permissions import can, requires
+from accounts.permissions import can, require, requires
 from runs.api import failures_first
 from runs.artifacts import COMPILED_SQL, artifact_path
 from runs.dbt.artifacts import DOWNLOADABLE
 from runs.filters import RunFilter
-from runs.forms import TriggerRunForm
-from runs.models import Run, RunState, TriggerSource
+from runs.forms import NotificationTargetForm, ScheduleForm, TriggerRunForm
+from runs.models import NotificationDelivery, NotificationTarget, Run, RunSchedule, RunState, TriggerSource
+from runs.notifications import create_target, delete_target
+from runs.schedules import create_schedule, delete_schedule, next_run_of, set_enabled
 from runs.services import InvalidRunRequest, RunConflict, cancel_run, rerun, trigger_run
 
 TIMELINE_WIDTH = 800
@@ -133,3 +135,75 @@ def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("run-detail", pk=run.pk)
     messages.success(request, f"Run #{new.pk} queued (re-run of #{run.pk}).")
     return redirect("run-detail", pk=new.pk)
+
+
+@requires(Capability.READ)
+def schedule_list(request: HttpRequest) -> HttpResponse:
+    manage = can(request.user, Capability.MANAGE_SCHEDULES)
+    schedule_form = ScheduleForm(prefix="schedule")
+    target_form = NotificationTargetForm(prefix="target")
+    status = 200
+    if request.method == "POST":
+        require(request.user, Capability.MANAGE_SCHEDULES)
+        if "schedule-name" in request.POST:
+            schedule_form = ScheduleForm(request.POST, prefix="schedule")
+            if schedule_form.is_valid():
+                try:
+                    schedule = create_schedule(
+                        actor=request.user, source=TriggerSource.UI, **schedule_form.cleaned_data
+                    )
+                except InvalidRunRequest as exc:
+                    schedule_form.add_error(exc.field if exc.field in schedule_form.fields else None, exc.message)
+                else:
+                    messages.success(request, f"Schedule {schedule.name!r} created.")
+                    return redirect("schedule-list")
+        else:
+            target_form = NotificationTargetForm(request.POST, prefix="target")
+            if target_form.is_valid():
+                try:
+                    create_target(actor=request.user, source=TriggerSource.UI, **target_form.cleaned_data)
+                except InvalidRunRequest as exc:
+                    target_form.add_error(exc.field if exc.field in target_form.fields else None, exc.message)
+                else:
+                    messages.success(request, "Notification target added.")
+                    return redirect("schedule-list")
+        status = 400
+    schedules = list(RunSchedule.objects.all())
+    for schedule in schedules:
+        schedule.next_run = next_run_of(schedule)
+        schedule.recent_runs = list(schedule.runs.order_by("-queued_at")[:5])
+    ctx = {
+        "schedules": schedules,
+        "targets": NotificationTarget.objects.select_related("schedule"),
+        "deliveries": NotificationDelivery.objects.select_related("run")[:20],
+        "schedule_form": schedule_form,
+        "target_form": target_form,
+        "can_manage": manage,
+    }
+    return render(request, "runs/schedules.html", ctx, status=status)
+
+
+@require_POST
+@requires(Capability.MANAGE_SCHEDULES)
+def schedule_toggle(request: HttpRequest, pk: int) -> HttpResponse:
+    schedule = get_object_or_404(RunSchedule, pk=pk)
+    set_enabled(schedule, not schedule.enabled, actor=request.user, source=TriggerSource.UI)
+    messages.success(request, f"Schedule {schedule.name!r} {'enabled' if schedule.enabled else 'disabled'}.")
+    return redirect("schedule-list")
+
+
+@require_POST
+@requires(Capability.MANAGE_SCHEDULES)
+def schedule_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    schedule = get_object_or_404(RunSchedule, pk=pk)
+    delete_schedule(schedule, actor=request.user, source=TriggerSource.UI)
+    messages.success(request, f"Schedule {schedule.name!r} deleted; its runs stay in the history.")
+    return redirect("schedule-list")
+
+
+@require_POST
+@requires(Capability.MANAGE_SCHEDULES)
+def notification_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    delete_target(get_object_or_404(NotificationTarget, pk=pk), actor=request.user, source=TriggerSource.UI)
+    messages.success(request, "Notification target removed.")
+    return redirect("schedule-list")

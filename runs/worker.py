@@ -28,6 +28,7 @@ from runs.dbt.launcher import DbtProcess, Launcher, stop_group
 from runs.dbt.manifest import load_manifest
 from runs.kinds import RunContext, RunFailed, RunInterrupted, get_kind
 from runs.models import FAILED_NODE_STATUSES, NodeResult, Run, RunLogChunk, RunState
+from runs.notifications import enqueue_notifications
 from runs.services import project_state_dir, run_dir
 
 logger = logging.getLogger(__name__)
@@ -501,13 +502,16 @@ class RunExecution:
             self.log.write(f"run ended: {state}" + (f" ({reason})" if reason else ""))
             self.log.flush()
         finally:
-            Run.objects.filter(pk=self.run.pk, state__in=[RunState.STARTING, RunState.RUNNING]).update(
+            ended = Run.objects.filter(pk=self.run.pk, state__in=[RunState.STARTING, RunState.RUNNING]).update(
                 state=state,
                 reason=reason[:5000],
                 exit_code=exit_code,
                 finished_at=timezone.now(),
                 heartbeat_at=timezone.now(),
             )
+            if ended:
+                self.run.state = state
+                enqueue_notifications(self.run)
 
 
 def _dt(value: str | None):
@@ -555,9 +559,11 @@ def reap_lost_runs() -> int:
         else:
             if left:
                 notes.append(f"reaper: terminated {left} leftover warehouse connection(s)")
-        writer = LogWriter(Run.objects.get(pk=run.pk))
+        run.refresh_from_db()
+        writer = LogWriter(run)
         for note in notes:
             writer.write(note)
         writer.flush()
+        enqueue_notifications(run)
         logger.warning("run %s: %s", run.pk, reason)
     return reaped

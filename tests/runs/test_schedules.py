@@ -1,0 +1,166 @@
+"""Schedules (django-q2 cron rows) and notifications (email, webhook with retries)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+from django_q.models import OrmQ, Schedule
+from django_q.scheduler import scheduler
+
+from audit.models import AuditEvent
+from runs.models import NotificationDelivery, Run, RunSchedule, RunState
+from runs.notifications import create_target, notify_run
+from runs.schedules import create_schedule, run_scheduled
+
+pytestmark = pytest.mark.django_db
+
+
+def schedule_post(**overrides):
+    data = {
+        "schedule-name": "nightly",
+        "schedule-project": "sleepy",
+        "schedule-command": "run",
+        "schedule-select": "fast",
+        "schedule-cron": "0 3 * * *",
+    }
+    data.update({f"schedule-{k}": v for k, v in overrides.items()})
+    return data
+
+
+def test_operator_creates_a_schedule_and_sees_its_next_run(client, operator, dbt_projects_dir):
+    client.force_login(operator)
+    response = client.post("/runs/schedules/", schedule_post())
+    assert response.status_code == 302
+    schedule = RunSchedule.objects.get()
+    q_schedule = Schedule.objects.get(pk=schedule.q_schedule_id)
+    assert q_schedule.cron == "0 3 * * *" and q_schedule.func == "runs.schedules.run_scheduled"
+    assert q_schedule.next_run > timezone.now()
+    assert AuditEvent.objects.filter(action="schedule.create", target_id=str(schedule.pk)).exists()
+    page = client.get("/runs/schedules/").content.decode()
+    assert "nightly" in page and "run --select fast" in page and "0 3 * * *" in page
+
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [({"cron": "every night"}, "is not a cron expression"), ({"select": "nope"}, "matches no node")],
+)
+def test_bad_schedule_is_a_form_error_and_nothing_changes(client, operator, dbt_projects_dir, overrides, words):
+    client.force_login(operator)
+    response = client.post("/runs/schedules/", schedule_post(**overrides))
+    assert response.status_code == 400 and words in response.content.decode()
+    assert not RunSchedule.objects.exists() and not Schedule.objects.filter(func__startswith="runs.sch").exists()
+
+
+def test_viewer_sees_schedules_but_cannot_change_them(client, viewer, operator, dbt_projects_dir):
+    schedule = create_schedule(actor=operator, source="ui", name="n", project="sleepy", command="ls", cron="* * * * *")
+    client.force_login(viewer)
+    page = client.get("/runs/schedules/").content.decode()
+    assert "n" in page and "Create schedule" not in page
+    assert client.post("/runs/schedules/", schedule_post()).status_code == 403
+    assert client.post(f"/runs/schedules/{schedule.pk}/toggle/").status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)  # django-q2's scheduler closes the connection
+def test_missed_slots_run_once_and_the_run_belongs_to_the_schedule(operator, dbt_projects_dir):
+    schedule = create_schedule(
+        actor=operator, source="ui", name="every minute", project="sleepy", command="ls", cron="* * * * *"
+    )
+    Schedule.objects.filter(pk=schedule.q_schedule_id).update(next_run=timezone.now() - timedelta(hours=3))
+    scheduler()
+    assert [q.func() for q in OrmQ.objects.all()].count("runs.schedules.run_scheduled") == 1  # 180 missed slots
+    assert Schedule.objects.get(pk=schedule.q_schedule_id).next_run > timezone.now()
+    run = Run.objects.get(pk=run_scheduled(schedule.pk))
+    assert run.source == "schedule" and run.schedule == schedule and run.state == RunState.QUEUED
+    assert AuditEvent.objects.get(action="run.trigger", target_id=str(run.pk)).actor_username == "schedule:every minute"
+
+
+def test_disable_and_enable_are_audited(client, operator, dbt_projects_dir):
+    schedule = create_schedule(actor=operator, source="ui", name="n", project="sleepy", command="ls", cron="0 * * * *")
+    client.force_login(operator)
+    client.post(f"/runs/schedules/{schedule.pk}/toggle/")
+    assert Schedule.objects.get(pk=schedule.q_schedule_id).repeats == 0
+    assert run_scheduled(schedule.pk) is None
+    client.post(f"/runs/schedules/{schedule.pk}/toggle/")
+    assert Schedule.objects.get(pk=schedule.q_schedule_id).repeats == -1
+    events = AuditEvent.objects.filter(target_type="runs.runschedule", target_id=str(schedule.pk)).order_by("id")
+    actions = list(events.values_list("action", flat=True))
+    assert actions[-2:] == ["schedule.disable", "schedule.enable"]
+    client.post(f"/runs/schedules/{schedule.pk}/delete/")
+    assert not RunSchedule.objects.exists() and not Schedule.objects.filter(pk=schedule.q_schedule_id).exists()
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: list = []
+    status = 200
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append(json.loads(body))
+        self.send_response(type(self).status)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook():
+    class Hook(_Hook):
+        received = []
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield Hook, f"http://127.0.0.1:{server.server_port}/hook"
+    server.shutdown()
+
+
+def failed_run(project="sleepy") -> Run:
+    now = timezone.now()
+    return Run.objects.create(
+        project=project,
+        command="build",
+        timeout_seconds=60,
+        source="api",
+        state=RunState.FAILED,
+        reason="1 node(s) failed: broken",
+        started_at=now,
+        finished_at=now,
+    )
+
+
+def test_failed_run_emails_and_posts_the_webhook(operator, webhook, settings):
+    hook, url = webhook
+    create_target(actor=operator, source="ui", project="sleepy", emails="team@example.com", webhook_url=url)
+    create_target(actor=operator, source="ui", project="other", emails="other@example.com")
+    run = failed_run()
+    assert notify_run(run.pk) == 2
+    assert [m.to for m in mail.outbox] == [["team@example.com"]]
+    assert "failed" in mail.outbox[0].subject and f"/runs/{run.pk}/" in mail.outbox[0].body
+    assert hook.received[0]["run_id"] == run.pk and hook.received[0]["state"] == "failed"
+    assert set(NotificationDelivery.objects.values_list("channel", "status")) == {
+        ("email", "sent"),
+        ("webhook", "sent"),
+    }
+    assert AuditEvent.objects.filter(action="notification.create").count() == 2
+
+
+def test_webhook_failures_are_retried_and_recorded(operator, webhook):
+    hook, url = webhook
+    hook.status = 503
+    create_target(actor=operator, source="ui", webhook_url=url)
+    notify_run(failed_run().pk)
+    delivery = NotificationDelivery.objects.get()
+    assert delivery.status == "failed" and delivery.attempts == 3 and delivery.response_status == 503
+    assert len(hook.received) == 3
+
+
+def test_target_needs_a_destination(client, operator, dbt_projects_dir):
+    client.force_login(operator)
+    response = client.post("/runs/schedules/", {"target-project": "sleepy", "target-emails": ""})
+    assert response.status_code == 400 and "at least one email address or a webhook" in response.content.decode()
