@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.db import connection
+from django.db.models import Q
 
 from lineage.models import Edge, Node, NodeStatus, Snapshot
 
@@ -57,8 +58,8 @@ class Neighbourhood:
 
 
 def neighbourhood(snapshot: Snapshot, unique_id: str, *, up: int, down: int) -> Neighbourhood:
-    """The node, `up` hops of ancestors and `down` hops of descendants; tests are left out
-    (they are listed on the node page), and at most MAX_PICTURE_NODES, nearest first."""
+    """The node, `up` hops of ancestors and `down` hops of descendants; other tests are left
+    out (they are listed on the node page), and at most MAX_PICTURE_NODES, nearest first."""
     hops = {unique_id: 0}
     for uid, n in walk(snapshot.pk, {unique_id}, upstream=True, depth=up).items():
         hops.setdefault(uid, -n)
@@ -66,7 +67,7 @@ def neighbourhood(snapshot: Snapshot, unique_id: str, *, up: int, down: int) -> 
         hops.setdefault(uid, n)
     rows = (
         Node.objects.filter(snapshot=snapshot, unique_id__in=list(hops))
-        .exclude(resource_type__in=("test", "unit_test"))
+        .exclude(Q(resource_type__in=("test", "unit_test")) & ~Q(unique_id=unique_id))
         .values("unique_id", "name", "resource_type", "materialization", "package_name", "fqn")
     )
     nodes = sorted(rows, key=lambda r: (abs(hops[r["unique_id"]]), r["name"]))

@@ -147,3 +147,9 @@ def test_upload_page_refuses_a_bad_file_and_changes_nothing(as_operator, snapsho
     assert response.status_code == 400
     assert "not valid JSON" in response.content.decode()
     assert list(Snapshot.objects.all()) == [snapshot] and Snapshot.objects.get().is_current
+
+
+def test_a_test_node_page_draws_the_test_and_what_it_checks(as_viewer, snapshot):
+    response = as_viewer.get(f"/lineage/{PROJECT}/nodes/test.inventory_transforms.app_owner_exists/")
+    names = {n["name"]: n["hops"] for n in response.context["graph"]["nodes"]}
+    assert names["app_owner_exists"] == 0 and names["fct_applications"] == -1 and names["fct_users"] == -1
