@@ -20,8 +20,8 @@ os.environ["WAREHOUSE_DB_NAME"] = "bench_runs_warehouse"
 os.environ["RUNS_DIR"] = tempfile.mkdtemp(prefix="bench-runs-")
 
 
-def setup() -> dict[str, str]:
-    """Fresh databases, migrated and seeded; returns dbt's environment for shell runs."""
+def setup(*, seed: bool = True) -> dict[str, str]:
+    """Fresh databases, migrated (and seeded); returns dbt's environment for shell runs."""
     import django
     import psycopg
     from psycopg import sql
@@ -41,7 +41,8 @@ def setup() -> dict[str, str]:
     from runs.dbt.environment import dbt_environment
 
     env = dbt_environment(os.environ, settings.DBT_ENV)
-    shell_dbt("seed", env)
+    if seed:
+        shell_dbt("seed", env)
     return env
 
 

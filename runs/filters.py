@@ -10,7 +10,7 @@ class RunFilter(django_filters.FilterSet):
     """Shared by the runs page and GET /api/v1/runs/."""
 
     project = django_filters.CharFilter(field_name="project", lookup_expr="exact")
-    state = django_filters.MultipleChoiceFilter(choices=RunState.choices)
+    state = django_filters.MultipleChoiceFilter(choices=RunState.choices, distinct=False)
     command = django_filters.ChoiceFilter(choices=[(c, c) for c in ALLOWED_COMMANDS])
     kind = django_filters.CharFilter(field_name="kind")
     who = django_filters.CharFilter(field_name="triggered_by__username", lookup_expr="iexact", label="Who")

@@ -1,0 +1,134 @@
+"""GET /api/v1/runs/ (list, filters, deep pages) with 100,000 runs stored and 50 concurrent
+clients against gunicorn. Prints client and server (gunicorn's own request time) p95 last
+(budget p95 ≤ 100 ms, no errors).
+
+    .venv/bin/python bench/api_list.py [requests_per_client=20]
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from datetime import timedelta
+from pathlib import Path
+
+from runs_common import REPO, setup
+
+RUNS = 100_000
+CLIENTS = 50
+URLS = [
+    "/api/v1/runs/",
+    "/api/v1/runs/?state=failed",
+    "/api/v1/runs/?project=project_3&page=20",
+    "/api/v1/runs/?who=bench&command=build",
+    "/api/v1/runs/?since=2026-01-01T00:00:00Z&state=success&state=failed",
+]
+
+
+def fill() -> str:
+    from django.contrib.auth.models import Group, User
+    from django.db import connection
+    from django.utils import timezone
+
+    from accounts.models import ApiToken
+    from runs.models import Run, RunState
+
+    user = User.objects.create_user("bench")
+    user.groups.add(Group.objects.get(name="viewer"))
+    rng = random.Random(1)
+    states = [RunState.SUCCESS] * 8 + [RunState.FAILED, RunState.ERROR, RunState.CANCELLED, RunState.TIMED_OUT]
+    now = timezone.now()
+    batch = []
+    for i in range(RUNS):
+        queued = now - timedelta(minutes=RUNS - i)
+        batch.append(
+            Run(
+                project=f"project_{rng.randrange(10)}",
+                command=rng.choice(["build", "run", "test", "ls"]),
+                timeout_seconds=3600,
+                source="api",
+                triggered_by=user if rng.random() < 0.3 else None,
+                state=rng.choice(states),
+                queued_at=queued,
+                started_at=queued,
+                finished_at=queued + timedelta(seconds=30),
+            )
+        )
+        if len(batch) == 5000:
+            Run.objects.bulk_create(batch)
+            batch = []
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE runs_run")
+    return ApiToken.issue(user, "bench", 1)[1]
+
+
+def main(per_client: int) -> None:
+    setup(seed=False)
+    token = fill()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    access_log = Path(os.environ["RUNS_DIR"]) / "access.log"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "transformation_portal.wsgi", "--bind", f"127.0.0.1:{port}",
+         "--workers", "4", "--access-logfile", str(access_log), "--access-logformat", "%(D)s %(s)s"],
+        cwd=REPO, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(base + "/login/", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        latencies: list[float] = []
+        errors: list[str] = []
+
+        def client(n: int) -> None:
+            for i in range(per_client):
+                url = URLS[(n + i) % len(URLS)]
+                request = urllib.request.Request(base + url, headers={"Authorization": f"Bearer {token}"})
+                started = time.perf_counter()
+                try:
+                    with urllib.request.urlopen(request, timeout=30) as response:
+                        response.read()
+                        if response.status != 200:
+                            errors.append(f"{url}: {response.status}")
+                except Exception as exc:  # noqa: BLE001 - counted as an error
+                    errors.append(f"{url}: {exc}")
+                latencies.append((time.perf_counter() - started) * 1000)
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    server_ms = sorted(
+        int(line.split()[0]) / 1000 for line in access_log.read_text().splitlines() if "login" not in line
+    )
+    latencies.sort()
+
+    def p95(values: list[float]) -> float:
+        return values[min(len(values) - 1, round(0.95 * len(values)) - 1)]
+
+    print(f"{len(latencies)} requests, {CLIENTS} clients, {RUNS:,} runs stored, errors: {len(errors)} {errors[:3]}")
+    print(f"client p50 {latencies[len(latencies) // 2]:.0f} ms; server p50 {server_ms[len(server_ms) // 2]:.0f} ms")
+    print(f"API list p95: server {p95(server_ms):.0f} ms, client {p95(latencies):.0f} ms (2 shared cores)")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20)
