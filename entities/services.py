@@ -270,8 +270,11 @@ def _mode_change_transaction() -> Iterator[list[str]]:
             yield applied
     except BaseException:
         for name in applied:
-            logger.error("metadata commit failed after serving.%s was re-pointed; compensating", name)
-            sync_serving_view(name)
+            logger.error("metadata commit failed after the view of %s was re-pointed; compensating", name)
+            try:
+                sync_serving_view(name)
+            except Exception:  # the original error matters more; sync_serving_views repairs later
+                logger.exception("compensation failed: run `manage.py sync_serving_views`")
         raise
 
 

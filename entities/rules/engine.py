@@ -21,6 +21,7 @@ from entities.rules.rulesets import RULE_SETS, Collapse, Derive, Lookup, RuleSet
 
 SCHEMA = "rules_engine"
 FETCH_ROWS = 20_000
+PROGRESS_ROWS = 250_000
 # One rules engine run at a time per warehouse: refreshing applications also rewrites
 # rules_engine.users, so two refreshes must not swap the same tables at once.
 RUN_LOCK = "select pg_advisory_lock(hashtext('transformation_portal.rules_engine'))"
@@ -80,7 +81,7 @@ def run(
                 for step in rule_set.steps
                 if isinstance(step, Lookup)
             }
-            counter = _Counter()
+            counter = _Counter(rule_set.name, log)
             try:
                 rows = list(transform(rule_set, counter.count(_stream(reader, rule_set)), lookups))
             except (ValueError, TypeError) as error:
@@ -188,11 +189,20 @@ def _collapse(collapse: Collapse, positions: dict[str, int], rows: Iterable[list
 
 
 class _Counter:
+    """Counts raw rows and reports progress every PROGRESS_ROWS (a run's log line is also
+    its heartbeat and its cancellation check)."""
+
     rows = 0
+
+    def __init__(self, label: str, log: Callable[[str], None]) -> None:
+        self.label = label
+        self.log = log
 
     def count(self, rows: Iterable[Row]) -> Iterator[Row]:
         for row in rows:
             self.rows += 1
+            if self.rows % PROGRESS_ROWS == 0:
+                self.log(f"rules engine: {self.label}: {self.rows:,} raw rows read")
             yield row
 
 
