@@ -84,3 +84,12 @@ def test_user_text_is_escaped(client, viewer):
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<b>x</b>" not in page and "<img>" not in page
     assert client.get(f"/api/v1/runs/{run.pk}/log/").json()["lines"] == ["<script>log</script>"]
+
+
+def test_admin_shows_runs_read_only(client, admin_user):
+    run = make_run()
+    client.force_login(admin_user)
+    assert client.get("/admin/runs/run/").status_code == 200
+    assert client.get(f"/admin/runs/run/{run.pk}/change/").status_code == 200
+    assert client.get("/admin/runs/run/add/").status_code == 403
+    assert client.post(f"/admin/runs/run/{run.pk}/delete/", {"post": "yes"}).status_code == 403

@@ -1,0 +1,56 @@
+"""Read-only admin views of runs: every change to runs, schedules and notification targets
+goes through runs.services / runs.schedules / runs.notifications (which audit and keep the
+django-q2 rows in step), from the portal's pages and API."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from runs.models import NodeResult, NotificationDelivery, NotificationTarget, Run, RunSchedule
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class NodeResultInline(admin.TabularInline):
+    model = NodeResult
+    fields = ("unique_id", "status", "execution_time", "rows_affected", "message")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Run)
+class RunAdmin(ReadOnlyAdmin):
+    list_display = ("id", "project", "kind", "command", "state", "source", "triggered_by", "queued_at", "finished_at")
+    list_filter = ("state", "source", "kind", "project")
+    search_fields = ("id", "project", "select", "reason")
+    inlines = [NodeResultInline]
+
+
+@admin.register(RunSchedule)
+class RunScheduleAdmin(ReadOnlyAdmin):
+    list_display = ("name", "project", "command", "select", "cron", "enabled")
+
+
+@admin.register(NotificationTarget)
+class NotificationTargetAdmin(ReadOnlyAdmin):
+    list_display = ("id", "project", "schedule", "emails", "webhook_url", "enabled")
+
+
+@admin.register(NotificationDelivery)
+class NotificationDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ("id", "run", "channel", "destination", "status", "attempts", "response_status", "created_at")
+    list_filter = ("channel", "status")
