@@ -7,10 +7,20 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
+from accounts.models import Capability
+from accounts.permissions import can
 from runs.models import NodeResult, NotificationDelivery, NotificationTarget, Run, RunSchedule
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    """Staff who may read runs see them here (the portal's read capability, not model perms)."""
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.is_staff and can(request.user, Capability.READ)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
