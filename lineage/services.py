@@ -21,7 +21,6 @@ from lineage.projects import discover_projects, get_project
 
 __all__ = ["ManifestError", "ingest_manifest", "ingest_upload", "project_exists", "project_names", "record_run_results"]
 
-DEFAULT_KEEP_SNAPSHOTS = 30
 _NODE_COLUMNS = (
     "snapshot_id", "unique_id", "resource_type", "name", "package_name", "path", "original_file_path",
     "patch_path", "folder", "description", "tags", "materialization", "relation_name", "columns", "raw_code",
@@ -67,7 +66,7 @@ def _copy_rows(snapshot_id: int, parsed: ParsedManifest) -> None:
 def _prune_old_snapshots(project: str) -> list[int]:
     """Every run brings a manifest: keep the newest LINEAGE_KEEP_SNAPSHOTS per project (the
     current one always), so a busy schedule cannot grow the tables without bound."""
-    keep = max(1, int(getattr(settings, "LINEAGE_KEEP_SNAPSHOTS", DEFAULT_KEEP_SNAPSHOTS)))
+    keep = settings.LINEAGE_KEEP_SNAPSHOTS
     old = list(
         Snapshot.objects.of_project(project)
         .filter(is_current=False)

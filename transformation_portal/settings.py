@@ -278,6 +278,7 @@ API_TOKEN_DEFAULT_DAYS = env_int("API_TOKEN_DEFAULT_DAYS", 90, minimum=1)
 # conditional claim and the reaper own correctness (DESIGN.md §3).
 RUN_DEFAULT_TIMEOUT = env_int("RUN_DEFAULT_TIMEOUT", 3600, minimum=1)
 RUN_MAX_TIMEOUT = env_int("RUN_MAX_TIMEOUT", 6 * 3600, minimum=1)
+LINEAGE_KEEP_SNAPSHOTS = env_int("LINEAGE_KEEP_SNAPSHOTS", 30, minimum=1)
 RUN_CANCEL_GRACE_SECONDS = env_int("RUN_CANCEL_GRACE_SECONDS", 10, minimum=1)
 RUN_HEARTBEAT_SECONDS = env_int("RUN_HEARTBEAT_SECONDS", 5, minimum=1)
 RUN_STALE_AFTER_SECONDS = env_int("RUN_STALE_AFTER_SECONDS", 60, minimum=5)
