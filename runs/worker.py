@@ -9,7 +9,7 @@ import socket
 import time
 import traceback
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -514,8 +514,12 @@ class RunExecution:
                 enqueue_notifications(self.run)
 
 
-def _dt(value: str | None):
-    return parse_datetime(value.replace("Z", "+00:00")) if value else None
+def _dt(value: str | None) -> datetime | None:
+    """dbt's timestamps are UTC, some without an offset."""
+    parsed = parse_datetime(value.replace("Z", "+00:00")) if value else None
+    if parsed is not None and timezone.is_naive(parsed):
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
 
 
 def execute_run(run_id: int) -> None:
