@@ -80,7 +80,12 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "can_rerun": can_operate and run.is_final,
         "artifacts": [name for name in DOWNLOADABLE if run.target_path and (Path(run.target_path) / name).is_file()],
         "compiled_sql": COMPILED_SQL,
-        "poll": {"log_url": f"/api/v1/runs/{run.pk}/log/", "final": run.is_final},
+        "poll": {
+            "log_url": f"/api/v1/runs/{run.pk}/log/",
+            "nodes_url": f"/api/v1/runs/{run.pk}/nodes/",
+            "project": run.project,
+            "final": run.is_final,
+        },
     }
     return render(request, "runs/detail.html", ctx)
 

@@ -6,6 +6,41 @@
   const status = document.querySelector("[data-testid=log-status]");
   let offset = 0;
   let wasFinal = config.final;
+  let lastNodes = 0;
+
+  function cell(row, text) {
+    const td = row.insertCell();
+    td.textContent = text == null ? "" : text;
+    return td;
+  }
+
+  // Rebuild the node table from the API (failures first), text only: nothing is parsed as HTML.
+  async function refreshNodes() {
+    const response = await fetch(config.nodes_url, { headers: { Accept: "application/json" } });
+    if (!response.ok) return;
+    const nodes = await response.json();
+    const body = document.querySelector("[data-testid=nodes-table] tbody");
+    body.replaceChildren();
+    for (const node of nodes) {
+      const row = body.insertRow();
+      if (["error", "fail", "runtime error"].includes(node.status)) row.className = "node-failed";
+      const link = document.createElement("a");
+      link.href = "/lineage/" + encodeURIComponent(config.project) + "/nodes/" + encodeURIComponent(node.unique_id) + "/";
+      link.textContent = node.name || node.unique_id;
+      cell(row, "").append(link);
+      cell(row, node.resource_type);
+      const badge = document.createElement("span");
+      badge.className = "badge status-" + node.status.replace(/[^a-z]+/g, "-");
+      badge.textContent = node.status;
+      cell(row, "").append(badge);
+      cell(row, node.execution_time == null ? "" : node.execution_time.toFixed(2) + " s");
+      cell(row, node.rows_affected);
+      cell(row, node.message).className = "message";
+      cell(row, "");
+    }
+    const count = document.querySelector("[data-testid=nodes-count]");
+    if (count) count.textContent = nodes.length;
+  }
 
   function atBottom() {
     return pre.scrollHeight - pre.scrollTop - pre.clientHeight < 40;
@@ -32,7 +67,12 @@
     badge.className = "badge state-" + data.state;
     badge.textContent = data.state_label;
     document.querySelector("[data-testid=run-reason]").textContent = data.reason;
-    document.querySelector("[data-testid=progress-text]").textContent = data.nodes_done + " of " + data.nodes_total + " done";
+    document.querySelector("[data-testid=progress-text]").textContent =
+      data.nodes_done + " of " + data.nodes_total + " done" + (data.nodes_failed ? ", " + data.nodes_failed + " failed" : "");
+    if (!data.final && data.nodes_done + data.nodes_total !== lastNodes) {
+      lastNodes = data.nodes_done + data.nodes_total;
+      refreshNodes();
+    }
     const bar = document.querySelector(".progress .bar");
     if (data.nodes_total) bar.style.width = Math.round((100 * data.nodes_done) / data.nodes_total) + "%";
     if (data.nodes_failed) bar.classList.add("has-failures");

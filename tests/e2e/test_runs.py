@@ -48,6 +48,8 @@ def test_cancel_a_long_run_from_its_page(login, operator, seeded_warehouse, queu
     page.wait_for_url(re.compile(r"/runs/\d+/$"))
     expect(page.get_by_test_id("run-log")).to_contain_text("START sql table model", timeout=60_000)
     expect(page.get_by_test_id("run-state")).to_have_text("Running")
+    expect(page.get_by_test_id("nodes-table")).to_contain_text("slow")  # the node table follows live
+    expect(page.get_by_test_id("nodes-table")).to_contain_text("running")
     page.get_by_test_id("cancel").click()
     expect(page.get_by_test_id("run-state")).to_have_text("Cancelled", timeout=30_000)
     expect(page.get_by_test_id("run-reason")).to_contain_text("cancelled by otto_operator")
