@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,8 +22,6 @@ from runs.dbt.manifest import load_manifest, unmatched_terms
 from runs.dbt.project import declared_vars, newest_source_mtime, parse_project
 from runs.kinds import get_kind
 from runs.models import Run, RunSchedule, RunState, TriggerSource
-
-logger = logging.getLogger(__name__)
 
 AUDIT_SOURCE = {
     TriggerSource.UI: Source.WEB,

@@ -126,7 +126,7 @@ def test_duplicate_delivery_starts_dbt_once(runs_cluster, operator):
 
 def test_concurrent_runs_keep_separate_artifacts_and_writes_wait(runs_cluster, operator):
     slow = trigger_run(
-        project="sleepy", command="run", select="slow", vars={"sleep_seconds": 6}, actor=operator, source="api"
+        project="sleepy", command="run", select="slow", vars={"sleep_seconds": 15}, actor=operator, source="api"
     )
     wait_for(slow, lambda r: r.state == RunState.RUNNING)
     reader = trigger_run(project="sleepy", command="compile", select="fast", actor=operator, source="api")
