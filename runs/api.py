@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.db.models import Case, IntegerField, Value, When
 from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -52,6 +54,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     def get_serializer_class(self):
         return RunCreateSerializer if self.action == "create" else RunSerializer
 
+    @extend_schema(request=RunCreateSerializer, responses={202: RunSerializer})
     def create(self, request: Request, *args, **kwargs) -> Response:
         data = RunCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -61,6 +64,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
             raise _invalid(exc) from None
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(request=None, responses={202: RunSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk=None) -> Response:
         try:
@@ -69,6 +73,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
             raise Conflict({"state": [str(exc)]}) from None
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(request=None, responses={202: RunSerializer})
     @action(detail=True, methods=["post"])
     def rerun(self, request: Request, pk=None) -> Response:
         try:
@@ -77,7 +82,11 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
             raise _invalid(exc) from None
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
-    @action(detail=True, methods=["get"])
+    @extend_schema(
+        parameters=[OpenApiParameter("offset", int, description="first line number to return")],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    @action(detail=True, methods=["get"], filterset_class=None)
     def log(self, request: Request, pk=None) -> Response:
         """Log lines from ?offset= (a line number) on, for tailing; also the run's progress."""
         try:
@@ -86,6 +95,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
             raise serializers.ValidationError({"offset": ["offset must be a line number"]}) from None
         return Response(read_log(self.get_object(), offset))
 
+    @extend_schema(responses={200: NodeResultSerializer(many=True)})
     @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
     def nodes(self, request: Request, pk=None) -> Response:
         nodes = failures_first(self.get_object().node_results.all())
@@ -98,6 +108,7 @@ class RunArtifactView(APIView):
 
     permission_classes = [Requires(Capability.READ)]
 
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request: Request, pk: int, name: str) -> FileResponse:
         run = Run.objects.filter(pk=pk).first()
         if run is None:
@@ -111,6 +122,7 @@ class ProjectParseView(APIView):
 
     permission_classes = [Requires(Capability.OPERATE)]
 
+    @extend_schema(request=None, responses={202: RunSerializer})
     def post(self, request: Request, project: str) -> Response:
         try:
             run = trigger_run(project=project, command="parse", actor=request.user, source=TriggerSource.API)
