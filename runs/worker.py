@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 import socket
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -70,6 +71,32 @@ def terminate_backends(run_id: int) -> int:
     return len(pids)
 
 
+class Heartbeat(threading.Thread):
+    """Marks the run alive every RUN_HEARTBEAT_SECONDS while this worker owns it, whatever
+    the main thread is busy with (a kind handler may compute for minutes without logging).
+    Its own thread, so its own database connection."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(name=f"heartbeat-run-{run_id}", daemon=True)
+        self.run_id = run_id
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(settings.RUN_HEARTBEAT_SECONDS):
+                Run.objects.filter(pk=self.run_id, state__in=[RunState.STARTING, RunState.RUNNING]).update(
+                    heartbeat_at=timezone.now()
+                )
+        except Exception:  # noqa: BLE001 - a missed beat is the reaper's business
+            logger.exception("heartbeat of run %s failed", self.run_id)
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=10)
+
+
 class LogWriter:
     """Buffers log lines and stores them as chunks (few, batched writes)."""
 
@@ -123,20 +150,16 @@ class RunExecution:
         self.deadline = time.monotonic() + run.timeout_seconds
         self.interrupted: str | None = None
         self.last_check = 0.0
-        self.last_heartbeat = time.monotonic()
         self.invocations = 0
         self.held_locks: list[str] = []
 
     # --- cancel, timeout, heartbeat ---------------------------------------------------
     def check(self) -> str | None:
-        """Cancelled or timed out? Also beats the heart. Cheap enough to call in loops."""
+        """Cancelled or timed out? Cheap enough to call in loops."""
         now = time.monotonic()
         if self.interrupted or now - self.last_check < 0.3:
             return self.interrupted
         self.last_check = now
-        if now - self.last_heartbeat >= settings.RUN_HEARTBEAT_SECONDS:
-            Run.objects.filter(pk=self.run.pk).update(heartbeat_at=timezone.now())
-            self.last_heartbeat = now
         cancel = Run.objects.filter(pk=self.run.pk).values_list("cancel_requested_at", flat=True).first()
         if cancel is not None:
             self.interrupted = RunState.CANCELLED
@@ -438,6 +461,8 @@ class RunExecution:
     # --- the whole run ----------------------------------------------------------------
     def execute(self) -> None:
         state, reason, exit_code = RunState.ERROR, "", None
+        heartbeat = Heartbeat(self.run.pk)
+        heartbeat.start()
         try:
             run_dir(self.run.pk).mkdir(parents=True, exist_ok=True)
             if self.run.kind == "dbt":
@@ -471,6 +496,7 @@ class RunExecution:
             state, reason = RunState.ERROR, str(exc) or exc.__class__.__name__
             self.log.write("".join(traceback.format_exception(exc)).rstrip())
         finally:
+            heartbeat.stop()
             self.finish(state, reason, exit_code)
 
     def outcome(self, exit_code: int) -> tuple[str, str]:

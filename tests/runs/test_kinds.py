@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from runs.kinds import RunFailed, register_kind
@@ -29,6 +31,14 @@ def refresh_crashed(ctx):
     raise ValueError("rules engine exploded")
 
 
+def busy_without_logging(ctx):
+    time.sleep(2.5)
+    beat = Run.objects.get(pk=ctx.run.pk).heartbeat_at
+    if not beat > ctx.run.started_at:
+        raise RunFailed("no heartbeat while the handler was busy")
+
+
+register_kind("test-busy", busy_without_logging, "Test busy")
 register_kind("test-refresh", refresh_ok, "Test refresh")
 register_kind("test-failed", refresh_failed, "Test failed")
 register_kind("test-crashed", refresh_crashed, "Test crashed")
@@ -61,3 +71,9 @@ def test_unknown_kind_is_refused(operator, dbt_projects_dir):
     with pytest.raises(InvalidRunRequest) as err:
         trigger_run(project="sleepy", kind="nope", actor=operator, source="api")
     assert err.value.field == "kind"
+
+
+def test_heartbeat_goes_on_while_a_handler_is_busy(operator, dbt_projects_dir, settings):
+    settings.RUN_HEARTBEAT_SECONDS = 1
+    run = run_kind("test-busy", operator)
+    assert run.state == RunState.SUCCESS, run.reason
