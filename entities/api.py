@@ -52,6 +52,8 @@ class ModeChangeRequestSerializer(serializers.ModelSerializer):
     requested_by = serializers.CharField(source="requested_by.username")
     decided_by = serializers.CharField(source="decided_by.username", default=None)
     stale = serializers.BooleanField(source="is_stale")
+    # Plain text, not a second enum of the same choices (one `ModeEnum` in the schema).
+    from_mode = serializers.CharField(read_only=True)
 
     class Meta:
         model = ModeChangeRequest
