@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import psycopg
 import pytest
 
@@ -116,3 +118,19 @@ def test_rollback_works_while_a_refresh_is_running(
     assert "rolled back to rules by otto_operator" in mailoutbox[0].subject
     assert "wrong owners in prod" in mailoutbox[0].body
     assert approver.email in mailoutbox[0].to
+
+
+def test_a_raw_row_the_rules_reject_fails_the_refresh_with_the_reason(
+    queue_cluster, entity_types, warehouse, api_client, operator
+):
+    with psycopg.connect(warehouse) as conn:
+        conn.execute("insert into raw.users (id, email) values ('12x', 'broken@example.com')")
+    try:
+        run = wait_final(refresh(api_client, operator))
+    finally:
+        with psycopg.connect(warehouse) as conn:
+            conn.execute("delete from raw.users where id = '12x'")
+    assert run.state == RunState.FAILED
+    assert re.match(r"rules engine: rule set users: raw row [\d,]+ cannot be transformed", run.reason), run.reason
+    assert "12x" in run.reason
+    assert query(warehouse, "select count(*) from rules_engine.users")[0][0] == 106, "the live table is untouched"
