@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
+from lineage.models import NodeStatus, Snapshot
 from runs.dbt.launcher import group_alive
 from runs.models import Run, RunState
 from runs.services import cancel_run, enqueue, trigger_run
@@ -51,6 +52,9 @@ def test_green_build_records_node_results(runs_cluster, operator, api_client, cl
     page = client.get(f"/runs/{run.pk}/").content.decode()
     assert "Success" in page and "fct_users" in page and "/lineage/inventory_transforms/nodes/" in page
     assert Path(run.target_path).parent == Path(settings.RUNS_DIR) / str(run.pk)
+    # the run handed its manifest and node results to lineage
+    assert Snapshot.objects.get(project="inventory_transforms", is_current=True).run_id == run.pk
+    assert NodeStatus.objects.get(unique_id="model.inventory_transforms.fct_users").run_id == run.pk
 
 
 def test_failing_model_is_failed_with_the_node_error_on_page_and_api(runs_cluster, operator, api_client, client):
