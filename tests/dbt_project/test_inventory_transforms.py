@@ -28,7 +28,9 @@ from django.test import override_settings
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from audit.models import AuditEvent
 from entities import rawdata
+from entities.rawdata import load_raw_data
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILES_DIR = REPO / "dbt_projects"
@@ -298,7 +300,6 @@ def test_generator_is_deterministic_for_a_seed() -> None:
 @dataclass(frozen=True)
 class GeneratedBuild:
     warehouse: Warehouse
-    command_output: str
     run: DbtResult
     test: DbtResult
 
@@ -307,22 +308,26 @@ class GeneratedBuild:
 def generated_build(
     warehouse_conninfo: str, warehouse_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GeneratedBuild]:
-    """`manage.py generate_raw_data` into an empty warehouse, then `dbt run` and `dbt test` (no seed)."""
+    """Generated raw data in an empty warehouse, then `dbt run` and `dbt test` (no seed)."""
     work_dir = tmp_path_factory.mktemp("generated-build")
     with _scratch_database(warehouse_conninfo, warehouse_env) as warehouse:
-        out = io.StringIO()
-        with override_settings(WAREHOUSE_CONNINFO=warehouse.conninfo):
-            call_command("generate_raw_data", users=5_000, applications=1_500, seed=11, stdout=out)
+        with psycopg.connect(warehouse.conninfo) as conn:
+            load_raw_data(conn, users=5_000, applications=1_500, seed=11)
         run = dbt("run", warehouse, work_dir)
         test = dbt("test", warehouse, work_dir)
-        yield GeneratedBuild(warehouse, out.getvalue(), run, test)
+        yield GeneratedBuild(warehouse, run, test)
 
 
-def test_generate_raw_data_reports_what_it_loaded(generated_build: GeneratedBuild) -> None:
-    assert "5,000 users" in generated_build.command_output
-    assert "1,500 applications" in generated_build.command_output
-    assert generated_build.warehouse.query("select count(*) from raw.users") == [(5_000,)]
-    assert generated_build.warehouse.query("select count(*) from raw.applications") == [(1_500,)]
+@pytest.mark.django_db
+def test_generate_raw_data_command_loads_reports_and_audits(scratch_warehouse: Warehouse) -> None:
+    out = io.StringIO()
+    with override_settings(WAREHOUSE_CONNINFO=scratch_warehouse.conninfo):
+        call_command("generate_raw_data", users=500, applications=150, seed=11, stdout=out)
+    assert "500 users" in out.getvalue() and "150 applications" in out.getvalue()
+    assert scratch_warehouse.query("select count(*) from raw.users") == [(500,)]
+    assert scratch_warehouse.query("select count(*) from raw.applications") == [(150,)]
+    event = AuditEvent.objects.get(action="warehouse.raw.generate")
+    assert (event.source, event.after["users"]) == ("command", 500)
 
 
 def test_generated_raw_data_runs_and_tests_green(generated_build: GeneratedBuild) -> None:
