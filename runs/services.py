@@ -213,12 +213,23 @@ def trigger_run(
             reason=f"re-run of run #{rerun_of.pk}" if rerun_of else "",
             source=audit_source or AUDIT_SOURCE[source],
         )
-        transaction.on_commit(lambda: enqueue(run.pk))
+        enqueue_on_commit(run.pk)
     return run
 
 
 def enqueue(run_id: int) -> None:
     async_task("runs.worker.execute_run", run_id, task_name=f"run-{run_id}", group="runs")
+
+
+def enqueue_on_commit(run_id: int) -> None:
+    """The queue task becomes visible when the run commits. With the ORM broker (same
+    database) the queue row is written in the run's own transaction, so a web process dying
+    right after the commit cannot leave a queued run without its task; with Redis the task
+    is sent just after the commit."""
+    if "orm" in settings.Q_CLUSTER:
+        enqueue(run_id)
+    else:
+        transaction.on_commit(lambda: enqueue(run_id))
 
 
 def run_summary(run: Run) -> dict[str, Any]:

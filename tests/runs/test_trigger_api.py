@@ -117,3 +117,14 @@ def test_artifacts_are_served_by_allowlisted_name_only(as_operator, operator, tm
     assert as_operator.get(f"/api/v1/runs/{run.pk}/artifacts/secret.txt").status_code == 404
     assert as_operator.get(f"/api/v1/runs/{run.pk}/artifacts/..%2Fsecret.txt").status_code == 404
     assert as_operator.get(f"/api/v1/runs/{run.pk}/artifacts/compiled.sql?node=../../x").status_code == 404
+
+
+def test_a_rolled_back_trigger_leaves_neither_run_nor_task(operator, dbt_projects_dir):
+    from django.db import transaction
+
+    from runs.services import trigger_run
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        trigger_run(project="sleepy", command="ls", actor=operator, source="api")
+        raise RuntimeError("the caller's transaction fails after the trigger")
+    assert not Run.objects.exists() and OrmQ.objects.count() == 0
