@@ -6,9 +6,7 @@ import threading
 
 import psycopg
 import pytest
-from django.contrib.admin.sites import site
 from django.db import IntegrityError, connection, transaction
-from django.test import RequestFactory
 
 from audit.models import AuditEvent, Source
 from entities import services
@@ -89,15 +87,14 @@ def test_self_approval_is_refused_by_api_page_admin_and_database(
     approvals = client.get("/entities/approvals/").content.decode()
     assert "Your request: another approver must decide it." in approvals
 
-    admin_request = RequestFactory().post("/admin/")
-    admin_request.user = admin_user
-    admin_request.session = {}
-    from django.contrib.messages.storage.fallback import FallbackStorage
-
-    admin_request._messages = FallbackStorage(admin_request)
-    model_admin = site._registry[ModeChangeRequest]
-    model_admin.approve(admin_request, ModeChangeRequest.objects.filter(pk=own.pk))
-    assert "your own request" in " ".join(str(m) for m in admin_request._messages)
+    changelist = "/admin/entities/modechangerequest/"
+    for action in ("approve", "reject"):
+        response = client.post(changelist, {"action": action, "_selected_action": [own.pk]}, follow=True)
+        assert f"Request #{own.pk}: You cannot {action} your own request" in response.content.decode()
+    change_form = f"{changelist}{own.pk}/change/"
+    assert 'name="decided_by"' not in client.get(change_form).content.decode()
+    response = client.post(change_form, {"status": "approved", "decided_by": admin_user.pk})
+    assert response.status_code == 403
 
     own.refresh_from_db()
     users_entity.refresh_from_db()
