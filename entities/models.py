@@ -8,6 +8,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from entities.rules.rulesets import dependents
+
 ENTITY_NAME = r"^[a-z][a-z0-9_]{0,40}$"
 
 
@@ -104,6 +106,29 @@ class EntityType(models.Model):
     def serving_relation(self) -> tuple[str, str]:
         schema, _, view = self.serving_view.partition(".")
         return (schema, view)
+
+    @property
+    def dbt_exclude(self) -> str:
+        """The models of entities downstream of this one, with their tests. A test reading this
+        entity's model and a downstream one (every application owner exists in fct_users) runs
+        with the downstream refresh: refreshing users never needs fct_applications built."""
+        return " ".join(f"fct_{name}+" for name in dependents(self.name))
+
+    @property
+    def dbt_command(self) -> str:
+        exclude = f" --exclude {self.dbt_exclude}" if self.dbt_exclude else ""
+        return f"dbt build --select {self.dbt_selector}{exclude}"
+
+    @property
+    def refresh_steps(self) -> str:
+        """What a refresh does in the current mode, as a sentence fragment."""
+        rules = f"runs the rules engine (raw.* into rules_engine.{self.name})"
+        dbt = f"runs {self.dbt_command} (into core.fct_{self.name})"
+        if self.mode == Mode.RULES:
+            return rules
+        if self.mode == Mode.DBT:
+            return dbt
+        return f"{rules}, {dbt}, then writes a parity report"
 
     def latest_parity(self) -> ParityReport | None:
         return self.parity_reports.order_by("-created_at", "-id").first()

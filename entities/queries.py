@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from entities.models import EntityType
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from entities import router
+from entities.models import EntityType, Mode, ModeChangeRequest, ParityReport
 from runs.models import Run
+
+logger = logging.getLogger(__name__)
 
 REFRESH_KIND = "entity-refresh"
 
@@ -16,10 +25,82 @@ def last_refresh(entity: EntityType) -> Run | None:
     return refreshes(entity).order_by("-queued_at", "-id").first()
 
 
+def built_serving_views(entities: Iterable[EntityType]) -> set[str] | None:
+    """The serving views that exist in the warehouse; None when it cannot be reached."""
+    try:
+        with router.warehouse_transaction(settings.WAREHOUSE_CONNINFO) as warehouse:
+            return {
+                entity.serving_view
+                for entity in entities
+                if router.current_definition(warehouse, entity.serving_relation) is not None
+            }
+    except Exception:  # pages still render when the warehouse is unreachable
+        logger.exception("could not read the serving views from the warehouse")
+        return None
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """What a person looking at the entity should do now; `action` names the form that does it."""
+
+    text: str
+    action: str = ""  # "refresh", "request" or "" (nothing to press)
+
+
+def next_step(
+    entity: EntityType,
+    *,
+    view_built: bool,
+    active_refresh: Run | None,
+    latest: ParityReport | None,
+    pending: ModeChangeRequest | None,
+) -> NextStep:
+    name, view = entity.name, entity.serving_view
+    if active_refresh is not None:
+        return NextStep(f"A refresh is {active_refresh.get_state_display().lower()} (run #{active_refresh.pk}).")
+    if not view_built:
+        return NextStep(
+            f"{view} does not exist yet: refresh {name}. A refresh in {entity.mode_label} mode "
+            f"{entity.refresh_steps}, and creates {view}.",
+            "refresh",
+        )
+    if pending is not None:
+        return NextStep(f"Request #{pending.pk} ({pending.to_label}) is waiting for an approver.")
+    if entity.mode == Mode.RULES:
+        return NextStep(
+            "Request shadow mode to run dbt beside the rules engine and compare their output "
+            "(consumers keep reading the rules output).",
+            "request",
+        )
+    if entity.mode == Mode.DBT:
+        return NextStep(f"dbt serves {view}. If something breaks, roll back to rules at once.")
+    if latest is None:
+        return NextStep(f"Refresh {name} to run both engines and write the first parity report.", "refresh")
+    if not latest.meets(entity.parity_threshold):
+        return NextStep(
+            f"Parity is {latest.percent_display}%, below the threshold of {entity.parity_threshold}%: read the "
+            f"differing columns and sample keys below, fix the dbt model (or the rule), then refresh.",
+            "refresh",
+        )
+    target = "canary (a share of the keys from dbt)" if entity.mode == Mode.SHADOW else "dbt"
+    return NextStep(
+        f"Parity is {latest.percent_display}% (threshold {entity.parity_threshold}%): request {target}.", "request"
+    )
+
+
 def entity_overview() -> list[EntityType]:
     entities = list(EntityType.objects.select_related("owner"))
+    built = built_serving_views(entities)
     for entity in entities:
         entity.last_refresh = last_refresh(entity)
         entity.latest_report = entity.latest_parity()
-        entity.pending_count = entity.mode_requests.pending().count()
+        pending = list(entity.mode_requests.pending().order_by("requested_at", "id"))
+        entity.pending_count = len(pending)
+        entity.next_step = next_step(
+            entity,
+            view_built=built is None or entity.serving_view in built,
+            active_refresh=entity.last_refresh if entity.last_refresh and not entity.last_refresh.is_final else None,
+            latest=entity.latest_report,
+            pending=pending[0] if pending else None,
+        )
     return entities

@@ -421,9 +421,9 @@ def execute_refresh(ctx: RunContext) -> None:
         except engine.RulesEngineError as error:
             raise RunFailed(f"rules engine: {error}") from error
     if mode in RUNS_DBT:
-        exit_code = ctx.dbt("build", select=entity.dbt_selector)
+        exit_code = ctx.dbt("build", select=entity.dbt_selector, exclude=entity.dbt_exclude)
         if exit_code != 0:
-            raise RunFailed(f"dbt build --select {entity.dbt_selector} exited with {exit_code}")
+            raise RunFailed(f"{entity.dbt_command} exited with {exit_code}")
     if mode in WRITES_PARITY:
         try:
             report = write_parity_report(entity, run=ctx.run)

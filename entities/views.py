@@ -14,7 +14,7 @@ from audit.models import Source
 from entities import router, services
 from entities.forms import DecisionForm, ModeRequestForm, RollbackForm
 from entities.models import PARITY_GATED, EntityType, ModeChangeRequest, RequestStatus
-from entities.queries import entity_overview, refreshes
+from entities.queries import entity_overview, next_step, refreshes
 from lineage.projects import discover_projects
 
 
@@ -56,15 +56,25 @@ def _detail(
         ).as_string()
     except router.RouterError as error:
         generated = f"-- {error}"
+    live_view_sql = services.serving_view_definition(entity)
+    recent_refreshes = list(refreshes(entity).select_related("triggered_by").order_by("-queued_at", "-id")[:10])
+    pending = [item for item in mode_requests if item.is_pending]
     ctx = {
         "entity": entity,
         "history": entity.mode_changes.select_related("actor", "request")[:50],
         "mode_requests": mode_requests,
         "reports": reports,
         "latest_report": reports[0] if reports else None,
-        "refreshes": refreshes(entity).order_by("-queued_at", "-id")[:10],
+        "refreshes": recent_refreshes,
+        "next_step": next_step(
+            entity,
+            view_built=live_view_sql is not None,
+            active_refresh=recent_refreshes[0] if recent_refreshes and not recent_refreshes[0].is_final else None,
+            latest=reports[0] if reports else None,
+            pending=pending[-1] if pending else None,
+        ),
         "view_sql": generated,
-        "live_view_sql": services.serving_view_definition(entity),
+        "live_view_sql": live_view_sql,
         "request_form": request_form or ModeRequestForm(),
         "rollback_form": rollback_form or RollbackForm(),
         "decision_form": DecisionForm(),

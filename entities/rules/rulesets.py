@@ -123,3 +123,16 @@ APPLICATIONS = RuleSet(
 )
 
 RULE_SETS: dict[str, RuleSet] = {rule_set.name: rule_set for rule_set in (USERS, APPLICATIONS)}
+
+
+def dependents(name: str, rule_sets: dict[str, RuleSet] = RULE_SETS) -> tuple[str, ...]:
+    """The rule sets that read `name`'s output, directly or through others."""
+    found: list[str] = []
+    grew = True
+    while grew:
+        grew = False
+        for rule_set in rule_sets.values():
+            if rule_set.name not in found and any(d == name or d in found for d in rule_set.depends_on):
+                found.append(rule_set.name)
+                grew = True
+    return tuple(found)

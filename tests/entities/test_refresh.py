@@ -56,6 +56,58 @@ def test_refresh_in_rules_mode_runs_only_the_rules_engine_and_creates_the_view(
     assert query(warehouse, "select count(*) from serving.applications")[0][0] == 45
 
 
+@pytest.fixture
+def demo_start_warehouse(warehouse):
+    """The warehouse as `make run` leaves it on a first start: raw.* seeded, nothing built
+    (the session's staging/core schemas are set aside and put back afterwards)."""
+    with psycopg.connect(warehouse) as conn:
+        conn.execute("drop schema rules_engine cascade")
+        conn.execute("alter schema staging rename to staging_set_aside")
+        conn.execute("alter schema core rename to core_set_aside")
+    try:
+        yield warehouse
+    finally:
+        with psycopg.connect(warehouse) as conn:
+            conn.execute("drop schema if exists staging cascade")
+            conn.execute("drop schema if exists core cascade")
+            conn.execute("alter schema staging_set_aside rename to staging")
+            conn.execute("alter schema core_set_aside rename to core")
+
+
+def test_from_a_fresh_demo_start_the_pages_say_refresh_and_refreshes_build_everything(
+    queue_cluster, entity_types, demo_start_warehouse, api_client, client, operator, approver, viewer
+):
+    warehouse = demo_start_warehouse
+    client.force_login(viewer)
+    page = client.get("/entities/users/").content.decode()
+    assert "serving.users does not exist yet: refresh users." in page
+    assert "(an operator refreshes)" in page
+    client.force_login(operator)
+    listing = client.get("/entities/").content.decode()
+    assert "serving.users does not exist yet: refresh users." in listing
+    assert 'action="/entities/users/refresh/"' in listing
+    response = client.post("/entities/users/refresh/", follow=True)
+    assert re.search(r"Refresh of users queued as run #\d+", response.content.decode())
+
+    run = wait_final(Run.objects.get())
+    assert run.state == RunState.SUCCESS, run.reason
+    assert query(warehouse, "select count(*) from serving.users")[0][0] == 106
+    assert query(warehouse, "select to_regclass('core.fct_users')")[0][0] is None, "rules mode runs no dbt"
+    page = client.get("/entities/users/").content.decode()
+    assert "Next:</strong> Request shadow mode" in page
+
+    move_to(entity_types["users"], operator, approver, "shadow")
+    page = client.get("/entities/users/").content.decode()
+    assert "Refresh users to run both engines and write the first parity report." in page
+    run = wait_final(refresh(api_client, operator))
+    assert run.state == RunState.SUCCESS, run.reason
+    assert run.node_results.filter(name="fct_users", status="success").exists()
+    report = ParityReport.objects.get(run=run)
+    assert (report.percent_display, report.matching_rows) == ("100.00", 106)
+    page = client.get("/entities/users/").content.decode()
+    assert "Parity is 100.00% (threshold 100.00%): request canary" in page
+
+
 def test_a_second_refresh_while_one_is_queued_is_refused(entity_types, api_client, operator):
     refresh(api_client, operator)
     response = api_client.post("/api/v1/entities/users/refresh/")

@@ -84,6 +84,36 @@ def test_entity_list_shows_mode_parity_and_pending_requests(
     assert "canary 20%" in home and "applications" in home
 
 
+@pytest.mark.parametrize(
+    ("role", "can_refresh", "sees_approvals"),
+    [("viewer", False, False), ("operator", True, False), ("approver", False, True), ("admin_user", True, True)],
+)
+def test_home_shows_entity_modes_and_next_steps_for_each_role(
+    request, client, warehouse, entity_types, operator, approver, role, can_refresh, sees_approvals
+):
+    users = move_to(entity_types["users"], operator, approver, "shadow")
+    request_change(users, operator, "canary", 10)
+    client.force_login(request.getfixturevalue(role))
+    response = client.get("/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    table = page[page.index('data-testid="home-entities"') :]
+    assert '<span class="badge mode-shadow" data-testid="mode-badge">Shadow</span>' in table
+    assert '<span class="badge mode-rules" data-testid="mode-badge">Rules</span>' in table
+    # applications was never refreshed in this warehouse: its serving view does not exist
+    assert "serving.applications does not exist yet: refresh applications." in table
+    assert ('action="/entities/applications/refresh/"' in table) is can_refresh
+    assert ("(an operator refreshes)" in table) is not can_refresh
+    assert "1 pending" in table
+    assert ('href="/entities/approvals/"' in table) is sees_approvals
+    assert f"Request #{users.mode_requests.get(status='pending').pk} (canary 10%) is waiting" in table
+
+
+def test_home_refuses_a_user_without_a_role(client, nobody):
+    client.force_login(nobody)
+    assert client.get("/").status_code == 403
+
+
 def test_entity_detail_shows_history_reports_view_sql_and_forms_by_role(
     client, warehouse, users_entity, operator, approver, viewer
 ):
