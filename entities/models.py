@@ -3,14 +3,24 @@ from __future__ import annotations
 from decimal import ROUND_FLOOR, Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
 from entities.rules.rulesets import dependents
+from runs.dbt.commands import InvalidDbtRequest, check_selector
 
 ENTITY_NAME = r"^[a-z][a-z0-9_]{0,40}$"
+
+
+def validate_dbt_selector(value: str) -> None:
+    """The selector becomes dbt's argv: the runs syntax check (no options, no shell characters)."""
+    try:
+        check_selector("dbt_selector", value)
+    except InvalidDbtRequest as error:
+        raise ValidationError(error.message) from error
 
 
 class Mode(models.TextChoices):
@@ -49,7 +59,9 @@ class EntityType(models.Model):
     )
     description = models.TextField(blank=True)
     dbt_project = models.CharField(max_length=100, help_text="Folder name under dbt_projects/")
-    dbt_selector = models.CharField(max_length=200, help_text="What a refresh builds, e.g. +fct_users")
+    dbt_selector = models.CharField(
+        max_length=200, validators=[validate_dbt_selector], help_text="What a refresh builds, e.g. +fct_users"
+    )
     key_column = models.CharField(max_length=63)
     serving_view = models.CharField(max_length=130, help_text="The view consumers read")
     mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.RULES)

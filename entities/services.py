@@ -48,6 +48,7 @@ from entities.models import (
 )
 from entities.queries import REFRESH_KIND
 from entities.rules import engine
+from runs.dbt.commands import InvalidDbtRequest, check_selector
 from runs.kinds import RunContext, RunFailed
 from runs.models import Run, TriggerSource
 from runs.services import InvalidRunRequest, trigger_run
@@ -421,7 +422,11 @@ def execute_refresh(ctx: RunContext) -> None:
         except engine.RulesEngineError as error:
             raise RunFailed(f"rules engine: {error}") from error
     if mode in RUNS_DBT:
-        exit_code = ctx.dbt("build", select=entity.dbt_selector, exclude=entity.dbt_exclude)
+        try:
+            select = check_selector("dbt_selector", entity.dbt_selector)
+        except InvalidDbtRequest as error:
+            raise RunFailed(f"the dbt selector of {entity.name} is refused: {error.message}") from error
+        exit_code = ctx.dbt("build", select=select, exclude=entity.dbt_exclude)
         if exit_code != 0:
             raise RunFailed(f"{entity.dbt_command} exited with {exit_code}")
     if mode in WRITES_PARITY:

@@ -207,6 +207,19 @@ def test_admin_edits_are_audited_and_cannot_change_the_mode(client, users_entity
     )
 
 
+def test_admin_cannot_save_a_selector_dbt_would_read_as_an_option(client, users_entity, admin_user):
+    client.force_login(admin_user)
+    response = client.post(
+        f"/admin/entities/entitytype/{users_entity.pk}/change/",
+        {"description": "people", "dbt_selector": "+fct_users --profiles-dir /tmp", "parity_threshold": "100.00"},
+    )
+    assert response.status_code == 200
+    assert "selector term &#x27;--profiles-dir&#x27; starts with &#x27;-&#x27;" in response.content.decode()
+    users_entity.refresh_from_db()
+    assert users_entity.dbt_selector == "+fct_users"
+    assert not AuditEvent.objects.filter(action__startswith="entities.").exists()
+
+
 def test_admin_approves_others_requests_through_the_service(client, warehouse, users_entity, operator, admin_user):
     pending = request_change(users_entity, operator, "shadow")
     client.force_login(admin_user)
