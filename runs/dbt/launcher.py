@@ -48,22 +48,29 @@ PRELOAD = (
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _ignore_application_name_in_parse_state() -> None:
+def ignore_application_name_in_parse_state() -> bool:
     """dbt invalidates partial parsing when the profile's connection info changes, values
     included; every run has its own application_name (to find its backends), which would
     force a full parse each time although it cannot change what is parsed. Leave it out of
-    that hash; connections still use it."""
-    from dbt.adapters.postgres.connections import PostgresCredentials
+    that hash; connections still use it. This patches a private dbt method: if dbt changes
+    it, runs still work (each one parses in full, slower) and the launcher says so on stderr.
+    Returns whether the patch is in place."""
+    try:
+        from dbt.adapters.postgres.connections import PostgresCredentials
 
-    keys = PostgresCredentials._connection_keys
+        keys = PostgresCredentials._connection_keys
+    except (ImportError, AttributeError) as exc:
+        print(f"dbt launcher: every run will parse in full ({exc})", file=sys.stderr)
+        return False
     if getattr(keys, "portal_patched", False):
-        return
+        return True
 
     def connection_keys(self) -> tuple[str, ...]:
         return tuple(key for key in keys(self) if key != "application_name")
 
     connection_keys.portal_patched = True
     PostgresCredentials._connection_keys = connection_keys
+    return True
 
 
 def _child(request: dict, started_w: int) -> None:
@@ -85,7 +92,6 @@ def _child(request: dict, started_w: int) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
-        _ignore_application_name_in_parse_state()
         from dbt.cli.main import dbtRunner
 
         result = dbtRunner().invoke(request["argv"])
@@ -112,6 +118,7 @@ def _child(request: dict, started_w: int) -> None:
 def serve() -> None:
     for module in PRELOAD:
         importlib.import_module(module)
+    ignore_application_name_in_parse_state()  # forked children inherit it
     # One resource tracker for all children (dbt makes multiprocessing locks), started here
     # so its shutdown chatter never lands in a run's log.
     resource_tracker.ensure_running()

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import json
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
@@ -10,17 +13,58 @@ def runs_cluster(seeded_warehouse, queue_cluster):
     return queue_cluster
 
 
-def wait_for(run, predicate, timeout: float = 120):
-    """Poll the run from the database until predicate(run) holds; returns the run."""
+def wait_until(condition, what: str, timeout: float = 120):
+    """Poll condition() until it returns something truthy; returns that."""
     deadline = time.monotonic() + timeout
     while True:
-        run.refresh_from_db()
-        if predicate(run):
-            return run
+        result = condition()
+        if result:
+            return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"run #{run.pk} stuck in {run.state} ({run.reason})")
+            raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+def wait_for(run, predicate, timeout: float = 120):
+    """Poll the run from the database until predicate(run) holds; returns the run."""
+
+    def holds():
+        run.refresh_from_db()
+        return predicate(run)
+
+    wait_until(holds, f"run #{run.pk} (stuck in {run.state}: {run.reason})", timeout)
+    return run
 
 
 def wait_final(run, timeout: float = 120):
     return wait_for(run, lambda r: r.is_final, timeout)
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: list = []
+    statuses: list[int] = []  # answers in turn; the last one repeats
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        hook = type(self)
+        hook.received.append(json.loads(body))
+        self.send_response(hook.statuses[min(len(hook.received), len(hook.statuses)) - 1])
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook():
+    """The far end of a webhook: a local HTTP server that records what it receives and
+    answers with Hook.statuses in turn (200 unless a test sets them)."""
+
+    class Hook(_Hook):
+        received = []
+        statuses = [200]
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield Hook, f"http://127.0.0.1:{server.server_port}/hook"
+    server.shutdown()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 from runs.dbt.commands import InvalidDbtRequest, build_argv, check_command, check_selector, check_vars
 from runs.dbt.events import parse_line
+from runs.dbt.launcher import ignore_application_name_in_parse_state
 from runs.dbt.manifest import unmatched_terms
 
 MANIFEST = {
@@ -119,3 +121,27 @@ def test_json_log_lines_become_events():
     assert event.name == "NodeStart" and event.node_info["unique_id"] == "model.shop.fct_users"
     assert event.render() == "10:11:12  hello"
     assert parse_line("Traceback (most recent call last):") is None
+
+
+def test_partial_parse_state_ignores_the_runs_application_name(monkeypatch):
+    """dbt hashes connection_info() into its partial-parse state; each run's own
+    application_name must not change that hash, or every run parses in full."""
+    from dbt.adapters.postgres.connections import PostgresCredentials
+
+    monkeypatch.setattr(PostgresCredentials, "_connection_keys", PostgresCredentials._connection_keys)
+
+    def credentials(application_name: str) -> PostgresCredentials:
+        return PostgresCredentials(
+            host="db", user="u", password="p", port=5432, database="w", schema="s", application_name=application_name
+        )
+
+    assert dict(credentials("portal-run-1").connection_info())["application_name"] == "portal-run-1"
+    assert ignore_application_name_in_parse_state()
+    assert list(credentials("portal-run-1").connection_info()) == list(credentials("portal-run-2").connection_info())
+    assert credentials("portal-run-1").application_name == "portal-run-1"  # connections still carry it
+
+
+def test_launcher_runs_without_the_partial_parse_patch_when_dbt_changes(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "dbt.adapters.postgres.connections", None)
+    assert not ignore_application_name_in_parse_state()
+    assert "every run will parse in full" in capsys.readouterr().err

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from django.core import mail
@@ -15,7 +12,7 @@ from django_q.scheduler import scheduler
 
 from audit.models import AuditEvent
 from runs.models import NotificationDelivery, Run, RunSchedule, RunState
-from runs.notifications import create_target, notify_run
+from runs.notifications import create_target, enqueue_notifications, notify_run
 from runs.schedules import create_schedule, run_scheduled
 
 pytestmark = pytest.mark.django_db
@@ -95,39 +92,14 @@ def test_disable_and_enable_are_audited(client, operator, dbt_projects_dir):
     assert not RunSchedule.objects.exists() and not Schedule.objects.filter(pk=schedule.q_schedule_id).exists()
 
 
-class _Hook(BaseHTTPRequestHandler):
-    received: list = []
-    status = 200
-
-    def do_POST(self):  # noqa: N802 - http.server's name
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append(json.loads(body))
-        self.send_response(type(self).status)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def webhook():
-    class Hook(_Hook):
-        received = []
-
-    server = HTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield Hook, f"http://127.0.0.1:{server.server_port}/hook"
-    server.shutdown()
-
-
-def failed_run(project="sleepy") -> Run:
+def failed_run(project="sleepy", state=RunState.FAILED) -> Run:
     now = timezone.now()
     return Run.objects.create(
         project=project,
         command="build",
         timeout_seconds=60,
         source="api",
-        state=RunState.FAILED,
+        state=state,
         reason="1 node(s) failed: broken",
         started_at=now,
         finished_at=now,
@@ -152,7 +124,7 @@ def test_failed_run_emails_and_posts_the_webhook(operator, webhook, settings):
 
 def test_webhook_failures_are_retried_and_recorded(operator, webhook):
     hook, url = webhook
-    hook.status = 503
+    hook.statuses = [503]
     create_target(actor=operator, source="ui", webhook_url=url)
     notify_run(failed_run().pk)
     delivery = NotificationDelivery.objects.get()
@@ -164,3 +136,38 @@ def test_target_needs_a_destination(client, operator, dbt_projects_dir):
     client.force_login(operator)
     response = client.post("/runs/schedules/", {"target-project": "sleepy", "target-emails": ""})
     assert response.status_code == 400 and "at least one email address or a webhook" in response.content.decode()
+
+
+def test_webhook_that_recovers_is_delivered_on_a_later_attempt(operator, webhook):
+    hook, url = webhook
+    hook.statuses = [502, 200]
+    create_target(actor=operator, source="ui", webhook_url=url)
+    run = failed_run()
+    assert notify_run(run.pk) == 1
+    delivery = NotificationDelivery.objects.get()
+    assert delivery.status == "sent" and delivery.attempts == 2 and delivery.response_status == 200
+    assert [body["run_id"] for body in hook.received] == [run.pk, run.pk]
+
+
+@pytest.mark.parametrize("state, words", [(RunState.ERROR, "error"), (RunState.TIMED_OUT, "timed out")])
+def test_error_and_timed_out_runs_email_too(operator, state, words):
+    create_target(actor=operator, source="ui", project="sleepy", emails="team@example.com")
+    run = failed_run(state=state)
+    assert notify_run(run.pk) == 1
+    assert mail.outbox[0].subject.endswith(f"sleepy {words}")
+    assert NotificationDelivery.objects.get().destination == "team@example.com"
+
+
+@pytest.mark.parametrize(
+    "state, notified",
+    [
+        (RunState.FAILED, True),
+        (RunState.ERROR, True),
+        (RunState.TIMED_OUT, True),
+        (RunState.SUCCESS, False),
+        (RunState.CANCELLED, False),
+    ],
+)
+def test_only_failed_error_and_timed_out_runs_notify(state, notified):
+    enqueue_notifications(failed_run(state=state))
+    assert OrmQ.objects.exists() is notified

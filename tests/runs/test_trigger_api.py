@@ -128,3 +128,42 @@ def test_a_rolled_back_trigger_leaves_neither_run_nor_task(operator, dbt_project
         trigger_run(project="sleepy", command="ls", actor=operator, source="api")
         raise RuntimeError("the caller's transaction fails after the trigger")
     assert not Run.objects.exists() and OrmQ.objects.count() == 0
+
+
+def test_run_body_is_exactly_the_declared_fields(as_operator, operator):
+    """RunSerializer writes its fields by hand (list speed); the body must stay what DRF's
+    own field handling makes of the same run."""
+    import json
+
+    from django.utils import timezone
+    from rest_framework import serializers
+    from rest_framework.renderers import JSONRenderer
+
+    from runs.serializers import RunSerializer
+
+    first = Run.objects.create(project="sleepy", command="build", timeout_seconds=60, source="api")
+    now = timezone.now()
+    run = Run.objects.create(
+        project="sleepy",
+        command="run",
+        select="fast",
+        vars={"sleep_seconds": 1},
+        timeout_seconds=60,
+        source="ui",
+        triggered_by=operator,
+        rerun_of=first,
+        state=RunState.FAILED,
+        reason="1 node(s) failed",
+        started_at=now,
+        finished_at=now,
+        heartbeat_at=now,
+        exit_code=1,
+        nodes_total=2,
+        nodes_done=2,
+        nodes_failed=1,
+    )
+    expected = json.loads(JSONRenderer().render(serializers.ModelSerializer.to_representation(RunSerializer(), run)))
+    assert as_operator.get(f"/api/v1/runs/{run.pk}/").json() == expected
+    assert as_operator.get("/api/v1/runs/").json()["results"][0] == expected
+    assert expected["triggered_by"] == "otto_operator" and expected["rerun_of"] == first.pk
+    assert expected["finished_at"].endswith("Z") and expected["title"] == "run --select fast"

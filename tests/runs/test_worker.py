@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import psycopg
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.test import override_settings
 
+from accounts.models import ApiToken
 from lineage.models import NodeStatus, Snapshot
 from runs.dbt.launcher import group_alive
 from runs.models import Run, RunState
+from runs.notifications import create_target
 from runs.services import cancel_run, enqueue, trigger_run
 from runs.worker import application_name, execute_run, reap_lost_runs
-from tests.runs.conftest import wait_final, wait_for
+from tests.runs.conftest import wait_final, wait_for, wait_until
 
 
 def backends_of(run: Run) -> list[int]:
@@ -57,7 +65,11 @@ def test_green_build_records_node_results(runs_cluster, operator, api_client, cl
     assert NodeStatus.objects.get(unique_id="model.inventory_transforms.fct_users").run_id == run.pk
 
 
-def test_failing_model_is_failed_with_the_node_error_on_page_and_api(runs_cluster, operator, api_client, client):
+def test_failing_model_is_failed_with_the_node_error_on_page_and_api(
+    runs_cluster, operator, api_client, client, webhook
+):
+    hook, url = webhook
+    create_target(actor=operator, source="api", project="sleepy", emails="team@example.com", webhook_url=url)
     run = wait_final(trigger_run(project="sleepy", command="run", select="broken fast", actor=operator, source="api"))
     assert run.state == RunState.FAILED and run.exit_code == 1
     assert "broken" in run.reason
@@ -70,6 +82,9 @@ def test_failing_model_is_failed_with_the_node_error_on_page_and_api(runs_cluste
     client.force_login(operator)
     page = client.get(f"/runs/{run.pk}/").content.decode()
     assert "Failed" in page and "sleepy_missing_schema" in page and "1 failed" in page
+    deliveries = wait_until(lambda: list(run.notifications.order_by("channel")) if hook.received else [], "webhook")
+    assert [(d.channel, d.status) for d in deliveries] == [("email", "sent"), ("webhook", "sent")]
+    assert hook.received[0]["run_id"] == run.pk and hook.received[0]["state"] == "failed"
 
 
 def test_bad_profile_is_error_with_the_message(runs_cluster, operator):
@@ -154,3 +169,64 @@ def test_cancel_service_on_finished_run_is_refused(runs_cluster, operator):
     assert run.state == RunState.SUCCESS
     with pytest.raises(RunConflict):
         cancel_run(run, actor=operator, source="api")
+
+
+class WebServer:
+    """The portal's web side in its own process (gunicorn), as in production."""
+
+    def __init__(self, token: str) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.token = token
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "transformation_portal.wsgi", "--bind", self.base[7:], "--workers", "1"],
+            cwd=Path(__file__).resolve().parents[2],
+            env={**os.environ, "DATABASE_NAME": connection.settings_dict["NAME"]},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_until(self._answers, "the web server to answer", timeout=60)
+
+    def _answers(self) -> bool:
+        try:
+            urllib.request.urlopen(self.base + "/login/", timeout=2).close()
+        except OSError:
+            return False
+        return True
+
+    def api(self, path: str, body: dict | None = None) -> dict:
+        request = urllib.request.Request(
+            self.base + path,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def kill(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+def test_a_web_restart_loses_nothing(runs_cluster, operator):
+    """The web process holds no run state: a run triggered through one web process that is
+    SIGKILLed mid-run finishes, and the next web process serves its state, nodes and log."""
+    token = ApiToken.issue(operator, "restart test", 1)[1]
+    web = WebServer(token)
+    try:
+        body = {"project": "sleepy", "command": "run", "select": "slow", "vars": {"sleep_seconds": 3}}
+        run_id = web.api("/api/v1/runs/", body)["id"]
+        wait_for(Run.objects.get(pk=run_id), lambda r: r.state == RunState.RUNNING)
+    finally:
+        web.kill()
+    web = WebServer(token)
+    try:
+        run = wait_final(Run.objects.get(pk=run_id))
+        assert run.state == RunState.SUCCESS, run.reason
+        assert web.api(f"/api/v1/runs/{run_id}/")["state"] == "success"
+        assert [n["unique_id"] for n in web.api(f"/api/v1/runs/{run_id}/nodes/")] == ["model.sleepy.slow"]
+        assert "run ended: success" in web.api(f"/api/v1/runs/{run_id}/log/")["lines"]
+    finally:
+        web.kill()
