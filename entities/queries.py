@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from entities import router
-from entities.models import EntityType, Mode, ModeChangeRequest, ParityReport
+from entities.models import PARITY_GATED, EntityType, Mode, ModeChangeRequest, ParityReport
 from runs.models import Run
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,15 @@ def next_step(
             "refresh",
         )
     if pending is not None:
-        return NextStep(f"Request #{pending.pk} ({pending.to_label}) is waiting for an approver.")
+        waiting = f"Request #{pending.pk} ({pending.to_label}) is waiting for an approver"
+        if pending.mode in PARITY_GATED and (latest is None or not latest.meets(entity.parity_threshold)):
+            evidence = f"parity is {latest.percent_display}%" if latest else "there is no parity report"
+            return NextStep(
+                f"{waiting}, but {evidence} (threshold {entity.parity_threshold}%): it cannot be approved until "
+                f"a refresh reaches the threshold, unless an admin overrides with a reason.",
+                "refresh",
+            )
+        return NextStep(f"{waiting}.")
     if entity.mode == Mode.RULES:
         return NextStep(
             "Request shadow mode to run dbt beside the rules engine and compare their output "
