@@ -264,6 +264,14 @@ class ModeChangeRequest(models.Model):
     def is_pending(self) -> bool:
         return self.status == RequestStatus.PENDING
 
+    def decide(self, status: str, actor, comment: str) -> None:
+        """Record the decision; the caller holds the locks and has checked who may decide."""
+        self.status = status
+        self.decided_by = actor
+        self.decided_at = timezone.now()
+        self.decision_comment = comment
+        self.save()
+
     @property
     def is_stale(self) -> bool:
         """Pending, but the entity is no longer on the mode the request was made from."""

@@ -26,7 +26,6 @@ from django.core.exceptions import PermissionDenied
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
 
 from accounts.models import Capability
 from accounts.permissions import can, require
@@ -184,13 +183,9 @@ def approve_request(
                 raise PermissionDenied("Only an admin may override the parity gate.")
         elif override_reason:
             override_reason = ""  # the gate passed: nothing was overridden
-        request.status = RequestStatus.APPROVED
-        request.decided_by = actor
-        request.decided_at = timezone.now()
-        request.decision_comment = comment
         request.parity_report = latest
         request.parity_override_reason = override_reason
-        request.save()
+        request.decide(RequestStatus.APPROVED, actor, comment)
         record(
             actor,
             "entity.mode_request.approve",
@@ -225,11 +220,7 @@ def reject_request(request_id: int, *, actor: Any, comment: Any, source: str) ->
     with transaction.atomic():
         entity, request = _locked_request(request_id)
         _check_decidable(request, actor, "reject")
-        request.status = RequestStatus.REJECTED
-        request.decided_by = actor
-        request.decided_at = timezone.now()
-        request.decision_comment = comment
-        request.save()
+        request.decide(RequestStatus.REJECTED, actor, comment)
         record(
             actor,
             "entity.mode_request.reject",
@@ -391,20 +382,23 @@ def _email_rollback(change: ModeChange) -> None:
 
 def trigger_refresh(entity: EntityType, *, actor: Any, source: str) -> Run:
     require(actor, Capability.OPERATE)
-    active = Run.objects.active().filter(kind=REFRESH_KIND, params__entity=entity.name).first()
-    if active is not None:
-        raise ModeConflict(f"A refresh of {entity.name} is already {active.state} (run #{active.pk}).")
-    try:
-        return trigger_run(
-            kind=REFRESH_KIND,
-            project=entity.dbt_project,
-            params={"entity": entity.name},
-            actor=actor,
-            source=TriggerSource.ENTITY,
-            audit_source=source,
-        )
-    except InvalidRunRequest as error:
-        raise InvalidEntityRequest(error.field, f"{entity.name} cannot be refreshed: {error.message}") from error
+    with transaction.atomic():
+        # The entity row lock makes "no active refresh, so create one" one step for two clicks at once.
+        entity = EntityType.objects.select_for_update().get(pk=entity.pk)
+        active = Run.objects.active().filter(kind=REFRESH_KIND, params__entity=entity.name).first()
+        if active is not None:
+            raise ModeConflict(f"A refresh of {entity.name} is already {active.state} (run #{active.pk}).")
+        try:
+            return trigger_run(
+                kind=REFRESH_KIND,
+                project=entity.dbt_project,
+                params={"entity": entity.name},
+                actor=actor,
+                source=TriggerSource.ENTITY,
+                audit_source=source,
+            )
+        except InvalidRunRequest as error:
+            raise InvalidEntityRequest(error.field, f"{entity.name} cannot be refreshed: {error.message}") from error
 
 
 def execute_refresh(ctx: RunContext) -> None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+import threading
 
 import psycopg
 import pytest
+from django.db import connection
 
+from audit.models import Source
+from entities import services
 from entities.models import Mode, ParityReport
 from runs.models import Run, RunState
 from tests.entities.conftest import query
@@ -113,6 +117,29 @@ def test_a_second_refresh_while_one_is_queued_is_refused(entity_types, api_clien
     response = api_client.post("/api/v1/entities/users/refresh/")
     assert response.status_code == 409
     assert "already queued" in response.json()["detail"]
+
+
+def test_two_refresh_clicks_at_once_start_one_run(entity_types, operator):
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def click() -> None:
+        try:
+            barrier.wait()
+            services.trigger_refresh(entity_types["users"], actor=operator, source=Source.WEB)
+            outcomes.append("queued")
+        except services.ModeConflict as error:
+            outcomes.append(error.message)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=click) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    run = Run.objects.get()
+    assert sorted(outcomes) == [f"A refresh of users is already queued (run #{run.pk}).", "queued"]
 
 
 @pytest.mark.parametrize("role", ["viewer", "approver"])
