@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 
 import pytest
 
@@ -17,6 +18,8 @@ def pytest_configure(config: pytest.Config) -> None:
     test_db = os.environ.setdefault("TEST_DATABASE_NAME", "test_portal")
     os.environ.setdefault("WAREHOUSE_DB_NAME", f"{test_db}_warehouse")
     os.environ.setdefault("RUNS_DIR", tempfile.mkdtemp(prefix="portal-test-runs-"))
+    # A queue of this session's own: a Redis broker keeps tasks across sessions.
+    os.environ.setdefault("QUEUE_NAME", f"portal-test-{uuid.uuid4().hex[:8]}")
     from django.conf import settings
 
     settings.INSTALLED_APPS  # noqa: B018 - load settings now; pytest-django then sets Django up
@@ -29,6 +32,31 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("CI_FORBID_SKIPS") == "1" and skipped and session.exitstatus == 0:
         reporter.write_line(f"CI_FORBID_SKIPS=1: {skipped} test(s) skipped; failing the run", red=True)
         session.exitstatus = 1
+
+
+@pytest.fixture(autouse=True)
+def private_queue(request, monkeypatch):
+    """Unless a test asks for the queue worker (queue_cluster / queue_cluster_process), what
+    it enqueues goes to a queue no worker reads: a test that runs the worker in-process or
+    looks at the queue never races the session's live cluster (with Redis, a worker takes a
+    task within a millisecond)."""
+    if {"queue_cluster", "queue_cluster_process"} & set(request.fixturenames):
+        return
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "CLUSTER_NAME", f"{Conf.PREFIX}-private")
+
+
+def drain_queue() -> list[str]:
+    """Take every task off this test's queue (either broker) and return their function names."""
+    from django_q.brokers import get_broker
+    from django_q.signing import SignedPackage
+
+    broker, funcs = get_broker(), []
+    while broker.queue_size():
+        for _task_id, payload in broker.dequeue() or []:
+            funcs.append(SignedPackage.loads(payload)["func"])
+    return funcs
 
 
 @pytest.fixture(scope="session")

@@ -285,7 +285,7 @@ RUN_STALE_AFTER_SECONDS = env_int("RUN_STALE_AFTER_SECONDS", 60, minimum=5)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1)
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 Q_CLUSTER = {
-    "name": "portal",
+    "name": env_str("QUEUE_NAME", "portal"),  # the broker's queue key; clusters sharing it share work
     "workers": env_int("QUEUE_WORKERS", 2, minimum=1),
     "timeout": RUN_MAX_TIMEOUT + 300,
     "retry": RUN_MAX_TIMEOUT + 600,
