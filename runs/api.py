@@ -17,6 +17,7 @@ from runs.artifacts import artifact_path
 from runs.filters import RunFilter
 from runs.logs import read_log
 from runs.models import FAILED_NODE_STATUSES, Run, TriggerSource
+from runs.pagination import RunPagination
 from runs.serializers import NodeResultSerializer, RunCreateSerializer, RunSerializer
 from runs.services import InvalidRunRequest, RunConflict, cancel_run, rerun, trigger_run
 
@@ -43,6 +44,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     queryset = Run.objects.select_related("triggered_by").order_by("-queued_at", "-id")
     serializer_class = RunSerializer
     filterset_class = RunFilter
+    pagination_class = RunPagination
     permission_classes = [Requires(Capability.READ)]
     operate_actions = frozenset({"create", "cancel", "rerun"})
 

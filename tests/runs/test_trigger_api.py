@@ -167,3 +167,22 @@ def test_run_body_is_exactly_the_declared_fields(as_operator, operator):
     assert as_operator.get("/api/v1/runs/").json()["results"][0] == expected
     assert expected["triggered_by"] == "otto_operator" and expected["rerun_of"] == first.pk
     assert expected["finished_at"].endswith("Z") and expected["title"] == "run --select fast"
+
+
+def test_large_lists_estimate_the_count_but_page_through_every_run(as_operator, monkeypatch):
+    from runs import pagination
+
+    monkeypatch.setattr(pagination, "EXACT_COUNT_LIMIT", 5)
+    monkeypatch.setattr(pagination.RunPagination, "page_size", 5)
+    runs = [Run.objects.create(project="sleepy", command="ls", timeout_seconds=60, source="api") for _ in range(12)]
+    first = as_operator.get("/api/v1/runs/").json()
+    assert first["count_is_estimate"] is True and first["count"] >= 6
+    seen, url = [], "/api/v1/runs/"
+    while url:
+        body = as_operator.get(url).json()
+        seen += [run["id"] for run in body["results"]]
+        url = body["next"]
+    assert seen == [run.pk for run in reversed(runs)]
+    assert as_operator.get("/api/v1/runs/?page=4").status_code == 404
+    small = as_operator.get("/api/v1/runs/?project=sleepy&command=build").json()
+    assert small == {"count": 0, "next": None, "previous": None, "results": [], "count_is_estimate": False}

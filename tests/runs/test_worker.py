@@ -17,6 +17,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.test import override_settings
+from django_q.models import OrmQ
 
 from accounts.models import ApiToken
 from lineage.models import NodeStatus, Snapshot
@@ -138,7 +139,7 @@ def test_duplicate_delivery_starts_dbt_once(runs_cluster, operator):
     enqueue(run.pk)
     run = wait_final(run)
     assert run.state == RunState.SUCCESS
-    time.sleep(1)
+    wait_until(lambda: all(q.name() != f"run-{run.pk}" for q in OrmQ.objects.all()), "all three deliveries to be done")
     assert log_text(run).count("$ dbt ") == 1
     assert sorted(p.name for p in Path(run.target_path).parent.glob("dbt-*.exit")) == ["dbt-1.exit"]
 

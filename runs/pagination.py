@@ -1,0 +1,83 @@
+"""Pages of the runs API whose count does not cost a scan of the whole history.
+
+Counting 100,000 runs was most of a list request (DESIGN.md §8). The count is exact up to
+EXACT_COUNT_LIMIT rows (a bounded scan); above that it is PostgreSQL's row estimate and the
+body says so with "count_is_estimate". Pages and next links never depend on the estimate:
+a page fetches one row more than it shows to know whether another follows."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
+from django.utils.functional import cached_property
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+
+EXACT_COUNT_LIMIT = 10_000
+
+
+class _OpenEndedPage(Page):
+    def __init__(self, object_list, number: int, paginator: Paginator, has_more: bool) -> None:
+        super().__init__(object_list, number, paginator)
+        self.has_more = has_more
+
+    def has_next(self) -> bool:
+        return self.has_more
+
+
+class EstimatingPaginator(Paginator):
+    @cached_property
+    def count_is_exact(self) -> bool:
+        return self._bounded_count <= EXACT_COUNT_LIMIT
+
+    @cached_property
+    def _bounded_count(self) -> int:
+        return self.object_list.order_by()[: EXACT_COUNT_LIMIT + 1].count()
+
+    @cached_property
+    def count(self) -> int:
+        if self.count_is_exact:
+            return self._bounded_count
+        plan = json.loads(self.object_list.order_by().explain(format="json"))
+        return max(EXACT_COUNT_LIMIT + 1, int(plan[0]["Plan"]["Plan Rows"]))
+
+    def validate_number(self, number: Any) -> int:
+        if self.count_is_exact:
+            return super().validate_number(number)
+        try:
+            number = int(number)
+        except (TypeError, ValueError):
+            raise PageNotAnInteger(self.error_messages["invalid_page"]) from None
+        if number < 1:
+            raise EmptyPage(self.error_messages["min_page"])
+        return number
+
+    def page(self, number: Any) -> Page:
+        number = self.validate_number(number)
+        if self.count_is_exact:
+            return super().page(number)
+        bottom = (number - 1) * self.per_page
+        rows = list(self.object_list[bottom : bottom + self.per_page + 1])
+        if not rows and number > 1:
+            raise EmptyPage(self.error_messages["no_results"])
+        return _OpenEndedPage(rows[: self.per_page], number, self, has_more=len(rows) > self.per_page)
+
+
+class RunPagination(PageNumberPagination):
+    django_paginator_class = EstimatingPaginator
+
+    def get_paginated_response(self, data) -> Response:
+        response = super().get_paginated_response(data)
+        response.data["count_is_estimate"] = not self.page.paginator.count_is_exact
+        return response
+
+    def get_paginated_response_schema(self, schema: dict) -> dict:
+        schema = super().get_paginated_response_schema(schema)
+        schema["properties"]["count"]["description"] = (
+            f"exact up to {EXACT_COUNT_LIMIT:,} runs; above that PostgreSQL's estimate"
+        )
+        schema["properties"]["count_is_estimate"] = {"type": "boolean", "example": False}
+        schema["required"].append("count_is_estimate")
+        return schema
