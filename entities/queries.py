@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from entities import router
-from entities.models import PARITY_GATED, EntityType, Mode, ModeChangeRequest, ParityReport
+from entities.models import PARITY_GATED, WRITES_PARITY, EntityType, Mode, ModeChangeRequest, ParityReport
 from runs.models import Run
 
 logger = logging.getLogger(__name__)
@@ -68,9 +68,11 @@ def next_step(
         waiting = f"Request #{pending.pk} ({pending.to_label}) is waiting for an approver"
         if pending.mode in PARITY_GATED and (latest is None or not latest.meets(entity.parity_threshold)):
             evidence = f"parity is {latest.percent_display}%" if latest else "there is no parity report"
+            blocked = f"{waiting}, but {evidence} (threshold {entity.parity_threshold}%): it cannot be approved"
+            if entity.mode not in WRITES_PARITY:
+                return NextStep(f"{blocked}; parity reports come from refreshes in shadow or canary mode.")
             return NextStep(
-                f"{waiting}, but {evidence} (threshold {entity.parity_threshold}%): it cannot be approved until "
-                f"a refresh reaches the threshold, unless an admin overrides with a reason.",
+                f"{blocked} until a refresh reaches the threshold, unless an admin overrides with a reason.",
                 "refresh",
             )
         return NextStep(f"{waiting}.")
@@ -87,7 +89,7 @@ def next_step(
     if not latest.meets(entity.parity_threshold):
         return NextStep(
             f"Parity is {latest.percent_display}%, below the threshold of {entity.parity_threshold}%: read the "
-            f"differing columns and sample keys below, fix the dbt model (or the rule), then refresh.",
+            f"differing columns and sample keys of the report, fix the dbt model (or the rule), then refresh.",
             "refresh",
         )
     target = "canary (a share of the keys from dbt)" if entity.mode == Mode.SHADOW else "dbt"

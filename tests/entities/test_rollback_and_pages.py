@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from audit.models import AuditEvent, Source
-from entities.models import EntityType, Mode, ModeChange
+from entities.models import EntityType, Mode, ModeChange, ModeChangeRequest, ParityReport
+from entities.queries import next_step
 from tests.entities.conftest import query
 from tests.entities.helpers import failing_report, move_to, request_change
 
@@ -107,6 +108,36 @@ def test_home_shows_entity_modes_and_next_steps_for_each_role(
     assert "1 pending" in table
     assert ('href="/entities/approvals/"' in table) is sees_approvals
     assert f"Request #{users.mode_requests.get(status='pending').pk} (canary 10%) is waiting" in table
+
+
+@pytest.mark.parametrize(
+    ("mode", "report", "pending_mode", "expected", "action"),
+    [
+        ("rules", None, "canary", "cannot be approved; parity reports come from refreshes in shadow", ""),
+        ("shadow", 95, "dbt", "parity is 95.00% (threshold 100.00%): it cannot be approved until a refresh", "refresh"),
+        ("shadow", 100, "dbt", "Request #7 (dbt) is waiting for an approver.", ""),
+        ("shadow", 95, None, "Parity is 95.00%, below the threshold of 100.00%", "refresh"),
+        ("shadow", 100, None, "request canary", "request"),
+        ("canary", 100, None, "request dbt.", "request"),
+        ("dbt", None, None, "roll back to rules at once", ""),
+    ],
+)
+def test_next_step_follows_mode_evidence_and_pending_request(mode, report, pending_mode, expected, action):
+    entity = EntityType(
+        name="users", serving_view="serving.users", mode=mode, canary_percent=5 if mode == "canary" else None
+    )
+    latest = None
+    if report is not None:
+        latest = ParityReport(
+            rules_rows=100, dbt_rows=100, matching_rows=report, only_in_rules=0, only_in_dbt=0,
+            mismatched_rows=100 - report,
+        )  # fmt: skip
+    pending = ModeChangeRequest(pk=7, mode=pending_mode, canary_percent=10 if pending_mode == "canary" else None)
+    step = next_step(
+        entity, view_built=True, active_refresh=None, latest=latest, pending=pending if pending_mode else None
+    )
+    assert expected in step.text
+    assert step.action == action
 
 
 def test_home_refuses_a_user_without_a_role(client, nobody):
