@@ -69,3 +69,17 @@ def test_every_url_declares_its_permission():
                 continue
         else:
             assert hasattr(view, "required_capability"), f"{route} does not declare its permission"
+
+
+def test_user_without_role_is_told_to_ask_an_admin(client, nobody):
+    client.force_login(nobody)
+    response = client.get("/")
+    assert response.status_code == 403
+    assert "has no role yet" in response.content.decode()
+
+
+def test_refused_action_says_what_the_role_may_not_do(client, viewer):
+    client.force_login(viewer)
+    response = client.get("/runs/new/")
+    assert response.status_code == 403
+    assert "Your role may not do this (trigger and cancel runs, refresh entities)." in response.content.decode()
