@@ -68,3 +68,13 @@ def webhook():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield Hook, f"http://127.0.0.1:{server.server_port}/hook"
     server.shutdown()
+
+
+@pytest.fixture
+def queued(db):
+    """drain_queue for this test: with Redis the private queue outlives each test's
+    transaction, so it is emptied first; calling the result returns what the test enqueued."""
+    from tests.conftest import drain_queue
+
+    drain_queue()
+    return drain_queue

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import pytest
-from django_q.models import OrmQ
 
 from audit.models import AuditEvent
 from runs.models import Run, RunState
@@ -39,17 +38,17 @@ def as_operator(api_client, operator, dbt_projects_dir):
         ({"project": "inventory_transforms", "timeout_seconds": 0}, "timeout_seconds", "between 1 and"),
     ],
 )
-def test_rejected_input_is_400_naming_the_problem_and_nothing_starts(as_operator, body, field, words):
+def test_rejected_input_is_400_naming_the_problem_and_nothing_starts(as_operator, queued, body, field, words):
     response = as_operator.post("/api/v1/runs/", body, format="json")
     assert response.status_code == 400, response.content
     assert response.json()["field"] == field
     assert words in response.json()["detail"]
     assert Run.objects.count() == 0
-    assert OrmQ.objects.count() == 0
+    assert queued() == []
     assert not AuditEvent.objects.filter(action="run.trigger").exists()
 
 
-def test_trigger_is_202_queued_and_audited(as_operator, operator, django_capture_on_commit_callbacks):
+def test_trigger_is_202_queued_and_audited(as_operator, operator, queued, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         response = as_operator.post(
             "/api/v1/runs/",
@@ -60,7 +59,7 @@ def test_trigger_is_202_queued_and_audited(as_operator, operator, django_capture
     body = response.json()
     assert body["state"] == RunState.QUEUED and body["triggered_by"] == operator.username
     assert body["vars"] == {"sleep_seconds": 2} and body["source"] == "api"
-    assert OrmQ.objects.count() == 1
+    assert queued() == ["runs.worker.execute_run"]
     event = AuditEvent.objects.get(action="run.trigger")
     assert event.target_id == str(body["id"]) and event.source == "api"
     assert as_operator.get(f"/api/v1/runs/{body['id']}/").json()["title"] == "build --select fast"
@@ -119,7 +118,7 @@ def test_artifacts_are_served_by_allowlisted_name_only(as_operator, operator, tm
     assert as_operator.get(f"/api/v1/runs/{run.pk}/artifacts/compiled.sql?node=../../x").status_code == 404
 
 
-def test_a_rolled_back_trigger_leaves_neither_run_nor_task(operator, dbt_projects_dir):
+def test_a_rolled_back_trigger_leaves_neither_run_nor_task(operator, dbt_projects_dir, queued):
     from django.db import transaction
 
     from runs.services import trigger_run
@@ -127,7 +126,7 @@ def test_a_rolled_back_trigger_leaves_neither_run_nor_task(operator, dbt_project
     with pytest.raises(RuntimeError), transaction.atomic():
         trigger_run(project="sleepy", command="ls", actor=operator, source="api")
         raise RuntimeError("the caller's transaction fails after the trigger")
-    assert not Run.objects.exists() and OrmQ.objects.count() == 0
+    assert not Run.objects.exists() and queued() == []
 
 
 def test_run_body_is_exactly_the_declared_fields(as_operator, operator):

@@ -17,7 +17,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.test import override_settings
-from django_q.models import OrmQ
+from django_q.models import Task
 
 from accounts.models import ApiToken
 from lineage.models import NodeStatus, Snapshot
@@ -139,7 +139,8 @@ def test_duplicate_delivery_starts_dbt_once(runs_cluster, operator):
     enqueue(run.pk)
     run = wait_final(run)
     assert run.state == RunState.SUCCESS
-    wait_until(lambda: all(q.name() != f"run-{run.pk}" for q in OrmQ.objects.all()), "all three deliveries to be done")
+    deliveries = Task.objects.filter(name=f"run-{run.pk}")
+    wait_until(lambda: deliveries.count() == 3, "the queue to finish all three deliveries")
     assert log_text(run).count("$ dbt ") == 1
     assert sorted(p.name for p in Path(run.target_path).parent.glob("dbt-*.exit")) == ["dbt-1.exit"]
 
