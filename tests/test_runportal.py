@@ -21,7 +21,11 @@ import psycopg
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-EXTERNAL = ("DATABASE_URL", "WAREHOUSE_URL", "REDIS_URL", "DATABASE_NAME", "WAREHOUSE_DB_NAME", "DBT_HOST")
+# a fresh installation: none of the test session's or CI's database and queue settings
+EXTERNAL = (
+    "DATABASE_URL", "WAREHOUSE_URL", "REDIS_URL", "DATABASE_NAME", "WAREHOUSE_DB_NAME", "DBT_HOST",
+    "QUEUE_NAME", "RUNS_DIR", "TEST_DATABASE_NAME",
+)  # fmt: skip
 
 
 def free_port() -> int:
