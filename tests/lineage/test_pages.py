@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -8,6 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from audit.models import AuditEvent
 from lineage.models import Snapshot
 from lineage.services import ingest_manifest, record_run_results
+from runs.models import Run
 from tests.conftest import PASSWORD
 from tests.lineage.conftest import PROJECT
 
@@ -49,6 +51,19 @@ def test_parse_now_and_upload_only_for_operators(client, viewer, operator, snaps
     client.login(username=operator.username, password=PASSWORD)
     page = client.get(f"/lineage/{PROJECT}/").content.decode()
     assert 'action="/runs/new/"' in page and 'name="command" value="parse"' in page and "csrfmiddlewaretoken" in page
+
+
+def test_parse_now_button_starts_a_parse_run(client, operator, snapshot):
+    """Posts exactly the hidden fields the button's form carries, as the browser would."""
+    client.login(username=operator.username, password=PASSWORD)
+    page = client.get(f"/lineage/{PROJECT}/").content.decode()
+    form = page[page.index('action="/runs/new/"') : page.index("Parse now")]
+    fields = dict(re.findall(r'<input type="hidden" name="(project|command)" value="([^"]*)"', form))
+    assert fields == {"project": PROJECT, "command": "parse"}
+    response = client.post("/runs/new/", fields)
+    run = Run.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/runs/{run.pk}/"
+    assert (run.project, run.command) == (PROJECT, "parse")
 
 
 def test_users_without_a_role_are_refused(client, nobody, snapshot):
@@ -98,14 +113,20 @@ def test_script_in_description_and_column_name_is_escaped(as_viewer, db, manifes
     manifest = json.loads(json.dumps(manifest_json))
     node = manifest["nodes"][FCT_USERS]
     node["description"] = "Hello <script>alert('desc')</script> **bold** <img src=x onerror=alert(1)>"
+    node["description"] += ' [click](javascript:alert(2)) <a href="javascript:alert(3)">raw</a>'
     node["columns"]["<script>alert('col')</script>"] = {"name": "<script>alert('col')</script>", "description": "x"}
+    node["tags"] = ["<script>alert('tag')</script>"]
+    node["original_file_path"] = "models/<img src=x onerror=alert(4)>.sql"
     path = tmp_path / "manifest.json"
     path.write_text(json.dumps(manifest))
     ingest_manifest(PROJECT, path)
     page = as_viewer.get(f"/lineage/{PROJECT}/nodes/{FCT_USERS}/").content.decode()
     assert "<script>alert" not in page
-    assert "onerror" not in page
+    assert "alert(1)" not in page and "<img src=x onerror" not in page
+    assert "javascript:" not in page
     assert "&lt;script&gt;alert(&#x27;col&#x27;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(&#x27;tag&#x27;)&lt;/script&gt;" in page
+    assert "models/&lt;img src=x onerror=alert(4)&gt;.sql" in page
     assert "<strong>bold</strong>" in page
 
 
