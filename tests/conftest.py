@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 import uuid
 
 import pytest
@@ -45,6 +46,19 @@ def private_queue(request, monkeypatch):
     from django_q.conf import Conf
 
     monkeypatch.setattr(Conf, "CLUSTER_NAME", f"{Conf.PREFIX}-private")
+
+
+def wait_until(condition, what: str, timeout: float = 120, interval: float = 0.1):
+    """Poll condition() until it returns something truthy and return that; fail naming
+    `what` (a callable is called for a message with fresh detail) if it never does."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what() if callable(what) else what}")
+        time.sleep(interval)
 
 
 def drain_queue() -> list[str]:
@@ -188,7 +202,6 @@ def queue_cluster_process(django_db_setup, django_db_blocker, dbt_projects_dir, 
     import signal
     import subprocess
     import sys
-    import time
     from pathlib import Path
 
     from django.db import connection
@@ -205,12 +218,12 @@ def queue_cluster_process(django_db_setup, django_db_blocker, dbt_projects_dir, 
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    deadline = time.monotonic() + 60
-    while "running" not in log_file.read_text():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"qcluster did not start; see {log_file}:\n{log_file.read_text()[-3000:]}")
-        time.sleep(0.2)
+    try:
+        wait_until(lambda: "running" in log_file.read_text() or process.poll() is not None, "qcluster", 60)
+        assert process.poll() is None
+    except (AssertionError, pytest.fail.Exception):
+        process.kill()
+        pytest.fail(f"qcluster did not start; see {log_file}:\n{log_file.read_text()[-3000:]}")
     process.log_file = log_file
     yield process
     process.send_signal(signal.SIGTERM)

@@ -12,13 +12,14 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import psycopg
 import pytest
+
+from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 # a fresh installation: none of the test session's or CI's database and queue settings
@@ -45,14 +46,15 @@ def portal():
         [sys.executable, str(ROOT / "manage.py"), "runportal"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
+        assert process.poll() is None, (data_dir / "portal.log").read_text()
         try:
-            urllib.request.urlopen(f"{base}/login/", timeout=2)
-            break
+            return urllib.request.urlopen(f"{base}/login/", timeout=2).status == 200
         except OSError:
-            assert process.poll() is None, (data_dir / "portal.log").read_text()
-            time.sleep(0.5)
+            return False
+
+    wait_until(answers, "the portal to answer", interval=0.5)
     yield process, base, data_dir
     if process.poll() is None:
         process.kill()
@@ -77,13 +79,13 @@ def log_in(base: str, username: str, password: str) -> tuple[urllib.request.Open
 
 def test_start_command_brings_up_web_worker_and_demo_data_then_stops_cleanly(portal):
     process, base, data_dir = portal
-    for _ in range(60):  # the queue cluster reports itself running
-        output = (data_dir / "portal.log").read_text()
-        if re.search(r"Q Cluster \S+ \[portal\] running", output):
-            break
-        time.sleep(0.5)
-    else:
-        pytest.fail(f"the queue worker never came up:\n{output[-3000:]}")
+    log = data_dir / "portal.log"
+    wait_until(
+        lambda: re.search(r"Q Cluster \S+ \[portal\] running", log.read_text()),
+        lambda: f"the queue worker to come up:\n{log.read_text()[-3000:]}",
+        timeout=30,
+    )
+    output = log.read_text()
     assert f"Transformation Portal is up: {base}/" in output
     for role in ("viewer", "operator", "approver", "admin"):
         assert f"{role}-demo" in output  # the printed demo login

@@ -4,12 +4,11 @@ in two browsers, then rolled back."""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, wait_until
 from tests.entities.conftest import built_warehouse, entity_types, warehouse  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -60,11 +59,14 @@ def test_operator_and_approver_walk_users_from_rules_to_dbt_and_back(browser, li
         operator_page.get_by_role("button", name="Refresh users").click()
         expect(operator_page.locator(".messages")).to_contain_text(re.compile(r"queued as run #\d+"))
         reports = operator_page.get_by_test_id("parity-reports")
-        deadline = time.monotonic() + 120
-        while "100.00%" not in reports.inner_text():
-            assert time.monotonic() < deadline, "no parity report after the shadow refresh"
-            time.sleep(1)
+
+        def parity_shown() -> bool:
+            if "100.00%" in reports.inner_text():
+                return True
             operator_page.reload()
+            return False
+
+        wait_until(parity_shown, "a parity report after the shadow refresh", interval=1)
         expect(operator_page.get_by_test_id("refreshes")).to_contain_text("Success")
 
         request_mode(operator_page, "canary", "25% of people from dbt", "25")

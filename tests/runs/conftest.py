@@ -2,27 +2,16 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+
+from tests.conftest import wait_until
 
 
 @pytest.fixture
 def runs_cluster(seeded_warehouse, queue_cluster):
     return queue_cluster
-
-
-def wait_until(condition, what: str, timeout: float = 120):
-    """Poll condition() until it returns something truthy; returns that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def wait_for(run, predicate, timeout: float = 120):
