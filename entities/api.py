@@ -189,32 +189,33 @@ class EntityTypeViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class ModeChangeRequestViewSet(viewsets.ReadOnlyModelViewSet):
-    """Mode change requests; approvers approve or reject others' requests."""
+    """Mode change requests; approvers approve or reject others' requests, requesters withdraw their own."""
 
     queryset = ModeChangeRequest.objects.select_related("entity", "requested_by", "decided_by")
     serializer_class = ModeChangeRequestSerializer
     permission_classes = [Requires(Capability.READ)]
     filterset_fields = ["status", "entity__name"]
 
-    def _decide(self, request: Request, pk: str, approve: bool) -> Response:
+    def _decide(self, request: Request, pk: str, verb: str) -> Response:
         data = DecisionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         if not str(pk).isdigit():
             raise NotFound("No such mode change request.")
         get_object_or_404(ModeChangeRequest, pk=pk)
         try:
-            if approve:
+            comment = data.validated_data.get("comment", "")
+            if verb == "approve":
                 decided = services.approve_request(
                     int(pk),
                     actor=request.user,
-                    comment=data.validated_data.get("comment", ""),
+                    comment=comment,
                     override_reason=data.validated_data.get("override_reason", ""),
                     source=Source.API,
                 )
+            elif verb == "reject":
+                decided = services.reject_request(int(pk), actor=request.user, comment=comment, source=Source.API)
             else:
-                decided = services.reject_request(
-                    int(pk), actor=request.user, comment=data.validated_data.get("comment", ""), source=Source.API
-                )
+                decided = services.withdraw_request(int(pk), actor=request.user, comment=comment, source=Source.API)
         except (services.InvalidEntityRequest, services.ModeConflict) as error:
             return _error(error)
         decided.refresh_from_db()
@@ -228,7 +229,7 @@ class ModeChangeRequestViewSet(viewsets.ReadOnlyModelViewSet):
     )
     def approve(self, request: Request, pk: str) -> Response:
         """Approve and apply {"comment", "override_reason"}: 403 own request, 409 stale or parity gate."""
-        return self._decide(request, pk, approve=True)
+        return self._decide(request, pk, "approve")
 
     @action(
         detail=True,
@@ -238,4 +239,14 @@ class ModeChangeRequestViewSet(viewsets.ReadOnlyModelViewSet):
     )
     def reject(self, request: Request, pk: str) -> Response:
         """Reject {"comment"}: 403 own request, 409 already decided."""
-        return self._decide(request, pk, approve=False)
+        return self._decide(request, pk, "reject")
+
+    @action(
+        detail=True,
+        methods=["post"],
+        permission_classes=[Requires(Capability.REQUEST_MODE_CHANGE)],
+        serializer_class=DecisionSerializer,
+    )
+    def withdraw(self, request: Request, pk: str) -> Response:
+        """Withdraw your own pending request {"comment" (optional)}: 403 someone else's, 409 already closed."""
+        return self._decide(request, pk, "withdraw")

@@ -184,6 +184,7 @@ class RequestStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     APPROVED = "approved", "Approved"
     REJECTED = "rejected", "Rejected"
+    WITHDRAWN = "withdrawn", "Withdrawn"
 
 
 class ModeChangeRequestQuerySet(models.QuerySet):
@@ -232,10 +233,16 @@ class ModeChangeRequest(models.Model):
                 name="modereq_no_self_decision",
             ),
             models.CheckConstraint(condition=Q(status__in=RequestStatus.values), name="modereq_status_valid"),
+            # Pending: undecided. Withdrawn: closed by its requester (so no decider). Else decided.
             models.CheckConstraint(
                 condition=Q(status=RequestStatus.PENDING, decided_by__isnull=True, decided_at__isnull=True)
-                | (~Q(status=RequestStatus.PENDING) & Q(decided_by__isnull=False, decided_at__isnull=False)),
-                name="modereq_decided_iff_not_pending",
+                | Q(status=RequestStatus.WITHDRAWN, decided_by__isnull=True, decided_at__isnull=False)
+                | Q(
+                    status__in=[RequestStatus.APPROVED, RequestStatus.REJECTED],
+                    decided_by__isnull=False,
+                    decided_at__isnull=False,
+                ),
+                name="modereq_decision_fits_status",
             ),
             models.CheckConstraint(condition=_canary_percent_fits_mode(), name="modereq_canary_percent_fits_mode"),
             models.CheckConstraint(
@@ -265,9 +272,11 @@ class ModeChangeRequest(models.Model):
         return self.status == RequestStatus.PENDING
 
     def decide(self, status: str, actor, comment: str) -> None:
-        """Record the decision; the caller holds the locks and has checked who may decide."""
+        """Record the decision; the caller holds the locks and has checked who may decide.
+
+        A withdrawal is closed by the requester: it has a time and a comment, no decider."""
         self.status = status
-        self.decided_by = actor
+        self.decided_by = None if status == RequestStatus.WITHDRAWN else actor
         self.decided_at = timezone.now()
         self.decision_comment = comment
         self.save()

@@ -144,12 +144,19 @@ def _locked_request(request_id: int) -> tuple[EntityType, ModeChangeRequest]:
     return entity, request
 
 
+def _check_pending(request: ModeChangeRequest) -> None:
+    if request.status == RequestStatus.WITHDRAWN:
+        raise ModeConflict(f"Request #{request.pk} was already withdrawn by {request.requested_by.get_username()}.")
+    if not request.is_pending:
+        raise ModeConflict(
+            f"Request #{request.pk} was already {request.status} by {request.decided_by.get_username()}."
+        )
+
+
 def _check_decidable(request: ModeChangeRequest, actor: Any, verb: str) -> None:
     if request.requested_by_id == actor.pk:
         raise PermissionDenied(f"You cannot {verb} your own request: a second person must decide it.")
-    if not request.is_pending:
-        by = request.decided_by.get_username() if request.decided_by else "someone"
-        raise ModeConflict(f"Request #{request.pk} was already {request.status} by {by}.")
+    _check_pending(request)
 
 
 def approve_request(
@@ -224,6 +231,30 @@ def reject_request(request_id: int, *, actor: Any, comment: Any, source: str) ->
         record(
             actor,
             "entity.mode_request.reject",
+            request,
+            after={"entity": entity.name, "to": request.to_label},
+            reason=comment,
+            source=source,
+        )
+    return request
+
+
+def withdraw_request(request_id: int, *, actor: Any, comment: Any = "", source: str) -> ModeChangeRequest:
+    """The requester takes back their own pending request (approvers reject others' instead)."""
+    require(actor, Capability.REQUEST_MODE_CHANGE)
+    comment = _text("comment", comment, required=False)
+    with transaction.atomic():
+        entity, request = _locked_request(request_id)
+        if request.requested_by_id != actor.pk:
+            raise PermissionDenied(
+                f"Only its requester, {request.requested_by.get_username()}, can withdraw request #{request.pk}; "
+                "an approver rejects it instead."
+            )
+        _check_pending(request)
+        request.decide(RequestStatus.WITHDRAWN, actor, comment)
+        record(
+            actor,
+            "entity.mode_request.withdraw",
             request,
             after={"entity": entity.name, "to": request.to_label},
             reason=comment,

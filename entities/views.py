@@ -164,25 +164,29 @@ def _back(request: HttpRequest) -> str:
     return reverse("entity-approvals")
 
 
-def _decide(request: HttpRequest, pk: int, approve: bool) -> HttpResponse:
+def _decide(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
     get_object_or_404(ModeChangeRequest, pk=pk)
     form = DecisionForm(request.POST)
     if not form.is_valid():
         messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
         return redirect(_back(request))
+    comment = form.cleaned_data["comment"]
     try:
-        if approve:
+        if verb == "approve":
             decided = services.approve_request(
                 pk,
                 actor=request.user,
-                comment=form.cleaned_data["comment"],
+                comment=comment,
                 override_reason=form.cleaned_data["override_reason"],
                 source=Source.WEB,
             )
             messages.success(request, f"Request #{pk} approved: {decided.entity.name} is now on {decided.to_label}.")
-        else:
-            services.reject_request(pk, actor=request.user, comment=form.cleaned_data["comment"], source=Source.WEB)
+        elif verb == "reject":
+            services.reject_request(pk, actor=request.user, comment=comment, source=Source.WEB)
             messages.success(request, f"Request #{pk} rejected.")
+        else:
+            services.withdraw_request(pk, actor=request.user, comment=comment, source=Source.WEB)
+            messages.success(request, f"Request #{pk} withdrawn.")
     except (services.InvalidEntityRequest, services.ModeConflict, PermissionDenied) as error:
         messages.error(request, getattr(error, "message", None) or str(error))
     return redirect(_back(request))
@@ -191,10 +195,16 @@ def _decide(request: HttpRequest, pk: int, approve: bool) -> HttpResponse:
 @require_POST
 @requires(Capability.APPROVE_MODE_CHANGE)
 def request_approve(request: HttpRequest, pk: int) -> HttpResponse:
-    return _decide(request, pk, approve=True)
+    return _decide(request, pk, "approve")
 
 
 @require_POST
 @requires(Capability.APPROVE_MODE_CHANGE)
 def request_reject(request: HttpRequest, pk: int) -> HttpResponse:
-    return _decide(request, pk, approve=False)
+    return _decide(request, pk, "reject")
+
+
+@require_POST
+@requires(Capability.REQUEST_MODE_CHANGE)
+def request_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
+    return _decide(request, pk, "withdraw")

@@ -131,6 +131,79 @@ def test_only_operators_and_admins_may_request(request, api_client, users_entity
     assert not ModeChangeRequest.objects.exists()
 
 
+def test_a_requester_withdraws_their_own_pending_request(api_client, warehouse, users_entity, operator, admin_user):
+    pending = request_change(users_entity, operator, "shadow")
+
+    api_client.force_authenticate(admin_user)  # may approve, but it is not theirs to withdraw
+    response = api_client.post(f"/api/v1/mode-requests/{pending.pk}/withdraw/", {}, format="json")
+    assert response.status_code == 403
+    assert f"Only its requester, {operator.username}, can withdraw" in response.json()["detail"]
+
+    api_client.force_authenticate(operator)
+    response = api_client.post(
+        f"/api/v1/mode-requests/{pending.pk}/withdraw/", {"comment": "wrong entity"}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert (body["status"], body["decided_by"], body["decision_comment"]) == ("withdrawn", None, "wrong entity")
+    assert api_client.get("/api/v1/entities/users/").json()["pending_requests"] == []
+    again = api_client.post(f"/api/v1/mode-requests/{pending.pk}/withdraw/", {}, format="json")
+    assert (again.status_code, again.json()["detail"]) == (
+        409,
+        f"Request #{pending.pk} was already withdrawn by {operator.username}.",
+    )
+
+    api_client.force_authenticate(admin_user)
+    response = api_client.post(f"/api/v1/mode-requests/{pending.pk}/approve/", {}, format="json")
+    assert response.status_code == 409 and "already withdrawn" in response.json()["detail"]
+    users_entity.refresh_from_db()
+    assert users_entity.mode == Mode.RULES and not ModeChange.objects.exists()
+    withdrawn = AuditEvent.objects.get(action="entity.mode_request.withdraw")
+    assert (withdrawn.actor_username, withdrawn.source, withdrawn.reason) == (
+        operator.username,
+        Source.API,
+        "wrong entity",
+    )
+
+    with pytest.raises(IntegrityError, match="modereq_decision_fits_status"), transaction.atomic():
+        ModeChangeRequest.objects.filter(pk=pending.pk).update(decided_by=admin_user)
+
+
+@pytest.mark.parametrize("role", ["viewer", "approver", "nobody"])
+def test_only_requesters_roles_may_withdraw(request, api_client, client, users_entity, operator, role):
+    pending = request_change(users_entity, operator, "shadow")
+    user = request.getfixturevalue(role)
+    api_client.force_authenticate(user)
+    assert api_client.post(f"/api/v1/mode-requests/{pending.pk}/withdraw/", {}, format="json").status_code == 403
+    client.force_login(user)
+    assert client.post(f"/entities/requests/{pending.pk}/withdraw/").status_code == 403
+    pending.refresh_from_db()
+    assert pending.status == RequestStatus.PENDING
+
+
+def test_withdraw_from_the_entity_page(client, users_entity, operator, approver):
+    pending = request_change(users_entity, operator, "shadow")
+    client.force_login(approver)
+    assert 'data-testid="withdraw-form"' not in client.get("/entities/users/").content.decode()
+
+    client.force_login(operator)
+    page = client.get("/entities/users/").content.decode()
+    assert f'action="/entities/requests/{pending.pk}/withdraw/"' in page
+    page = client.post(
+        f"/entities/requests/{pending.pk}/withdraw/",
+        {"comment": "<b>oops</b>", "next": "/entities/users/"},
+        follow=True,
+    ).content.decode()
+    assert f"Request #{pending.pk} withdrawn." in page
+    assert f"withdrawn by {operator.username}: &lt;b&gt;oops&lt;/b&gt;" in page
+    assert 'data-testid="withdraw-form"' not in page
+
+    client.force_login(approver)
+    approvals = client.get("/entities/approvals/").content.decode()
+    assert "Nothing waiting for approval." in approvals
+    assert '<span class="badge request-withdrawn">Withdrawn</span>' in approvals
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
