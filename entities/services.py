@@ -223,38 +223,33 @@ def approve_request(
 
 def reject_request(request_id: int, *, actor: Any, comment: Any, source: str) -> ModeChangeRequest:
     require(actor, Capability.APPROVE_MODE_CHANGE)
-    comment = _text("comment", comment, required=True)
-    with transaction.atomic():
-        entity, request = _locked_request(request_id)
-        _check_decidable(request, actor, "reject")
-        request.decide(RequestStatus.REJECTED, actor, comment)
-        record(
-            actor,
-            "entity.mode_request.reject",
-            request,
-            after={"entity": entity.name, "to": request.to_label},
-            reason=comment,
-            source=source,
-        )
-    return request
+    return _close_request(request_id, RequestStatus.REJECTED, actor, _text("comment", comment, required=True), source)
 
 
 def withdraw_request(request_id: int, *, actor: Any, comment: Any = "", source: str) -> ModeChangeRequest:
     """The requester takes back their own pending request (approvers reject others' instead)."""
     require(actor, Capability.REQUEST_MODE_CHANGE)
-    comment = _text("comment", comment, required=False)
+    return _close_request(request_id, RequestStatus.WITHDRAWN, actor, _text("comment", comment, required=False), source)
+
+
+def _close_request(request_id: int, status: str, actor: Any, comment: str, source: str) -> ModeChangeRequest:
+    """Reject (someone else's request) or withdraw (one's own) without touching the mode."""
+    verb = "reject" if status == RequestStatus.REJECTED else "withdraw"
     with transaction.atomic():
         entity, request = _locked_request(request_id)
-        if request.requested_by_id != actor.pk:
+        if verb == "reject":
+            _check_decidable(request, actor, verb)
+        elif request.requested_by_id != actor.pk:
             raise PermissionDenied(
                 f"Only its requester, {request.requested_by.get_username()}, can withdraw request #{request.pk}; "
                 "an approver rejects it instead."
             )
-        _check_pending(request)
-        request.decide(RequestStatus.WITHDRAWN, actor, comment)
+        else:
+            _check_pending(request)
+        request.decide(status, actor, comment)
         record(
             actor,
-            "entity.mode_request.withdraw",
+            f"entity.mode_request.{verb}",
             request,
             after={"entity": entity.name, "to": request.to_label},
             reason=comment,
