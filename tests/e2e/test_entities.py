@@ -59,15 +59,16 @@ def test_operator_and_approver_walk_users_from_rules_to_dbt_and_back(browser, li
         operator_page.get_by_role("button", name="Refresh users").click()
         expect(operator_page.locator(".messages")).to_contain_text(re.compile(r"queued as run #\d+"))
         reports = operator_page.get_by_test_id("parity-reports")
+        refreshes = operator_page.get_by_test_id("refreshes")
 
-        def parity_shown() -> bool:
-            if "100.00%" in reports.inner_text():
+        def refreshed_with_parity() -> bool:
+            # The report is written just before the run is marked done: wait for both.
+            if "100.00%" in reports.inner_text() and "Success" in refreshes.inner_text():
                 return True
             operator_page.reload()
             return False
 
-        wait_until(parity_shown, "a parity report after the shadow refresh", interval=1)
-        expect(operator_page.get_by_test_id("refreshes")).to_contain_text("Success")
+        wait_until(refreshed_with_parity, "a successful shadow refresh and its parity report", interval=1)
 
         request_mode(operator_page, "canary", "25% of people from dbt", "25")
         approve_latest(approver_page, "canary 25%")

@@ -83,7 +83,13 @@ def test_failing_model_is_failed_with_the_node_error_on_page_and_api(
     client.force_login(operator)
     page = client.get(f"/runs/{run.pk}/").content.decode()
     assert "Failed" in page and "sleepy_missing_schema" in page and "1 failed" in page
-    deliveries = wait_until(lambda: list(run.notifications.order_by("channel")) if hook.received else [], "webhook")
+
+    def both_recorded() -> list:
+        # A delivery is recorded once its POST has returned: wait for both rows, not for the far end.
+        found = list(run.notifications.order_by("channel"))
+        return found if len(found) == 2 else []
+
+    deliveries = wait_until(both_recorded, "both deliveries (email, webhook) to be recorded")
     assert [(d.channel, d.status) for d in deliveries] == [("email", "sent"), ("webhook", "sent")]
     assert hook.received[0]["run_id"] == run.pk and hook.received[0]["state"] == "failed"
 
