@@ -334,23 +334,22 @@ class RunExecution:
             self.log.write(event.render())
         if event.level == "error" and event.msg:
             self.log.errors.append(event.msg)
+        info = event.node_info
+        unique_id = info.get("unique_id")
+        # dbt's NodeStart/NodeFinished are debug-level; the info-level start and result
+        # lines carry the same node_info, so progress is read from whichever comes.
+        if unique_id and info.get("node_finished_at") and info.get("node_status") not in _IN_PROGRESS:
+            if unique_id not in invocation.finished:
+                invocation.finished.add(unique_id)
+                self.node_finished(event)
+        elif unique_id and unique_id not in invocation.started:
+            invocation.started.add(unique_id)
+            self.node_started(event)
+        # The total after the node's row: a page that sees the new total also finds the node.
         total = event.data.get("total")
         if event.name == "LogStartLine" and isinstance(total, int) and total > invocation.total:
             invocation.total = total
             Run.objects.filter(pk=self.run.pk).update(nodes_total=invocation.nodes_base + invocation.total)
-        info = event.node_info
-        unique_id = info.get("unique_id")
-        if not unique_id:
-            return
-        # dbt's NodeStart/NodeFinished are debug-level; the info-level start and result
-        # lines carry the same node_info, so progress is read from whichever comes.
-        if info.get("node_finished_at") and info.get("node_status") not in _IN_PROGRESS:
-            if unique_id not in invocation.finished:
-                invocation.finished.add(unique_id)
-                self.node_finished(event)
-        elif unique_id not in invocation.started:
-            invocation.started.add(unique_id)
-            self.node_started(event)
 
     def node_started(self, event: DbtEvent) -> None:
         info = event.node_info

@@ -4,6 +4,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -49,6 +50,28 @@ def test_embedded_server_boots_is_reused_and_survives_restart_and_kill(pgdata):
     assert query(socket_dir, "SELECT n FROM kept") == [(42,)]
 
     # a killed server leaves a stale postmaster.pid behind; the next start still works
+    killed = kill_postmaster(pgdata)
+    socket_dir = embedded_postgres.ensure_running(pgdata, ("portal",))
+    assert postmaster_pid(pgdata) != killed
+    assert query(socket_dir, "SELECT n FROM kept") == [(42,)]
+
+
+def test_a_start_waits_while_a_killed_servers_backend_still_holds_its_memory(pgdata, caplog):
+    socket_dir = embedded_postgres.ensure_running(pgdata, ("portal",))
+    query(socket_dir, "CREATE TABLE kept (n int); INSERT INTO kept VALUES (7)")
+    session = psycopg.connect(host=socket_dir, user="postgres", dbname="portal", autocommit=True)
+    backend = session.info.backend_pid
+    os.kill(backend, signal.SIGSTOP)  # a backend too slow to notice its postmaster died
+    kill_postmaster(pgdata)
+    threading.Timer(2.0, os.kill, (backend, signal.SIGCONT)).start()
+
+    socket_dir = embedded_postgres.ensure_running(pgdata, ("portal",))
+    assert query(socket_dir, "SELECT n FROM kept") == [(7,)]
+    assert "embedded PostgreSQL did not start" in caplog.text  # the leftover backend was in the way
+    session.close()
+
+
+def kill_postmaster(pgdata: Path) -> int:
     killed = postmaster_pid(pgdata)
     os.kill(killed, signal.SIGKILL)
     for _ in range(50):
@@ -62,6 +85,4 @@ def test_embedded_server_boots_is_reused_and_survives_restart_and_kill(pgdata):
         except ProcessLookupError:
             break
     assert (pgdata / "postmaster.pid").exists()
-    socket_dir = embedded_postgres.ensure_running(pgdata, ("portal",))
-    assert postmaster_pid(pgdata) != killed
-    assert query(socket_dir, "SELECT n FROM kept") == [(42,)]
+    return killed

@@ -4,12 +4,14 @@ Every process (web, worker, manage.py, tests) calls `ensure_running()`: the firs
 starts the server, the others attach to it through its unix socket. No process stops it
 on exit except `stop()`, which `manage.py runportal` calls when the portal shuts down.
 A server left running by a killed portal is simply attached to on the next start; a
-stale postmaster.pid (server dead) is handled by pg_ctl itself.
+stale postmaster.pid (server dead) is handled by pg_ctl itself, and a start refused while
+a killed server's backends still exit is retried for a few seconds.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from psycopg import sql
 logger = logging.getLogger(__name__)
 
 SUPERUSER = "postgres"
+START_ATTEMPTS = 10  # one second apart
 
 
 def _server(pgdata: Path):
@@ -28,17 +31,29 @@ def _server(pgdata: Path):
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     pgdata = pgdata.resolve()
-    cached = pgserver.PostgresServer._instances.get(pgdata)
-    if cached is not None and not _alive(cached.get_postmaster_info().process):
-        del pgserver.PostgresServer._instances[pgdata]  # stopped or killed since: start anew
-    # cleanup_mode=None: exiting processes never stop the shared server.
-    return pgserver.get_server(pgdata, cleanup_mode=None)
+    attempt = 1
+    while True:
+        cached = pgserver.PostgresServer._instances.get(pgdata)
+        if cached is not None and not _running(cached):
+            del pgserver.PostgresServer._instances[pgdata]  # stopped, killed or failed since: start anew
+        try:
+            # cleanup_mode=None: exiting processes never stop the shared server.
+            return pgserver.get_server(pgdata, cleanup_mode=None)
+        except Exception as error:
+            # e.g. "pre-existing shared memory block is still in use": a killed server's
+            # backends are still exiting. pgserver keeps the failed instance; it is dropped above.
+            if attempt == START_ATTEMPTS:
+                raise
+            logger.warning("embedded PostgreSQL did not start (%s); retrying in 1 s", error)
+            time.sleep(1)
+            attempt += 1
 
 
-def _alive(process) -> bool:
+def _running(server) -> bool:
     try:
+        process = server.get_postmaster_info().process
         return process is not None and process.status() != "zombie"
-    except Exception:  # psutil.NoSuchProcess and friends
+    except Exception:  # never started, psutil.NoSuchProcess and friends
         return False
 
 

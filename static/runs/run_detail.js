@@ -7,6 +7,7 @@
   let offset = 0;
   let wasFinal = config.final;
   let lastNodes = 0;
+  let nodesReadAt = 0;
 
   function cell(row, text) {
     const td = row.insertCell();
@@ -69,8 +70,12 @@
     document.querySelector("[data-testid=run-reason]").textContent = data.reason;
     document.querySelector("[data-testid=progress-text]").textContent =
       data.nodes_done + " of " + data.nodes_total + " done" + (data.nodes_failed ? ", " + data.nodes_failed + " failed" : "");
-    if (!data.final && data.nodes_done + data.nodes_total !== lastNodes) {
-      lastNodes = data.nodes_done + data.nodes_total;
+    // Re-read the nodes when the counts move, and (at most every 2 s) when the log grows:
+    // a node that starts changes neither count.
+    const counts = data.nodes_done + data.nodes_total;
+    if (!data.final && (counts !== lastNodes || (data.lines.length && Date.now() - nodesReadAt > 2000))) {
+      lastNodes = counts;
+      nodesReadAt = Date.now();
       refreshNodes();
     }
     const bar = document.querySelector(".progress .bar");

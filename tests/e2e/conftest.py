@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import pytest
@@ -45,14 +46,15 @@ def page(browser, live_server):
     context.close()
 
 
+def log_in(page, user):
+    page.goto("/login/")
+    page.get_by_label("Username").fill(user.username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(re.compile(r"^https?://[^/]+/$"))  # the home page, not /login/ again
+    return page
+
+
 @pytest.fixture
 def login(page):
-    def log_in(user):
-        page.goto("/login/")
-        page.get_by_label("Username").fill(user.username)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_url("**/")
-        return page
-
-    return log_in
+    return lambda user: log_in(page, user)

@@ -8,19 +8,11 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import PASSWORD, wait_until
+from tests.conftest import wait_until
+from tests.e2e.conftest import log_in
 from tests.entities.conftest import built_warehouse, entity_types, warehouse  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def log_in(page: Page, user) -> Page:
-    page.goto("/login/")
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/")
-    return page
 
 
 def request_mode(page: Page, mode: str, reason: str, percent: str = "") -> None:

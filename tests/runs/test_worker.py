@@ -152,16 +152,19 @@ def test_duplicate_delivery_starts_dbt_once(runs_cluster, operator):
 
 
 def test_concurrent_runs_keep_separate_artifacts_and_writes_wait(runs_cluster, operator):
-    slow = trigger_run(
-        project="sleepy", command="run", select="slow", vars={"sleep_seconds": 15}, actor=operator, source="api"
-    )
-    wait_for(slow, lambda r: r.state == RunState.RUNNING)
-    reader = trigger_run(project="sleepy", command="compile", select="fast", actor=operator, source="api")
-    writer = trigger_run(project="sleepy", command="run", select="fast", actor=operator, source="api")
-    reader = wait_final(reader)
-    assert reader.state == RunState.SUCCESS  # reads overlap with the running write
-    writer = wait_for(writer, lambda r: f"waiting for run #{slow.pk}" in r.reason or r.is_final)
-    assert not writer.is_final, "the second write must wait for the first"
+    gate = psycopg.connect(settings.WAREHOUSE_CONNINFO, autocommit=True)
+    gate.execute("SELECT pg_advisory_lock(4242)")  # the gated model runs until this is released
+    try:
+        slow = trigger_run(project="sleepy", command="run", select="gated", actor=operator, source="api")
+        wait_for(slow, lambda r: r.node_results.filter(unique_id="model.sleepy.gated", status="running").exists())
+        reader = trigger_run(project="sleepy", command="compile", select="fast", actor=operator, source="api")
+        writer = trigger_run(project="sleepy", command="run", select="fast", actor=operator, source="api")
+        reader = wait_final(reader)
+        assert reader.state == RunState.SUCCESS  # reads overlap with the running write
+        writer = wait_for(writer, lambda r: f"waiting for run #{slow.pk}" in r.reason or r.is_final)
+        assert not writer.is_final, "the second write must wait for the first"
+    finally:
+        gate.close()
     slow, writer = wait_final(slow), wait_final(writer)
     assert slow.state == writer.state == RunState.SUCCESS
     assert writer.started_at < slow.finished_at < writer.finished_at
@@ -224,9 +227,10 @@ def test_a_web_restart_loses_nothing(runs_cluster, operator):
     token = ApiToken.issue(operator, "restart test", 1)[1]
     web = WebServer(token)
     try:
-        body = {"project": "sleepy", "command": "run", "select": "slow", "vars": {"sleep_seconds": 3}}
+        body = {"project": "sleepy", "command": "run", "select": "slow", "vars": {"sleep_seconds": 5}}
         run_id = web.api("/api/v1/runs/", body)["id"]
-        wait_for(Run.objects.get(pk=run_id), lambda r: r.state == RunState.RUNNING)
+        run = wait_for(Run.objects.get(pk=run_id), lambda r: r.state == RunState.RUNNING or r.is_final)
+        assert not run.is_final, "the web process must die while the run is running"
     finally:
         web.kill()
     web = WebServer(token)
