@@ -16,9 +16,16 @@ from accounts.permissions import Requires
 from runs.artifacts import artifact_path
 from runs.filters import RunFilter
 from runs.logs import read_log
-from runs.models import FAILED_NODE_STATUSES, Run, TriggerSource
+from runs.models import FAILED_NODE_STATUSES, Run, RunSchedule, TriggerSource
 from runs.pagination import RunPagination
-from runs.serializers import NodeResultSerializer, RunCreateSerializer, RunSerializer
+from runs.schedules import create_schedule, delete_schedule, set_enabled
+from runs.serializers import (
+    NodeResultSerializer,
+    RunCreateSerializer,
+    RunSerializer,
+    ScheduleCreateSerializer,
+    ScheduleSerializer,
+)
 from runs.services import InvalidRunRequest, RunConflict, cancel_run, rerun, trigger_run
 
 
@@ -102,6 +109,55 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     def nodes(self, request: Request, pk=None) -> Response:
         nodes = failures_first(self.get_object().node_results.all())
         return Response(NodeResultSerializer(nodes, many=True).data)
+
+
+class ScheduleViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Cron schedules of dbt runs. Viewer and up read; operator and admin create, enable,
+    disable and delete. A schedule's runs: GET /api/v1/runs/?schedule={id}."""
+
+    queryset = RunSchedule.objects.select_related("created_by")
+    serializer_class = ScheduleSerializer
+    permission_classes = [Requires(Capability.READ)]
+    filterset_fields = ["project", "enabled"]
+
+    def get_permissions(self):
+        if self.action not in ("list", "retrieve"):
+            return [Requires(Capability.MANAGE_SCHEDULES)()]
+        return super().get_permissions()
+
+    @extend_schema(request=ScheduleCreateSerializer, responses={201: ScheduleSerializer})
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        data = ScheduleCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            schedule = create_schedule(actor=request.user, source=TriggerSource.API, **data.validated_data)
+        except InvalidRunRequest as exc:
+            raise _invalid(exc) from None
+        return Response(ScheduleSerializer(schedule).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance: RunSchedule) -> None:
+        delete_schedule(instance, actor=self.request.user, source=TriggerSource.API)
+
+    def _set_enabled(self, enabled: bool) -> Response:
+        schedule = set_enabled(self.get_object(), enabled, actor=self.request.user, source=TriggerSource.API)
+        return Response(ScheduleSerializer(schedule).data)
+
+    @extend_schema(request=None, responses={200: ScheduleSerializer})
+    @action(detail=True, methods=["post"])
+    def enable(self, request: Request, pk=None) -> Response:
+        """Enable; the next run is the next cron slot from now (missed slots are not made up)."""
+        return self._set_enabled(True)
+
+    @extend_schema(request=None, responses={200: ScheduleSerializer})
+    @action(detail=True, methods=["post"])
+    def disable(self, request: Request, pk=None) -> Response:
+        return self._set_enabled(False)
 
 
 class RunArtifactView(APIView):

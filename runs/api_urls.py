@@ -3,10 +3,11 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from runs.api import ProjectParseView, RunArtifactView, RunViewSet
+from runs.api import ProjectParseView, RunArtifactView, RunViewSet, ScheduleViewSet
 
 router = SimpleRouter()
 router.register("runs", RunViewSet, basename="api-run")
+router.register("schedules", ScheduleViewSet, basename="api-schedule")
 
 urlpatterns = [
     *router.urls,

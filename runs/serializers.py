@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rest_framework import serializers
 
-from runs.models import NodeResult, Run
+from runs.models import NodeResult, Run, RunSchedule
+from runs.schedules import next_run_of
 
 _DATETIMES = frozenset({"queued_at", "started_at", "finished_at", "cancel_requested_at", "heartbeat_at"})
 
@@ -62,3 +64,23 @@ class NodeResultSerializer(serializers.ModelSerializer):
             "execution_time", "rows_affected", "failures", "message", "compiled_path",
         ]  # fmt: skip
         read_only_fields = fields
+
+
+class ScheduleCreateSerializer(RunCreateSerializer):
+    name = serializers.CharField(max_length=100)
+    cron = serializers.CharField(max_length=100, help_text="minute hour day month weekday, server time zone")
+
+
+class ScheduleSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", default=None)
+    next_run = serializers.SerializerMethodField(help_text="null while disabled")
+
+    class Meta:
+        model = RunSchedule
+        fields = [
+            "id", "name", "project", "command", "select", "exclude", "vars", "full_refresh", "timeout_seconds",
+            "cron", "enabled", "next_run", "created_by", "created_at",
+        ]  # fmt: skip
+
+    def get_next_run(self, schedule: RunSchedule) -> datetime | None:
+        return next_run_of(schedule)

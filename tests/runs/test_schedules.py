@@ -55,6 +55,64 @@ def test_bad_schedule_is_a_form_error_and_nothing_changes(client, operator, dbt_
     assert not RunSchedule.objects.exists() and not Schedule.objects.filter(func__startswith="runs.sch").exists()
 
 
+NIGHTLY = {"name": "nightly", "project": "sleepy", "command": "run", "select": "fast", "cron": "0 3 * * *"}
+
+
+def test_automation_manages_a_schedule_through_the_api(api_client, operator, dbt_projects_dir):
+    api_client.force_authenticate(operator)
+    response = api_client.post("/api/v1/schedules/", NIGHTLY, format="json")
+    assert response.status_code == 201, response.json()
+    created = response.json()
+    q_schedule = Schedule.objects.get(pk=RunSchedule.objects.get(pk=created["id"]).q_schedule_id)
+    assert (created["cron"], created["select"], created["enabled"]) == ("0 3 * * *", "fast", True)
+    assert created["next_run"] == q_schedule.next_run.isoformat().replace("+00:00", "Z")
+    assert [s["name"] for s in api_client.get("/api/v1/schedules/?project=sleepy").json()["results"]] == ["nightly"]
+
+    disabled = api_client.post(f"/api/v1/schedules/{created['id']}/disable/").json()
+    assert (disabled["enabled"], disabled["next_run"]) == (False, None)
+    enabled = api_client.post(f"/api/v1/schedules/{created['id']}/enable/").json()
+    assert enabled["enabled"] and enabled["next_run"] is not None
+
+    assert api_client.delete(f"/api/v1/schedules/{created['id']}/").status_code == 204
+    assert not RunSchedule.objects.exists() and not Schedule.objects.filter(pk=q_schedule.pk).exists()
+    actions = AuditEvent.objects.filter(action__startswith="schedule.").order_by("id").values_list("action", "source")
+    assert list(actions) == [
+        ("schedule.create", "api"),
+        ("schedule.disable", "api"),
+        ("schedule.enable", "api"),
+        ("schedule.delete", "api"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "overrides, field, words",
+    [
+        ({"cron": "every night"}, "cron", "is not a cron expression"),
+        ({"select": "nope"}, "select", "matches no node"),
+        ({"name": ""}, "name", "blank"),
+        ({"command": "run-operation"}, "command", "run-operation"),
+    ],
+)
+def test_bad_schedule_through_the_api_is_400_naming_the_field(
+    api_client, operator, dbt_projects_dir, overrides, field, words
+):
+    api_client.force_authenticate(operator)
+    response = api_client.post("/api/v1/schedules/", {**NIGHTLY, **overrides}, format="json")
+    body = response.json()
+    assert (response.status_code, body["field"]) == (400, field) and words in body["detail"], body
+    assert not RunSchedule.objects.exists() and not AuditEvent.objects.exists()
+
+
+def test_viewer_reads_schedules_through_the_api_but_cannot_change_them(api_client, viewer, operator, dbt_projects_dir):
+    schedule = create_schedule(actor=operator, source="api", **NIGHTLY)
+    api_client.force_authenticate(viewer)
+    assert api_client.get(f"/api/v1/schedules/{schedule.pk}/").json()["name"] == "nightly"
+    assert api_client.post("/api/v1/schedules/", {**NIGHTLY, "name": "other"}, format="json").status_code == 403
+    assert api_client.post(f"/api/v1/schedules/{schedule.pk}/disable/").status_code == 403
+    assert api_client.delete(f"/api/v1/schedules/{schedule.pk}/").status_code == 403
+    assert RunSchedule.objects.get().enabled
+
+
 def test_viewer_sees_schedules_but_cannot_change_them(client, viewer, operator, dbt_projects_dir):
     schedule = create_schedule(actor=operator, source="ui", name="n", project="sleepy", command="ls", cron="* * * * *")
     client.force_login(viewer)
