@@ -203,19 +203,9 @@ class ModeChangeRequestViewSet(viewsets.ReadOnlyModelViewSet):
             raise NotFound("No such mode change request.")
         get_object_or_404(ModeChangeRequest, pk=pk)
         try:
-            comment = data.validated_data.get("comment", "")
-            if verb == "approve":
-                decided = services.approve_request(
-                    int(pk),
-                    actor=request.user,
-                    comment=comment,
-                    override_reason=data.validated_data.get("override_reason", ""),
-                    source=Source.API,
-                )
-            elif verb == "reject":
-                decided = services.reject_request(int(pk), actor=request.user, comment=comment, source=Source.API)
-            else:
-                decided = services.withdraw_request(int(pk), actor=request.user, comment=comment, source=Source.API)
+            decided = services.act_on_request(
+                verb, int(pk), actor=request.user, **data.validated_data, source=Source.API
+            )
         except (services.InvalidEntityRequest, services.ModeConflict) as error:
             return _error(error)
         decided.refresh_from_db()

@@ -16,7 +16,7 @@ rows) and the warehouse (the serving view). The guarantee (see README, "Modes"):
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -223,30 +223,34 @@ def approve_request(
 
 def reject_request(request_id: int, *, actor: Any, comment: Any, source: str) -> ModeChangeRequest:
     require(actor, Capability.APPROVE_MODE_CHANGE)
-    return _close_request(request_id, RequestStatus.REJECTED, actor, _text("comment", comment, required=True), source)
+    comment = _text("comment", comment, required=True)
+    return _close_request(request_id, "reject", actor, comment, source, lambda r: _check_decidable(r, actor, "reject"))
 
 
 def withdraw_request(request_id: int, *, actor: Any, comment: Any = "", source: str) -> ModeChangeRequest:
     """The requester takes back their own pending request (approvers reject others' instead)."""
     require(actor, Capability.REQUEST_MODE_CHANGE)
-    return _close_request(request_id, RequestStatus.WITHDRAWN, actor, _text("comment", comment, required=False), source)
+    comment = _text("comment", comment, required=False)
 
-
-def _close_request(request_id: int, status: str, actor: Any, comment: str, source: str) -> ModeChangeRequest:
-    """Reject (someone else's request) or withdraw (one's own) without touching the mode."""
-    verb = "reject" if status == RequestStatus.REJECTED else "withdraw"
-    with transaction.atomic():
-        entity, request = _locked_request(request_id)
-        if verb == "reject":
-            _check_decidable(request, actor, verb)
-        elif request.requested_by_id != actor.pk:
+    def check(request: ModeChangeRequest) -> None:
+        if request.requested_by_id != actor.pk:
             raise PermissionDenied(
                 f"Only its requester, {request.requested_by.get_username()}, can withdraw request #{request.pk}; "
                 "an approver rejects it instead."
             )
-        else:
-            _check_pending(request)
-        request.decide(status, actor, comment)
+        _check_pending(request)
+
+    return _close_request(request_id, "withdraw", actor, comment, source, check)
+
+
+def _close_request(
+    request_id: int, verb: str, actor: Any, comment: str, source: str, check: Callable[[ModeChangeRequest], None]
+) -> ModeChangeRequest:
+    """Reject or withdraw under the locks, after `check`, without touching the mode."""
+    with transaction.atomic():
+        entity, request = _locked_request(request_id)
+        check(request)
+        request.decide(RequestStatus.REJECTED if verb == "reject" else RequestStatus.WITHDRAWN, actor, comment)
         record(
             actor,
             f"entity.mode_request.{verb}",
@@ -256,6 +260,16 @@ def _close_request(request_id: int, status: str, actor: Any, comment: str, sourc
             source=source,
         )
     return request
+
+
+def act_on_request(
+    verb: str, request_id: int, *, actor: Any, comment: Any = "", override_reason: Any = "", source: str
+) -> ModeChangeRequest:
+    """One door for pages and API: "approve", "reject" or "withdraw" a request."""
+    if verb == "approve":
+        return approve_request(request_id, actor=actor, comment=comment, override_reason=override_reason, source=source)
+    close = reject_request if verb == "reject" else withdraw_request
+    return close(request_id, actor=actor, comment=comment, source=source)
 
 
 def rollback(entity: EntityType, *, actor: Any, reason: Any, source: str) -> ModeChange:

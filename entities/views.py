@@ -170,25 +170,13 @@ def _decide(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
         return redirect(_back(request))
-    comment = form.cleaned_data["comment"]
     try:
-        if verb == "approve":
-            decided = services.approve_request(
-                pk,
-                actor=request.user,
-                comment=comment,
-                override_reason=form.cleaned_data["override_reason"],
-                source=Source.WEB,
-            )
-            messages.success(request, f"Request #{pk} approved: {decided.entity.name} is now on {decided.to_label}.")
-        elif verb == "reject":
-            services.reject_request(pk, actor=request.user, comment=comment, source=Source.WEB)
-            messages.success(request, f"Request #{pk} rejected.")
-        else:
-            services.withdraw_request(pk, actor=request.user, comment=comment, source=Source.WEB)
-            messages.success(request, f"Request #{pk} withdrawn.")
+        decided = services.act_on_request(verb, pk, actor=request.user, **form.cleaned_data, source=Source.WEB)
     except (services.InvalidEntityRequest, services.ModeConflict, PermissionDenied) as error:
         messages.error(request, getattr(error, "message", None) or str(error))
+    else:
+        now_on = f": {decided.entity.name} is now on {decided.to_label}" if verb == "approve" else ""
+        messages.success(request, f"Request #{pk} {decided.status}{now_on}.")
     return redirect(_back(request))
 
 

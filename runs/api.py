@@ -18,7 +18,7 @@ from runs.filters import RunFilter
 from runs.logs import read_log
 from runs.models import FAILED_NODE_STATUSES, Run, RunSchedule, TriggerSource
 from runs.pagination import RunPagination
-from runs.schedules import create_schedule, delete_schedule, set_enabled
+from runs.schedules import create_schedule, delete_schedule, set_enabled, with_next_run
 from runs.serializers import (
     NodeResultSerializer,
     RunCreateSerializer,
@@ -121,7 +121,7 @@ class ScheduleViewSet(
     """Cron schedules of dbt runs. Viewer and up read; operator and admin create, enable,
     disable and delete. A schedule's runs: GET /api/v1/runs/?schedule={id}."""
 
-    queryset = RunSchedule.objects.select_related("created_by")
+    queryset = with_next_run(RunSchedule.objects.select_related("created_by"))
     serializer_class = ScheduleSerializer
     permission_classes = [Requires(Capability.READ)]
     filterset_fields = ["project", "enabled"]
@@ -139,14 +139,18 @@ class ScheduleViewSet(
             schedule = create_schedule(actor=request.user, source=TriggerSource.API, **data.validated_data)
         except InvalidRunRequest as exc:
             raise _invalid(exc) from None
-        return Response(ScheduleSerializer(schedule).data, status=status.HTTP_201_CREATED)
+        return Response(self._read(schedule), status=status.HTTP_201_CREATED)
+
+    def _read(self, schedule: RunSchedule) -> dict:
+        """The schedule as stored now, with its next run."""
+        return ScheduleSerializer(self.get_queryset().get(pk=schedule.pk)).data
 
     def perform_destroy(self, instance: RunSchedule) -> None:
         delete_schedule(instance, actor=self.request.user, source=TriggerSource.API)
 
     def _set_enabled(self, enabled: bool) -> Response:
         schedule = set_enabled(self.get_object(), enabled, actor=self.request.user, source=TriggerSource.API)
-        return Response(ScheduleSerializer(schedule).data)
+        return Response(self._read(schedule))
 
     @extend_schema(request=None, responses={200: ScheduleSerializer})
     @action(detail=True, methods=["post"])

@@ -8,6 +8,7 @@ from typing import Any
 
 from croniter import croniter
 from django.db import transaction
+from django.db.models import Case, OuterRef, QuerySet, Subquery, When
 from django.utils import timezone
 from django_q.models import Schedule
 
@@ -114,10 +115,10 @@ def delete_schedule(schedule: RunSchedule, *, actor: Any, source: str) -> None:
         schedule.delete()
 
 
-def next_run_of(schedule: RunSchedule) -> datetime | None:
-    if not schedule.enabled or not schedule.q_schedule_id:
-        return None
-    return Schedule.objects.filter(pk=schedule.q_schedule_id).values_list("next_run", flat=True).first()
+def with_next_run(schedules: QuerySet[RunSchedule]) -> QuerySet[RunSchedule]:
+    """Each schedule's `next_run` from its django-q2 row (None while disabled), in the same query."""
+    next_run = Schedule.objects.filter(pk=OuterRef("q_schedule_id")).values("next_run")[:1]
+    return schedules.annotate(next_run=Case(When(enabled=True, then=Subquery(next_run)), default=None))
 
 
 def run_scheduled(schedule_id: int | str) -> int | None:

@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from rest_framework import serializers
 
 from runs.models import NodeResult, Run, RunSchedule
-from runs.schedules import next_run_of
 
 _DATETIMES = frozenset({"queued_at", "started_at", "finished_at", "cancel_requested_at", "heartbeat_at"})
 
@@ -73,7 +71,7 @@ class ScheduleCreateSerializer(RunCreateSerializer):
 
 class ScheduleSerializer(serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by.username", default=None)
-    next_run = serializers.SerializerMethodField(help_text="null while disabled")
+    next_run = serializers.DateTimeField(read_only=True, allow_null=True, help_text="null while disabled")
 
     class Meta:
         model = RunSchedule
@@ -81,6 +79,3 @@ class ScheduleSerializer(serializers.ModelSerializer):
             "id", "name", "project", "command", "select", "exclude", "vars", "full_refresh", "timeout_seconds",
             "cron", "enabled", "next_run", "created_by", "created_at",
         ]  # fmt: skip
-
-    def get_next_run(self, schedule: RunSchedule) -> datetime | None:
-        return next_run_of(schedule)

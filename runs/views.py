@@ -17,7 +17,7 @@ from runs.filters import RunFilter
 from runs.forms import NotificationTargetForm, ScheduleForm, TriggerRunForm
 from runs.models import NotificationDelivery, NotificationTarget, Run, RunSchedule, RunState, TriggerSource
 from runs.notifications import create_target, delete_target
-from runs.schedules import create_schedule, delete_schedule, next_run_of, set_enabled
+from runs.schedules import create_schedule, delete_schedule, set_enabled, with_next_run
 from runs.services import InvalidRunRequest, RunConflict, cancel_run, rerun, trigger_run
 
 TIMELINE_WIDTH = 800
@@ -173,9 +173,8 @@ def schedule_list(request: HttpRequest) -> HttpResponse:
                     messages.success(request, "Notification target added.")
                     return redirect("schedule-list")
         status = 400
-    schedules = list(RunSchedule.objects.all())
+    schedules = list(with_next_run(RunSchedule.objects.all()))
     for schedule in schedules:
-        schedule.next_run = next_run_of(schedule)
         schedule.recent_runs = list(schedule.runs.order_by("-queued_at")[:5])
     ctx = {
         "schedules": schedules,
