@@ -10,7 +10,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from entities.rules.rulesets import dependents
-from runs.dbt.commands import InvalidDbtRequest, check_selector
+from runs.dbt.selectors import check_selector
+from transformation_portal.errors import RequestError
 
 ENTITY_NAME = r"^[a-z][a-z0-9_]{0,40}$"
 
@@ -19,7 +20,7 @@ def validate_dbt_selector(value: str) -> None:
     """The selector becomes dbt's argv: the runs syntax check (no options, no shell characters)."""
     try:
         check_selector("dbt_selector", value)
-    except InvalidDbtRequest as error:
+    except RequestError as error:
         raise ValidationError(error.message) from error
 
 

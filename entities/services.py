@@ -47,10 +47,11 @@ from entities.models import (
 )
 from entities.queries import REFRESH_KIND
 from entities.rules import engine
-from runs.dbt.commands import InvalidDbtRequest, check_selector
+from runs.dbt.selectors import check_selector
 from runs.kinds import RunContext, RunFailed
 from runs.models import Run, TriggerSource
 from runs.services import InvalidRunRequest, trigger_run
+from transformation_portal.errors import RequestError
 
 logger = logging.getLogger(__name__)
 
@@ -458,7 +459,7 @@ def execute_refresh(ctx: RunContext) -> None:
     if mode in RUNS_DBT:
         try:
             select = check_selector("dbt_selector", entity.dbt_selector)
-        except InvalidDbtRequest as error:
+        except RequestError as error:
             raise RunFailed(f"the dbt selector of {entity.name} is refused: {error.message}") from error
         exit_code = ctx.dbt("build", select=select, exclude=entity.dbt_exclude)
         if exit_code != 0:

@@ -7,6 +7,7 @@ from django.conf import settings
 
 from lineage.projects import discover_projects
 from runs.dbt.commands import ALLOWED_COMMANDS
+from runs.dbt.selectors import MAX_SELECTOR_LENGTH
 
 
 class TriggerRunForm(forms.Form):
@@ -17,11 +18,11 @@ class TriggerRunForm(forms.Form):
     command = forms.ChoiceField(choices=[(c, c) for c in ALLOWED_COMMANDS], initial="build")
     select = forms.CharField(
         required=False,
-        max_length=4000,
+        max_length=MAX_SELECTOR_LENGTH,
         help_text="dbt node selection, e.g. <code>+fct_users</code>, <code>tag:nightly</code>, "
         "<code>path:models/staging</code>; space = union, comma = intersection.",
     )
-    exclude = forms.CharField(required=False, max_length=4000, help_text="Same syntax as select.")
+    exclude = forms.CharField(required=False, max_length=MAX_SELECTOR_LENGTH, help_text="Same syntax as select.")
     vars = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": '{"name": "value"}'}),

@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from runs.dbt.selectors import MAX_SELECTOR_LENGTH
 from runs.models import NodeResult, Run, RunSchedule
 
 _DATETIMES = frozenset({"queued_at", "started_at", "finished_at", "cancel_requested_at", "heartbeat_at"})
@@ -47,8 +48,8 @@ class RunSerializer(serializers.ModelSerializer):
 class RunCreateSerializer(serializers.Serializer):
     project = serializers.CharField(max_length=100)
     command = serializers.CharField(max_length=40, required=False, default="build")
-    select = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
-    exclude = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
+    select = serializers.CharField(required=False, allow_blank=True, default="", max_length=MAX_SELECTOR_LENGTH)
+    exclude = serializers.CharField(required=False, allow_blank=True, default="", max_length=MAX_SELECTOR_LENGTH)
     vars = serializers.JSONField(required=False, default=dict)
     full_refresh = serializers.BooleanField(required=False, default=False)
     timeout_seconds = serializers.IntegerField(required=False, allow_null=True, default=None)

@@ -16,12 +16,14 @@ from django_q.tasks import async_task
 from audit.models import Source
 from audit.services import record
 from lineage.projects import DbtProject, discover_projects, get_project
-from runs.dbt.commands import InvalidDbtRequest, check_command, check_selector, check_target, check_vars
+from runs.dbt.commands import check_command, check_target, check_vars
 from runs.dbt.environment import dbt_environment
 from runs.dbt.manifest import load_manifest, unmatched_terms
 from runs.dbt.project import declared_vars, newest_source_mtime, parse_project
+from runs.dbt.selectors import check_selector
 from runs.kinds import get_kind
 from runs.models import Run, RunSchedule, RunState, TriggerSource
+from transformation_portal.errors import RequestError
 
 AUDIT_SOURCE = {
     TriggerSource.UI: Source.WEB,
@@ -142,7 +144,7 @@ def validate_request(
             if params is not None and not isinstance(params, dict):
                 raise InvalidRunRequest("params", "params must be an object")
             vars = vars or {}
-    except InvalidDbtRequest as exc:
+    except RequestError as exc:
         raise InvalidRunRequest(exc.field, exc.message) from None
     if kind == "dbt":
         _check_selectors(found, {"select": select, "exclude": exclude})

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from runs.dbt.commands import InvalidDbtRequest, build_argv, check_command, check_selector, check_vars
+from runs.dbt.commands import build_argv, check_command, check_vars
 from runs.dbt.events import parse_line
 from runs.dbt.launcher import ignore_application_name_in_parse_state
 from runs.dbt.manifest import unmatched_terms
+from runs.dbt.selectors import check_selector
+from transformation_portal.errors import RequestError
 
 MANIFEST = {
     "nodes": {
@@ -68,7 +70,7 @@ def test_argv_is_a_list_of_validated_parts():
 
 @pytest.mark.parametrize("command", ["run-operation", "deps", "init", "clean", "show", "build; rm -rf /", "debug"])
 def test_commands_outside_the_allowlist_are_refused(command):
-    with pytest.raises(InvalidDbtRequest) as err:
+    with pytest.raises(RequestError) as err:
         check_command(command)
     assert err.value.field == "command"
 
@@ -85,7 +87,7 @@ def test_commands_outside_the_allowlist_are_refused(command):
     ],
 )
 def test_bad_selectors_are_refused_with_the_reason(selector, problem):
-    with pytest.raises(InvalidDbtRequest) as err:
+    with pytest.raises(RequestError) as err:
         check_selector("select", selector)
     assert problem in err.value.message
 
@@ -102,11 +104,11 @@ def test_selectors_resolve_against_the_manifest():
 
 def test_vars_only_for_declared_keys_with_json_values():
     assert check_vars('{"a": [1, 2]}', {"a"}) == {"a": [1, 2]}
-    with pytest.raises(InvalidDbtRequest, match="declares no var 'b'"):
+    with pytest.raises(RequestError, match="declares no var 'b'"):
         check_vars({"b": 1}, {"a"})
-    with pytest.raises(InvalidDbtRequest, match="JSON object"):
+    with pytest.raises(RequestError, match="JSON object"):
         check_vars("[1]", {"a"})
-    with pytest.raises(InvalidDbtRequest, match="not valid JSON"):
+    with pytest.raises(RequestError, match="not valid JSON"):
         check_vars("{a: 1}", {"a"})
 
 

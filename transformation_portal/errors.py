@@ -1,0 +1,66 @@
+"""The one request-error type, raised by services (and the Django-free dbt layer) when a
+request is refused. Pages show it as a form error, the API as `{"detail", "field", "code"}`
+with the status its code implies. Nothing was changed when it is raised.
+
+Django-free on purpose: `runs.dbt` raises it too.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    """Stable, machine-readable reasons; clients may branch on them."""
+
+    INVALID = "invalid"  # a field's value is wrong (the message says how)
+    NOT_FOUND = "not_found"
+    INVALID_SELECTOR = "invalid_selector"  # not dbt selector syntax, or an unknown method
+    SELECTS_NOTHING = "selects_nothing"  # a valid selector that matches no node
+    PERMISSION_DENIED = "permission_denied"
+    SELF_APPROVAL = "self_approval"  # four eyes: nobody decides their own request
+    NOT_REQUESTER = "not_requester"  # only the requester withdraws a request
+    PARITY_GATE = "parity_gate"  # canary/dbt need a parity report at the threshold
+    STALE_REQUEST = "stale_request"  # the entity left the mode the request was made from
+    ALREADY_DECIDED = "already_decided"  # approved, rejected or withdrawn already
+    ALREADY_IN_MODE = "already_in_mode"
+    ALREADY_FINISHED = "already_finished"  # a run that has ended cannot be cancelled
+    ALREADY_ACTIVE = "already_active"  # one refresh of an entity at a time
+    CONFLICT = "conflict"  # the state refuses the action for another reason
+
+
+STATUS = {
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.PERMISSION_DENIED: 403,
+    ErrorCode.SELF_APPROVAL: 403,
+    ErrorCode.NOT_REQUESTER: 403,
+    ErrorCode.PARITY_GATE: 409,
+    ErrorCode.STALE_REQUEST: 409,
+    ErrorCode.ALREADY_DECIDED: 409,
+    ErrorCode.ALREADY_IN_MODE: 409,
+    ErrorCode.ALREADY_FINISHED: 409,
+    ErrorCode.ALREADY_ACTIVE: 409,
+    ErrorCode.CONFLICT: 409,
+}
+
+
+class RequestError(Exception):
+    """A refused request: the field at fault (or None), a sentence for a person, a stable
+    code, and any extra data the API adds to its answer (e.g. the parity report)."""
+
+    def __init__(
+        self, message: str, *, field: str | None = None, code: ErrorCode = ErrorCode.INVALID, **extra: Any
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.code = ErrorCode(code)
+        self.extra = extra
+
+    @property
+    def status(self) -> int:
+        return STATUS.get(self.code, 400)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"detail": self.message, "field": self.field, "code": str(self.code), **self.extra}
