@@ -1,4 +1,4 @@
-"""Run kinds other apps register, so runs never imports them (DESIGN.md §2).
+"""Run kinds other apps register, so runs never imports them (docs/architecture.md, "Layers").
 
 A handler gets a RunContext and either returns (run `success`), raises RunFailed(reason)
 (run `failed`), or raises anything else (run `error`, the message as reason). When the run

@@ -18,6 +18,7 @@ from audit.services import record
 from lineage.projects import DbtProject, discover_projects, get_project
 from runs.dbt.commands import check_command, check_target, check_vars
 from runs.dbt.environment import dbt_environment
+from runs.dbt.invocation import DbtError
 from runs.dbt.manifest import load_manifest, unmatched_terms
 from runs.dbt.project import declared_vars, newest_source_mtime, parse_project
 from runs.dbt.selectors import check_selector
@@ -77,7 +78,7 @@ def _check_selectors(found: DbtProject, selectors: dict[str, str]) -> None:
         return
     try:
         manifest = latest_manifest(found)
-    except RuntimeError as exc:
+    except DbtError as exc:
         raise InvalidRunRequest(
             "project", f"the project does not parse, so selectors cannot be checked: {exc}"
         ) from None
@@ -181,8 +182,10 @@ def trigger_run(
     rerun_of: Run | None = None,
     schedule: RunSchedule | None = None,
     audit_source: str | None = None,
+    enqueue: bool = True,
 ) -> Run:
-    """Validate, create the Run, audit, and enqueue it once the transaction commits."""
+    """Validate, create the Run, audit, and enqueue it once the transaction commits
+    (`enqueue=False`: the caller executes it itself, as `manage.py dbt` does)."""
     if source not in TriggerSource.values:
         raise InvalidRunRequest("source", f"unknown trigger source {source!r}")
     request = validate_request(
@@ -215,7 +218,8 @@ def trigger_run(
             reason=f"re-run of run #{rerun_of.pk}" if rerun_of else "",
             source=audit_source or AUDIT_SOURCE[source],
         )
-        enqueue_on_commit(run.pk)
+        if enqueue:
+            enqueue_on_commit(run.pk)
     return run
 
 

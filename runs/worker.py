@@ -1,35 +1,32 @@
-"""The queue task that executes one run, in a django-q2 worker (DESIGN.md §3)."""
+"""The queue task that executes one run in a django-q2 worker: claim, heartbeat, the
+project+target write lock, the dbt invocations it drives, and the final state."""
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 import socket
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from collections.abc import Callable
+from datetime import timedelta
 
 import psycopg
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import F
+from django.db import connection
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from lineage.projects import get_project
-from runs.dbt.artifacts import ArtifactError, compiled_sql_path, read_run_results
-from runs.dbt.commands import WRITE_COMMANDS, build_argv
+from runs.dbt.artifacts import ArtifactError, NodeOutcome
+from runs.dbt.commands import WRITE_COMMANDS
 from runs.dbt.environment import dbt_environment
-from runs.dbt.events import DbtEvent, parse_line
-from runs.dbt.launcher import DbtProcess, Launcher, stop_group
-from runs.dbt.manifest import load_manifest
+from runs.dbt.invocation import DbtInvocation
+from runs.dbt.launcher import DbtExit, Launcher, stop_group
 from runs.kinds import RunContext, RunFailed, RunInterrupted, get_kind
-from runs.models import FAILED_NODE_STATUSES, NodeResult, Run, RunLogChunk, RunState
+from runs.models import FAILED_NODE_STATUSES, NodeResult, Run, RunState
 from runs.notifications import enqueue_notifications
+from runs.progress import LogWriter, NodeProgress
 from runs.services import project_state_dir, run_dir
 
 logger = logging.getLogger(__name__)
@@ -37,7 +34,6 @@ logger = logging.getLogger(__name__)
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 _LOCK_CLASS = 0x72756E73  # "runs": advisory-lock namespace for project+target write locks
 _launcher = Launcher()
-_IN_PROGRESS = {"started", "compiling", "executing", "running", ""}
 
 
 def warm_up(**_signal_kwargs) -> None:
@@ -97,56 +93,10 @@ class Heartbeat(threading.Thread):
         self.join(timeout=10)
 
 
-class LogWriter:
-    """Buffers log lines and stores them as chunks (few, batched writes)."""
-
-    FLUSH_LINES = 200
-    FLUSH_SECONDS = 0.5
-
-    def __init__(self, run: Run) -> None:
-        self.run = run
-        self.next_line = run.log_lines
-        self.buffer: list[str] = []
-        self.last_flush = time.monotonic()
-        self.errors: list[str] = []
-
-    def write(self, line: str) -> None:
-        self.buffer.append(line.rstrip("\n"))
-        if len(self.buffer) >= self.FLUSH_LINES:
-            self.flush()
-
-    def maybe_flush(self) -> None:
-        if self.buffer and time.monotonic() - self.last_flush >= self.FLUSH_SECONDS:
-            self.flush()
-
-    def flush(self) -> None:
-        self.last_flush = time.monotonic()
-        if not self.buffer:
-            return
-        lines, self.buffer = self.buffer, []
-        with transaction.atomic():
-            RunLogChunk.objects.create(
-                run_id=self.run.pk, first_line=self.next_line, line_count=len(lines), text="\n".join(lines)
-            )
-            Run.objects.filter(pk=self.run.pk).update(log_lines=F("log_lines") + len(lines))
-        self.next_line += len(lines)
-
-
-@dataclass
-class Invocation:
-    """Progress of one dbt invocation inside the run."""
-
-    index: int
-    nodes_base: int
-    total: int = 0
-    started: set[str] = field(default_factory=set)
-    finished: set[str] = field(default_factory=set)
-
-
 class RunExecution:
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Run, echo: Callable[[str], None] | None = None) -> None:
         self.run = run
-        self.log = LogWriter(run)
+        self.log = LogWriter(run, echo)
         self.deadline = time.monotonic() + run.timeout_seconds
         self.interrupted: str | None = None
         self.last_check = 0.0
@@ -221,227 +171,90 @@ class RunExecution:
         self.held_locks = []
 
     # --- one dbt invocation -----------------------------------------------------------
-    def dbt(
-        self,
-        command: str,
-        *,
-        select: str = "",
-        exclude: str = "",
-        vars: dict | None = None,  # noqa: A002 - dbt's own name
-        full_refresh: bool = False,
-    ) -> int:
+    def dbt(self, command: str, **options) -> int:
+        """Run one dbt command inside this run; returns dbt's exit code (a DbtExit)."""
         found = get_project(self.run.project)
         if found is None:
             raise RuntimeError(f"dbt project {self.run.project!r} no longer exists")
         if command in WRITE_COMMANDS:
             self.acquire_write_lock()
         self.raise_if_interrupted()
-        index = self.invocations
-        self.invocations += 1
-        base = run_dir(self.run.pk)
-        target_path = base / ("target" if index == 0 else f"target-{index + 1}")
-        log_path = base / ("logs" if index == 0 else f"logs-{index + 1}")
-        target_path.mkdir(parents=True, exist_ok=True)
-        log_path.mkdir(parents=True, exist_ok=True)
-        seed = project_state_dir(self.run.project) / "partial_parse.msgpack"
-        if seed.is_file():
-            shutil.copyfile(seed, target_path / "partial_parse.msgpack")
-        argv = build_argv(
+        parse_state = project_state_dir(self.run.project)
+        invocation = DbtInvocation.prepare(
             command,
             project_dir=found.path,
             profiles_dir=found.profiles_dir,
-            target_path=target_path,
-            log_path=log_path,
-            select=select,
-            exclude=exclude,
-            vars=vars,
-            full_refresh=full_refresh,
+            work_dir=run_dir(self.run.pk),
+            index=self.invocations,
+            parse_state_dir=parse_state,
             target=self.run.target,
             threads=self.run.threads,
+            **options,
         )
+        self.invocations += 1
+        self.log.write(invocation.display)
+        self.log.flush()
         env = dbt_environment(
             os.environ,
             settings.DBT_ENV,
             DBT_APPLICATION_NAME=application_name(self.run.pk),
             DBT_SEND_ANONYMOUS_USAGE_STATS="false",
         )
-        stdout_file = base / f"dbt-{index + 1}.jsonl"
-        exit_file = base / f"dbt-{index + 1}.exit"
-        self.log.write("$ dbt " + " ".join(argv))
-        self.log.flush()
-        process = _launcher.launch(argv, env=env, cwd=found.path, log_file=stdout_file, exit_file=exit_file)
+        process = invocation.start(_launcher, env)
         self.mark_running(
             process_group=process.pid,
-            target_path=str(target_path),
-            log_path=str(log_path),
+            target_path=str(invocation.target_path),
+            log_path=str(invocation.log_path),
             reason="",
         )
-        invocation = Invocation(index=index, nodes_base=self.run_nodes_total())
-        code = self.follow(process, stdout_file, invocation)
-        self.ingest(target_path, invocation)
-        return code
+        progress = NodeProgress(self.run, self.log)
+        self.follow(invocation, progress)
+        if invocation.manifest_path():
+            invocation.keep_parse_state(parse_state, tag=str(self.run.pk))
+        outcomes = self.record_results(invocation, progress)
+        self.hand_to_lineage(invocation, outcomes)
+        return invocation.exit_code
 
-    def run_nodes_total(self) -> int:
-        return Run.objects.filter(pk=self.run.pk).values_list("nodes_total", flat=True).first() or 0
-
-    def follow(self, process: DbtProcess, stdout_file: Path, invocation: Invocation) -> int:
-        """Stream dbt's JSON lines into the log and node progress until the process ends."""
-        with open(stdout_file, "a+") as _touch:
-            pass
-        with open(stdout_file) as stream:
-            partial = ""
-            while True:
-                running = process.is_running()
-                chunk = stream.read()
-                if chunk:
-                    lines = (partial + chunk).split("\n")
-                    partial = lines.pop()
-                    for line in lines:
-                        self.on_line(line, invocation)
-                self.log.maybe_flush()
-                if not running:
-                    if partial:
-                        self.on_line(partial, invocation)
-                    break
-                if self.check():
-                    self.log.write(
-                        "cancel requested: stopping dbt (SIGINT, then SIGKILL after "
-                        f"{settings.RUN_CANCEL_GRACE_SECONDS}s)"
-                        if self.interrupted == RunState.CANCELLED
-                        else f"timed out after {self.run.timeout_seconds}s: stopping dbt"
-                    )
-                    self.log.flush()
-                    stop_group(process.pid, settings.RUN_CANCEL_GRACE_SECONDS)
-                    continue
-                if not chunk:
-                    time.sleep(0.05)
+    def follow(self, invocation: DbtInvocation, progress: NodeProgress) -> None:
+        """Stream dbt's lines into the log and node progress until its process group is
+        gone, stopping it on cancel or timeout."""
+        for line in invocation.lines():
+            if line is not None:
+                progress.on_line(line)
+                continue
+            self.log.maybe_flush()
+            if self.check() and not invocation.stopped:
+                self.log.write(
+                    f"cancel requested: stopping dbt (SIGINT, then SIGKILL after {settings.RUN_CANCEL_GRACE_SECONDS}s)"
+                    if self.interrupted == RunState.CANCELLED
+                    else f"timed out after {self.run.timeout_seconds}s: stopping dbt"
+                )
+                self.log.flush()
+                invocation.stop(settings.RUN_CANCEL_GRACE_SECONDS)
         left = terminate_backends(self.run.pk)
         if left:
             self.log.write(f"terminated {left} leftover warehouse connection(s) of this run")
         self.log.flush()
         if self.interrupted:
             raise RunInterrupted()
-        code = process.exit_code()
-        return 2 if code is None else code
 
-    def on_line(self, line: str, invocation: Invocation) -> None:
-        event = parse_line(line)
-        if event is None:
-            if line.strip():
-                self.log.write(line)
-            return
-        if event.msg:
-            self.log.write(event.render())
-        if event.level == "error" and event.msg:
-            self.log.errors.append(event.msg)
-        info = event.node_info
-        unique_id = info.get("unique_id")
-        # dbt's NodeStart/NodeFinished are debug-level; the info-level start and result
-        # lines carry the same node_info, so progress is read from whichever comes.
-        if unique_id and info.get("node_finished_at") and info.get("node_status") not in _IN_PROGRESS:
-            if unique_id not in invocation.finished:
-                invocation.finished.add(unique_id)
-                self.node_finished(event)
-        elif unique_id and unique_id not in invocation.started:
-            invocation.started.add(unique_id)
-            self.node_started(event)
-        # The total after the node's row: a page that sees the new total also finds the node.
-        total = event.data.get("total")
-        if event.name == "LogStartLine" and isinstance(total, int) and total > invocation.total:
-            invocation.total = total
-            Run.objects.filter(pk=self.run.pk).update(nodes_total=invocation.nodes_base + invocation.total)
+    def record_results(self, invocation: DbtInvocation, progress: NodeProgress) -> list[NodeOutcome]:
+        try:
+            outcomes = invocation.run_results()
+        except ArtifactError as exc:
+            self.log.write(f"warning: {exc}")
+            outcomes = []
+        if (invocation.target_path / "run_results.json").is_file():
+            progress.record_results(outcomes, invocation.target_path, invocation.manifest_path())
+        return outcomes
 
-    def node_started(self, event: DbtEvent) -> None:
-        info = event.node_info
-        if not info.get("unique_id"):
-            return
-        NodeResult.objects.update_or_create(
-            run_id=self.run.pk,
-            unique_id=info["unique_id"],
-            defaults={
-                "name": info.get("node_name", ""),
-                "resource_type": info.get("resource_type", ""),
-                "status": "running",
-                "started_at": _dt(info.get("node_started_at")) or timezone.now(),
-            },
-        )
-
-    def node_finished(self, event: DbtEvent) -> None:
-        info = event.node_info
-        if not info.get("unique_id"):
-            return
-        result = event.data.get("run_result") or event.data
-        status = str(info.get("node_status") or result.get("status") or "")
-        NodeResult.objects.update_or_create(
-            run_id=self.run.pk,
-            unique_id=info["unique_id"],
-            defaults={
-                "name": info.get("node_name", ""),
-                "resource_type": info.get("resource_type", ""),
-                "status": status,
-                "finished_at": _dt(info.get("node_finished_at")) or timezone.now(),
-                "execution_time": result.get("execution_time"),
-                "message": str(result.get("message") or ""),
-            },
-        )
-        Run.objects.filter(pk=self.run.pk).update(
-            nodes_done=F("nodes_done") + 1,
-            nodes_failed=F("nodes_failed") + (1 if status in FAILED_NODE_STATUSES else 0),
-        )
-
-    # --- artifacts --------------------------------------------------------------------
-    def ingest(self, target_path: Path, invocation: Invocation) -> None:
-        manifest_path = target_path / "manifest.json"
-        manifest = None
-        if manifest_path.is_file():
-            state_dir = project_state_dir(self.run.project)
-            state_dir.mkdir(parents=True, exist_ok=True)
-            for name in ("manifest.json", "partial_parse.msgpack"):
-                if (target_path / name).is_file():
-                    tmp = state_dir / f".{name}.{self.run.pk}"
-                    shutil.copyfile(target_path / name, tmp)
-                    os.replace(tmp, state_dir / name)
-            manifest = load_manifest(manifest_path)
-        outcomes = []
-        results_path = target_path / "run_results.json"
-        if results_path.is_file():
-            try:
-                outcomes = read_run_results(results_path)
-            except ArtifactError as exc:
-                self.log.write(f"warning: {exc}")
-            nodes = (manifest or {}).get("nodes", {})
-            for outcome in outcomes:
-                node = nodes.get(outcome.unique_id, {})
-                NodeResult.objects.update_or_create(
-                    run_id=self.run.pk,
-                    unique_id=outcome.unique_id,
-                    defaults={
-                        "name": node.get("name") or outcome.unique_id.rsplit(".", 1)[-1],
-                        "resource_type": node.get("resource_type") or outcome.unique_id.split(".", 1)[0],
-                        "status": outcome.status,
-                        "started_at": _dt(outcome.started_at),
-                        "finished_at": _dt(outcome.completed_at),
-                        "execution_time": outcome.execution_time,
-                        "rows_affected": outcome.rows_affected,
-                        "failures": outcome.failures,
-                        "message": outcome.message,
-                        "compiled_path": compiled_sql_path(target_path, node) if node else "",
-                    },
-                )
-            results = NodeResult.objects.filter(run_id=self.run.pk)
-            Run.objects.filter(pk=self.run.pk).update(
-                nodes_total=max(invocation.nodes_base + invocation.total, results.count()),
-                nodes_done=results.exclude(status="running").count(),
-                nodes_failed=results.filter(status__in=FAILED_NODE_STATUSES).count(),
-            )
-        self.hand_to_lineage(manifest_path if manifest else None, target_path, outcomes)
-
-    def hand_to_lineage(self, manifest_path: Path | None, target_path: Path, outcomes: list) -> None:
+    def hand_to_lineage(self, invocation: DbtInvocation, outcomes: list[NodeOutcome]) -> None:
         from lineage import services as lineage
 
         try:
+            manifest_path = invocation.manifest_path()
             if manifest_path is not None:
-                catalog = target_path / "catalog.json"
+                catalog = invocation.target_path / "catalog.json"
                 lineage.ingest_manifest(
                     self.run.project,
                     manifest_path,
@@ -499,9 +312,9 @@ class RunExecution:
             self.finish(state, reason, exit_code)
 
     def outcome(self, exit_code: int) -> tuple[str, str]:
-        if exit_code == 0:
+        if exit_code == DbtExit.SUCCESS:
             return RunState.SUCCESS, ""
-        if exit_code == 1:
+        if exit_code == DbtExit.FAILURE:
             failed = list(
                 NodeResult.objects.filter(run_id=self.run.pk, status__in=FAILED_NODE_STATUSES).values_list(
                     "name", flat=True
@@ -539,17 +352,10 @@ class RunExecution:
                 enqueue_notifications(self.run)
 
 
-def _dt(value: str | None) -> datetime | None:
-    """dbt's timestamps are UTC, some without an offset."""
-    parsed = parse_datetime(value.replace("Z", "+00:00")) if value else None
-    if parsed is not None and timezone.is_naive(parsed):
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
-
-
-def execute_run(run_id: int) -> None:
+def execute_run(run_id: int, echo: Callable[[str], None] | None = None) -> None:
     """The queue task. A run is claimed by a conditional update, so a task delivered twice
-    (or after the run was cancelled while queued) starts dbt at most once."""
+    (or after the run was cancelled while queued) starts dbt at most once. `echo` gets each
+    log line too (manage.py dbt executes its run in its own process and prints them)."""
     now = timezone.now()
     claimed = Run.objects.filter(pk=run_id, state=RunState.QUEUED).update(
         state=RunState.STARTING, started_at=now, heartbeat_at=now, worker=WORKER_ID, reason="starting"
@@ -557,7 +363,7 @@ def execute_run(run_id: int) -> None:
     if not claimed:
         logger.info("run %s: not queued any more, delivery ignored", run_id)
         return
-    RunExecution(Run.objects.get(pk=run_id)).execute()
+    RunExecution(Run.objects.get(pk=run_id), echo=echo).execute()
 
 
 def reap_lost_runs() -> int:

@@ -79,12 +79,14 @@ def build_argv(
     full_refresh: bool = False,
     target: str = "",
     threads: int | None = None,
+    log_format: str = "json",
 ) -> list[str]:
-    """dbt's argv without the program name, from already validated parts."""
+    """dbt's argv without the program name, from already validated parts: every dbt
+    invocation of the portal (runs, the trigger check's parse) is built here."""
     argv = command.split()
     argv += [
         "--log-format",
-        "json",
+        log_format,
         "--no-use-colors",
         "--project-dir",
         str(project_dir),

@@ -1,4 +1,4 @@
-"""Django-free: a warm dbt launcher (DESIGN.md §3).
+"""Django-free: a warm dbt launcher (docs/decisions/0003-launcher-subprocess.md).
 
 A long-lived helper process imports dbt and the postgres adapter once, holds no database
 connection, and forks one child per dbt invocation. Each child starts its own session
@@ -26,6 +26,7 @@ import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import IntEnum
 from multiprocessing import resource_tracker
 from pathlib import Path
 
@@ -46,6 +47,15 @@ PRELOAD = (
     "psycopg2",
 )
 _REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class DbtExit(IntEnum):
+    """How a dbt invocation ended: dbt's own exit codes, plus an interrupt."""
+
+    SUCCESS = 0  # every node passed
+    FAILURE = 1  # dbt ran and some node failed
+    ERROR = 2  # dbt could not run (bad profile, parse error, killed before it said)
+    INTERRUPTED = 130  # SIGINT: cancelled or timed out
 
 
 def ignore_application_name_in_parse_state() -> bool:
@@ -74,7 +84,7 @@ def ignore_application_name_in_parse_state() -> bool:
 
 
 def _child(request: dict, started_w: int) -> None:
-    code = 2
+    code = DbtExit.ERROR
     try:
         os.setsid()
         os.write(started_w, b"1")
@@ -95,21 +105,22 @@ def _child(request: dict, started_w: int) -> None:
         from dbt.cli.main import dbtRunner
 
         result = dbtRunner().invoke(request["argv"])
-        code = 0 if result.success else (2 if result.exception is not None else 1)
+        code = DbtExit.SUCCESS if result.success else DbtExit.FAILURE
         if result.exception is not None:
+            code = DbtExit.ERROR
             print(json.dumps({"info": {"level": "error", "msg": f"dbt could not run: {result.exception}"}}))
     except KeyboardInterrupt:
-        code = 130
+        code = DbtExit.INTERRUPTED
     except BaseException:  # noqa: BLE001 - the child must always report and exit
         traceback.print_exc()
-        code = 2
+        code = DbtExit.ERROR
     finally:
         try:
             sys.stdout.flush()
             sys.stderr.flush()
             tmp = request["exit_file"] + ".tmp"
             with open(tmp, "w") as fh:
-                fh.write(str(code))
+                fh.write(str(int(code)))
             os.replace(tmp, request["exit_file"])
         finally:
             os._exit(code)
@@ -151,18 +162,19 @@ class DbtProcess:
     def is_running(self) -> bool:
         return group_alive(self.pid)
 
-    def exit_code(self) -> int | None:
+    def exit_code(self) -> DbtExit | int | None:
         """dbt's exit code once it ended; None if it was killed before writing one."""
         try:
-            return int(self.exit_file.read_text())
+            code = int(self.exit_file.read_text())
         except (FileNotFoundError, ValueError):
             return None
+        try:
+            return DbtExit(code)
+        except ValueError:
+            return code
 
-    def interrupt(self) -> None:
-        signal_group(self.pid, signal.SIGINT)
-
-    def kill(self) -> None:
-        signal_group(self.pid, signal.SIGKILL)
+    def stop(self, grace_seconds: float) -> None:
+        stop_group(self.pid, grace_seconds)
 
 
 def group_alive(pgid: int) -> bool:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import yaml
 
+from runs.dbt.commands import build_argv
 from runs.dbt.environment import DBT_EXECUTABLE
+from runs.dbt.invocation import DbtError
 
 _SOURCE_DIRS = ("models", "seeds", "snapshots", "tests", "macros", "analyses")
 
@@ -39,26 +41,29 @@ def newest_source_mtime(project_dir: Path) -> float:
 
 
 def parse_project(project_dir: Path, profiles_dir: Path, target_path: Path, env: Mapping[str, str]) -> Path:
-    """Run a cold `dbt parse`, keeping its manifest.json in target_path; returns its path."""
+    """Run a cold `dbt parse`, keeping its manifest.json in target_path; returns its path.
+    Raises DbtError with dbt's last output when the project does not parse."""
     tmp = target_path.with_name(target_path.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    argv = [
-        DBT_EXECUTABLE,
+    argv = build_argv(
         "parse",
-        "--no-use-colors",
-        "--project-dir",
-        str(project_dir),
-        "--profiles-dir",
-        str(profiles_dir),
-        "--target-path",
-        str(tmp),
-        "--log-path",
-        str(tmp / "logs"),
-    ]
-    done = subprocess.run(argv, env=dict(env), capture_output=True, text=True, timeout=300, check=False)
+        project_dir=project_dir,
+        profiles_dir=profiles_dir,
+        target_path=tmp,
+        log_path=tmp / "logs",
+        log_format="text",
+    )
+    done = subprocess.run(
+        [DBT_EXECUTABLE, *argv], env=dict(env), capture_output=True, text=True, timeout=300, check=False
+    )
     if done.returncode != 0 or not (tmp / "manifest.json").is_file():
         shutil.rmtree(tmp, ignore_errors=True)
-        raise RuntimeError(f"dbt parse failed ({done.returncode}): {(done.stdout + done.stderr)[-2000:]}")
+        raise DbtError(
+            f"dbt parse failed ({done.returncode}): {(done.stdout + done.stderr)[-2000:]}",
+            command="parse",
+            exit_code=done.returncode,
+            log_path=None,
+        )
     target_path.mkdir(parents=True, exist_ok=True)
     # Only the manifest: this cold CLI's partial-parse file would not match the runs' profile.
     os.replace(tmp / "manifest.json", target_path / "manifest.json")

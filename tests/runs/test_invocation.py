@@ -1,0 +1,83 @@
+"""DbtInvocation drives real dbt through the real warm launcher, with no database of the
+portal's: work directories, argv, streamed JSON lines, exit codes, artifacts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from runs.dbt.invocation import DbtError, DbtInvocation
+from runs.dbt.launcher import DbtExit, Launcher
+from runs.dbt.project import parse_project
+
+PROJECTS = Path(__file__).resolve().parents[2] / "dbt_projects"
+
+
+@pytest.fixture(scope="module")
+def launcher():
+    launcher = Launcher()
+    yield launcher
+    if launcher._proc is not None:
+        launcher._proc.kill()
+
+
+def _run(invocation: DbtInvocation, launcher: Launcher, env: dict[str, str]) -> list[str]:
+    invocation.start(launcher, env)
+    return [line for line in invocation.lines() if line]
+
+
+def test_prepare_gives_each_invocation_its_own_paths_seeded_with_partial_parse(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "partial_parse.msgpack").write_bytes(b"seed")
+    common = {"project_dir": PROJECTS / "inventory_transforms", "profiles_dir": PROJECTS, "work_dir": tmp_path / "run"}
+    first = DbtInvocation.prepare("build", parse_state_dir=state, select="+fct_users tag:x", **common)
+    second = DbtInvocation.prepare("docs generate", index=1, **common)
+    assert first.target_path == tmp_path / "run" / "target" and second.target_path == tmp_path / "run" / "target-2"
+    assert (first.target_path / "partial_parse.msgpack").read_bytes() == b"seed"
+    assert not (second.target_path / "partial_parse.msgpack").exists()
+    assert first.argv[:1] == ["build"] and first.argv[first.argv.index("--select") + 1 :][:2] == ["+fct_users", "tag:x"]
+    assert second.argv[:2] == ["docs", "generate"] and "--select" not in second.argv
+    assert first.display.startswith("$ dbt build --log-format json")
+
+
+def test_a_real_ls_streams_json_lines_and_keeps_its_parse_state(tmp_path, launcher, warehouse_env):
+    invocation = DbtInvocation.prepare(
+        "ls",
+        project_dir=PROJECTS / "inventory_transforms",
+        profiles_dir=PROJECTS,
+        work_dir=tmp_path / "run",
+        select="fct_users",
+    )
+    lines = _run(invocation, launcher, warehouse_env)
+    messages = [json.loads(line)["info"]["msg"] for line in lines if line.startswith("{")]
+    assert "inventory_transforms.core.fct_users" in messages
+    assert invocation.exit_code == DbtExit.SUCCESS
+    assert invocation.manifest_path() == invocation.target_path / "manifest.json"
+    assert invocation.run_results() == []  # ls writes no run_results.json
+    invocation.keep_parse_state(tmp_path / "state", tag="1")
+    assert {p.name for p in (tmp_path / "state").iterdir()} == {"manifest.json", "partial_parse.msgpack"}
+
+
+def test_a_project_that_does_not_parse_ends_with_exit_error(tmp_path, launcher, warehouse_env):
+    broken = tmp_path / "broken"
+    shutil.copytree(PROJECTS / "inventory_transforms", broken, ignore=shutil.ignore_patterns("target", "logs"))
+    (broken / "models" / "core" / "fct_users.sql").write_text("select {{ ref('no_such_model') }}")
+    invocation = DbtInvocation.prepare("build", project_dir=broken, profiles_dir=PROJECTS, work_dir=tmp_path / "run")
+    lines = _run(invocation, launcher, warehouse_env)
+    assert invocation.exit_code == DbtExit.ERROR
+    assert any("no_such_model" in line for line in lines)
+
+
+def test_parse_project_failure_carries_command_exit_code_and_dbt_output(tmp_path, warehouse_env):
+    broken = tmp_path / "broken"
+    shutil.copytree(PROJECTS / "inventory_transforms", broken, ignore=shutil.ignore_patterns("target", "logs"))
+    (broken / "models" / "core" / "fct_users.sql").write_text("select {{ ref('no_such_model') }}")
+    with pytest.raises(DbtError) as raised:
+        parse_project(broken, PROJECTS, tmp_path / "state", warehouse_env)
+    assert raised.value.command == "parse" and raised.value.exit_code not in (None, 0)
+    assert "no_such_model" in raised.value.message
+    assert not (tmp_path / "state" / "manifest.json").exists()
