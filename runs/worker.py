@@ -24,6 +24,7 @@ from runs.dbt.environment import dbt_environment
 from runs.dbt.invocation import DbtInvocation
 from runs.dbt.launcher import DbtExit, Launcher, stop_group
 from runs.kinds import RunContext, RunFailed, RunInterrupted, get_kind
+from runs.locks import ProjectWriteLock
 from runs.models import FAILED_NODE_STATUSES, NodeResult, Run, RunState
 from runs.notifications import enqueue_notifications
 from runs.progress import LogWriter, NodeProgress
@@ -32,7 +33,6 @@ from runs.services import project_state_dir, run_dir
 logger = logging.getLogger(__name__)
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
-_LOCK_CLASS = 0x72756E73  # "runs": advisory-lock namespace for project+target write locks
 _launcher = Launcher()
 
 
@@ -101,7 +101,7 @@ class RunExecution:
         self.interrupted: str | None = None
         self.last_check = 0.0
         self.invocations = 0
-        self.held_locks: list[str] = []
+        self.write_lock = ProjectWriteLock(run, self.log)
 
     # --- cancel, timeout, heartbeat ---------------------------------------------------
     def check(self) -> str | None:
@@ -126,50 +126,6 @@ class RunExecution:
             state=RunState.RUNNING, heartbeat_at=timezone.now(), **fields
         )
 
-    # --- write serialization ----------------------------------------------------------
-    def _lock_key(self) -> str:
-        return f"{self.run.project}:{self.run.target}"
-
-    def acquire_write_lock(self) -> None:
-        key = self._lock_key()
-        if key in self.held_locks:
-            return
-        waiting_on: int | None = None
-        while True:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", [_LOCK_CLASS, key])
-                if cursor.fetchone()[0]:
-                    self.held_locks.append(key)
-                    if waiting_on is not None:
-                        Run.objects.filter(pk=self.run.pk).update(reason="")
-                    return
-            holder = (
-                Run.objects.active()
-                .filter(project=self.run.project, target=self.run.target)
-                .exclude(pk=self.run.pk)
-                .exclude(state=RunState.QUEUED)
-                .order_by("started_at")
-                .values_list("pk", flat=True)
-                .first()
-            )
-            if holder != waiting_on and holder is not None:
-                waiting_on = holder
-                reason = f"waiting for run #{holder} (writes to {self.run.project} run one at a time)"
-                Run.objects.filter(pk=self.run.pk).update(reason=reason)
-                self.log.write(reason)
-                self.log.flush()
-            self.raise_if_interrupted()
-            time.sleep(0.25)
-
-    def release_locks(self) -> None:
-        for key in self.held_locks:
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", [_LOCK_CLASS, key])
-            except Exception:  # noqa: BLE001 - the lock dies with the connection anyway
-                logger.exception("could not release run lock %s", key)
-        self.held_locks = []
-
     # --- one dbt invocation -----------------------------------------------------------
     def dbt(self, command: str, **options) -> int:
         """Run one dbt command inside this run; returns dbt's exit code (a DbtExit)."""
@@ -177,7 +133,7 @@ class RunExecution:
         if found is None:
             raise RuntimeError(f"dbt project {self.run.project!r} no longer exists")
         if command in WRITE_COMMANDS:
-            self.acquire_write_lock()
+            self.write_lock.acquire(self.raise_if_interrupted)
         self.raise_if_interrupted()
         parse_state = project_state_dir(self.run.project)
         invocation = DbtInvocation.prepare(
@@ -325,18 +281,15 @@ class RunExecution:
         return RunState.ERROR, message
 
     def context(self) -> RunContext:
-        def dbt(command: str, **kwargs) -> int:
-            return self.dbt(command, **kwargs)
-
         def log(line: str) -> None:
             self.log.write(line)
             self.log.maybe_flush()
 
-        return RunContext(self.run, log=log, dbt=dbt, interrupted=lambda: self.check() is not None)
+        return RunContext(self.run, log=log, dbt=self.dbt, interrupted=lambda: self.check() is not None)
 
     def finish(self, state: str, reason: str, exit_code: int | None) -> None:
         try:
-            self.release_locks()
+            self.write_lock.release()
             self.log.write(f"run ended: {state}" + (f" ({reason})" if reason else ""))
             self.log.flush()
         finally:

@@ -1,0 +1,69 @@
+"""Writes to one project+target run one at a time (docs/decisions: write serialisation);
+reads overlap. A session-level PostgreSQL advisory lock, held by the worker's connection
+for as long as the run writes: it is released by the run's end, or by the connection's."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from django.db import connection
+
+from runs.models import Run, RunState
+from runs.progress import LogWriter
+
+logger = logging.getLogger(__name__)
+
+_LOCK_CLASS = 0x72756E73  # "runs": advisory-lock namespace for project+target write locks
+
+
+class ProjectWriteLock:
+    def __init__(self, run: Run, log: LogWriter) -> None:
+        self.run = run
+        self.log = log
+        self.key = f"{run.project}:{run.target}"
+        self.held = False
+
+    def acquire(self, check_interrupted: Callable[[], None]) -> None:
+        """Wait for the lock, saying which run holds it; check_interrupted raises when the
+        waiting run is cancelled or times out."""
+        waiting_on: int | None = None
+        while not self.held:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", [_LOCK_CLASS, self.key])
+                self.held = cursor.fetchone()[0]
+            if self.held:
+                if waiting_on is not None:
+                    Run.objects.filter(pk=self.run.pk).update(reason="")
+                return
+            holder = self._holder()
+            if holder != waiting_on and holder is not None:
+                waiting_on = holder
+                reason = f"waiting for run #{holder} (writes to {self.run.project} run one at a time)"
+                Run.objects.filter(pk=self.run.pk).update(reason=reason)
+                self.log.write(reason)
+                self.log.flush()
+            check_interrupted()
+            time.sleep(0.25)
+
+    def _holder(self) -> int | None:
+        return (
+            Run.objects.active()
+            .filter(project=self.run.project, target=self.run.target)
+            .exclude(pk=self.run.pk)
+            .exclude(state=RunState.QUEUED)
+            .order_by("started_at")
+            .values_list("pk", flat=True)
+            .first()
+        )
+
+    def release(self) -> None:
+        if not self.held:
+            return
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", [_LOCK_CLASS, self.key])
+        except Exception:  # noqa: BLE001 - the lock dies with the connection anyway
+            logger.exception("could not release run lock %s", self.key)
+        self.held = False
