@@ -38,6 +38,51 @@ class ParityError(Exception):
     """Parity cannot be computed (a side is missing)."""
 
 
+_BOTH = sql.SQL("not only_rules and not only_dbt")
+
+
+def _diff_table(rules: sql.Identifier, dbt: sql.Identifier, key: str, compared: list[str]) -> sql.Composed:
+    """The keys on one side only, or in both with a column that differs (one flag each)."""
+    rk, dk = sql.Identifier("r", key), sql.Identifier("d", key)
+    differs = [
+        sql.SQL("({} is distinct from {})").format(sql.Identifier("r", c), sql.Identifier("d", c)) for c in compared
+    ]
+    flags = [sql.SQL("{} as {}").format(e, _flag(i)) for i, e in enumerate(differs)]
+    return sql.SQL(
+        "create temporary table parity_diff on commit drop as"
+        " select coalesce({rk}::text, {dk}::text) as key, coalesce({rk}, {dk}) as sort_key,"
+        " {dk} is null as only_rules, {rk} is null as only_dbt, {flag_columns}"
+        " from {rules} as r full outer join {dbt} as d on {rk} = {dk}"
+        " where {rk} is null or {dk} is null or {any_differs}"
+    ).format(
+        rk=rk,
+        dk=dk,
+        rules=rules,
+        dbt=dbt,
+        flag_columns=sql.SQL(", ").join(flags) if compared else sql.SQL("false as diff_none"),
+        any_differs=sql.SQL(" or ").join(differs) if compared else sql.SQL("false"),
+    )
+
+
+def _flag(index: int) -> sql.Identifier:
+    return sql.Identifier(f"diff_{index}")
+
+
+def _counts(compared: list[str]) -> sql.Composed:
+    per_column = [sql.SQL(", count(*) filter (where {} and {})").format(_flag(i), _BOTH) for i in range(len(compared))]
+    return sql.SQL(
+        "select count(*) filter (where only_rules), count(*) filter (where only_dbt),"
+        " count(*) filter (where {both}){per_column} from parity_diff"
+    ).format(both=_BOTH, per_column=sql.SQL("").join(per_column))
+
+
+def _sample(condition: sql.Composable) -> sql.Composed:
+    return sql.SQL(
+        "select coalesce(array_agg(key order by sort_key), '{{}}') from"
+        " (select key, sort_key from parity_diff where {} order by sort_key limit {}) as sample"
+    ).format(condition, sql.Literal(SAMPLE_KEYS))
+
+
 def compute(
     conninfo: str,
     *,
@@ -48,66 +93,23 @@ def compute(
 ) -> ParityResult:
     started = time.perf_counter()
     compared = [c for c in columns if c != key]
-    r, d = sql.Identifier("r"), sql.Identifier("d")
-    rk, dk = sql.Identifier("r", key), sql.Identifier("d", key)
-    differs = [
-        sql.SQL("({} is distinct from {})").format(sql.Identifier("r", c), sql.Identifier("d", c)) for c in compared
-    ]
-    flags = [sql.Identifier(f"diff_{i}") for i in range(len(compared))]
-    create = sql.SQL(
-        "create temporary table parity_diff on commit drop as"
-        " select coalesce({rk}::text, {dk}::text) as key, coalesce({rk}, {dk}) as sort_key,"
-        " {dk} is null as only_rules, {rk} is null as only_dbt, {flag_columns}"
-        " from {rules} as {r} full outer join {dbt} as {d} on {rk} = {dk}"
-        " where {rk} is null or {dk} is null or {any_differs}"
-    ).format(
-        rk=rk,
-        dk=dk,
-        r=r,
-        d=d,
-        rules=sql.Identifier(*rules_relation),
-        dbt=sql.Identifier(*dbt_relation),
-        flag_columns=sql.SQL(", ").join(sql.SQL("{} as {}").format(e, n) for e, n in zip(differs, flags, strict=True))
-        if compared
-        else sql.SQL("false as diff_none"),
-        any_differs=sql.SQL(" or ").join(differs) if compared else sql.SQL("false"),
-    )
-    both = sql.SQL("not only_rules and not only_dbt")
-    counts = sql.SQL(
-        "select count(*) filter (where only_rules), count(*) filter (where only_dbt),"
-        " count(*) filter (where {both}){per_column} from parity_diff"
-    ).format(
-        both=both,
-        per_column=sql.SQL("").join(sql.SQL(", count(*) filter (where {} and {})").format(f, both) for f in flags),
-    )
-
-    def sample(condition: sql.Composable) -> sql.Composed:
-        return sql.SQL(
-            "select coalesce(array_agg(key order by sort_key), '{{}}') from"
-            " (select key, sort_key from parity_diff where {} order by sort_key limit {}) as sample"
-        ).format(condition, sql.Literal(SAMPLE_KEYS))
-
+    rules, dbt = sql.Identifier(*rules_relation), sql.Identifier(*dbt_relation)
     try:
         with psycopg.connect(conninfo) as conn, conn.transaction(), conn.cursor() as cursor:
             cursor.execute("set local work_mem = '256MB'")
-            rules_rows = cursor.execute(
-                sql.SQL("select count(*) from {}").format(sql.Identifier(*rules_relation))
-            ).fetchone()[0]
-            dbt_rows = cursor.execute(
-                sql.SQL("select count(*) from {}").format(sql.Identifier(*dbt_relation))
-            ).fetchone()[0]
-            cursor.execute(create)
-            only_rules, only_dbt, mismatched, *per_column = cursor.execute(counts).fetchone()
+            rules_rows = cursor.execute(sql.SQL("select count(*) from {}").format(rules)).fetchone()[0]
+            dbt_rows = cursor.execute(sql.SQL("select count(*) from {}").format(dbt)).fetchone()[0]
+            cursor.execute(_diff_table(rules, dbt, key, compared))
+            only_rules, only_dbt, mismatched, *per_column = cursor.execute(_counts(compared)).fetchone()
             samples: dict[str, object] = {
-                "only_in_rules": cursor.execute(sample(sql.SQL("only_rules"))).fetchone()[0] if only_rules else [],
-                "only_in_dbt": cursor.execute(sample(sql.SQL("only_dbt"))).fetchone()[0] if only_dbt else [],
+                "only_in_rules": cursor.execute(_sample(sql.SQL("only_rules"))).fetchone()[0] if only_rules else [],
+                "only_in_dbt": cursor.execute(_sample(sql.SQL("only_dbt"))).fetchone()[0] if only_dbt else [],
+                "columns": {
+                    column: cursor.execute(_sample(sql.SQL("{} and {}").format(_flag(i), _BOTH))).fetchone()[0]
+                    for i, (column, count) in enumerate(zip(compared, per_column, strict=True))
+                    if count
+                },
             }
-            column_samples = {}
-            for column, flag, count in zip(compared, flags, per_column, strict=True):
-                if count:
-                    condition = sql.SQL("{} and {}").format(flag, both)
-                    column_samples[column] = cursor.execute(sample(condition)).fetchone()[0]
-            samples["columns"] = column_samples
     except psycopg.errors.UndefinedTable as error:
         raise ParityError(f"cannot compare: {error.diag.message_primary}") from error
     return ParityResult(
