@@ -8,4 +8,7 @@ if __name__ == "__main__":
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "transformation_portal.settings")
     from django.core.management import execute_from_command_line
 
+    from transformation_portal.bootstrap import bootstrap
+
+    bootstrap()
     execute_from_command_line(sys.argv)

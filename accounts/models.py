@@ -10,7 +10,7 @@ from django.utils import timezone
 
 
 class Capability(models.TextChoices):
-    """What a role may do (DESIGN.md §5). Each is a Django permission `accounts.<value>`."""
+    """What a role may do. Each is a Django permission `accounts.<value>`."""
 
     READ = "read", "Read entities, runs, logs, lineage and audit"
     OPERATE = "operate", "Trigger and cancel runs, refresh entities"

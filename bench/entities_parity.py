@@ -4,7 +4,7 @@ computed inside PostgreSQL: once with identical outputs, once with 10% of rows d
 
     .venv/bin/python bench/entities_parity.py [--rows 1000000]
 
-Runs in a throw-away database (test_entities_bench_warehouse). Budget (DESIGN.md §8):
+Runs in a throw-away database (test_entities_bench_warehouse). Budget:
 parity of 1,000,000 rows ≤ 30 s. The figure prints last.
 """
 

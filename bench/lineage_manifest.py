@@ -6,7 +6,7 @@ node page, lineage ±2 hops and search against the 10k snapshot.
 The manifests have the shape of real ones: sources → staging → intermediate → marts with
 fan-in and fan-out, several tests per model, seeds, exposures, and macros making up most
 of the bytes. Runs in its own throw-away database (test_lineage_bench); the budget line
-(DESIGN.md §8: ingest of 10,000 nodes ≤ 10 s, p95 ≤ 100 ms server time) prints last.
+(ingest of 10,000 nodes ≤ 10 s, p95 ≤ 100 ms server time) prints last.
 """
 
 from __future__ import annotations

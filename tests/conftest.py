@@ -21,9 +21,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("RUNS_DIR", tempfile.mkdtemp(prefix="portal-test-runs-"))
     # A queue of this session's own: a Redis broker keeps tasks across sessions.
     os.environ.setdefault("QUEUE_NAME", f"portal-test-{uuid.uuid4().hex[:8]}")
-    from django.conf import settings
+    from transformation_portal.bootstrap import bootstrap
 
-    settings.INSTALLED_APPS  # noqa: B018 - load settings now; pytest-django then sets Django up
+    bootstrap()  # settings, embedded server and databases ready; pytest-django then sets Django up
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

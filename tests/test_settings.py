@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
@@ -61,3 +63,23 @@ def test_external_database_without_warehouse_is_refused(tmp_path):
     result = manage("check", **env)
     assert result.returncode != 0
     assert "the warehouse must be too" in result.stderr
+
+
+def test_importing_settings_starts_nothing_and_writes_nothing():
+    """Settings only read: the embedded default computes the server's socket without
+    starting it, and no file (secret key, database) appears under the data directory."""
+    import psutil
+
+    data_dir = Path(tempfile.mkdtemp(prefix="st", dir="/tmp"))  # short: the socket path must fit
+    try:
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "WAREHOUSE_URL", "DBT_HOST")}
+        env.update(PORTAL_DATA_DIR=str(data_dir / "data"))
+        code = "import transformation_portal.settings as s; print(s.DATABASES['default']['HOST'])"
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == str(data_dir / "data" / "postgres")
+        assert not (data_dir / "data").exists()  # not even the directory
+        commands = [" ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"])]
+        assert [c for c in commands if str(data_dir) in c] == []  # no postgres on that data dir
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)

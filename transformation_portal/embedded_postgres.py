@@ -1,7 +1,9 @@
 """The embedded PostgreSQL server (pgserver) used when DATABASE_URL is not set.
 
-Every process (web, worker, manage.py, tests) calls `ensure_running()`: the first one
-starts the server, the others attach to it through its unix socket. No process stops it
+Settings compute the connection (`socket_dir()`, a pure function); every process (web,
+worker, manage.py, tests) calls `ensure_running()` through `bootstrap.bootstrap()`
+before it connects: the first one starts the server, the others attach to it through
+its unix socket. No process stops it
 on exit except `stop()`, which `manage.py runportal` calls when the portal shuts down.
 A server left running by a killed portal is simply attached to on the next start; a
 stale postmaster.pid (server dead) is handled by pg_ctl itself, and a start refused while
@@ -11,17 +13,35 @@ a killed server's backends still exit is retried for a few seconds.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
 import warnings
 from pathlib import Path
 
 import psycopg
+from django.core.exceptions import ImproperlyConfigured
 from psycopg import sql
 
 logger = logging.getLogger(__name__)
 
 SUPERUSER = "postgres"
 START_ATTEMPTS = 10  # one second apart
+SOCKET_NAME = ".s.PGSQL.5432"
+MAX_SOCKET_PATH = 107 if sys.platform.startswith("linux") else 103  # sun_path less its NUL
+
+
+def socket_dir(pgdata: Path) -> Path:
+    """Where the server's unix socket is: pgserver puts it in the data directory when the
+    socket's path fits the OS limit (else in a runtime directory chosen at start, which
+    settings could not know before the server runs: refused here)."""
+    pgdata = pgdata.resolve()
+    if len(os.fsencode(pgdata / SOCKET_NAME)) > MAX_SOCKET_PATH:
+        raise ImproperlyConfigured(
+            f"PORTAL_DATA_DIR is too long for the embedded PostgreSQL socket ({pgdata / SOCKET_NAME} "
+            f"exceeds {MAX_SOCKET_PATH} bytes): use a shorter PORTAL_DATA_DIR or set DATABASE_URL"
+        )
+    return pgdata
 
 
 def _server(pgdata: Path):

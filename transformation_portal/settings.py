@@ -1,5 +1,10 @@
 """Settings, all from the environment (see README's configuration table).
 
+Importing this module only reads: the environment, and the development secret key file
+if it exists. The side effects (data directory, generated secret key, starting the
+embedded PostgreSQL server and creating its databases) are `bootstrap.bootstrap()`'s,
+which every entry point calls before Django connects.
+
 Development defaults need nothing set: DEBUG on, a SECRET_KEY generated once into
 .data/, and an embedded PostgreSQL server under .data/postgres. PORTAL_ENV=production
 turns the development conveniences off and requires the secrets to be given.
@@ -8,7 +13,6 @@ turns the development conveniences off and requires the secrets to be given.
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 from urllib.parse import quote
 
@@ -64,21 +68,19 @@ if PORTAL_ENV not in ("development", "production"):
 PRODUCTION = PORTAL_ENV == "production"
 
 DATA_DIR = Path(env_str("PORTAL_DATA_DIR", str(BASE_DIR / ".data"))).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
 DBT_PROJECTS_DIR = Path(env_str("DBT_PROJECTS_DIR", str(BASE_DIR / "dbt_projects"))).resolve()
 RUNS_DIR = Path(env_str("RUNS_DIR", str(DATA_DIR / "runs"))).resolve()
 
 DEBUG = env_bool("DEBUG", not PRODUCTION)
 
 SECRET_KEY = env_str("SECRET_KEY")
-if not SECRET_KEY:
+# Development without SECRET_KEY: the key bootstrap() generates once into this file.
+DEV_SECRET_KEY_FILE = None if SECRET_KEY else DATA_DIR / "secret_key"
+if DEV_SECRET_KEY_FILE is not None:
     if PRODUCTION:
         raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) is required in production")
-    key_file = DATA_DIR / "secret_key"
-    if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
-    SECRET_KEY = key_file.read_text().strip()
+    if DEV_SECRET_KEY_FILE.exists():
+        SECRET_KEY = DEV_SECRET_KEY_FILE.read_text().strip()
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -92,7 +94,7 @@ EMBEDDED_PGDATA = DATA_DIR / "postgres"
 if EMBEDDED_POSTGRES:
     from transformation_portal import embedded_postgres
 
-    _socket = embedded_postgres.ensure_running(EMBEDDED_PGDATA)
+    _socket = str(embedded_postgres.socket_dir(EMBEDDED_PGDATA))
     DATABASE_URL = f"postgres://{embedded_postgres.SUPERUSER}@{quote(_socket, safe='')}/portal"
     _warehouse_default = f"postgres://{embedded_postgres.SUPERUSER}@{quote(_socket, safe='')}/warehouse"
 else:
@@ -133,8 +135,6 @@ else:
 # worker processes use them to point at the test databases).
 DATABASES["default"]["NAME"] = env_str("DATABASE_NAME") or DATABASES["default"]["NAME"]
 WAREHOUSE["dbname"] = env_str("WAREHOUSE_DB_NAME") or WAREHOUSE["dbname"]
-if EMBEDDED_POSTGRES:
-    embedded_postgres.ensure_databases(_socket, (DATABASES["default"]["NAME"], WAREHOUSE["dbname"]))
 
 WAREHOUSE_CONNINFO = make_conninfo(**{key: str(value) for key, value in WAREHOUSE.items() if value not in ("", None)})
 # What dbt_projects/profiles.yml reads; the portal sets these for every dbt process.
@@ -217,7 +217,6 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = DEBUG
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -275,7 +274,7 @@ API_TOKEN_DEFAULT_DAYS = env_int("API_TOKEN_DEFAULT_DAYS", 90, minimum=1)
 # `timeout` is only the last resort above the largest allowed run timeout. The ORM broker
 # redelivers a task after `retry` seconds even while it still runs, so retry is set above
 # timeout, and max_attempts=1: a run is never started twice by the queue. The run's
-# conditional claim and the reaper own correctness (DESIGN.md §3).
+# conditional claim and the reaper own correctness (docs/architecture.md).
 RUN_DEFAULT_TIMEOUT = env_int("RUN_DEFAULT_TIMEOUT", 3600, minimum=1)
 RUN_MAX_TIMEOUT = env_int("RUN_MAX_TIMEOUT", 6 * 3600, minimum=1)
 LINEAGE_KEEP_SNAPSHOTS = env_int("LINEAGE_KEEP_SNAPSHOTS", 30, minimum=1)

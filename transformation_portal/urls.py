@@ -10,7 +10,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from entities import views as entity_views
 
 api_v1 = [
-    path("", include("audit.api_urls")),
+    path("", include("accounts.api_urls")),
     path("", include("lineage.api_urls")),
     path("", include("runs.api_urls")),
     path("", include("entities.api_urls")),
@@ -22,7 +22,7 @@ urlpatterns = [
     path("", entity_views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("audit/", include("audit.urls")),
+    path("audit/", include("accounts.urls")),
     path("lineage/", include("lineage.urls")),
     path("runs/", include("runs.urls")),
     path("entities/", include("entities.urls")),

@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ("runs", "0002_entity_types_modes_requests_parity"),
+        ("runs", "0001_runs_and_node_results"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -204,7 +204,7 @@ class Migration(migrations.Migration):
             constraint=models.CheckConstraint(
                 condition=models.Q(
                     ("finished_at__isnull", True),
-                    ("state__in", ["error", "success", "cancelled", "failed", "timed_out"]),
+                    ("state__in", ["cancelled", "error", "failed", "success", "timed_out"]),
                     _connector="OR",
                 ),
                 name="run_finished_only_when_final",

@@ -19,7 +19,7 @@ def delete_reaper(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("runs", "0002_entity_types_modes_requests_parity"),
+        ("runs", "0001_runs_and_node_results"),
         ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
     ]
 

@@ -83,3 +83,17 @@ def test_refused_action_says_what_the_role_may_not_do(client, viewer):
     response = client.get("/runs/new/")
     assert response.status_code == 403
     assert "Your role may not do this (trigger and cancel runs, refresh entities)." in response.content.decode()
+
+
+def test_the_roles_migration_creates_the_live_roles():
+    """The data migration holds its own copy of the role table (migrations never import
+    live code); a change to the roles must come with a migration that brings it along."""
+    import importlib
+
+    from accounts.models import ROLE_CAPABILITIES, Capability
+    from accounts.roles import ADMIN_MODEL_PERMISSIONS
+
+    migration = importlib.import_module("accounts.migrations.0002_roles")
+    assert dict(Capability.choices) == migration.CAPABILITIES
+    assert {role: set(caps) for role, caps in migration.ROLE_CAPABILITIES.items()} == ROLE_CAPABILITIES
+    assert migration.ADMIN_MODEL_PERMISSIONS == ADMIN_MODEL_PERMISSIONS

@@ -1,3 +1,6 @@
+"""The audit trail's page (with CSV/JSON export) and its read-only API. They live in
+accounts, not audit, because they are gated by capabilities: audit imports no other app."""
+
 from __future__ import annotations
 
 import csv
@@ -7,9 +10,10 @@ from collections.abc import Iterator
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
+from rest_framework import serializers, viewsets
 
 from accounts.models import Capability
-from accounts.permissions import requires
+from accounts.permissions import Requires, requires
 from audit.filters import AuditEventFilter
 from audit.models import AuditEvent
 
@@ -58,3 +62,16 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         "actions": AuditEvent.objects.order_by("action").values_list("action", flat=True).distinct(),
     }
     return render(request, "audit/list.html", ctx)
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEvent
+        fields = EXPORT_FIELDS
+
+
+class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = AuditEvent.objects.order_by("-id")
+    serializer_class = AuditEventSerializer
+    filterset_class = AuditEventFilter
+    permission_classes = [Requires(Capability.READ)]

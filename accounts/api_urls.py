@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework.routers import SimpleRouter
 
-from audit.api import AuditEventViewSet
+from accounts.audit_views import AuditEventViewSet
 
 router = SimpleRouter()
 router.register("audit", AuditEventViewSet, basename="api-audit")
