@@ -24,6 +24,9 @@ def bench_warehouse() -> str:
     """A fresh, empty database beside the portal's warehouse."""
     import django
 
+    from transformation_portal.bootstrap import bootstrap
+
+    bootstrap()
     django.setup()
     from django.conf import settings
 

@@ -27,6 +27,9 @@ def setup(*, seed: bool = True) -> dict[str, str]:
     from psycopg import sql
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+    from transformation_portal.bootstrap import bootstrap
+
+    bootstrap()
     django.setup()
     from django.conf import settings
     from django.db import connection

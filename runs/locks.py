@@ -1,4 +1,4 @@
-"""Writes to one project+target run one at a time (docs/decisions: write serialisation);
+"""Writes to one project+target run one at a time (docs/decisions/0004-write-serialisation-per-project-target.md);
 reads overlap. A session-level PostgreSQL advisory lock, held by the worker's connection
 for as long as the run writes: it is released by the run's end, or by the connection's."""
 

@@ -1,4 +1,4 @@
-"""Django-free: a warm dbt launcher (docs/decisions/0003-launcher-subprocess.md).
+"""Django-free: a warm dbt launcher (docs/decisions/0003-launcher-as-plain-subprocess.md).
 
 A long-lived helper process imports dbt and the postgres adapter once, holds no database
 connection, and forks one child per dbt invocation. Each child starts its own session
