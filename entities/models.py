@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from entities.router import ServingView
 from entities.rules.rulesets import dependents
 from runs.dbt.selectors import check_selector
 from transformation_portal.errors import RequestError
@@ -143,8 +144,23 @@ class EntityType(models.Model):
             return dbt
         return f"{rules}, {dbt}, then writes a parity report"
 
+    @property
+    def serving_view_spec(self) -> ServingView:
+        """What entities.router generates serving.<name> from, in the current mode."""
+        return ServingView(self.name, self.key_column, self.serving_relation, self.mode, self.canary_percent)
+
     def latest_parity(self) -> ParityReport | None:
         return self.parity_reports.order_by("-created_at", "-id").first()
+
+    def parity_passes(self, report: ParityReport | None) -> bool:
+        """`report` exists and is at or above this entity's parity threshold."""
+        return report is not None and report.meets(self.parity_threshold)
+
+    def gate_allows(self, mode: str, report: ParityReport | None = None) -> bool:
+        """The parity gate: a switch to canary or dbt needs `report`, the latest parity report,
+        at or above the threshold; rules and shadow need none. Approving through a closed gate
+        takes an admin's recorded override reason."""
+        return mode not in PARITY_GATED or self.parity_passes(report)
 
 
 class ModeChangeKind(models.TextChoices):

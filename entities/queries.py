@@ -7,9 +7,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db.models import F, Prefetch, Window, prefetch_related_objects
+from django.db.models.fields.json import KT
+from django.db.models.functions import RowNumber
 
 from entities import router
-from entities.models import PARITY_GATED, WRITES_PARITY, EntityType, Mode, ModeChangeRequest, ParityReport
+from entities.models import WRITES_PARITY, EntityType, Mode, ModeChangeRequest, ParityReport
 from runs.models import Run
 
 logger = logging.getLogger(__name__)
@@ -21,8 +24,36 @@ def refreshes(entity: EntityType):
     return Run.objects.filter(kind=REFRESH_KIND, params__entity=entity.name)
 
 
-def last_refresh(entity: EntityType) -> Run | None:
-    return refreshes(entity).order_by("-queued_at", "-id").first()
+def with_latest_report(entities: list[EntityType]) -> None:
+    """Sets each entity's `latest_report` (None without one) and `latest_passes` (it meets the
+    threshold), in one query whatever the number of entities (an entity may be listed twice)."""
+    latest = ParityReport.objects.order_by("-created_at", "-id")[:1]
+    prefetch_related_objects(entities, Prefetch("parity_reports", queryset=latest, to_attr="latest_reports"))
+    for entity in entities:
+        entity.latest_report = entity.latest_reports[0] if entity.latest_reports else None
+        entity.latest_passes = entity.parity_passes(entity.latest_report)
+
+
+def with_overview(entities: Iterable[EntityType]) -> list[EntityType]:
+    """`entities` with `latest_report`, `latest_passes`, `last_refresh` and `pending_requests`
+    (oldest first) set: three queries whatever the number of entities."""
+    entities = list(entities)
+    with_latest_report(entities)
+    pending = ModeChangeRequest.objects.pending().select_related("requested_by", "decided_by")
+    prefetch_related_objects(
+        entities, Prefetch("mode_requests", queryset=pending.order_by("requested_at", "id"), to_attr="pending_requests")
+    )
+    newest = Window(RowNumber(), partition_by=KT("params__entity"), order_by=[F("queued_at").desc(), F("id").desc()])
+    runs = (
+        Run.objects.filter(kind=REFRESH_KIND, params__entity__in=[entity.name for entity in entities])
+        .annotate(entity_name=KT("params__entity"), newest=newest)
+        .filter(newest=1)
+        .select_related("triggered_by")
+    )
+    last = {run.entity_name: run for run in runs}
+    for entity in entities:
+        entity.last_refresh = last.get(entity.name)
+    return entities
 
 
 def built_serving_views(entities: Iterable[EntityType]) -> set[str] | None:
@@ -66,7 +97,7 @@ def next_step(
         )
     if pending is not None:
         waiting = f"Request #{pending.pk} ({pending.to_label}) is waiting for an approver"
-        if pending.mode in PARITY_GATED and (latest is None or not latest.meets(entity.parity_threshold)):
+        if not entity.gate_allows(pending.mode, latest):
             evidence = f"parity is {latest.percent_display}%" if latest else "there is no parity report"
             blocked = f"{waiting}, but {evidence} (threshold {entity.parity_threshold}%): it cannot be approved"
             if entity.mode not in WRITES_PARITY:
@@ -86,7 +117,7 @@ def next_step(
         return NextStep(f"dbt serves {view}. If something breaks, roll back to rules at once.")
     if latest is None:
         return NextStep(f"Refresh {name} to run both engines and write the first parity report.", "refresh")
-    if not latest.meets(entity.parity_threshold):
+    if not entity.parity_passes(latest):
         return NextStep(
             f"Parity is {latest.percent_display}%, below the threshold of {entity.parity_threshold}%: read the "
             f"differing columns and sample keys of the report, fix the dbt model (or the rule), then refresh.",
@@ -99,18 +130,15 @@ def next_step(
 
 
 def entity_overview() -> list[EntityType]:
-    entities = list(EntityType.objects.select_related("owner"))
+    """Every entity type with its overview and next step: a fixed number of queries."""
+    entities = with_overview(EntityType.objects.select_related("owner"))
     built = built_serving_views(entities)
     for entity in entities:
-        entity.last_refresh = last_refresh(entity)
-        entity.latest_report = entity.latest_parity()
-        pending = list(entity.mode_requests.pending().order_by("requested_at", "id"))
-        entity.pending_count = len(pending)
         entity.next_step = next_step(
             entity,
             view_built=built is None or entity.serving_view in built,
             active_refresh=entity.last_refresh if entity.last_refresh and not entity.last_refresh.is_final else None,
             latest=entity.latest_report,
-            pending=pending[0] if pending else None,
+            pending=entity.pending_requests[0] if entity.pending_requests else None,
         )
     return entities

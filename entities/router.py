@@ -1,4 +1,4 @@
-"""Every serving view is generated here (DESIGN.md §4).
+"""Every serving view is generated here.
 
     serving.<entity>  ->  rules:  router.<entity>_rules()
                           shadow: router.<entity>_rules()
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 import psycopg
 from psycopg import sql
@@ -39,6 +40,22 @@ LOCK_TIMEOUT = "15s"
 
 class RouterError(Exception):
     """The mode cannot be applied (a table is missing or its columns differ)."""
+
+
+@dataclass(frozen=True)
+class ServingView:
+    """What serving.<entity> is generated from: the entity, its key column, the view's
+    (schema, name) and the mode it serves (`EntityType.serving_view_spec` builds it)."""
+
+    entity: str
+    key: str
+    relation: tuple[str, str]
+    mode: str
+    canary_percent: int | None = None
+
+    def at(self, mode: str, canary_percent: int | None) -> ServingView:
+        """The same view in another mode."""
+        return replace(self, mode=mode, canary_percent=canary_percent)
 
 
 @contextmanager
@@ -79,8 +96,9 @@ def function_sql(entity: str, side: str) -> sql.Composed:
     )
 
 
-def view_sql(entity: str, key: str, serving: tuple[str, str], mode: str, canary_percent: int | None) -> sql.Composed:
-    """The serving view's definition for a mode: the single place it is written."""
+def view_sql(view: ServingView) -> sql.Composed:
+    """The serving view's definition for its mode: the single place it is written."""
+    entity, key, mode, canary_percent = view.entity, view.key, view.mode, view.canary_percent
     columns = sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns_of(entity))
 
     def side(name: str) -> sql.Composed:
@@ -101,7 +119,7 @@ def view_sql(entity: str, key: str, serving: tuple[str, str], mode: str, canary_
         query = side("dbt")
     else:
         raise RouterError(f"unknown mode {mode!r}")
-    return sql.SQL("create or replace view {} as\n{}").format(sql.Identifier(*serving), query)
+    return sql.SQL("create or replace view {} as\n{}").format(sql.Identifier(*view.relation), query)
 
 
 def check_side(conn: psycopg.Connection, entity: str, side: str) -> None:
@@ -125,35 +143,23 @@ def check_side(conn: psycopg.Connection, entity: str, side: str) -> None:
         )
 
 
-def apply(
-    conn: psycopg.Connection,
-    *,
-    entity: str,
-    key: str,
-    serving: tuple[str, str],
-    mode: str,
-    canary_percent: int | None,
-) -> str:
-    """Point serving.<entity> at `mode` inside the caller's open transaction; returns the view SQL."""
-    if mode not in MODE_SIDES:
-        raise RouterError(f"unknown mode {mode!r}")
-    statement = view_sql(entity, key, serving, mode, canary_percent)
-    for side in MODE_SIDES[mode]:
-        check_side(conn, entity, side)
+def apply(conn: psycopg.Connection, view: ServingView) -> str:
+    """Point the serving view at its mode inside the caller's open transaction; returns the view SQL."""
+    if view.mode not in MODE_SIDES:
+        raise RouterError(f"unknown mode {view.mode!r}")
+    statement = view_sql(view)
+    for side in MODE_SIDES[view.mode]:
+        check_side(conn, view.entity, side)
     conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(FUNCTION_SCHEMA)))
-    conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(serving[0])))
-    for side in MODE_SIDES[mode]:
-        conn.execute(function_sql(entity, side))
+    conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(view.relation[0])))
+    for side in MODE_SIDES[view.mode]:
+        conn.execute(function_sql(view.entity, side))
     try:
         conn.execute(statement)
     except psycopg.errors.InvalidTableDefinition as error:
-        raise RouterError(f"{'.'.join(serving)} cannot be replaced: {error.diag.message_primary}") from error
-    conn.execute(
-        sql.SQL("comment on view {} is {}").format(
-            sql.Identifier(*serving),
-            sql.Literal(f"Managed by Transformation Portal: {entity} in mode {mode_text(mode, canary_percent)}"),
-        )
-    )
+        raise RouterError(f"{'.'.join(view.relation)} cannot be replaced: {error.diag.message_primary}") from error
+    managed = f"Managed by Transformation Portal: {view.entity} in mode {mode_text(view.mode, view.canary_percent)}"
+    conn.execute(sql.SQL("comment on view {} is {}").format(sql.Identifier(*view.relation), sql.Literal(managed)))
     return statement.as_string(conn)
 
 

@@ -32,7 +32,6 @@ from accounts.permissions import can, require
 from audit.services import record
 from entities import parity, router
 from entities.models import (
-    PARITY_GATED,
     RUNS_DBT,
     RUNS_RULES,
     WRITES_PARITY,
@@ -175,7 +174,7 @@ def approve_request(
                 f"but it is now on {entity.mode_label}. Make a new request."
             )
         latest = entity.latest_parity()
-        if request.mode in PARITY_GATED and (latest is None or not latest.meets(entity.parity_threshold)):
+        if not entity.gate_allows(request.mode, latest):
             if not override_reason:
                 found = (
                     f"the latest parity report #{latest.pk} is {latest.percent_display}%"
@@ -327,14 +326,7 @@ def _apply_mode(
     before = {"mode": entity.mode, "canary_percent": entity.canary_percent}
     try:
         with router.warehouse_transaction(settings.WAREHOUSE_CONNINFO) as warehouse:
-            view_sql = router.apply(
-                warehouse,
-                entity=entity.name,
-                key=entity.key_column,
-                serving=entity.serving_relation,
-                mode=mode,
-                canary_percent=canary_percent,
-            )
+            view_sql = router.apply(warehouse, entity.serving_view_spec.at(mode, canary_percent))
             change = ModeChange.objects.create(
                 entity=entity,
                 kind=kind,
@@ -371,14 +363,7 @@ def sync_serving_view(name: str) -> str:
     with transaction.atomic():
         entity = EntityType.objects.select_for_update().get(name=name)
         with router.warehouse_transaction(settings.WAREHOUSE_CONNINFO) as warehouse:
-            return router.apply(
-                warehouse,
-                entity=entity.name,
-                key=entity.key_column,
-                serving=entity.serving_relation,
-                mode=entity.mode,
-                canary_percent=entity.canary_percent,
-            )
+            return router.apply(warehouse, entity.serving_view_spec)
 
 
 def serving_view_definition(entity: EntityType) -> str | None:

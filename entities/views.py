@@ -13,8 +13,8 @@ from accounts.permissions import requires
 from audit.models import Source
 from entities import router, services
 from entities.forms import DecisionForm, ModeRequestForm, RollbackForm
-from entities.models import PARITY_GATED, EntityType, ModeChangeRequest, RequestStatus
-from entities.queries import entity_overview, next_step, refreshes
+from entities.models import EntityType, ModeChangeRequest, RequestStatus
+from entities.queries import entity_overview, next_step, refreshes, with_latest_report
 from lineage.projects import discover_projects
 
 
@@ -39,21 +39,18 @@ def _detail(
 ) -> HttpResponse:
     reports = list(entity.parity_reports.all()[:10])
     for report in reports:
-        report.passes = report.meets(entity.parity_threshold)
+        report.passes = entity.parity_passes(report)
         report.column_rows = [
             (column, count, report.sample_keys.get("columns", {}).get(column, []))
             for column, count in sorted(report.column_differences.items())
         ]
-    latest_passes = bool(reports and reports[0].passes)
+    latest = reports[0] if reports else None
     mode_requests = list(entity.mode_requests.select_related("requested_by", "decided_by")[:30])
     for item in mode_requests:
         item.entity = entity
-        item.gated = item.mode in PARITY_GATED
-        item.passes = latest_passes
+        item.gate_open = entity.gate_allows(item.mode, latest)
     try:
-        generated = router.view_sql(
-            entity.name, entity.key_column, entity.serving_relation, entity.mode, entity.canary_percent
-        ).as_string()
+        generated = router.view_sql(entity.serving_view_spec).as_string()
     except router.RouterError as error:
         generated = f"-- {error}"
     live_view_sql = services.serving_view_definition(entity)
@@ -64,13 +61,13 @@ def _detail(
         "history": entity.mode_changes.select_related("actor", "request")[:50],
         "mode_requests": mode_requests,
         "reports": reports,
-        "latest_report": reports[0] if reports else None,
+        "latest_report": latest,
         "refreshes": recent_refreshes,
         "next_step": next_step(
             entity,
             view_built=live_view_sql is not None,
             active_refresh=recent_refreshes[0] if recent_refreshes and not recent_refreshes[0].is_final else None,
-            latest=reports[0] if reports else None,
+            latest=latest,
             pending=pending[-1] if pending else None,
         ),
         "view_sql": generated,
@@ -142,13 +139,12 @@ def entity_rollback(request: HttpRequest, name: str) -> HttpResponse:
 @requires(Capability.APPROVE_MODE_CHANGE)
 def approvals(request: HttpRequest) -> HttpResponse:
     pending = list(
-        ModeChangeRequest.objects.pending().select_related("entity", "requested_by").order_by("requested_at")
+        ModeChangeRequest.objects.pending().select_related("entity", "requested_by").order_by("requested_at", "id")
     )
+    with_latest_report([item.entity for item in pending])
     for item in pending:
         item.own = item.requested_by_id == request.user.pk
-        item.latest_report = item.entity.latest_parity()
-        item.gated = item.mode in PARITY_GATED
-        item.passes = bool(item.latest_report and item.latest_report.meets(item.entity.parity_threshold))
+        item.gate_open = item.entity.gate_allows(item.mode, item.entity.latest_report)
     decided = ModeChangeRequest.objects.exclude(status=RequestStatus.PENDING).select_related(
         "entity", "requested_by", "decided_by"
     )[:20]

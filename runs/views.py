@@ -4,6 +4,7 @@ from pathlib import Path
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import Prefetch
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -173,11 +174,9 @@ def schedule_list(request: HttpRequest) -> HttpResponse:
                     messages.success(request, "Notification target added.")
                     return redirect("schedule-list")
         status = 400
-    schedules = list(with_next_run(RunSchedule.objects.all()))
-    for schedule in schedules:
-        schedule.recent_runs = list(schedule.runs.order_by("-queued_at")[:5])
+    recent_runs = Prefetch("runs", queryset=Run.objects.order_by("-queued_at", "-id")[:5], to_attr="recent_runs")
     ctx = {
-        "schedules": schedules,
+        "schedules": with_next_run(RunSchedule.objects.prefetch_related(recent_runs)),
         "targets": NotificationTarget.objects.select_related("schedule"),
         "deliveries": NotificationDelivery.objects.select_related("run")[:20],
         "schedule_form": schedule_form,

@@ -28,7 +28,7 @@ def marked_warehouse(scratch_warehouse) -> str:
 
 def apply(conninfo: str, mode: str, percent: int | None = None) -> str:
     with router.warehouse_transaction(conninfo) as conn:
-        return router.apply(conn, entity="users", key="user_id", serving=SERVING, mode=mode, canary_percent=percent)
+        return router.apply(conn, router.ServingView("users", "user_id", SERVING, mode, percent))
 
 
 def served(conninfo: str) -> tuple[int, set[int]]:
@@ -66,7 +66,8 @@ def test_view_sql_names_the_mode_and_split(marked_warehouse):
     sql_text = apply(marked_warehouse, "canary", 30)
     assert "hashtextextended" in sql_text and "< 3000" in sql_text
     assert '"router"."users_dbt"()' in sql_text and '"router"."users_rules"()' in sql_text
-    assert router.view_sql("users", "user_id", SERVING, "rules", None).as_string().count("users_rules") == 1
+    rules_view = router.ServingView("users", "user_id", SERVING, "rules")
+    assert router.view_sql(rules_view).as_string().count("users_rules") == 1
 
 
 def test_switching_to_dbt_without_the_model_is_a_clear_error(scratch_warehouse):
