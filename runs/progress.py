@@ -101,34 +101,29 @@ class NodeProgress:
             self.total = total
             Run.objects.filter(pk=self.run.pk).update(nodes_total=self.nodes_base + self.total)
 
-    def _node_started(self, event: DbtEvent) -> None:
-        info = event.node_info
+    def _save_node(self, info: dict, **fields) -> None:
         NodeResult.objects.update_or_create(
             run_id=self.run.pk,
             unique_id=info["unique_id"],
-            defaults={
-                "name": info.get("node_name", ""),
-                "resource_type": info.get("resource_type", ""),
-                "status": "running",
-                "started_at": parse_dbt_time(info.get("node_started_at")) or timezone.now(),
-            },
+            defaults={"name": info.get("node_name", ""), "resource_type": info.get("resource_type", ""), **fields},
+        )
+
+    def _node_started(self, event: DbtEvent) -> None:
+        info = event.node_info
+        self._save_node(
+            info, status="running", started_at=parse_dbt_time(info.get("node_started_at")) or timezone.now()
         )
 
     def _node_finished(self, event: DbtEvent) -> None:
         info = event.node_info
         result = event.data.get("run_result") or event.data
         status = str(info.get("node_status") or result.get("status") or "")
-        NodeResult.objects.update_or_create(
-            run_id=self.run.pk,
-            unique_id=info["unique_id"],
-            defaults={
-                "name": info.get("node_name", ""),
-                "resource_type": info.get("resource_type", ""),
-                "status": status,
-                "finished_at": parse_dbt_time(info.get("node_finished_at")) or timezone.now(),
-                "execution_time": result.get("execution_time"),
-                "message": str(result.get("message") or ""),
-            },
+        self._save_node(
+            info,
+            status=status,
+            finished_at=parse_dbt_time(info.get("node_finished_at")) or timezone.now(),
+            execution_time=result.get("execution_time"),
+            message=str(result.get("message") or ""),
         )
         Run.objects.filter(pk=self.run.pk).update(
             nodes_done=F("nodes_done") + 1,
