@@ -130,7 +130,7 @@ class DbtNode:
         return _SECTION_OF.get(self.resource_type, "nodes")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared (and cached) by identity: one parse, one object
 class Manifest:
     schema_version: int
     dbt_version: str = ""

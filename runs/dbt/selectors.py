@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from fnmatch import fnmatch
+from fnmatch import translate
+from functools import lru_cache
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -162,8 +163,69 @@ def parse_selector(text: str, field: str = "select") -> tuple[tuple[Criterion, .
     return tuple(tuple(parse_criterion(part, field) for part in spec.split(",")) for spec in text.split())
 
 
-def _fqn_is_selected(fqn: tuple[str, ...], selector: str, versioned: bool) -> bool:
-    """dbt-core's is_selected_node."""
+@lru_cache(maxsize=4096)
+def _pattern(pattern: str) -> Any:
+    return re.compile(translate(pattern)).match
+
+
+def fnmatch(name: str, pattern: str) -> bool:
+    """fnmatch.fnmatch on POSIX (case-sensitive), with the compiled pattern kept."""
+    return name == pattern or _pattern(pattern)(name) is not None
+
+
+@dataclass(frozen=True)
+class _Index:
+    """What selection reads of a manifest over and over, computed once per manifest."""
+
+    # Non-source nodes: (unique_id, fqn, its parts split at dots, the same without the package, versioned).
+    fqns: tuple[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], bool], ...]
+    files: frozenset[tuple[str, ...]]  # original_file_path and patch_path, split
+    dirs: frozenset[tuple[str, ...]]  # every folder holding one of them
+    by_leaf: dict[str, set[str]]  # fqn[-1] → non-source nodes
+    by_prefix: dict[tuple[str, ...], set[str]]  # leading parts of the flat fqn (with or without package) → nodes
+    versioned: bool  # any versioned model (then the fqn fast path does not apply)
+    places: tuple[tuple[str, tuple[str, ...], frozenset[str]], ...]  # (unique_id, file names, its folders)
+
+
+def _flat(fqn: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(item for segment in fqn for item in segment.split("."))
+
+
+@lru_cache(maxsize=8)
+def _index(manifest: Manifest) -> _Index:
+    files, places = set(), []
+    for uid, n in manifest.nodes.items():
+        if not n.original_file_path:
+            continue
+        own = tuple(p for p in (n.original_file_path, n.patch_path) if p)
+        files.update(PurePosixPath(p).parts for p in own)
+        places.append((uid, own, frozenset(str(d) for d in PurePosixPath(n.original_file_path).parents)))
+    fqns = tuple(
+        (uid, n.fqn, _flat(n.fqn), _flat(n.fqn[1:]), bool(n.version))
+        for uid, n in manifest.nodes.items()
+        if n.section != "sources"
+    )
+    by_leaf: dict[str, set[str]] = {}
+    by_prefix: dict[tuple[str, ...], set[str]] = {}
+    for uid, fqn, flat, unscoped, _ in fqns:
+        for name in fqn[-1:]:
+            by_leaf.setdefault(name, set()).add(uid)
+        for parts in (flat, unscoped):
+            for i in range(1, len(parts) + 1):
+                by_prefix.setdefault(parts[:i], set()).add(uid)
+    return _Index(
+        fqns=fqns,
+        by_leaf=by_leaf,
+        by_prefix=by_prefix,
+        versioned=any(row[4] for row in fqns),
+        files=frozenset(files),
+        dirs=frozenset(f[:i] for f in files for i in range(len(f))),
+        places=tuple(places),
+    )
+
+
+def _fqn_is_selected(fqn: tuple[str, ...], flat: tuple[str, ...], selector: str, versioned: bool) -> bool:
+    """dbt-core's is_selected_node (`flat`: the fqn's parts split at dots)."""
     if not fqn:
         return False
     if versioned:
@@ -173,7 +235,6 @@ def _fqn_is_selected(fqn: tuple[str, ...], selector: str, versioned: bool) -> bo
             return True
     elif fqn[-1] == selector:
         return True
-    flat = [item for segment in fqn for item in segment.split(".")]
     parts = selector.split(".")
     if len(flat) < len(parts):
         return False
@@ -187,6 +248,19 @@ def _fqn_is_selected(fqn: tuple[str, ...], selector: str, versioned: bool) -> bo
         if flat[i] != part:
             return False
     return True
+
+
+def _fqn_search(manifest: Manifest, value: str) -> set[str]:
+    """dbt matches the fqn, and the fqn without its package (nodes of any package)."""
+    index = _index(manifest)
+    if not index.versioned and not any(ch in value for ch in _GLOB_CHARS):
+        # Without wildcards: the name, or a leading run of the (package-less) fqn's parts.
+        return index.by_leaf.get(value, set()) | index.by_prefix.get(tuple(value.split(".")), set())
+    return {
+        uid
+        for uid, fqn, flat, unscoped, versioned in _index(manifest).fqns
+        if _fqn_is_selected(fqn, flat, value, versioned) or _fqn_is_selected(fqn[1:], unscoped, value, versioned)
+    }
 
 
 def _glob_parts(parts: tuple[str, ...], pattern: tuple[str, ...], is_dir: bool) -> bool:
@@ -204,23 +278,11 @@ def _glob_parts(parts: tuple[str, ...], pattern: tuple[str, ...], is_dir: bool) 
 def _path_search(manifest: Manifest, value: str) -> set[str]:
     """dbt globs the pattern under the project root, then takes nodes whose file, YAML file or
     one of whose folders it found; the manifest's own paths stand in for the file tree."""
-    pattern = PurePosixPath(value).parts
-    dirs_only = value.endswith("/")
-    files = {p for n in manifest.nodes.values() for p in (n.original_file_path, n.patch_path) if p}
-    dirs = {str(parent) for p in files for parent in PurePosixPath(p).parents}
-    found = {p for p in dirs if _glob_parts(PurePosixPath(p).parts, pattern, True)}
-    if not dirs_only:
-        found |= {p for p in files if _glob_parts(PurePosixPath(p).parts, pattern, False)}
-    return {
-        uid
-        for uid, n in manifest.nodes.items()
-        if n.original_file_path
-        and (
-            n.original_file_path in found
-            or n.patch_path in found
-            or any(str(parent) in found for parent in PurePosixPath(n.original_file_path).parents)
-        )
-    }
+    index, pattern = _index(manifest), PurePosixPath(value).parts
+    found = {"/".join(d) or "." for d in index.dirs if _glob_parts(d, pattern, True)}
+    if not value.endswith("/"):
+        found |= {"/".join(f) for f in index.files if _glob_parts(f, pattern, False)}
+    return {uid for uid, own, folders in index.places if found.intersection(own) or found.intersection(folders)}
 
 
 def _test_type_kinds(value: str) -> tuple[str, ...] | None:
@@ -257,11 +319,6 @@ def _config_matches(config: Any, arguments: tuple[str, ...], selector: str) -> b
 
 def _match(manifest: Manifest, c: Criterion, node: DbtNode) -> bool:  # noqa: PLR0911 - one branch per method
     method, value = c.method, c.value
-    if method == "fqn":
-        return node.section != "sources" and (
-            _fqn_is_selected(node.fqn, value, bool(node.version))
-            or _fqn_is_selected(node.fqn[1:], value, bool(node.version))
-        )
     if method == "tag":
         return any(fnmatch(tag, value) for tag in node.tags)
     if method == "file":
@@ -314,6 +371,8 @@ def _reach(adjacency: Mapping[str, tuple[str, ...]], start: set[str], depth: int
 def _select_criterion(manifest: Manifest, c: Criterion) -> set[str]:
     if c.method == "path":
         selected = _path_search(manifest, c.value)
+    elif c.method == "fqn":
+        selected = _fqn_search(manifest, c.value)
     else:
         selected = {uid for uid, node in manifest.nodes.items() if _match(manifest, c, node)}
     collected = set(selected)
