@@ -72,12 +72,9 @@ SUPPORTED_METHODS = (
 UNSUPPORTED_METHODS = ("group", "access", "state", "result", "source_status", "version")
 _GLOB_CHARS = ("*", "?", "[", "]")
 _NAMED_SECTION = {
-    "exposure": "exposures",
-    "metric": "metrics",
-    "semantic_model": "semantic_models",
-    "saved_query": "saved_queries",
+    "exposure": "exposures", "metric": "metrics", "semantic_model": "semantic_models", "saved_query": "saved_queries",
     "unit_test": "unit_tests",
-}
+}  # fmt: skip
 _TEST_TYPES = {"generic": ("generic",), "schema": ("generic",), "data": ("generic", "singular")}
 
 
@@ -295,14 +292,6 @@ def _test_type_kinds(value: str) -> tuple[str, ...] | None:
     return None
 
 
-def _test_kind(node: DbtNode) -> str:
-    if node.resource_type == ResourceType.UNIT_TEST:
-        return "unit"
-    if node.resource_type == ResourceType.TEST:
-        return "generic" if node.test_name else "singular"
-    return ""
-
-
 def _config_matches(config: Any, arguments: tuple[str, ...], selector: str) -> bool:
     """dbt-core's ConfigSelectorMethod: equality with the (nested) config value; true/false
     match booleans; config.severity compares without case."""
@@ -353,7 +342,8 @@ def _match(manifest: Manifest, c: Criterion, node: DbtNode) -> bool:  # noqa: PL
             return fnmatch(node.name, value)
         return node.resource_type == ResourceType.TEST and bool(node.test_name) and fnmatch(node.test_name, value)
     if method == "test_type":
-        return _test_kind(node) in (_test_type_kinds(value) or ())
+        kind = {ResourceType.UNIT_TEST: "unit", ResourceType.TEST: "generic" if node.test_name else "singular"}
+        return kind.get(node.resource_type, "") in (_test_type_kinds(value) or ())
     return False
 
 
