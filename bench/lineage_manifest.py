@@ -1,5 +1,5 @@
 """Lineage at scale: ingest synthetic dbt manifests of 1k, 5k and 10k nodes, then time the
-node page, lineage ±2 hops and search against the 10k snapshot.
+node page, lineage ±2 hops, search and the select API against the 10k snapshot.
 
     .venv/bin/python bench/lineage_manifest.py [--sizes 1000,5000,10000] [--samples 60] [--keep FILE]
 
@@ -85,20 +85,9 @@ def _pick(rng: random.Random, local: list[str], everywhere: list[str], k: int) -
     return sorted(picked)
 
 
-def generate_manifest(total_nodes: int, seed: int = 7) -> dict:
-    """About 8% sources, 35% models (staging 30%, intermediate 30%, marts 40%), 1% seeds,
-    1% exposures, the rest tests: `total_nodes` graph members in all."""
-    rng = random.Random(seed)
-    domains = [f"{w}_{i}" for i, w in enumerate(WORDS * 20)][: max(2, total_nodes // 250)]
-    nodes: dict[str, dict] = {}
+def _sources(rng: random.Random, domains: list[str], count: int) -> dict[str, dict]:
     sources: dict[str, dict] = {}
-    exposures: dict[str, dict] = {}
-    n_sources = max(4, int(total_nodes * 0.08))
-    n_models = max(6, int(total_nodes * 0.35))
-    n_seeds = max(1, total_nodes // 100)
-    n_exposures = max(1, total_nodes // 100)
-    n_tests = total_nodes - n_sources - n_models - n_seeds - n_exposures
-    for i in range(n_sources):
+    for i in range(count):
         domain = domains[i % len(domains)]
         uid = f"source.{PACKAGE}.{domain}.raw_{i}"
         sources[uid] = {
@@ -109,18 +98,21 @@ def generate_manifest(total_nodes: int, seed: int = 7) -> dict:
             "description": f"Raw {rng.choice(WORDS)} export.", "columns": _columns(rng, rng.randint(4, 10)),
             "tags": [], "config": {"enabled": True}, "meta": {},
         }  # fmt: skip
-    source_ids = list(sources)
-    for i in range(n_seeds):
-        seed_node = _node(rng, "seed", f"seed_{i}", "seeds", [], [], materialized="seed")
-        nodes[seed_node["unique_id"]] = seed_node
-    seed_ids = [u for u in nodes if u.startswith("seed.")]
-    layers = {"staging": int(n_models * 0.3), "intermediate": int(n_models * 0.3)}
-    layers["marts"] = n_models - layers["staging"] - layers["intermediate"]
+    return sources
+
+
+def _models(
+    rng: random.Random, domains: list[str], count: int, source_ids: list[str], seed_ids: list[str]
+) -> tuple[dict[str, dict], dict[str, list[str]]]:
+    """Staging (30%) on sources, intermediate (30%) on staging, marts (40%) on both and on marts."""
+    layers = {"staging": int(count * 0.3), "intermediate": int(count * 0.3)}
+    layers["marts"] = count - layers["staging"] - layers["intermediate"]
+    nodes: dict[str, dict] = {}
     model_ids: dict[str, list[str]] = {}
     by_domain: dict[str, dict[str, list[str]]] = {layer: {} for layer in layers}
-    for layer, count in layers.items():
+    for layer, layer_count in layers.items():
         model_ids[layer] = []
-        for i in range(count):
+        for i in range(layer_count):
             domain = domains[i % len(domains)]
             if layer == "staging":
                 depends = [source_ids[i % len(source_ids)]] + ([rng.choice(seed_ids)] if i % 17 == 0 else [])
@@ -140,41 +132,79 @@ def generate_manifest(total_nodes: int, seed: int = 7) -> dict:
             nodes[node["unique_id"]] = node
             model_ids[layer].append(node["unique_id"])
             by_domain[layer].setdefault(domain, []).append(node["unique_id"])
-    all_models = [u for layer in model_ids.values() for u in layer]
-    for i in range(n_tests):
+    return nodes, model_ids
+
+
+def _tests(rng: random.Random, models: dict[str, dict], count: int) -> dict[str, dict]:
+    """Generic tests on model columns, cycling not_null, unique, accepted_values, relationships."""
+    all_models = list(models)
+    tests: dict[str, dict] = {}
+    for i in range(count):
         target = all_models[i % len(all_models)]
         column = f"col_{i % 5}"
         kind = ("not_null", "unique", "accepted_values", "relationships")[i % 4]
         depends = [target] + ([rng.choice(all_models)] if kind == "relationships" else [])
         name = f"{kind}_{target.split('.')[-1]}_{column}_{i}"
-        test = _node(rng, "test", name, nodes[target]["original_file_path"].rsplit("/", 1)[0], depends, [])
+        test = _node(rng, "test", name, models[target]["original_file_path"].rsplit("/", 1)[0], depends, [])
         test.update(
             unique_id=f"test.{PACKAGE}.{name}.{rng.getrandbits(40):010x}",
             attached_node=target,
             column_name=column,
             test_metadata={"name": kind, "kwargs": {"column_name": column}, "namespace": None},
-            original_file_path=nodes[target]["patch_path"].split("://")[1],
+            original_file_path=models[target]["patch_path"].split("://")[1],
         )
         test["config"].update(severity="ERROR", materialized="test")
-        nodes[test["unique_id"]] = test
-    for i in range(n_exposures):
+        tests[test["unique_id"]] = test
+    return tests
+
+
+def _exposures(rng: random.Random, marts: list[str], count: int) -> dict[str, dict]:
+    exposures: dict[str, dict] = {}
+    for i in range(count):
         uid = f"exposure.{PACKAGE}.dashboard_{i}"
         exposures[uid] = {
             "name": f"dashboard_{i}", "resource_type": "exposure", "package_name": PACKAGE,
             "path": "exposures.yml", "original_file_path": "models/exposures.yml", "unique_id": uid,
             "fqn": [PACKAGE, f"dashboard_{i}"], "type": "dashboard", "owner": {"name": "BI"},
             "description": "A dashboard.", "tags": [], "config": {"enabled": True}, "meta": {},
-            "depends_on": {"macros": [], "nodes": rng.sample(model_ids["marts"], k=min(3, len(model_ids["marts"])))},
+            "depends_on": {"macros": [], "nodes": rng.sample(marts, k=min(3, len(marts)))},
         }  # fmt: skip
-    node_bytes = len(json.dumps(nodes)) + len(json.dumps(sources))
+    return exposures
+
+
+def _macros(total_bytes: float) -> dict[str, dict]:
+    """Macros making up most of a real manifest's bytes (parsed, never stored)."""
     macros: dict[str, dict] = {}
     body = "{% macro m() %}\n" + "  {{ return(adapter.dispatch('m', 'dbt')(relation, columns)) }}\n" * 40
-    i = 0
-    while sum(len(m["macro_sql"]) for m in macros.values()) < node_bytes * 1.3:
+    size, i = 0, 0
+    while size < total_bytes:
         uid = f"macro.dbt.macro_{i}"
         macros[uid] = {"name": f"macro_{i}", "resource_type": "macro", "package_name": "dbt",
                        "unique_id": uid, "macro_sql": body, "depends_on": {"macros": []}}  # fmt: skip
-        i += 1
+        size, i = size + len(body), i + 1
+    return macros
+
+
+def generate_manifest(total_nodes: int, seed: int = 7) -> dict:
+    """About 8% sources, 35% models (staging 30%, intermediate 30%, marts 40%), 1% seeds,
+    1% exposures, the rest tests: `total_nodes` graph members in all."""
+    rng = random.Random(seed)
+    domains = [f"{w}_{i}" for i, w in enumerate(WORDS * 20)][: max(2, total_nodes // 250)]
+    n_sources = max(4, int(total_nodes * 0.08))
+    n_models = max(6, int(total_nodes * 0.35))
+    n_seeds = max(1, total_nodes // 100)
+    n_exposures = max(1, total_nodes // 100)
+    n_tests = total_nodes - n_sources - n_models - n_seeds - n_exposures
+    sources = _sources(rng, domains, n_sources)
+    nodes = {}
+    for i in range(n_seeds):
+        seed_node = _node(rng, "seed", f"seed_{i}", "seeds", [], [], materialized="seed")
+        nodes[seed_node["unique_id"]] = seed_node
+    models, model_ids = _models(rng, domains, n_models, list(sources), list(nodes))
+    nodes.update(models)
+    nodes.update(_tests(rng, models, n_tests))
+    exposures = _exposures(rng, model_ids["marts"], n_exposures)
+    node_bytes = len(json.dumps(nodes)) + len(json.dumps(sources))
     return {
         "metadata": {
             "dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v12.json",
@@ -185,7 +215,7 @@ def generate_manifest(total_nodes: int, seed: int = 7) -> dict:
         },
         "nodes": nodes,
         "sources": sources,
-        "macros": macros,
+        "macros": _macros(node_bytes * 1.3),
         "docs": {},
         "exposures": exposures,
         "metrics": {},
@@ -215,6 +245,24 @@ def _time_requests(client, urls: list[str]) -> tuple[float, float]:
         timings.append((time.perf_counter() - start) * 1000)
         assert response.status_code == 200, (url, response.status_code)
     return statistics.median(timings), _percentile(timings, 95)
+
+
+def _time_selection(client, snapshot, rng: random.Random, samples: int) -> dict[str, tuple[float, float]]:
+    """The select API: the first request builds the snapshot's Manifest (once per process),
+    the rest select over it in Python."""
+    from lineage.models import Node
+
+    names = list(Node.objects.filter(snapshot=snapshot, resource_type="model").values_list("name", flat=True))
+    start = time.perf_counter()
+    assert client.get(f"/api/v1/projects/{PROJECT}/select/?select=tag:pii").status_code == 200
+    first = (time.perf_counter() - start) * 1000
+    print(f"select API, first request (builds the snapshot's manifest): {first:.0f} ms")
+    forms = ["+{}", "{}+", "@{}", "2+{}+2", "tag:pii,+{}", "models/marts", "stg_*", "tag:staging+1", "test_name:unique"]
+    urls = [
+        f"/api/v1/projects/{PROJECT}/select/?select={forms[i % len(forms)].format(rng.choice(names))}"
+        for i in range(samples)
+    ]
+    return {"select API": _time_requests(client, urls)}
 
 
 def main() -> None:
@@ -280,6 +328,7 @@ def main() -> None:
         results["folder nodes (JSON)"] = _time_requests(
             client, [f"/lineage/{PROJECT}/groups/nodes/?folder={rng.choice(folders)}" for _ in range(args.samples)]
         )
+        results.update(_time_selection(client, snapshot, rng, args.samples))
         largest = max(sizes)
         print(f"server time at {snapshot.node_count} nodes, {args.samples} requests each:")
         for name, (p50, p95) in results.items():

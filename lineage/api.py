@@ -14,9 +14,11 @@ from accounts.permissions import Requires
 from audit.models import Source
 from lineage.graph import neighbourhood
 from lineage.models import Edge, Node, NodeStatus, Snapshot
-from lineage.selectors import SelectorError, select
+from lineage.selectors import select
 from lineage.services import ManifestError, ingest_upload, project_exists, project_names
 from lineage.views import hops_param, snapshot_for
+from runs.dbt.manifest import TEST_TYPES
+from transformation_portal.errors import ErrorCode, RequestError
 
 READ = [Requires(Capability.READ)]
 
@@ -205,7 +207,7 @@ class NodeDetailView(APIView):
             raise Http404(f"No node {unique_id!r} in snapshot #{snapshot.pk}.")
         children = Edge.objects.filter(snapshot=snapshot, parent=unique_id).values("child")
         tests = Node.objects.filter(
-            snapshot=snapshot, unique_id__in=children, resource_type__in=("test", "unit_test")
+            snapshot=snapshot, unique_id__in=children, resource_type__in=TEST_TYPES
         ).values_list("unique_id", flat=True)
         latest = NodeStatus.objects.filter(project=project, unique_id=unique_id).first()
         return Response(
@@ -256,19 +258,26 @@ class LineageView(APIView):
 
 
 class SelectView(APIView):
-    """?select=<dbt selector>: the unique_ids `dbt ls --select` would list."""
+    """?select=<dbt selector>[&exclude=<dbt selector>]: the unique_ids `dbt ls` would list."""
 
     permission_classes = READ
 
     @extend_schema(
-        parameters=[OpenApiParameter("select", str, required=True, description="A dbt selector"), SNAPSHOT_PARAM],
+        parameters=[
+            OpenApiParameter("select", str, required=True, description="A dbt selector"),
+            OpenApiParameter("exclude", str, description="A dbt selector of nodes to leave out"),
+            SNAPSHOT_PARAM,
+        ],
         responses=SELECT_RESPONSE,
     )
     def get(self, request: Request, project: str) -> Response:
         snapshot = _snapshot(request, project)
         text = request.query_params.get("select", "")
+        if not text.strip():
+            error = RequestError("give a dbt selector in ?select=", field="select", code=ErrorCode.INVALID_SELECTOR)
+            return Response(error.as_dict(), status=error.status)
         try:
-            selected = select(snapshot.pk, text)
-        except SelectorError as exc:
-            return Response({"detail": str(exc), "field": "select"}, status=status.HTTP_400_BAD_REQUEST)
+            selected = select(snapshot.pk, text, request.query_params.get("exclude", ""))
+        except RequestError as exc:
+            return Response(exc.as_dict(), status=exc.status)
         return Response({"snapshot": snapshot.pk, "select": text, "count": len(selected), "nodes": selected})

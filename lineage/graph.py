@@ -8,6 +8,7 @@ from django.db import connection
 from django.db.models import Q
 
 from lineage.models import Edge, Node, NodeStatus, Snapshot
+from runs.dbt.manifest import TEST_TYPES
 
 _EDGE = Edge._meta.db_table
 MAX_PICTURE_NODES = 300
@@ -67,7 +68,7 @@ def neighbourhood(snapshot: Snapshot, unique_id: str, *, up: int, down: int) -> 
         hops.setdefault(uid, n)
     rows = (
         Node.objects.filter(snapshot=snapshot, unique_id__in=list(hops))
-        .exclude(Q(resource_type__in=("test", "unit_test")) & ~Q(unique_id=unique_id))
+        .exclude(Q(resource_type__in=TEST_TYPES) & ~Q(unique_id=unique_id))
         .values("unique_id", "name", "resource_type", "materialization", "package_name", "fqn")
     )
     nodes = sorted(rows, key=lambda r: (abs(hops[r["unique_id"]]), r["name"]))

@@ -1,134 +1,37 @@
-"""Django-free: read dbt's manifest.json (and catalog.json) into rows ready for bulk insert."""
+"""Django-free: a parsed dbt manifest (and catalog.json) turned into rows ready for COPY.
+
+The manifest itself is read by runs.dbt.manifest (the one reader); what is lineage's own is
+here: catalog columns merged in, `{{ doc() }}` calls resolved, folders and their summary.
+"""
 
 from __future__ import annotations
 
-import json
 import posixpath
 import re
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-SUPPORTED_SCHEMA_VERSIONS = range(10, 13)  # v10 (dbt 1.6) … v12 (dbt 1.8 and later)
-_SCHEMA_VERSION = re.compile(r"/manifest/v(\d+)\.json$")
-# Every collection of a manifest whose entries are graph members (what dbt's selector sees).
-NODE_COLLECTIONS = (
-    "nodes",
-    "sources",
-    "exposures",
-    "metrics",
-    "semantic_models",
-    "saved_queries",
-    "unit_tests",
-    "functions",
-)
-TEST_TYPES = ("test", "unit_test")
+from runs.dbt.manifest import TEST_TYPES, Column, DbtNode, Manifest, ManifestError, load_json
+
+__all__ = ["ManifestError", "counts_by_type", "folder_of", "folder_summary", "node_rows", "read_catalog"]
+
 _DOC_CALL = re.compile(r"""\{\{\s*doc\(\s*['"]([^'"]+)['"]\s*(?:,\s*['"]([^'"]+)['"]\s*)?\)\s*\}\}""")
 
 
-class ManifestError(Exception):
-    """A manifest (or catalog) the portal refuses; the message is meant for the user."""
+def read_catalog(path: Path | None) -> dict[str, Any] | None:
+    return load_json(path, "catalog") if path is not None else None
 
 
-@dataclass
-class NodeRow:
-    unique_id: str
-    resource_type: str
-    name: str
-    package_name: str
-    path: str
-    original_file_path: str
-    patch_path: str
-    folder: str
-    description: str
-    tags: list[str]
-    materialization: str
-    relation_name: str
-    columns: list[dict[str, Any]]
-    raw_code: str
-    compiled_code: str
-    fqn: list[str]
-    config: dict[str, Any]
-    attached_node: str
-    column_name: str
-
-    @property
-    def search_text(self) -> str:
-        return "\n".join([self.name, self.original_file_path, " ".join(self.tags), self.description]).lower()
+def folder_of(node: DbtNode) -> str:
+    directory = posixpath.dirname(node.original_file_path)
+    return f"{node.package_name}/{directory}" if directory else node.package_name
 
 
-@dataclass
-class ParsedManifest:
-    schema_version: int
-    dbt_version: str
-    generated_at: datetime | None
-    invocation_id: str
-    nodes: list[NodeRow] = field(default_factory=list)
-    edges: list[tuple[str, str]] = field(default_factory=list)
-
-    def folder_summary(self) -> list[dict[str, Any]]:
-        """Per folder (tests left out): node counts by type and links to other folders, with
-        the number of edges behind each link. Small, so the whole-project view reads it
-        from the snapshot row instead of aggregating 10,000 nodes per request."""
-        folder_of = {n.unique_id: n.folder for n in self.nodes if n.resource_type not in TEST_TYPES}
-        folders: dict[str, dict[str, Any]] = {}
-        for node in self.nodes:
-            if node.resource_type in TEST_TYPES:
-                continue
-            entry = folders.setdefault(node.folder, {"folder": node.folder, "counts": {}, "feeds": {}})
-            entry["counts"][node.resource_type] = entry["counts"].get(node.resource_type, 0) + 1
-        for parent, child in self.edges:
-            upstream, downstream = folder_of.get(parent), folder_of.get(child)
-            if upstream is not None and downstream is not None and upstream != downstream:
-                feeds = folders[upstream]["feeds"]
-                feeds[downstream] = feeds.get(downstream, 0) + 1
-        return [folders[name] for name in sorted(folders)]
-
-    def counts_by_type(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for node in self.nodes:
-            counts[node.resource_type] = counts.get(node.resource_type, 0) + 1
-        return dict(sorted(counts.items()))
-
-
-def _load_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            data = json.load(handle)
-    except OSError as exc:
-        raise ManifestError(f"Cannot read the {what}: {exc.strerror or exc}.") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"The {what} is not valid JSON ({exc}).") from exc
-    if not isinstance(data, dict):
-        raise ManifestError(f"The {what} must be a JSON object.")
-    return data
-
-
-def schema_version(metadata: Any) -> int:
-    url = metadata.get("dbt_schema_version") if isinstance(metadata, dict) else None
-    match = _SCHEMA_VERSION.search(url) if isinstance(url, str) else None
-    if match is None:
-        raise ManifestError(
-            "This is not a dbt manifest: metadata.dbt_schema_version is missing "
-            "(expected https://schemas.getdbt.com/dbt/manifest/v10.json … v12.json)."
-        )
-    version = int(match.group(1))
-    if version not in SUPPORTED_SCHEMA_VERSIONS:
-        raise ManifestError(
-            f"Manifest schema v{version} is not supported; the portal reads v10 to v12 "
-            "(dbt 1.6 and later). Re-run `dbt parse` with a supported dbt version."
-        )
-    return version
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+def _doc_index(manifest: Manifest) -> dict[str, str]:
+    docs = dict(manifest.docs)
+    for key, text in manifest.docs.items():
+        docs.setdefault(f"*.{key.split('.', 1)[-1]}", text)
+    return docs
 
 
 def _resolve_docs(text: str, docs: dict[str, str], package: str) -> str:
@@ -150,87 +53,82 @@ def _catalog_columns(catalog: dict[str, Any] | None, unique_id: str) -> dict[str
     return columns if isinstance(columns, dict) else {}
 
 
-def _columns(raw: Any, catalog_columns: dict[str, dict[str, Any]], docs: dict[str, str], package: str) -> list[dict]:
+def _columns(
+    declared: tuple[Column, ...], catalog_columns: dict[str, dict[str, Any]], docs: dict[str, str], package: str
+) -> list[dict[str, Any]]:
     columns: list[dict[str, Any]] = []
-    seen: set[str] = set()
     by_lower = {name.lower(): col for name, col in catalog_columns.items()}
-    for name, col in (raw or {}).items():
-        col = col or {}
-        from_catalog = by_lower.get(str(name).lower(), {})
+    for col in declared:
+        from_catalog = by_lower.get(col.name.lower(), {})
         columns.append(
             {
-                "name": str(col.get("name") or name),
-                "description": _resolve_docs(str(col.get("description") or ""), docs, package),
-                "data_type": from_catalog.get("type") or col.get("data_type") or "",
+                "name": col.name,
+                "description": _resolve_docs(col.description, docs, package),
+                "data_type": from_catalog.get("type") or col.data_type,
             }
         )
-        seen.add(str(name).lower())
+    seen = {col.name.lower() for col in declared}
     for col in sorted(catalog_columns.values(), key=lambda c: c.get("index") or 0):
         if str(col.get("name", "")).lower() not in seen:
             columns.append({"name": str(col.get("name", "")), "description": "", "data_type": col.get("type") or ""})
     return columns
 
 
-def _node_row(collection: str, unique_id: str, raw: dict[str, Any], catalog, docs) -> NodeRow:
-    config = raw.get("config") if isinstance(raw.get("config"), dict) else {}
-    package = str(raw.get("package_name") or "")
-    original_file_path = str(raw.get("original_file_path") or "")
-    patch_path = str(raw.get("patch_path") or "")
-    if "://" in patch_path:
-        patch_path = patch_path.split("://", 1)[1]
-    directory = posixpath.dirname(original_file_path)
-    resource_type = str(raw.get("resource_type") or collection.rstrip("s"))
-    test_metadata = raw.get("test_metadata") or {}
-    return NodeRow(
-        unique_id=unique_id,
-        resource_type=resource_type,
-        name=str(raw.get("name") or unique_id.rsplit(".", 1)[-1]),
-        package_name=package,
-        path=str(raw.get("path") or ""),
-        original_file_path=original_file_path,
-        patch_path=patch_path,
-        folder=f"{package}/{directory}" if directory else package,
-        description=_resolve_docs(str(raw.get("description") or ""), docs, package),
-        tags=[str(tag) for tag in (raw.get("tags") or [])],
-        materialization=str(config.get("materialized") or ""),
-        relation_name=str(raw.get("relation_name") or ""),
-        columns=_columns(raw.get("columns"), _catalog_columns(catalog, unique_id), docs, package),
-        raw_code=str(raw.get("raw_code") or raw.get("raw_sql") or ""),
-        compiled_code=str(raw.get("compiled_code") or raw.get("compiled_sql") or ""),
-        fqn=[str(part) for part in (raw.get("fqn") or [])],
-        config=config,
-        attached_node=str(raw.get("attached_node") or ""),
-        column_name=str(raw.get("column_name") or (test_metadata.get("kwargs") or {}).get("column_name") or ""),
-    )
+def node_rows(manifest: Manifest, catalog: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One row per node, keyed by the lineage Node model's column names (no snapshot)."""
+    docs = _doc_index(manifest)
+    rows = []
+    for n in manifest.nodes.values():
+        description = _resolve_docs(n.description, docs, n.package_name)
+        rows.append(
+            {
+                "unique_id": n.unique_id,
+                "resource_type": n.resource_type,
+                "name": n.name,
+                "package_name": n.package_name,
+                "path": n.path,
+                "original_file_path": n.original_file_path,
+                "patch_path": n.patch_path,
+                "folder": folder_of(n),
+                "description": description,
+                "tags": list(n.tags),
+                "materialization": n.materialization,
+                "relation_name": n.relation_name,
+                "columns": _columns(n.columns, _catalog_columns(catalog, n.unique_id), docs, n.package_name),
+                "raw_code": n.raw_code,
+                "compiled_code": n.compiled_code,
+                "fqn": list(n.fqn),
+                "config": dict(n.config),
+                "attached_node": n.attached_node,
+                "column_name": n.column_name,
+                "test_name": n.test_name,
+                "version": n.version,
+                "search_text": "\n".join([n.name, n.original_file_path, " ".join(n.tags), description]).lower(),
+            }
+        )
+    return rows
 
 
-def parse_manifest(manifest_path: Path, catalog_path: Path | None = None) -> ParsedManifest:
-    manifest = _load_json(manifest_path, "manifest")
-    version = schema_version(manifest.get("metadata"))
-    catalog = _load_json(catalog_path, "catalog") if catalog_path is not None else None
-    metadata = manifest["metadata"]
-    docs: dict[str, str] = {}
-    for doc in (manifest.get("docs") or {}).values():
-        if isinstance(doc, dict) and doc.get("name"):
-            docs[f"{doc.get('package_name')}.{doc['name']}"] = str(doc.get("block_contents") or "")
-            docs.setdefault(f"*.{doc['name']}", str(doc.get("block_contents") or ""))
-    parsed = ParsedManifest(
-        schema_version=version,
-        dbt_version=str(metadata.get("dbt_version") or ""),
-        generated_at=_parse_time(metadata.get("generated_at")),
-        invocation_id=str(metadata.get("invocation_id") or ""),
-    )
-    edges: dict[tuple[str, str], None] = {}
-    for collection in NODE_COLLECTIONS:
-        entries = manifest.get(collection) or {}
-        if not isinstance(entries, dict):
-            raise ManifestError(f"The manifest's {collection!r} must be an object keyed by unique_id.")
-        for unique_id, raw in entries.items():
-            if not isinstance(raw, dict):
-                raise ManifestError(f"The manifest entry {unique_id!r} in {collection!r} is not an object.")
-            parsed.nodes.append(_node_row(collection, unique_id, raw, catalog, docs))
-            depends_on = raw.get("depends_on") or {}
-            for parent in depends_on.get("nodes") or [] if isinstance(depends_on, dict) else []:
-                edges[(str(parent), unique_id)] = None
-    parsed.edges = list(edges)
-    return parsed
+def folder_summary(manifest: Manifest) -> list[dict[str, Any]]:
+    """Per folder (tests left out): node counts by type and links to other folders, with
+    the number of edges behind each link. Small, so the whole-project view reads it
+    from the snapshot row instead of aggregating 10,000 nodes per request."""
+    folder = {uid: folder_of(n) for uid, n in manifest.nodes.items() if n.resource_type not in TEST_TYPES}
+    folders: dict[str, dict[str, Any]] = {}
+    for uid, name in folder.items():
+        entry = folders.setdefault(name, {"folder": name, "counts": {}, "feeds": {}})
+        kind = manifest.nodes[uid].resource_type
+        entry["counts"][kind] = entry["counts"].get(kind, 0) + 1
+    for parent, child in manifest.edges:
+        upstream, downstream = folder.get(parent), folder.get(child)
+        if upstream is not None and downstream is not None and upstream != downstream:
+            feeds = folders[upstream]["feeds"]
+            feeds[downstream] = feeds.get(downstream, 0) + 1
+    return [folders[name] for name in sorted(folders)]
+
+
+def counts_by_type(manifest: Manifest) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for node in manifest.nodes.values():
+        counts[node.resource_type] = counts.get(node.resource_type, 0) + 1
+    return dict(sorted(counts.items()))

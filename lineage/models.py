@@ -6,6 +6,8 @@ from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Case, Count, Q, Value, When
 
+from runs.dbt.manifest import TEST_TYPES
+
 
 class SnapshotOrigin(models.TextChoices):
     RUN = "run", "dbt run"
@@ -72,7 +74,7 @@ class NodeQuerySet(models.QuerySet):
             When(name__istartswith=text, then=Value(1)),
             default=Value(2),
         )
-        is_test = Case(When(resource_type__in=("test", "unit_test"), then=Value(1)), default=Value(0))
+        is_test = Case(When(resource_type__in=TEST_TYPES, then=Value(1)), default=Value(0))
         return self.filter(search_text__contains=text.lower()).order_by(rank, is_test, "name", "unique_id")
 
     def counts_by_type(self) -> dict[str, int]:
@@ -103,6 +105,8 @@ class Node(models.Model):
     config = models.JSONField(default=dict)
     attached_node = models.TextField(blank=True, help_text="For a test: the node it is defined on")
     column_name = models.TextField(blank=True, help_text="For a column test: the column")
+    test_name = models.TextField(blank=True, help_text="For a generic test: its test_metadata.name")
+    version = models.TextField(blank=True, help_text="For a versioned model: its version")
     # lower(name, path, tags, description) in one column: one LIKE per row is what keeps
     # search fast at 10,000 nodes without pg_trgm (not available everywhere).
     search_text = models.TextField(blank=True)

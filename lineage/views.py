@@ -13,6 +13,7 @@ from lineage.forms import ManifestUploadForm
 from lineage.graph import layers, neighbourhood
 from lineage.models import Edge, Node, NodeStatus, Snapshot
 from lineage.services import ManifestError, ingest_upload, project_exists, project_names
+from runs.dbt.manifest import TEST_TYPES
 
 PAGE_SIZE = 50
 MAX_HOPS = 10
@@ -87,7 +88,7 @@ def node_detail(request: HttpRequest, project: str, unique_id: str) -> HttpRespo
     up, down = hops_param(request.GET.get("up")), hops_param(request.GET.get("down"))
     test_ids = Edge.objects.filter(snapshot=snapshot, parent=unique_id).values("child")
     tests = list(
-        Node.objects.filter(snapshot=snapshot, unique_id__in=test_ids, resource_type__in=("test", "unit_test")).only(
+        Node.objects.filter(snapshot=snapshot, unique_id__in=test_ids, resource_type__in=TEST_TYPES).only(
             "unique_id", "name", "column_name", "config"
         )
     )
@@ -172,7 +173,7 @@ def group_nodes(request: HttpRequest, project: str) -> JsonResponse:
     folder = request.GET.get("folder", "")
     nodes = list(
         Node.objects.filter(snapshot=snapshot, folder=folder)
-        .exclude(resource_type__in=("test", "unit_test"))
+        .exclude(resource_type__in=TEST_TYPES)
         .order_by("name")
         .values("unique_id", "name", "resource_type", "materialization")[: GROUP_NODE_LIMIT + 1]
     )

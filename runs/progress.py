@@ -16,7 +16,7 @@ from django.utils.dateparse import parse_datetime
 
 from runs.dbt.artifacts import NodeOutcome, compiled_sql_path
 from runs.dbt.events import DbtEvent, parse_line
-from runs.dbt.manifest import load_manifest
+from runs.dbt.manifest import Manifest
 from runs.models import FAILED_NODE_STATUSES, NodeResult, Run, RunLogChunk
 
 # node_status values of a node that has not finished yet
@@ -130,17 +130,17 @@ class NodeProgress:
             nodes_failed=F("nodes_failed") + (1 if status in FAILED_NODE_STATUSES else 0),
         )
 
-    def record_results(self, outcomes: list[NodeOutcome], target_path: Path, manifest_path: Path | None) -> None:
+    def record_results(self, outcomes: list[NodeOutcome], target_path: Path, manifest: Manifest | None) -> None:
         """run_results.json is the final word on each node; the counters follow from it."""
-        nodes = load_manifest(manifest_path).get("nodes", {}) if manifest_path else {}
+        nodes = manifest.nodes if manifest else {}
         for outcome in outcomes:
-            node = nodes.get(outcome.unique_id, {})
+            node = nodes.get(outcome.unique_id)
             NodeResult.objects.update_or_create(
                 run_id=self.run.pk,
                 unique_id=outcome.unique_id,
                 defaults={
-                    "name": node.get("name") or outcome.unique_id.rsplit(".", 1)[-1],
-                    "resource_type": node.get("resource_type") or outcome.unique_id.split(".", 1)[0],
+                    "name": node.name if node else outcome.unique_id.rsplit(".", 1)[-1],
+                    "resource_type": node.resource_type if node else outcome.unique_id.split(".", 1)[0],
                     "status": outcome.status,
                     "started_at": parse_dbt_time(outcome.started_at),
                     "finished_at": parse_dbt_time(outcome.completed_at),

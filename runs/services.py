@@ -19,12 +19,13 @@ from lineage.projects import DbtProject, discover_projects, get_project
 from runs.dbt.commands import check_command, check_target, check_vars
 from runs.dbt.environment import dbt_environment
 from runs.dbt.invocation import DbtError
-from runs.dbt.manifest import load_manifest, unmatched_terms
+from runs.dbt.manifest import Manifest, ManifestError, cached_manifest
 from runs.dbt.project import declared_vars, newest_source_mtime, parse_project
 from runs.dbt.selectors import check_selector
+from runs.dbt.selectors import select as select_nodes
 from runs.kinds import get_kind
 from runs.models import Run, RunSchedule, RunState, TriggerSource
-from transformation_portal.errors import RequestError
+from transformation_portal.errors import ErrorCode, RequestError
 
 AUDIT_SOURCE = {
     TriggerSource.UI: Source.WEB,
@@ -57,35 +58,37 @@ def run_dir(run_id: int) -> Path:
     return settings.RUNS_DIR / str(run_id)
 
 
-def latest_manifest(found: DbtProject) -> dict[str, Any]:
+def latest_manifest(found: DbtProject) -> Manifest:
     """The project's latest manifest; parsed again (cold dbt parse, a few seconds) when
     missing or older than the project's files."""
     state_dir = project_state_dir(found.name)
     manifest_path = state_dir / "manifest.json"
-    if manifest_path.is_file() and manifest_path.stat().st_mtime >= newest_source_mtime(found.path):
-        return load_manifest(manifest_path)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with open(state_dir / ".parse.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (manifest_path.is_file() and manifest_path.stat().st_mtime >= newest_source_mtime(found.path)):
-            env = dbt_environment(os.environ, settings.DBT_ENV, DBT_APPLICATION_NAME="portal-validate")
-            parse_project(found.path, found.profiles_dir, state_dir, env)
-    return load_manifest(manifest_path)
+    if not (manifest_path.is_file() and manifest_path.stat().st_mtime >= newest_source_mtime(found.path)):
+        state_dir.mkdir(parents=True, exist_ok=True)
+        with open(state_dir / ".parse.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (manifest_path.is_file() and manifest_path.stat().st_mtime >= newest_source_mtime(found.path)):
+                env = dbt_environment(os.environ, settings.DBT_ENV, DBT_APPLICATION_NAME="portal-validate")
+                parse_project(found.path, found.profiles_dir, state_dir, env)
+    return cached_manifest(manifest_path)
 
 
 def _check_selectors(found: DbtProject, selectors: dict[str, str]) -> None:
+    """A trigger is accepted exactly when `select` minus `exclude` selects at least one node
+    (the selector engine the select API answers with)."""
     if not any(selectors.values()):
         return
     try:
         manifest = latest_manifest(found)
-    except DbtError as exc:
-        raise InvalidRunRequest(
-            "project", f"the project does not parse, so selectors cannot be checked: {exc}"
+    except (DbtError, ManifestError) as exc:
+        raise RequestError(
+            f"the project does not parse, so selectors cannot be checked: {exc}", field="project"
         ) from None
-    for field, selector in selectors.items():
-        unmatched = unmatched_terms(manifest, selector) if selector else []
-        if unmatched:
-            raise InvalidRunRequest(field, f"selector term {unmatched[0]!r} matches no node in project {found.name}")
+    select, exclude = selectors.get("select", ""), selectors.get("exclude", "")
+    if not select_nodes(manifest, select, exclude):
+        excluding = f" once {exclude!r} is excluded" if exclude else ""
+        what = f"selector {select!r} matches no node" if select else "no node is left"
+        raise RequestError(f"{what} in project {found.name}{excluding}", field="select", code=ErrorCode.SELECTS_NOTHING)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import time
 import traceback
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import psycopg
 from django.conf import settings
@@ -23,6 +24,7 @@ from runs.dbt.commands import WRITE_COMMANDS
 from runs.dbt.environment import dbt_environment
 from runs.dbt.invocation import DbtInvocation
 from runs.dbt.launcher import DbtExit, Launcher, stop_group
+from runs.dbt.manifest import Manifest, ManifestError
 from runs.kinds import RunContext, RunFailed, RunInterrupted, get_kind
 from runs.locks import ProjectWriteLock
 from runs.models import FAILED_NODE_STATUSES, NodeResult, Run, RunState
@@ -165,10 +167,12 @@ class RunExecution:
         )
         progress = NodeProgress(self.run, self.log)
         self.follow(invocation, progress)
-        if invocation.manifest_path():
-            invocation.keep_parse_state(parse_state, tag=str(self.run.pk))
-        outcomes = self.record_results(invocation, progress)
-        self.hand_to_lineage(invocation, outcomes)
+        invocation.keep_parse_state(parse_state, tag=str(self.run.pk))
+        manifest = self.read_artifact(invocation.manifest)
+        outcomes = self.read_artifact(invocation.run_results) or []
+        if (invocation.target_path / "run_results.json").is_file():
+            progress.record_results(outcomes, invocation.target_path, manifest)
+        self.hand_to_lineage(invocation, manifest, outcomes)
         return invocation.exit_code
 
     def follow(self, invocation: DbtInvocation, progress: NodeProgress) -> None:
@@ -194,26 +198,25 @@ class RunExecution:
         if self.interrupted:
             raise RunInterrupted()
 
-    def record_results(self, invocation: DbtInvocation, progress: NodeProgress) -> list[NodeOutcome]:
+    def read_artifact(self, read: Callable[[], Any]) -> Any:
+        """An artifact dbt wrote, or None with a warning in the log when it is unreadable."""
         try:
-            outcomes = invocation.run_results()
-        except ArtifactError as exc:
+            return read()
+        except (ArtifactError, ManifestError) as exc:
             self.log.write(f"warning: {exc}")
-            outcomes = []
-        if (invocation.target_path / "run_results.json").is_file():
-            progress.record_results(outcomes, invocation.target_path, invocation.manifest_path())
-        return outcomes
+            return None
 
-    def hand_to_lineage(self, invocation: DbtInvocation, outcomes: list[NodeOutcome]) -> None:
+    def hand_to_lineage(
+        self, invocation: DbtInvocation, manifest: Manifest | None, outcomes: list[NodeOutcome]
+    ) -> None:
         from lineage import services as lineage
 
         try:
-            manifest_path = invocation.manifest_path()
-            if manifest_path is not None:
+            if manifest is not None:
                 catalog = invocation.target_path / "catalog.json"
                 lineage.ingest_manifest(
                     self.run.project,
-                    manifest_path,
+                    manifest,
                     catalog_path=catalog if catalog.is_file() else None,
                     run_id=self.run.pk,
                     actor=f"run #{self.run.pk}",

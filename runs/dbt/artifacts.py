@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runs.dbt.manifest import DbtNode
+
 # Files a user may download from a run's target path, by name only.
 DOWNLOADABLE = ("manifest.json", "run_results.json", "catalog.json", "sources.json")
 
@@ -62,12 +64,12 @@ def read_run_results(path: Path) -> list[NodeOutcome]:
     return outcomes
 
 
-def compiled_sql_path(target_path: Path, node: dict[str, Any]) -> str:
+def compiled_sql_path(target_path: Path, node: DbtNode) -> str:
     """Where dbt wrote a node's compiled SQL, relative to target_path ('' if nowhere)."""
-    package, original, path = node.get("package_name"), node.get("original_file_path"), node.get("path")
-    if not package or not original:
+    if not node.package_name or not node.original_file_path:
         return ""
-    for candidate in (Path("compiled") / package / original, Path("compiled") / package / original / (path or "")):
+    folder = Path("compiled") / node.package_name / node.original_file_path
+    for candidate in (folder, folder / node.path):
         if candidate.suffix == ".sql" and (target_path / candidate).is_file():
             return str(candidate)
     return ""

@@ -3,7 +3,7 @@
 In the spirit of dagster-dbt's DbtCliInvocation: `prepare` lays out a private target and log
 path (seeded with the project's partial-parse file) and builds the argv; `start` hands it to
 the warm launcher; `lines` follows dbt's JSON output until the process group is gone; `stop`
-interrupts it; `exit` says how it ended; `run_results` and `manifest_path` read what it
+interrupts it; `exit_code` says how it ended; `run_results` and `manifest` read what it
 wrote. The queue worker drives it and keeps the database writes.
 """
 
@@ -20,6 +20,7 @@ from typing import Any
 from runs.dbt.artifacts import NodeOutcome, read_run_results
 from runs.dbt.commands import build_argv
 from runs.dbt.launcher import DbtExit, DbtProcess, Launcher
+from runs.dbt.manifest import Manifest
 
 PARSE_STATE_FILES = ("manifest.json", "partial_parse.msgpack")
 
@@ -137,9 +138,10 @@ class DbtInvocation:
         path = self.target_path / "run_results.json"
         return read_run_results(path) if path.is_file() else []
 
-    def manifest_path(self) -> Path | None:
+    def manifest(self) -> Manifest | None:
+        """The manifest dbt wrote (None when it wrote none); ManifestError when unreadable."""
         path = self.target_path / "manifest.json"
-        return path if path.is_file() else None
+        return Manifest.from_path(path) if path.is_file() else None
 
     def keep_parse_state(self, parse_state_dir: Path, tag: str) -> None:
         """Keep this invocation's manifest and partial-parse file as the project's latest

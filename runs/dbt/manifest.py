@@ -1,117 +1,295 @@
-"""Django-free: does a selector match anything in a project's manifest?
+"""Django-free: dbt's manifest.json, parsed once into frozen nodes and a precomputed graph.
 
-dbt's selector grammar: space-separated unions of comma-separated intersections of terms;
-a term is `[@][N+]method:value[+N]`, the method defaulting to a path (if the value looks
-like one) or the fully qualified name. We check that every term matches at least one node;
-graph operators only widen a match, so they are stripped first.
+The one reader of manifests: lineage ingests from it, the selector engine selects over it,
+the trigger check and the worker read node names and types from it.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from fnmatch import fnmatchcase
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
-_GRAPH_OPS = re.compile(r"^@?(\d*\+)?(?P<term>.*?)(\+\d*)?$")
-_SECTIONS = ("nodes", "sources", "exposures", "metrics", "semantic_models", "saved_queries", "unit_tests")
-_UNSUPPORTED = {"state", "result", "source_status"}
-_RESOURCE_TYPES = {
-    "model",
-    "seed",
-    "snapshot",
-    "test",
-    "source",
-    "analysis",
-    "exposure",
-    "metric",
-    "semantic_model",
-    "saved_query",
-    "unit_test",
+SUPPORTED_SCHEMA_VERSIONS = range(10, 13)  # v10 (dbt 1.6) … v12 (dbt 1.8 and later)
+_SCHEMA_VERSION = re.compile(r"/manifest/v(\d+)\.json$")
+
+
+class ResourceType(StrEnum):
+    """dbt-core's NodeType."""
+
+    MODEL = "model"
+    ANALYSIS = "analysis"
+    TEST = "test"
+    SNAPSHOT = "snapshot"
+    OPERATION = "operation"
+    SEED = "seed"
+    RPC = "rpc"
+    SQL_OPERATION = "sql_operation"
+    DOC = "doc"
+    SOURCE = "source"
+    MACRO = "macro"
+    EXPOSURE = "exposure"
+    METRIC = "metric"
+    GROUP = "group"
+    SAVED_QUERY = "saved_query"
+    SEMANTIC_MODEL = "semantic_model"
+    UNIT_TEST = "unit_test"
+    FIXTURE = "fixture"
+    FUNCTION = "function"
+
+
+# What `dbt ls` lists when no --resource-type is given (dbt-core's ListTask).
+LS_RESOURCE_TYPES = frozenset(
+    {
+        ResourceType.MODEL,
+        ResourceType.SNAPSHOT,
+        ResourceType.SEED,
+        ResourceType.TEST,
+        ResourceType.SOURCE,
+        ResourceType.EXPOSURE,
+        ResourceType.METRIC,
+        ResourceType.SAVED_QUERY,
+        ResourceType.SEMANTIC_MODEL,
+        ResourceType.UNIT_TEST,
+        ResourceType.FUNCTION,
+    }
+)
+# Tests: picked up indirectly by selection, left out of folder pictures.
+TEST_TYPES = (ResourceType.TEST, ResourceType.UNIT_TEST)
+# Every section of a manifest whose entries are graph members (what dbt's selector sees).
+NODE_COLLECTIONS = (
+    "nodes",
+    "sources",
+    "exposures",
+    "metrics",
+    "semantic_models",
+    "saved_queries",
+    "unit_tests",
+    "functions",
+)
+
+_SECTION_OF = {
+    ResourceType.SOURCE: "sources",
+    ResourceType.EXPOSURE: "exposures",
+    ResourceType.METRIC: "metrics",
+    ResourceType.SEMANTIC_MODEL: "semantic_models",
+    ResourceType.SAVED_QUERY: "saved_queries",
+    ResourceType.UNIT_TEST: "unit_tests",
+    ResourceType.FUNCTION: "functions",
 }
 
 
-def load_manifest(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())
+class ManifestError(Exception):
+    """A manifest (or catalog) the portal refuses; the message is meant for the user."""
 
 
-def _nodes(manifest: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for section in _SECTIONS:
-        yield from (manifest.get(section) or {}).values()
+@dataclass(frozen=True)
+class Column:
+    name: str
+    description: str
+    data_type: str
 
 
-def _fqn_matches(node: dict[str, Any], value: str) -> bool:
-    fqn = node.get("fqn") or []
-    parts = value.split(".")
-    if len(parts) == 1 and fnmatchcase(node.get("name", ""), value):
-        return True
-    for start in (0, 1):
-        window = fqn[start : start + len(parts)]
-        if len(window) == len(parts) and all(fnmatchcase(a, b) for a, b in zip(window, parts, strict=True)):
-            return True
-    return False
+@dataclass(frozen=True)
+class DbtNode:
+    """One graph member of a manifest (model, source, test, exposure, …)."""
+
+    unique_id: str
+    resource_type: str
+    name: str
+    package_name: str = ""
+    path: str = ""
+    original_file_path: str = ""
+    patch_path: str = ""  # without dbt's "project://" prefix
+    fqn: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    config: Mapping[str, Any] = field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()
+    description: str = ""
+    columns: tuple[Column, ...] = ()
+    raw_code: str = ""
+    compiled_code: str = ""
+    relation_name: str = ""
+    materialization: str = ""
+    source_name: str = ""
+    test_name: str = ""  # test_metadata.name of a generic test ("" for a singular test)
+    attached_node: str = ""
+    column_name: str = ""
+    version: str = ""  # a versioned model's version ("" when unversioned)
+
+    @property
+    def section(self) -> str:
+        """The manifest section that holds it ("nodes", "sources", …)."""
+        return _SECTION_OF.get(self.resource_type, "nodes")
 
 
-def _path_matches(node: dict[str, Any], value: str) -> bool:
-    path = node.get("original_file_path") or ""
-    value = value.rstrip("/")
-    return path == value or path.startswith(value + "/") or fnmatchcase(path, value)
+@dataclass(frozen=True, eq=False)  # compared (and cached) by identity: one parse, one object
+class Manifest:
+    schema_version: int
+    dbt_version: str = ""
+    generated_at: datetime | None = None
+    invocation_id: str = ""
+    project_name: str = ""
+    nodes: Mapping[str, DbtNode] = field(default_factory=dict)
+    docs: Mapping[str, str] = field(default_factory=dict)  # "package.name" → doc block
+    edges: tuple[tuple[str, str], ...] = ()  # (parent, child), every depends_on entry
+    parents: Mapping[str, tuple[str, ...]] = field(init=False, repr=False)
+    children: Mapping[str, tuple[str, ...]] = field(init=False, repr=False)
 
+    def __post_init__(self) -> None:
+        parents: dict[str, list[str]] = {uid: [] for uid in self.nodes}
+        children: dict[str, list[str]] = {uid: [] for uid in self.nodes}
+        for parent, child in self.edges:
+            if parent in children and child in parents:
+                parents[child].append(parent)
+                children[parent].append(child)
+        object.__setattr__(self, "nodes", MappingProxyType(dict(self.nodes)))
+        object.__setattr__(self, "parents", MappingProxyType({k: tuple(v) for k, v in parents.items()}))
+        object.__setattr__(self, "children", MappingProxyType({k: tuple(v) for k, v in children.items()}))
 
-def _term_matches(node: dict[str, Any], method: str, value: str) -> bool:
-    if method == "fqn":
-        return _fqn_matches(node, value)
-    if method in ("path", "file"):
-        return _path_matches(node, value) or (
-            method == "file" and Path(node.get("original_file_path", "")).name == value
+    @classmethod
+    def from_nodes(cls, nodes: Iterable[DbtNode], **metadata: Any) -> Manifest:
+        """A manifest from nodes already parsed (e.g. stored rows); edges from depends_on."""
+        by_id = {node.unique_id: node for node in nodes}
+        edges = dict.fromkeys((parent, uid) for uid, node in by_id.items() for parent in node.depends_on)
+        return cls(nodes=by_id, edges=tuple(edges), **metadata)
+
+    @classmethod
+    def from_path(cls, path: Path) -> Manifest:
+        return cls.from_dict(load_json(Path(path), "manifest"))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
+        metadata = data.get("metadata")
+        version = schema_version(metadata)
+        nodes: list[DbtNode] = []
+        for section in NODE_COLLECTIONS:
+            entries = data.get(section, {}) if data.get(section) is not None else {}
+            if not isinstance(entries, dict):
+                raise ManifestError(f"The manifest's {section!r} must be an object keyed by unique_id.")
+            for unique_id, raw in entries.items():
+                if not isinstance(raw, dict):
+                    raise ManifestError(f"The manifest entry {unique_id!r} in {section!r} is not an object.")
+                nodes.append(_node(section, str(unique_id), raw))
+        return cls.from_nodes(
+            nodes,
+            schema_version=version,
+            dbt_version=str(metadata.get("dbt_version") or ""),
+            generated_at=_parse_time(metadata.get("generated_at")),
+            invocation_id=str(metadata.get("invocation_id") or ""),
+            project_name=str(metadata.get("project_name") or ""),
+            docs=_docs(data.get("docs")),
         )
-    if method == "tag":
-        return any(fnmatchcase(tag, value) for tag in node.get("tags") or [])
-    if method == "package":
-        return fnmatchcase(node.get("package_name", ""), value)
-    if method == "resource_type":
-        return node.get("resource_type") == value
-    if method == "source":
-        if node.get("resource_type") != "source":
-            return False
-        name = f"{node.get('source_name')}.{node.get('name')}"
-        return fnmatchcase(node.get("source_name", ""), value) or fnmatchcase(name, value)
-    if method in ("exposure", "metric", "semantic_model", "saved_query", "unit_test"):
-        return node.get("resource_type") == method and fnmatchcase(node.get("name", ""), value)
-    if method == "test_name":
-        return fnmatchcase((node.get("test_metadata") or {}).get("name", ""), value)
-    if method == "test_type":
-        return node.get("resource_type") in ("test", "unit_test")
-    if method.startswith("config."):
-        config_value = (node.get("config") or {}).get(method.removeprefix("config."))
-        candidates = config_value if isinstance(config_value, list) else [config_value]
-        return any(str(c).lower() == value.lower() for c in candidates if c is not None)
-    return False
 
 
-def unmatched_terms(manifest: dict[str, Any], selector: str) -> list[str]:
-    """The selector terms that match no node (empty when everything resolves). A term with an
-    unsupported method is reported too."""
-    nodes = list(_nodes(manifest))
-    problems: list[str] = []
-    for union_part in selector.split():
-        for raw in union_part.split(","):
-            term = _GRAPH_OPS.match(raw).group("term")
-            if not term:
-                problems.append(raw)
-                continue
-            method, _, value = term.partition(":") if ":" in term else ("", "", term)
-            if not method:
-                looks_like_path = "/" in value or value.endswith((".sql", ".py", ".csv", ".yml"))
-                method = "path" if looks_like_path else "fqn"
-            if method in _UNSUPPORTED:
-                problems.append(raw)
-                continue
-            if method == "resource_type" and value not in _RESOURCE_TYPES:
-                problems.append(raw)
-                continue
-            if not any(_term_matches(node, method, value) for node in nodes):
-                problems.append(raw)
-    return problems
+def cached_manifest(path: Path) -> Manifest:
+    """The manifest at `path`, parsed once per file version (path, mtime, size) per process."""
+    stat = Path(path).stat()
+    return _parsed(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=16)
+def _parsed(path: str, mtime_ns: int, size: int) -> Manifest:
+    return Manifest.from_path(Path(path))
+
+
+def load_json(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object from a file; ManifestError (naming `what`) when it is not one."""
+    try:
+        with path.open("rb") as handle:
+            data = json.load(handle)
+    except OSError as exc:
+        raise ManifestError(f"Cannot read the {what}: {exc.strerror or exc}.") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"The {what} is not valid JSON ({exc}).") from exc
+    if not isinstance(data, dict):
+        raise ManifestError(f"The {what} must be a JSON object.")
+    return data
+
+
+def schema_version(metadata: Any) -> int:
+    url = metadata.get("dbt_schema_version") if isinstance(metadata, dict) else None
+    match = _SCHEMA_VERSION.search(url) if isinstance(url, str) else None
+    if match is None:
+        raise ManifestError(
+            "This is not a dbt manifest: metadata.dbt_schema_version is missing "
+            "(expected https://schemas.getdbt.com/dbt/manifest/v10.json … v12.json)."
+        )
+    version = int(match.group(1))
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise ManifestError(
+            f"Manifest schema v{version} is not supported; the portal reads v10 to v12 "
+            "(dbt 1.6 and later). Re-run `dbt parse` with a supported dbt version."
+        )
+    return version
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _docs(raw: Any) -> dict[str, str]:
+    docs: dict[str, str] = {}
+    for doc in (raw or {}).values() if isinstance(raw, dict) else ():
+        if isinstance(doc, dict) and doc.get("name"):
+            docs[f"{doc.get('package_name')}.{doc['name']}"] = str(doc.get("block_contents") or "")
+    return docs
+
+
+def _columns(raw: Any) -> tuple[Column, ...]:
+    if not isinstance(raw, dict):
+        return ()
+    return tuple(
+        Column(
+            name=str((col or {}).get("name") or name),
+            description=str((col or {}).get("description") or ""),
+            data_type=str((col or {}).get("data_type") or ""),
+        )
+        for name, col in raw.items()
+    )
+
+
+def _node(section: str, unique_id: str, raw: dict[str, Any]) -> DbtNode:
+    config = raw.get("config") if isinstance(raw.get("config"), dict) else {}
+    patch_path = str(raw.get("patch_path") or "")
+    depends_on = raw.get("depends_on")
+    parents = depends_on.get("nodes") or [] if isinstance(depends_on, dict) else []
+    test_metadata = raw.get("test_metadata") if isinstance(raw.get("test_metadata"), dict) else {}
+    column_name = raw.get("column_name") or (test_metadata.get("kwargs") or {}).get("column_name")
+    version = raw.get("version")
+    return DbtNode(
+        unique_id=unique_id,
+        resource_type=str(raw.get("resource_type") or section.rstrip("s")),
+        name=str(raw.get("name") or unique_id.rsplit(".", 1)[-1]),
+        package_name=str(raw.get("package_name") or ""),
+        path=str(raw.get("path") or ""),
+        original_file_path=str(raw.get("original_file_path") or ""),
+        patch_path=patch_path.split("://", 1)[1] if "://" in patch_path else patch_path,
+        fqn=tuple(str(part) for part in raw.get("fqn") or ()),
+        tags=tuple(str(tag) for tag in raw.get("tags") or ()),
+        config=config,
+        depends_on=tuple(dict.fromkeys(str(parent) for parent in parents)),
+        description=str(raw.get("description") or ""),
+        columns=_columns(raw.get("columns")),
+        raw_code=str(raw.get("raw_code") or raw.get("raw_sql") or ""),
+        compiled_code=str(raw.get("compiled_code") or raw.get("compiled_sql") or ""),
+        relation_name=str(raw.get("relation_name") or ""),
+        materialization=str(config.get("materialized") or ""),
+        source_name=str(raw.get("source_name") or ""),
+        test_name=str(test_metadata.get("name") or ""),
+        attached_node=str(raw.get("attached_node") or ""),
+        column_name=str(column_name or ""),
+        version="" if version is None else str(version),
+    )

@@ -1,9 +1,23 @@
-"""Django-free: dbt's node selection, one engine for the trigger check and the select API."""
+"""Django-free: dbt's node selection, one engine for the trigger check and the select API.
+
+Semantics are dbt-core 1.11's (graph/selector_spec.py, selector_methods.py, selector.py): a
+space separates a union, a comma an intersection; each criterion is `[@][N+]method:value[+N]`
+and a bare value is a path when it holds "/", a file name when it ends in .sql/.py/.csv, else
+an fqn. Each criterion takes in the tests that depend on what it selected (dbt's default
+"eager" indirect selection), and the answer is limited to what `dbt ls` lists.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fnmatch import translate
+from functools import lru_cache
+from pathlib import PurePosixPath
+from typing import Any
 
+from runs.dbt.manifest import LS_RESOURCE_TYPES, TEST_TYPES, DbtNode, Manifest, ResourceType
 from transformation_portal.errors import ErrorCode, RequestError
 
 MAX_SELECTOR_LENGTH = 2000
@@ -41,3 +55,346 @@ def check_selector(field: str, value: str) -> str:
                 code=ErrorCode.INVALID_SELECTOR,
             )
     return " ".join(value.split())
+
+
+# --- the engine: dbt-core 1.11's node selection over a Manifest ------------------------------
+
+# dbt-core's RAW_SELECTOR_PATTERN.
+_SPEC = re.compile(
+    r"\A(?P<childrens_parents>@)?(?P<parents>(?P<parents_depth>\d*)\+)?"
+    r"((?P<method>[\w.]+):)?(?P<value>.*?)(?P<children>\+(?P<children_depth>\d*))?\Z"
+)
+SUPPORTED_METHODS = (
+    "fqn", "path", "file", "tag", "resource_type", "package", "source", "config", "test_name", "test_type",
+    "exposure", "metric", "semantic_model", "saved_query", "unit_test",
+)  # fmt: skip
+# dbt methods that need more than a manifest (state, results) or that the portal does not answer.
+UNSUPPORTED_METHODS = ("group", "access", "state", "result", "source_status", "version")
+_GLOB_CHARS = ("*", "?", "[", "]")
+_NAMED_SECTION = {
+    "exposure": "exposures", "metric": "metrics", "semantic_model": "semantic_models", "saved_query": "saved_queries",
+    "unit_test": "unit_tests",
+}  # fmt: skip
+_TEST_TYPES = {"generic": ("generic",), "schema": ("generic",), "data": ("generic", "singular")}
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One `[@][N+]method[.argument…]:value[+N]` term."""
+
+    raw: str
+    method: str
+    arguments: tuple[str, ...]
+    value: str
+    parents: bool = False
+    parents_depth: int | None = None
+    children: bool = False
+    children_depth: int | None = None
+    childrens_parents: bool = False
+
+
+def _refuse(field: str, raw: str, why: str) -> RequestError:
+    return RequestError(f"selector {raw!r} is not valid: {why}", field=field, code=ErrorCode.INVALID_SELECTOR)
+
+
+def _default_method(value: str) -> str:
+    """dbt-core's SelectionCriteria.default_method."""
+    if "/" in value:
+        return "path"
+    if value.lower().endswith((".sql", ".py", ".csv")):
+        return "file"
+    return "fqn"
+
+
+def _check_value(field: str, raw: str, method: str, value: str) -> None:
+    """The values dbt itself refuses when it searches (here: before searching)."""
+    if method == "resource_type" and value not in set(ResourceType):
+        raise _refuse(field, raw, f"unknown resource type {value!r}")
+    if method == "source" and len(value.split(".")) > 3:
+        raise _refuse(field, raw, "use source:<source>, <source>.<table> or <package>.<source>.<table>")
+    if method in _NAMED_SECTION and len(value.split(".")) > 2:
+        raise _refuse(field, raw, f"use {method}:<name> or {method}:<package>.<name>")
+    if method == "test_type" and _test_type_kinds(value) is None:
+        raise _refuse(field, raw, 'test_type is "generic", "singular", "unit" or "data"')
+    if method == "path":
+        pattern = PurePosixPath(value)
+        if pattern.is_absolute() or not pattern.parts:
+            raise _refuse(field, raw, "a path is relative to the project root, e.g. path:models/staging")
+
+
+def parse_criterion(raw: str, field: str = "select") -> Criterion:
+    match = _SPEC.match(raw)
+    if match is None:  # pragma: no cover - the pattern matches any string without a newline
+        raise _refuse(field, raw, "not a selector")
+    value, method_text = match.group("value"), match.group("method")
+    method, arguments = _default_method(value), ()
+    if method_text is not None:
+        method, *rest = method_text.split(".")
+        arguments = tuple(rest)
+        if method not in SUPPORTED_METHODS:
+            kind = (
+                "a dbt selector method the portal does not answer"
+                if method in UNSUPPORTED_METHODS
+                else "not a selector method"
+            )
+            raise _refuse(field, raw, f'"{method}" is {kind} (supported: {", ".join(SUPPORTED_METHODS)})')
+    if match.group("childrens_parents") and match.group("children"):
+        raise _refuse(field, raw, 'the "@" prefix and the "+" suffix cannot be combined')
+    _check_value(field, raw, method, value)
+    return Criterion(
+        raw=raw,
+        method=method,
+        arguments=arguments,
+        value=value,
+        parents=bool(match.group("parents")),
+        parents_depth=int(match.group("parents_depth")) if match.group("parents_depth") else None,
+        children=bool(match.group("children")),
+        children_depth=int(match.group("children_depth")) if match.group("children_depth") else None,
+        childrens_parents=bool(match.group("childrens_parents")),
+    )
+
+
+def parse_selector(text: str, field: str = "select") -> tuple[tuple[Criterion, ...], ...]:
+    """A union (space) of intersections (comma) of criteria; RequestError when invalid."""
+    text = check_selector(field, text)
+    return tuple(tuple(parse_criterion(part, field) for part in spec.split(",")) for spec in text.split())
+
+
+@lru_cache(maxsize=4096)
+def _pattern(pattern: str) -> Any:
+    return re.compile(translate(pattern)).match
+
+
+def fnmatch(name: str, pattern: str) -> bool:
+    """fnmatch.fnmatch on POSIX (case-sensitive), with the compiled pattern kept."""
+    return name == pattern or _pattern(pattern)(name) is not None
+
+
+@dataclass(frozen=True)
+class _Index:
+    """What selection reads of a manifest over and over, computed once per manifest."""
+
+    # Non-source nodes: (unique_id, fqn, its parts split at dots, the same without the package, versioned).
+    fqns: tuple[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], bool], ...]
+    files: frozenset[tuple[str, ...]]  # original_file_path and patch_path, split
+    dirs: frozenset[tuple[str, ...]]  # every folder holding one of them
+    by_leaf: dict[str, set[str]]  # fqn[-1] → non-source nodes
+    by_prefix: dict[tuple[str, ...], set[str]]  # leading parts of the flat fqn (with or without package) → nodes
+    versioned: bool  # any versioned model (then the fqn fast path does not apply)
+    places: tuple[tuple[str, tuple[str, ...], frozenset[str]], ...]  # (unique_id, file names, its folders)
+
+
+def _flat(fqn: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(item for segment in fqn for item in segment.split("."))
+
+
+@lru_cache(maxsize=8)
+def _index(manifest: Manifest) -> _Index:
+    files, places = set(), []
+    for uid, n in manifest.nodes.items():
+        if not n.original_file_path:
+            continue
+        own = tuple(p for p in (n.original_file_path, n.patch_path) if p)
+        files.update(PurePosixPath(p).parts for p in own)
+        places.append((uid, own, frozenset(str(d) for d in PurePosixPath(n.original_file_path).parents)))
+    fqns = tuple(
+        (uid, n.fqn, _flat(n.fqn), _flat(n.fqn[1:]), bool(n.version))
+        for uid, n in manifest.nodes.items()
+        if n.section != "sources"
+    )
+    by_leaf: dict[str, set[str]] = {}
+    by_prefix: dict[tuple[str, ...], set[str]] = {}
+    for uid, fqn, flat, unscoped, _ in fqns:
+        for name in fqn[-1:]:
+            by_leaf.setdefault(name, set()).add(uid)
+        for parts in (flat, unscoped):
+            for i in range(1, len(parts) + 1):
+                by_prefix.setdefault(parts[:i], set()).add(uid)
+    return _Index(
+        fqns=fqns,
+        by_leaf=by_leaf,
+        by_prefix=by_prefix,
+        versioned=any(row[4] for row in fqns),
+        files=frozenset(files),
+        dirs=frozenset(f[:i] for f in files for i in range(len(f))),
+        places=tuple(places),
+    )
+
+
+def _fqn_is_selected(fqn: tuple[str, ...], flat: tuple[str, ...], selector: str, versioned: bool) -> bool:
+    """dbt-core's is_selected_node (`flat`: the fqn's parts split at dots)."""
+    if not fqn:
+        return False
+    if versioned:
+        if len(fqn) > 1 and fqn[-2] == selector:
+            return True
+        if "_".join(fqn[-2:]) == "_".join(selector.split(".")[-2:]):
+            return True
+    elif fqn[-1] == selector:
+        return True
+    parts = selector.split(".")
+    if len(flat) < len(parts):
+        return False
+    for i, part in enumerate(parts):
+        if any(ch in part for ch in _GLOB_CHARS):
+            if fnmatch(".".join(flat[i:]), ".".join(parts[i:])):
+                return True
+            if "." not in selector:
+                return fnmatch(fqn[-2] if versioned and len(fqn) > 1 else fqn[-1], selector)
+            return False
+        if flat[i] != part:
+            return False
+    return True
+
+
+def _fqn_search(manifest: Manifest, value: str) -> set[str]:
+    """dbt matches the fqn, and the fqn without its package (nodes of any package)."""
+    index = _index(manifest)
+    if not index.versioned and not any(ch in value for ch in _GLOB_CHARS):
+        # Without wildcards: the name, or a leading run of the (package-less) fqn's parts.
+        return index.by_leaf.get(value, set()) | index.by_prefix.get(tuple(value.split(".")), set())
+    return {
+        uid
+        for uid, fqn, flat, unscoped, versioned in _index(manifest).fqns
+        if _fqn_is_selected(fqn, flat, value, versioned) or _fqn_is_selected(fqn[1:], unscoped, value, versioned)
+    }
+
+
+def _glob_parts(parts: tuple[str, ...], pattern: tuple[str, ...], is_dir: bool) -> bool:
+    """pathlib (3.11) glob of one candidate path: "**" spans directories, others one name."""
+    if not pattern:
+        return not parts
+    head, rest = pattern[0], pattern[1:]
+    if head == "**":
+        if not rest and not is_dir:
+            return False
+        return any(_glob_parts(parts[i:], rest, is_dir) for i in range(len(parts) + 1))
+    return bool(parts) and fnmatch(parts[0], head) and _glob_parts(parts[1:], rest, is_dir)
+
+
+def _path_search(manifest: Manifest, value: str) -> set[str]:
+    """dbt globs the pattern under the project root, then takes nodes whose file, YAML file or
+    one of whose folders it found; the manifest's own paths stand in for the file tree."""
+    index, pattern = _index(manifest), PurePosixPath(value).parts
+    found = {"/".join(d) or "." for d in index.dirs if _glob_parts(d, pattern, True)}
+    if not value.endswith("/"):
+        found |= {"/".join(f) for f in index.files if _glob_parts(f, pattern, False)}
+    return {uid for uid, own, folders in index.places if found.intersection(own) or found.intersection(folders)}
+
+
+def _test_type_kinds(value: str) -> tuple[str, ...] | None:
+    """dbt-core's test_type: note its substring checks (`value in "data"`), kept as dbt has them."""
+    if value in _TEST_TYPES:
+        return _TEST_TYPES[value]
+    for word, kinds in (("data", ("generic", "singular")), ("singular", ("singular",)), ("unit", ("unit",))):
+        if value in word:
+            return kinds
+    return None
+
+
+def _config_matches(config: Any, arguments: tuple[str, ...], selector: str) -> bool:
+    """dbt-core's ConfigSelectorMethod: equality with the (nested) config value; true/false
+    match booleans; config.severity compares without case."""
+    for key in arguments:
+        if not isinstance(config, dict) or key not in config:
+            return False
+        config = config[key]
+    boolean = {"true": True, "false": False}.get(selector.lower())
+    if arguments == ("severity",) and isinstance(config, str):
+        return config.upper() == selector.upper()
+    values = config if isinstance(config, list) else [config]
+    return any(v == selector or (boolean is not None and v is boolean) for v in values)
+
+
+def _match(manifest: Manifest, c: Criterion, node: DbtNode) -> bool:  # noqa: PLR0911 - one branch per method
+    method, value = c.method, c.value
+    if method == "tag":
+        return any(fnmatch(tag, value) for tag in node.tags)
+    if method == "file":
+        name = PurePosixPath(node.original_file_path).name
+        return fnmatch(name, value) or fnmatch(PurePosixPath(name).stem, value)
+    if method == "package":
+        return fnmatch(node.package_name, manifest.project_name if value == "this" else value)
+    if method == "resource_type":
+        return node.resource_type == value
+    if method == "config":
+        return node.section in ("nodes", "sources") and _config_matches(dict(node.config), c.arguments, value)
+    if method == "source":
+        parts = value.split(".")
+        package, source, table = (
+            ("*", parts[0], "*") if len(parts) == 1 else ("*", *parts) if len(parts) == 2 else parts
+        )
+        return node.section == "sources" and all(
+            fnmatch(have, want)
+            for have, want in zip(
+                (node.package_name, node.source_name, node.name), (package, source, table), strict=True
+            )
+        )
+    if method in _NAMED_SECTION:
+        package, _, name = value.rpartition(".")
+        return (
+            node.section == _NAMED_SECTION[method]
+            and fnmatch(node.package_name, package or "*")
+            and fnmatch(node.name, name)
+        )
+    if method == "test_name":
+        if node.resource_type == ResourceType.UNIT_TEST:
+            return fnmatch(node.name, value)
+        return node.resource_type == ResourceType.TEST and bool(node.test_name) and fnmatch(node.test_name, value)
+    if method == "test_type":
+        kind = {ResourceType.UNIT_TEST: "unit", ResourceType.TEST: "generic" if node.test_name else "singular"}
+        return kind.get(node.resource_type, "") in (_test_type_kinds(value) or ())
+    return False
+
+
+def _reach(adjacency: Mapping[str, tuple[str, ...]], start: set[str], depth: int | None) -> set[str]:
+    """Nodes reachable from `start` in at most `depth` hops (any number when None)."""
+    reached: set[str] = set()
+    frontier, hops = start, 0
+    while frontier and (depth is None or hops < depth):
+        frontier = {n for f in frontier for n in adjacency.get(f, ())} - reached
+        reached |= frontier
+        hops += 1
+    return reached
+
+
+def _select_criterion(manifest: Manifest, c: Criterion) -> set[str]:
+    if c.method == "path":
+        selected = _path_search(manifest, c.value)
+    elif c.method == "fqn":
+        selected = _fqn_search(manifest, c.value)
+    else:
+        selected = {uid for uid, node in manifest.nodes.items() if _match(manifest, c, node)}
+    collected = set(selected)
+    if c.childrens_parents:
+        family = selected | _reach(manifest.children, selected, None)
+        collected |= family | _reach(manifest.parents, family, None)
+    if c.parents:
+        collected |= _reach(manifest.parents, selected, c.parents_depth)
+    if c.children:
+        collected |= _reach(manifest.children, selected, c.children_depth)
+    # dbt's default (eager) indirect selection: tests that depend on anything selected.
+    tests = {
+        child
+        for uid in collected
+        for child in manifest.children.get(uid, ())
+        if manifest.nodes[child].resource_type in TEST_TYPES
+    }
+    return collected | tests
+
+
+def _select_union(manifest: Manifest, union: tuple[tuple[Criterion, ...], ...]) -> set[str]:
+    chosen: set[str] = set()
+    for intersection in union:
+        chosen |= set.intersection(*(_select_criterion(manifest, c) for c in intersection))
+    return chosen
+
+
+def select(manifest: Manifest, select: str, exclude: str = "") -> list[str]:
+    """The unique_ids `dbt ls --select <select> --exclude <exclude>` lists, sorted.
+    Raises RequestError (INVALID_SELECTOR, on the field at fault) for a selector dbt or the
+    portal refuses; an empty `select` means everything, as in dbt."""
+    include = parse_selector(select, "select") if select.strip() else None
+    excluded = _select_union(manifest, parse_selector(exclude, "exclude")) if exclude.strip() else set()
+    chosen = set(manifest.nodes) if include is None else _select_union(manifest, include)
+    return sorted(uid for uid in chosen - excluded if manifest.nodes[uid].resource_type in LS_RESOURCE_TYPES)

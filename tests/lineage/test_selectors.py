@@ -1,4 +1,6 @@
-"""The portal's selector answers equal what the real `dbt ls` lists on the same project."""
+"""One selector engine, two doors: for every selector of dbt's node-selection docs, the select
+API answers exactly what the real `dbt ls` lists, and a trigger is accepted exactly when that
+answer is not empty (a selector dbt refuses is refused by both doors)."""
 
 from __future__ import annotations
 
@@ -9,98 +11,181 @@ import sys
 import pytest
 from django.conf import settings
 
-from lineage.selectors import SelectorError, parse_selector, select
+from runs.models import Run
 from tests.lineage.conftest import PROJECT
 
+# (select, exclude): methods, graph and set operators, paths, wildcards, refusals.
 SELECTORS = [
-    "fct_users",
-    "+fct_applications",
-    "stg_users+",
-    "1+fct_applications",
-    "2+fct_applications",
-    "stg_users+3",
-    "stg_users+1",
-    "@stg_users",
-    "users",
-    "inventory_transforms.core",
-    "stg_*",
-    "path:models/core",
-    "path:models/schema.yml",
-    "models/staging/stg_users.sql",
-    "resource_type:seed",
-    "resource_type:source",
-    "tag:nothing_tagged",
-    "source:raw",
-    "source:raw.users+",
-    "config.materialized:view",
-    "fct_users stg_users",
-    "+fct_applications,resource_type:model",
-    "+fct_applications,path:models/staging stg_users+1",
-    "duplicate_emails",
-    "resource_type:test,fct_users+",
-    "package:inventory_transforms,resource_type:seed",
-    "no_such_model",
+    ("fct_users", ""),
+    ("+fct_applications", ""),
+    ("stg_users+", ""),
+    ("1+fct_applications", ""),
+    ("2+fct_applications", ""),
+    ("stg_users+1", ""),
+    ("+stg_users+", ""),
+    ("@stg_users", ""),
+    ("users", ""),
+    ("inventory_transforms.core", ""),
+    ("inventory_transforms.core.*", ""),
+    ("fqn:stg_*", ""),
+    ("*users", ""),
+    ("path:models/core", ""),
+    ("path:models/schema.yml", ""),
+    ("models/schema.yml", ""),
+    ("models/staging", ""),
+    ("models/staging/", ""),
+    ("models/staging/stg_users.sql", ""),
+    ("models/*.yml", ""),
+    ("models/**/*.sql", ""),
+    ("path:models/staging/*", ""),
+    ("seeds/users.csv", ""),
+    ("stg_users.sql", ""),
+    ("users.csv", ""),
+    ("file:stg_users", ""),
+    ("file:fct_*.sql", ""),
+    ("resource_type:seed", ""),
+    ("resource_type:source", ""),
+    ("resource_type:test", ""),
+    ("tag:nothing_tagged", ""),
+    ("source:raw", ""),
+    ("source:raw.users+", ""),
+    ("source:inventory_transforms.raw.app*", ""),
+    ("config.materialized:view", ""),
+    ("config.materialized:table,resource_type:model", ""),
+    ("config.severity:warn", ""),
+    ("config.schema:core", ""),
+    ("package:inventory_transforms,resource_type:seed", ""),
+    ("package:this", ""),
+    ("package:dbt_utils", ""),
+    ("test_name:not_null", ""),
+    ("test_name:accepted_values,fct_users+", ""),
+    ("test_type:singular", ""),
+    ("test_type:generic", ""),
+    ("test_type:data", ""),
+    ("test_type:unit", ""),
+    ("exposure:*", ""),
+    ("metric:inventory_transforms.*", ""),
+    ("semantic_model:*", ""),
+    ("saved_query:*", ""),
+    ("unit_test:*", ""),
+    ("fct_users stg_users", ""),
+    ("+fct_applications,resource_type:model", ""),
+    ("+fct_applications,path:models/staging stg_users+1", ""),
+    ("duplicate_emails", ""),
+    ("resource_type:test,fct_users+", ""),
+    ("no_such_model", ""),
+    ("stg_users+", "fct_applications"),
+    ("resource_type:model", "models/staging"),
+    ("fct_users", "fct_users"),
+    # dbt refuses these itself: both portal doors must too.
+    ("bogus:x", ""),
+    ("resource_type:nope", ""),
+    ("@fct_users+", ""),
+    ("source:a.b.c.d", ""),
+    ("test_type:nope", ""),
+    ("exposure:a.b.c", ""),
+    ("path:.", ""),
 ]
 
 
-# One process asks the real dbt (its programmatic runner) `dbt ls --select` for every selector:
-# the same answers as 27 `dbt ls` commands, without paying dbt's start-up 27 times.
+# One process asks the real dbt (its programmatic runner) `dbt ls` for every selector: the
+# same answers as one `dbt ls` command each, without paying dbt's start-up each time. A
+# selector dbt refuses is answered with null.
 _DBT_LS_ALL = """
 import json, sys
 from dbt.cli.main import dbtRunner
-common, selectors = json.loads(sys.argv[1]), sys.argv[2:]
-answers = {}
-for selector in selectors:
-    result = dbtRunner().invoke(["ls", "--select", selector, "--output", "json", "--output-keys", "unique_id", *common])
-    if not result.success:
-        sys.exit(f"dbt ls --select {selector!r} failed: {result.exception}")
-    answers[selector] = sorted(json.loads(line)["unique_id"] for line in result.result)
+common, cases = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+answers = []
+for select, exclude in cases:
+    argv = ["ls", "--select", select, *(["--exclude", exclude] if exclude else [])]
+    result = dbtRunner().invoke([*argv, "--output", "json", "--output-keys", "unique_id", *common])
+    ok = result.success and result.exception is None
+    answers.append(sorted(json.loads(line)["unique_id"] for line in result.result) if ok else None)
 print(json.dumps(answers))
 """
 
 
 @pytest.fixture(scope="session")
-def dbt_ls(parsed_target, warehouse_env) -> dict[str, list[str]]:
+def dbt_ls(parsed_target, warehouse_env) -> dict[tuple[str, str], list[str] | None]:
     project_dir = settings.DBT_PROJECTS_DIR / PROJECT
     common = [
         "--quiet", "--project-dir", str(project_dir), "--profiles-dir", str(settings.DBT_PROJECTS_DIR),
         "--target-path", str(parsed_target), "--log-path", str(parsed_target / "logs"),
     ]  # fmt: skip
     result = subprocess.run(
-        [sys.executable, "-c", _DBT_LS_ALL, json.dumps(common), *SELECTORS],
+        [sys.executable, "-c", _DBT_LS_ALL, json.dumps(common), json.dumps(SELECTORS)],
         env=warehouse_env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
         cwd=project_dir,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout.splitlines()[-1])
+    return dict(zip(SELECTORS, json.loads(result.stdout.splitlines()[-1]), strict=True))
 
 
-@pytest.mark.parametrize("selector", SELECTORS)
-def test_portal_selection_equals_dbt_ls(snapshot, dbt_ls, selector):
-    assert select(snapshot.pk, selector) == dbt_ls[selector]
+@pytest.fixture
+def as_operator(api_client, operator, dbt_projects_dir):
+    api_client.force_authenticate(operator)
+    return api_client
+
+
+@pytest.mark.parametrize(("select", "exclude"), SELECTORS, ids=[f"{s}|{e}" for s, e in SELECTORS])
+def test_select_api_trigger_and_dbt_ls_agree(as_operator, snapshot, dbt_ls, select, exclude):
+    expected = dbt_ls[(select, exclude)]
+    answer = as_operator.get(f"/api/v1/projects/{PROJECT}/select/", {"select": select, "exclude": exclude})
+    body = {"project": PROJECT, "command": "build", "select": select, "exclude": exclude}
+    trigger = as_operator.post("/api/v1/runs/", body, format="json")
+    if expected is None:
+        assert answer.status_code == 400, answer.content
+        assert answer.json()["code"] == "invalid_selector" and answer.json()["field"] == "select"
+        assert trigger.status_code == 400, trigger.content
+        assert trigger.json()["field"] == "select"
+        assert Run.objects.count() == 0
+        return
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["nodes"] == expected
+    assert answer.json()["count"] == len(expected)
+    if expected:
+        assert trigger.status_code == 202, trigger.content
+        assert Run.objects.get().select == select
+    else:
+        assert trigger.status_code == 400, trigger.content
+        assert trigger.json()["field"] == "select" and "matches no node" in trigger.json()["detail"]
+        assert Run.objects.count() == 0
+
+
+def test_the_table_covers_selections_and_refusals(dbt_ls):
+    answers = list(dbt_ls.values())
+    assert len(SELECTORS) >= 40
+    assert sum(1 for a in answers if a) >= 30 and [] in answers and None in answers
 
 
 @pytest.mark.parametrize(
-    ("selector", "problem"),
-    [
-        ("bogus:x", '"bogus" is not a selector method'),
-        ("resource_type:nope", 'unknown resource type "nope"'),
-        ("@+fct_users", "cannot be combined"),
-        ("tag:", "no search value"),
-        ("   ", "empty"),
-    ],
+    "select", ["group:finance", "access:public", "version:latest", "state:modified", "result:error"]
 )
-def test_bad_selectors_name_the_problem(selector, problem):
-    with pytest.raises(SelectorError, match=problem):
-        parse_selector(selector)
+def test_methods_the_portal_does_not_answer_are_refused_by_both_doors(as_operator, snapshot, select):
+    answer = as_operator.get(f"/api/v1/projects/{PROJECT}/select/", {"select": select})
+    assert answer.status_code == 400
+    assert answer.json()["code"] == "invalid_selector"
+    assert "supported: fqn, path, file, tag" in answer.json()["detail"]
+    trigger = as_operator.post("/api/v1/runs/", {"project": PROJECT, "select": select}, format="json")
+    assert trigger.status_code == 400 and trigger.json()["field"] == "select"
+    assert "supported: fqn, path, file, tag" in trigger.json()["detail"]
+
+
+def test_an_exclude_the_portal_refuses_names_the_exclude_field(as_operator, snapshot):
+    answer = as_operator.get(f"/api/v1/projects/{PROJECT}/select/", {"select": "fct_users", "exclude": "bogus:x"})
+    assert answer.status_code == 400 and answer.json()["field"] == "exclude"
+    trigger = as_operator.post(
+        "/api/v1/runs/", {"project": PROJECT, "select": "fct_users", "exclude": "bogus:x"}, format="json"
+    )
+    assert trigger.status_code == 400 and trigger.json()["field"] == "exclude"
 
 
 def test_tag_selection_takes_in_the_tagged_nodes_and_their_tests(db, manifest_json, tmp_path):
+    from lineage.selectors import select
     from lineage.services import ingest_manifest
-    from tests.lineage.conftest import PROJECT
 
     manifest = json.loads(json.dumps(manifest_json))
     manifest["nodes"]["model.inventory_transforms.fct_users"]["tags"] = ["pii", "core"]

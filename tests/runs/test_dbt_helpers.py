@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 import sys
+from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import pytest
@@ -11,40 +14,80 @@ import pytest
 from runs.dbt.commands import build_argv, check_command, check_vars
 from runs.dbt.events import parse_line
 from runs.dbt.launcher import ignore_application_name_in_parse_state
-from runs.dbt.manifest import unmatched_terms
-from runs.dbt.selectors import check_selector
-from transformation_portal.errors import RequestError
+from runs.dbt.manifest import Manifest, ManifestError
+from runs.dbt.selectors import check_selector, select
+from transformation_portal.errors import ErrorCode, RequestError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _node(uid: str, **fields) -> dict:
+    kind, package, name = uid.split(".")[0], uid.split(".")[1], uid.split(".")[-1]
+    return {"name": name, "resource_type": kind, "package_name": package, **fields}
+
 
 MANIFEST = {
+    "metadata": {
+        "dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v12.json",
+        "dbt_version": "1.11.0",
+        "project_name": "shop",
+        "generated_at": "2026-01-02T03:04:05Z",
+    },
     "nodes": {
-        "model.shop.stg_users": {
-            "name": "stg_users",
-            "resource_type": "model",
-            "package_name": "shop",
-            "fqn": ["shop", "staging", "stg_users"],
-            "original_file_path": "models/staging/stg_users.sql",
-            "tags": ["nightly"],
-            "config": {"materialized": "view"},
-        },
-        "model.shop.fct_users": {
-            "name": "fct_users",
-            "resource_type": "model",
-            "package_name": "shop",
-            "fqn": ["shop", "core", "fct_users"],
-            "original_file_path": "models/core/fct_users.sql",
-            "tags": [],
-            "config": {"materialized": "table"},
-        },
+        "model.shop.stg_users": _node(
+            "model.shop.stg_users",
+            fqn=["shop", "staging", "stg_users"],
+            original_file_path="models/staging/stg_users.sql",
+            patch_path="shop://models/staging/schema.yml",
+            tags=["nightly"],
+            config={"materialized": "view", "meta": {"owner": "ann"}},
+            depends_on={"nodes": ["source.shop.raw.users"]},
+        ),
+        "model.shop.fct_users": _node(
+            "model.shop.fct_users",
+            fqn=["shop", "core", "fct_users"],
+            original_file_path="models/core/fct_users.sql",
+            config={"materialized": "table", "enabled": True},
+            depends_on={"nodes": ["model.shop.stg_users"]},
+        ),
+        "test.shop.not_null_fct_users_id.abc": _node(
+            "test.shop.not_null_fct_users_id.abc",
+            fqn=["shop", "core", "not_null_fct_users_id"],
+            original_file_path="models/core/schema.yml",
+            test_metadata={"name": "not_null", "kwargs": {"column_name": "id"}},
+            config={"severity": "ERROR"},
+            depends_on={"nodes": ["model.shop.fct_users"]},
+        ),
+        "test.shop.no_dupes": _node(
+            "test.shop.no_dupes",
+            fqn=["shop", "no_dupes"],
+            original_file_path="tests/no_dupes.sql",
+            config={"severity": "warn"},
+            depends_on={"nodes": ["model.shop.fct_users", "model.shop.stg_users"]},
+        ),
     },
     "sources": {
-        "source.shop.raw.users": {
-            "name": "users",
-            "source_name": "raw",
-            "resource_type": "source",
-            "package_name": "shop",
-            "fqn": ["shop", "raw", "users"],
-        }
+        "source.shop.raw.users": _node(
+            "source.shop.raw.users",
+            source_name="raw",
+            fqn=["shop", "raw", "users"],
+            original_file_path="models/staging/schema.yml",
+        )
     },
+    "unit_tests": {
+        "unit_test.shop.fct_users.counts": _node(
+            "unit_test.shop.fct_users.counts",
+            fqn=["shop", "core", "fct_users", "counts"],
+            original_file_path="models/core/schema.yml",
+            depends_on={"nodes": ["model.shop.fct_users"]},
+        )
+    },
+    "exposures": {
+        "exposure.shop.dash": _node(
+            "exposure.shop.dash", fqn=["shop", "dash"], depends_on={"nodes": ["model.shop.fct_users"]}
+        )
+    },
+    "docs": {"doc.shop.intro": {"name": "intro", "package_name": "shop", "block_contents": "Hello"}},
 }
 
 
@@ -92,14 +135,103 @@ def test_bad_selectors_are_refused_with_the_reason(selector, problem):
     assert problem in err.value.message
 
 
-def test_selectors_resolve_against_the_manifest():
-    assert unmatched_terms(MANIFEST, "+fct_users stg_users+ tag:nightly source:raw.users path:models/core") == []
-    assert unmatched_terms(MANIFEST, "staging.* config.materialized:table,resource_type:model") == []
-    assert unmatched_terms(MANIFEST, "fct_users nope tag:weekly state:modified") == [
-        "nope",
-        "tag:weekly",
-        "state:modified",
-    ]
+def test_the_manifest_is_parsed_once_into_frozen_nodes_and_a_graph():
+    manifest = Manifest.from_dict(MANIFEST)
+    assert (manifest.schema_version, manifest.dbt_version, manifest.project_name) == (12, "1.11.0", "shop")
+    assert manifest.generated_at.year == 2026 and manifest.docs == {"shop.intro": "Hello"}
+    stg = manifest.nodes["model.shop.stg_users"]
+    assert stg.fqn == ("shop", "staging", "stg_users") and stg.patch_path == "models/staging/schema.yml"
+    assert stg.materialization == "view" and stg.section == "nodes"
+    assert manifest.nodes["test.shop.not_null_fct_users_id.abc"].test_name == "not_null"
+    assert manifest.nodes["test.shop.not_null_fct_users_id.abc"].column_name == "id"
+    assert manifest.nodes["source.shop.raw.users"].source_name == "raw"
+    assert manifest.parents["model.shop.fct_users"] == ("model.shop.stg_users",)
+    assert set(manifest.children["model.shop.fct_users"]) == {
+        "test.shop.not_null_fct_users_id.abc", "test.shop.no_dupes", "unit_test.shop.fct_users.counts",
+        "exposure.shop.dash",
+    }  # fmt: skip
+    with pytest.raises(FrozenInstanceError):
+        stg.name = "other"
+    with pytest.raises(TypeError):
+        manifest.nodes["x"] = stg
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ({}, "not a dbt manifest"),
+        (
+            {"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v9.json"}},
+            "v9 is not supported",
+        ),
+        ({"metadata": MANIFEST["metadata"], "nodes": []}, "must be an object"),
+    ],
+)
+def test_manifests_the_portal_cannot_read_are_refused_with_a_reason(data, words):
+    with pytest.raises(ManifestError, match=words):
+        Manifest.from_dict(data)
+
+
+def test_a_garbled_manifest_file_is_refused(tmp_path):
+    path = tmp_path / "manifest.json"
+    path.write_text("{")
+    with pytest.raises(ManifestError, match="not valid JSON"):
+        Manifest.from_path(path)
+
+
+@pytest.mark.parametrize(
+    ("selector", "exclude", "expected"),
+    [
+        ("fct_users", "", ["model.shop.fct_users", "test.shop.no_dupes",
+                           "test.shop.not_null_fct_users_id.abc", "unit_test.shop.fct_users.counts"]),
+        # Each criterion takes in the tests on what it selected, so the intersection keeps them (as dbt).
+        ("+fct_users,resource_type:model", "", ["model.shop.fct_users", "model.shop.stg_users", "test.shop.no_dupes",
+            "test.shop.not_null_fct_users_id.abc", "unit_test.shop.fct_users.counts"]),
+        ("source:raw+1", "", ["model.shop.stg_users", "source.shop.raw.users", "test.shop.no_dupes"]),
+        ("models/staging", "", ["model.shop.stg_users", "source.shop.raw.users", "test.shop.no_dupes"]),
+        ("models/staging/schema.yml", "", ["model.shop.stg_users", "source.shop.raw.users", "test.shop.no_dupes"]),
+        ("stg_users.sql", "", ["model.shop.stg_users", "test.shop.no_dupes"]),
+        ("tag:night*", "stg_users", []),
+        ("config.meta.owner:ann", "", ["model.shop.stg_users", "test.shop.no_dupes"]),
+        ("config.enabled:TRUE,config.materialized:table", "", ["model.shop.fct_users",
+            "test.shop.no_dupes", "test.shop.not_null_fct_users_id.abc", "unit_test.shop.fct_users.counts"]),
+        ("config.severity:error", "", ["test.shop.not_null_fct_users_id.abc"]),
+        ("test_name:not_*", "", ["test.shop.not_null_fct_users_id.abc"]),
+        ("test_type:singular", "", ["test.shop.no_dupes"]),
+        ("test_type:unit", "", ["unit_test.shop.fct_users.counts"]),
+        ("exposure:shop.dash", "", ["exposure.shop.dash"]),
+        ("package:this,resource_type:source", "", ["source.shop.raw.users"]),
+        ("@stg_users", "resource_type:test", ["exposure.shop.dash", "model.shop.fct_users", "model.shop.stg_users",
+            "source.shop.raw.users", "unit_test.shop.fct_users.counts"]),
+        ("", "fct_users stg_users", ["exposure.shop.dash", "source.shop.raw.users"]),
+        ("nope", "", []),
+    ],
+)  # fmt: skip
+def test_selection_over_the_frozen_model(selector, exclude, expected):
+    assert select(Manifest.from_dict(MANIFEST), selector, exclude) == expected
+
+
+@pytest.mark.parametrize(
+    ("selector", "words"),
+    [
+        ("state:modified", '"state" is a dbt selector method the portal does not answer (supported: fqn, path'),
+        ("bogus:x", '"bogus" is not a selector method'),
+        ("@fct_users+", "cannot be combined"),
+        ("resource_type:nope", "unknown resource type 'nope'"),
+        ("path:/etc", "relative to the project root"),
+    ],
+)
+def test_invalid_selectors_are_refused_on_their_field(selector, words):
+    with pytest.raises(RequestError, match=re.escape(words)) as caught:
+        select(Manifest.from_dict(MANIFEST), "fct_users", selector)
+    assert caught.value.field == "exclude" and caught.value.code == ErrorCode.INVALID_SELECTOR
+
+
+def test_the_manifest_and_the_selector_engine_load_without_django():
+    code = "import sys, runs.dbt.manifest, runs.dbt.selectors; print('django' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
 
 
 def test_vars_only_for_declared_keys_with_json_values():

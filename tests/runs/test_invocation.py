@@ -56,7 +56,8 @@ def test_a_real_ls_streams_json_lines_and_keeps_its_parse_state(tmp_path, launch
     messages = [json.loads(line)["info"]["msg"] for line in lines if line.startswith("{")]
     assert "inventory_transforms.core.fct_users" in messages
     assert invocation.exit_code == DbtExit.SUCCESS
-    assert invocation.manifest_path() == invocation.target_path / "manifest.json"
+    manifest = invocation.manifest()
+    assert manifest is not None and "model.inventory_transforms.fct_users" in manifest.nodes
     assert invocation.run_results() == []  # ls writes no run_results.json
     invocation.keep_parse_state(tmp_path / "state", tag="1")
     assert {p.name for p in (tmp_path / "state").iterdir()} == {"manifest.json", "partial_parse.msgpack"}
