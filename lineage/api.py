@@ -17,6 +17,7 @@ from lineage.models import Edge, Node, NodeStatus, Snapshot
 from lineage.selectors import SelectorError, select
 from lineage.services import ManifestError, ingest_upload, project_exists, project_names
 from lineage.views import hops_param, snapshot_for
+from transformation_portal.errors import ErrorCode, RequestError
 
 READ = [Requires(Capability.READ)]
 
@@ -159,7 +160,7 @@ class ManifestUploadView(APIView):
                 source=Source.API,
             )
         except ManifestError as exc:
-            return Response({"detail": str(exc), "field": "manifest"}, status=status.HTTP_400_BAD_REQUEST)
+            raise RequestError(str(exc), field="manifest") from None
         return Response(SnapshotSerializer(snapshot).data, status=status.HTTP_201_CREATED)
 
 
@@ -270,5 +271,5 @@ class SelectView(APIView):
         try:
             selected = select(snapshot.pk, text)
         except SelectorError as exc:
-            return Response({"detail": str(exc), "field": "select"}, status=status.HTTP_400_BAD_REQUEST)
+            raise RequestError(str(exc), field="select", code=ErrorCode.INVALID_SELECTOR) from None
         return Response({"snapshot": snapshot.pk, "select": text, "count": len(selected), "nodes": selected})

@@ -11,8 +11,10 @@ from django.db import IntegrityError, connection, transaction
 from audit.models import AuditEvent, Source
 from entities import services
 from entities.models import EntityType, Mode, ModeChange, ModeChangeRequest, RequestStatus
+from entities.refresh import write_parity_report
 from tests.entities.conftest import query
 from tests.entities.helpers import failing_report, move_to, request_change
+from transformation_portal.errors import RequestError
 
 pytestmark = pytest.mark.django_db
 
@@ -310,7 +312,7 @@ def test_a_missing_dbt_table_refuses_the_change_and_changes_nothing(
     api_client, warehouse, users_entity, operator, approver
 ):
     move_to(users_entity, operator, approver, "shadow")
-    services.write_parity_report(users_entity)
+    write_parity_report(users_entity)
     pending = request_change(users_entity, operator, "dbt")
     with psycopg.connect(warehouse) as conn:
         conn.execute("alter table core.fct_users rename to fct_users_hidden")
@@ -340,7 +342,7 @@ def test_two_concurrent_approvals_apply_once(entity_types, warehouse, operator, 
             barrier.wait()
             services.approve_request(pending.pk, actor=user, comment="", source=Source.API)
             outcomes.append("applied")
-        except services.ModeConflict as error:
+        except RequestError as error:
             outcomes.append(f"refused: {error.message}")
         finally:
             connection.close()
@@ -365,7 +367,7 @@ def test_a_failed_metadata_commit_puts_the_view_back(entity_types, warehouse, op
     pending = request_change(users, operator, "shadow")
     move_to(users, operator, approver, "shadow")  # leaves `pending` stale; use a fresh one below
     pending = request_change(users, operator, "dbt")
-    services.write_parity_report(users)
+    write_parity_report(users)
     with connection.cursor() as cursor:
         cursor.execute(
             "create function fail_at_commit() returns trigger language plpgsql as"

@@ -97,7 +97,7 @@ def test_parse_endpoint_queues_a_parse_run(as_operator):
 def test_list_filters(as_operator, operator, viewer):
     Run.objects.create(project="sleepy", command="build", timeout_seconds=60, source="api", triggered_by=operator)
     Run.objects.create(
-        project="inventory_transforms", command="ls", timeout_seconds=60, source="ui", state=RunState.RUNNING
+        project="inventory_transforms", command="ls", timeout_seconds=60, source="web", state=RunState.RUNNING
     )
     assert as_operator.get("/api/v1/runs/?project=sleepy").json()["count"] == 1
     assert as_operator.get("/api/v1/runs/?state=running").json()["results"][0]["command"] == "ls"
@@ -148,7 +148,7 @@ def test_run_body_is_exactly_the_declared_fields(as_operator, operator):
         select="fast",
         vars={"sleep_seconds": 1},
         timeout_seconds=60,
-        source="ui",
+        source="web",
         triggered_by=operator,
         rerun_of=first,
         state=RunState.FAILED,
