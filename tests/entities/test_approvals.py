@@ -79,6 +79,7 @@ def test_self_approval_is_refused_by_api_page_admin_and_database(
     response = api_client.post(f"/api/v1/mode-requests/{own.pk}/approve/", {"comment": "me"}, format="json")
     assert response.status_code == 403
     assert "your own request" in response.json()["detail"]
+    assert (response.json()["code"], response.json()["field"]) == ("self_approval", None)
     assert (
         api_client.post(f"/api/v1/mode-requests/{own.pk}/reject/", {"comment": "me"}, format="json").status_code == 403
     )
@@ -235,6 +236,7 @@ def test_a_stale_request_is_refused_with_409(api_client, client, warehouse, user
     response = api_client.post(f"/api/v1/mode-requests/{second.pk}/approve/", {}, format="json")
     assert response.status_code == 409
     assert "stale" in response.json()["detail"]
+    assert response.json()["code"] == "stale_request"
     client.force_login(approver)
     page = client.post(f"/entities/requests/{second.pk}/approve/", {}, follow=True).content.decode()
     assert "is stale: it was made when users was on Rules, but it is now on Shadow" in page
@@ -243,6 +245,7 @@ def test_a_stale_request_is_refused_with_409(api_client, client, warehouse, user
     again = api_client.post(f"/api/v1/mode-requests/{first.pk}/approve/", {}, format="json")
     assert again.status_code == 409
     assert "already approved by ada_approver" in again.json()["detail"]
+    assert again.json()["code"] == "already_decided"
     assert ModeChange.objects.count() == 1
 
 
@@ -250,7 +253,7 @@ def test_reject_needs_a_comment_and_keeps_the_mode(api_client, warehouse, users_
     pending = request_change(users_entity, operator, "shadow")
     api_client.force_authenticate(approver)
     response = api_client.post(f"/api/v1/mode-requests/{pending.pk}/reject/", {"comment": ""}, format="json")
-    assert (response.status_code, response.json()["field"]) == (400, "comment")
+    assert (response.status_code, response.json()["field"], response.json()["code"]) == (400, "comment", "invalid")
     response = api_client.post(f"/api/v1/mode-requests/{pending.pk}/reject/", {"comment": "not now"}, format="json")
     assert response.status_code == 200
     assert (response.json()["status"], response.json()["decision_comment"]) == ("rejected", "not now")
@@ -269,11 +272,13 @@ def test_parity_gate_refuses_canary_below_threshold_unless_an_admin_overrides(
     response = api_client.post(f"/api/v1/mode-requests/{pending.pk}/approve/", {}, format="json")
     assert response.status_code == 409
     assert "there is no parity report yet" in response.json()["detail"]
+    assert (response.json()["code"], response.json()["parity_report"]) == ("parity_gate", None)
 
     report = failing_report(users_entity)
     response = api_client.post(f"/api/v1/mode-requests/{pending.pk}/approve/", {}, format="json")
     assert response.status_code == 409
     assert response.json()["parity_report"] == report.pk
+    assert response.json()["code"] == "parity_gate"
     assert f"parity report #{report.pk} is 95.00%, below the threshold of 100.00%" in response.json()["detail"]
 
     response = api_client.post(
@@ -281,6 +286,7 @@ def test_parity_gate_refuses_canary_below_threshold_unless_an_admin_overrides(
     )
     assert response.status_code == 403
     assert "Only an admin" in response.json()["detail"]
+    assert (response.json()["code"], response.json()["field"]) == ("permission_denied", "override_reason")
 
     api_client.force_authenticate(admin_user)
     response = api_client.post(

@@ -118,6 +118,7 @@ def test_a_second_refresh_while_one_is_queued_is_refused(entity_types, api_clien
     response = api_client.post("/api/v1/entities/users/refresh/")
     assert response.status_code == 409
     assert "already queued" in response.json()["detail"]
+    assert response.json()["code"] == "already_active"
 
 
 def test_two_refresh_clicks_at_once_start_one_run(entity_types, operator):
