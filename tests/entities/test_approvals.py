@@ -401,3 +401,12 @@ def test_sync_serving_views_reapplies_the_modes_the_portal_holds(warehouse, enti
     call_command("sync_serving_views")
     assert "< 3000" in view_definition(warehouse)
     assert query(warehouse, "select count(*) from serving.applications")[0][0] == 45
+
+
+def test_an_unknown_verb_never_reaches_a_request(users_entity, operator):
+    pending = request_change(users_entity, operator, "shadow")
+    with pytest.raises(ValueError):
+        services.act_on_request("delete", pending.pk, actor=operator, source=Source.API)
+    pending.refresh_from_db()
+    assert pending.status == RequestStatus.PENDING
+    assert not AuditEvent.objects.filter(action__startswith="entity.mode_request.withdraw").exists()
