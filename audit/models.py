@@ -6,6 +6,8 @@ from django.db import models
 
 
 class Source(models.TextChoices):
+    """The door a request came through; audit rows and runs (`Run.source`) both record it."""
+
     WEB = "web", "Web page"
     API = "api", "REST API"
     ADMIN = "admin", "Django admin"

@@ -10,6 +10,7 @@ from audit.admin import AuditedAdminMixin
 from audit.models import Source
 from entities import services
 from entities.models import EntityType, ModeChange, ModeChangeRequest, ParityReport
+from transformation_portal.errors import RequestError
 
 
 class AdministerCapabilityMixin:
@@ -67,10 +68,10 @@ class ModeChangeRequestAdmin(AdministerCapabilityMixin, AuditedAdminMixin, admin
                     services.approve_request(pk, actor=request.user, comment="Django admin", source=Source.ADMIN)
                 else:
                     services.reject_request(pk, actor=request.user, comment="Django admin", source=Source.ADMIN)
-            except (PermissionDenied, services.ModeConflict, services.InvalidEntityRequest) as error:
-                messages.error(request, f"Request #{pk}: {getattr(error, 'message', None) or error}")
+            except (RequestError, PermissionDenied) as error:  # PermissionDenied: the actor's role
+                self.message_user(request, f"Request #{pk}: {error}", level=messages.ERROR)
             else:
-                messages.success(request, f"Request #{pk} {'approved' if approve else 'rejected'}.")
+                self.message_user(request, f"Request #{pk} {'approved' if approve else 'rejected'}.")
 
     @admin.action(description="Approve selected requests (not your own)")
     def approve(self, request: HttpRequest, queryset) -> None:

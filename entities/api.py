@@ -16,17 +16,8 @@ from audit.models import Source
 from entities import services
 from entities.models import EntityType, ModeChangeRequest, ParityReport
 from entities.queries import with_overview
+from entities.refresh import trigger_refresh
 from runs.serializers import RunSerializer
-
-
-def _error(error: services.InvalidEntityRequest | services.ModeConflict) -> Response:
-    """400 {"detail", "field"} for bad input; 409 {"detail", "parity_report"} for a refused change."""
-    if isinstance(error, services.InvalidEntityRequest):
-        return Response({"detail": error.message, "field": error.field}, status=status.HTTP_400_BAD_REQUEST)
-    body = {"detail": error.message, "field": None}
-    if error.parity_report is not None or "Parity gate" in error.message:
-        body["parity_report"] = error.parity_report.pk if error.parity_report else None
-    return Response(body, status=status.HTTP_409_CONFLICT)
 
 
 class ParityReportSerializer(serializers.ModelSerializer):
@@ -134,10 +125,7 @@ class EntityTypeViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"], permission_classes=[Requires(Capability.OPERATE)])
     def refresh(self, request: Request, name: str) -> Response:
         """Start a refresh run (202 with the run)."""
-        try:
-            run = services.trigger_refresh(self.get_object(), actor=request.user, source=Source.API)
-        except (services.InvalidEntityRequest, services.ModeConflict) as error:
-            return _error(error)
+        run = trigger_refresh(self.get_object(), actor=request.user, source=Source.API)
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     @action(
@@ -152,17 +140,14 @@ class EntityTypeViewSet(viewsets.ReadOnlyModelViewSet):
         entity = self.get_object()
         data = ModeChangeRequestCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            created = services.request_mode_change(
-                entity,
-                mode=data.validated_data["mode"],
-                canary_percent=data.validated_data.get("canary_percent"),
-                reason=data.validated_data["reason"],
-                actor=request.user,
-                source=Source.API,
-            )
-        except services.InvalidEntityRequest as error:
-            return _error(error)
+        created = services.request_mode_change(
+            entity,
+            mode=data.validated_data["mode"],
+            canary_percent=data.validated_data.get("canary_percent"),
+            reason=data.validated_data["reason"],
+            actor=request.user,
+            source=Source.API,
+        )
         return Response(ModeChangeRequestSerializer(created).data, status=status.HTTP_201_CREATED)
 
     @action(
@@ -176,10 +161,7 @@ class EntityTypeViewSet(viewsets.ReadOnlyModelViewSet):
         entity = self.get_object()
         data = RollbackSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            services.rollback(entity, actor=request.user, reason=data.validated_data["reason"], source=Source.API)
-        except (services.InvalidEntityRequest, services.ModeConflict) as error:
-            return _error(error)
+        services.rollback(entity, actor=request.user, reason=data.validated_data["reason"], source=Source.API)
         entity.refresh_from_db()
         return Response(EntityTypeSerializer(entity).data)
 
@@ -207,18 +189,13 @@ class ModeChangeRequestViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [Requires(Capability.READ)]
     filterset_fields = ["status", "entity__name"]
 
-    def _decide(self, request: Request, pk: str, verb: str) -> Response:
+    def _decide(self, request: Request, pk: str, verb: services.Verb) -> Response:
         data = DecisionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         if not str(pk).isdigit():
             raise NotFound("No such mode change request.")
         get_object_or_404(ModeChangeRequest, pk=pk)
-        try:
-            decided = services.act_on_request(
-                verb, int(pk), actor=request.user, **data.validated_data, source=Source.API
-            )
-        except (services.InvalidEntityRequest, services.ModeConflict) as error:
-            return _error(error)
+        decided = services.act_on_request(verb, int(pk), actor=request.user, **data.validated_data, source=Source.API)
         decided.refresh_from_db()
         return Response(ModeChangeRequestSerializer(decided).data)
 
@@ -230,7 +207,7 @@ class ModeChangeRequestViewSet(viewsets.ReadOnlyModelViewSet):
     )
     def approve(self, request: Request, pk: str) -> Response:
         """Approve and apply {"comment", "override_reason"}: 403 own request, 409 stale or parity gate."""
-        return self._decide(request, pk, "approve")
+        return self._decide(request, pk, services.Verb.APPROVE)
 
     @action(
         detail=True,
@@ -240,7 +217,7 @@ class ModeChangeRequestViewSet(viewsets.ReadOnlyModelViewSet):
     )
     def reject(self, request: Request, pk: str) -> Response:
         """Reject {"comment"}: 403 own request, 409 already decided."""
-        return self._decide(request, pk, "reject")
+        return self._decide(request, pk, services.Verb.REJECT)
 
     @action(
         detail=True,
@@ -250,4 +227,4 @@ class ModeChangeRequestViewSet(viewsets.ReadOnlyModelViewSet):
     )
     def withdraw(self, request: Request, pk: str) -> Response:
         """Withdraw your own pending request {"comment" (optional)}: 403 someone else's, 409 already closed."""
-        return self._decide(request, pk, "withdraw")
+        return self._decide(request, pk, services.Verb.WITHDRAW)

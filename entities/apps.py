@@ -8,7 +8,8 @@ class EntitiesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from entities.services import REFRESH_KIND, execute_refresh
+        from entities.queries import REFRESH_KIND
+        from entities.refresh import execute_refresh
         from runs.kinds import register_kind
 
         register_kind(REFRESH_KIND, execute_refresh, "Entity refresh")

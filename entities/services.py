@@ -18,11 +18,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
@@ -30,49 +30,29 @@ from django.db.models import Q
 from accounts.models import Capability
 from accounts.permissions import can, require
 from audit.services import record
-from entities import parity, router
+from entities import router
 from entities.models import (
-    RUNS_DBT,
-    RUNS_RULES,
-    WRITES_PARITY,
     EntityType,
     Mode,
     ModeChange,
     ModeChangeKind,
     ModeChangeRequest,
-    ParityReport,
     RequestStatus,
     mode_label,
 )
-from entities.queries import REFRESH_KIND
-from entities.rules import engine
-from runs.dbt.selectors import check_selector
-from runs.kinds import RunContext, RunFailed
-from runs.models import Run, TriggerSource
-from runs.services import InvalidRunRequest, trigger_run
-from transformation_portal.errors import RequestError
+from transformation_portal.errors import ErrorCode, RequestError
 
 logger = logging.getLogger(__name__)
 
 MAX_TEXT = 2000
 
 
-class InvalidEntityRequest(Exception):  # noqa: N818 - reads as the domain error
-    """Bad input: 400 {"detail", "field"} on the API, a form error on a page. Nothing changed."""
+class Verb(StrEnum):
+    """What a person does with a mode change request (`act_on_request`)."""
 
-    def __init__(self, field: str | None, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-
-
-class ModeConflict(Exception):  # noqa: N818 - reads as the domain error
-    """The entity's state refuses the action (stale request, parity gate, ...): 409."""
-
-    def __init__(self, message: str, *, parity_report: ParityReport | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.parity_report = parity_report
+    APPROVE = "approve"
+    REJECT = "reject"
+    WITHDRAW = "withdraw"
 
 
 # --- mode changes --------------------------------------------------------------------------
@@ -81,23 +61,23 @@ class ModeConflict(Exception):  # noqa: N818 - reads as the domain error
 def _text(field: str, value: Any, *, required: bool) -> str:
     text = value.strip() if isinstance(value, str) else ("" if value is None else None)
     if text is None:
-        raise InvalidEntityRequest(field, f"{field} must be text")
+        raise RequestError(f"{field} must be text", field=field)
     if required and not text:
-        raise InvalidEntityRequest(field, f"a {field} is required")
+        raise RequestError(f"a {field} is required", field=field)
     if len(text) > MAX_TEXT:
-        raise InvalidEntityRequest(field, f"{field} is longer than {MAX_TEXT} characters")
+        raise RequestError(f"{field} is longer than {MAX_TEXT} characters", field=field)
     return text
 
 
 def _canary_percent(mode: str, value: Any) -> int | None:
     if mode != Mode.CANARY:
         if value not in (None, ""):
-            raise InvalidEntityRequest("canary_percent", "canary_percent is only for mode canary")
+            raise RequestError("canary_percent is only for mode canary", field="canary_percent")
         return None
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 100:
-        raise InvalidEntityRequest("canary_percent", "canary needs canary_percent, a whole number from 1 to 99")
+        raise RequestError("canary needs canary_percent, a whole number from 1 to 99", field="canary_percent")
     return value
 
 
@@ -106,13 +86,13 @@ def request_mode_change(
 ) -> ModeChangeRequest:
     require(actor, Capability.REQUEST_MODE_CHANGE)
     if mode not in Mode.values:
-        raise InvalidEntityRequest("mode", f"mode must be one of {', '.join(Mode.values)}")
+        raise RequestError(f"mode must be one of {', '.join(Mode.values)}", field="mode")
     percent = _canary_percent(mode, canary_percent)
     reason = _text("reason", reason, required=True)
     with transaction.atomic():
         entity = EntityType.objects.select_for_update().get(pk=entity.pk)
         if mode == entity.mode and percent == entity.canary_percent:
-            raise InvalidEntityRequest("mode", f"{entity.name} is already on {entity.mode_label}")
+            raise RequestError(f"{entity.name} is already on {entity.mode_label}", field="mode")
         request = ModeChangeRequest.objects.create(
             entity=entity,
             from_mode=entity.mode,
@@ -146,16 +126,22 @@ def _locked_request(request_id: int) -> tuple[EntityType, ModeChangeRequest]:
 
 def _check_pending(request: ModeChangeRequest) -> None:
     if request.status == RequestStatus.WITHDRAWN:
-        raise ModeConflict(f"Request #{request.pk} was already withdrawn by {request.requested_by.get_username()}.")
+        raise RequestError(
+            f"Request #{request.pk} was already withdrawn by {request.requested_by.get_username()}.",
+            code=ErrorCode.ALREADY_DECIDED,
+        )
     if not request.is_pending:
-        raise ModeConflict(
-            f"Request #{request.pk} was already {request.status} by {request.decided_by.get_username()}."
+        raise RequestError(
+            f"Request #{request.pk} was already {request.status} by {request.decided_by.get_username()}.",
+            code=ErrorCode.ALREADY_DECIDED,
         )
 
 
-def _check_decidable(request: ModeChangeRequest, actor: Any, verb: str) -> None:
+def _check_decidable(request: ModeChangeRequest, actor: Any, verb: Verb) -> None:
     if request.requested_by_id == actor.pk:
-        raise PermissionDenied(f"You cannot {verb} your own request: a second person must decide it.")
+        raise RequestError(
+            f"You cannot {verb} your own request: a second person must decide it.", code=ErrorCode.SELF_APPROVAL
+        )
     _check_pending(request)
 
 
@@ -167,11 +153,12 @@ def approve_request(
     override_reason = _text("override_reason", override_reason, required=False)
     with _mode_change_transaction() as applied:
         entity, request = _locked_request(request_id)
-        _check_decidable(request, actor, "approve")
+        _check_decidable(request, actor, Verb.APPROVE)
         if request.is_stale:
-            raise ModeConflict(
+            raise RequestError(
                 f"Request #{request.pk} is stale: it was made when {entity.name} was on {request.from_label}, "
-                f"but it is now on {entity.mode_label}. Make a new request."
+                f"but it is now on {entity.mode_label}. Make a new request.",
+                code=ErrorCode.STALE_REQUEST,
             )
         latest = entity.latest_parity()
         if not entity.gate_allows(request.mode, latest):
@@ -181,13 +168,18 @@ def approve_request(
                     if latest
                     else "there is no parity report yet (refresh in shadow mode)"
                 )
-                raise ModeConflict(
+                raise RequestError(
                     f"Parity gate: {found}, below the threshold of {entity.parity_threshold}% "
                     f"for {request.to_label}. An admin may override with a reason.",
-                    parity_report=latest,
+                    code=ErrorCode.PARITY_GATE,
+                    parity_report=latest.pk if latest else None,
                 )
             if not can(actor, Capability.ADMINISTER):
-                raise PermissionDenied("Only an admin may override the parity gate.")
+                raise RequestError(
+                    "Only an admin may override the parity gate.",
+                    field="override_reason",
+                    code=ErrorCode.PERMISSION_DENIED,
+                )
         elif override_reason:
             override_reason = ""  # the gate passed: nothing was overridden
         request.parity_report = latest
@@ -224,7 +216,9 @@ def approve_request(
 def reject_request(request_id: int, *, actor: Any, comment: Any, source: str) -> ModeChangeRequest:
     require(actor, Capability.APPROVE_MODE_CHANGE)
     comment = _text("comment", comment, required=True)
-    return _close_request(request_id, "reject", actor, comment, source, lambda r: _check_decidable(r, actor, "reject"))
+    return _close_request(
+        request_id, Verb.REJECT, actor, comment, source, lambda r: _check_decidable(r, actor, Verb.REJECT)
+    )
 
 
 def withdraw_request(request_id: int, *, actor: Any, comment: Any = "", source: str) -> ModeChangeRequest:
@@ -234,23 +228,24 @@ def withdraw_request(request_id: int, *, actor: Any, comment: Any = "", source: 
 
     def check(request: ModeChangeRequest) -> None:
         if request.requested_by_id != actor.pk:
-            raise PermissionDenied(
+            raise RequestError(
                 f"Only its requester, {request.requested_by.get_username()}, can withdraw request #{request.pk}; "
-                "an approver rejects it instead."
+                "an approver rejects it instead.",
+                code=ErrorCode.NOT_REQUESTER,
             )
         _check_pending(request)
 
-    return _close_request(request_id, "withdraw", actor, comment, source, check)
+    return _close_request(request_id, Verb.WITHDRAW, actor, comment, source, check)
 
 
 def _close_request(
-    request_id: int, verb: str, actor: Any, comment: str, source: str, check: Callable[[ModeChangeRequest], None]
+    request_id: int, verb: Verb, actor: Any, comment: str, source: str, check: Callable[[ModeChangeRequest], None]
 ) -> ModeChangeRequest:
     """Reject or withdraw under the locks, after `check`, without touching the mode."""
     with transaction.atomic():
         entity, request = _locked_request(request_id)
         check(request)
-        request.decide(RequestStatus.REJECTED if verb == "reject" else RequestStatus.WITHDRAWN, actor, comment)
+        request.decide(RequestStatus.REJECTED if verb == Verb.REJECT else RequestStatus.WITHDRAWN, actor, comment)
         record(
             actor,
             f"entity.mode_request.{verb}",
@@ -263,13 +258,19 @@ def _close_request(
 
 
 def act_on_request(
-    verb: str, request_id: int, *, actor: Any, comment: Any = "", override_reason: Any = "", source: str
+    verb: Verb, request_id: int, *, actor: Any, comment: Any = "", override_reason: Any = "", source: str
 ) -> ModeChangeRequest:
-    """One door for pages and API: "approve", "reject" or "withdraw" a request."""
-    if verb == "approve":
-        return approve_request(request_id, actor=actor, comment=comment, override_reason=override_reason, source=source)
-    close = reject_request if verb == "reject" else withdraw_request
-    return close(request_id, actor=actor, comment=comment, source=source)
+    """One door for pages and API: approve, reject or withdraw a request (any other verb is
+    a ValueError, never a withdrawal)."""
+    match Verb(verb):
+        case Verb.APPROVE:
+            return approve_request(
+                request_id, actor=actor, comment=comment, override_reason=override_reason, source=source
+            )
+        case Verb.REJECT:
+            return reject_request(request_id, actor=actor, comment=comment, source=source)
+        case Verb.WITHDRAW:
+            return withdraw_request(request_id, actor=actor, comment=comment, source=source)
 
 
 def rollback(entity: EntityType, *, actor: Any, reason: Any, source: str) -> ModeChange:
@@ -279,7 +280,7 @@ def rollback(entity: EntityType, *, actor: Any, reason: Any, source: str) -> Mod
     with _mode_change_transaction() as applied:
         entity = EntityType.objects.select_for_update().get(pk=entity.pk)
         if entity.mode == Mode.RULES:
-            raise ModeConflict(f"{entity.name} is already on rules.")
+            raise RequestError(f"{entity.name} is already on rules.", code=ErrorCode.ALREADY_IN_MODE)
         change = _apply_mode(
             entity,
             Mode.RULES,
@@ -353,7 +354,9 @@ def _apply_mode(
                 source=source,
             )
     except router.RouterError as error:
-        raise ModeConflict(f"Cannot switch {entity.name} to {mode_label(mode, canary_percent)}: {error}") from error
+        raise RequestError(
+            f"Cannot switch {entity.name} to {mode_label(mode, canary_percent)}: {error}", code=ErrorCode.CONFLICT
+        ) from error
     applied.append(entity.name)
     return change
 
@@ -400,93 +403,4 @@ def _email_rollback(change: ModeChange) -> None:
         ),
         from_email=None,
         recipient_list=approver_emails(),
-    )
-
-
-# --- refresh -------------------------------------------------------------------------------
-
-
-def trigger_refresh(entity: EntityType, *, actor: Any, source: str) -> Run:
-    require(actor, Capability.OPERATE)
-    with transaction.atomic():
-        # The entity row lock makes "no active refresh, so create one" one step for two clicks at once.
-        entity = EntityType.objects.select_for_update().get(pk=entity.pk)
-        active = Run.objects.active().filter(kind=REFRESH_KIND, params__entity=entity.name).first()
-        if active is not None:
-            raise ModeConflict(f"A refresh of {entity.name} is already {active.state} (run #{active.pk}).")
-        try:
-            return trigger_run(
-                kind=REFRESH_KIND,
-                project=entity.dbt_project,
-                params={"entity": entity.name},
-                actor=actor,
-                source=TriggerSource.ENTITY,
-                audit_source=source,
-            )
-        except InvalidRunRequest as error:
-            raise InvalidEntityRequest(error.field, f"{entity.name} cannot be refreshed: {error.message}") from error
-
-
-def execute_refresh(ctx: RunContext) -> None:
-    """The entity-refresh run kind: by mode, the rules engine, dbt, or both, then parity."""
-    name = (ctx.run.params or {}).get("entity")
-    entity = EntityType.objects.filter(name=name).first()
-    if entity is None:
-        raise RunFailed(f"no entity type {name!r}")
-    mode = entity.mode
-    ctx.log(f"refreshing {entity.name} in mode {entity.mode_label}")
-    conninfo = settings.WAREHOUSE_CONNINFO
-    if mode in RUNS_RULES:
-        try:
-            engine.run(conninfo, entity.name, log=ctx.log)
-        except engine.RulesEngineError as error:
-            raise RunFailed(f"rules engine: {error}") from error
-    if mode in RUNS_DBT:
-        try:
-            select = check_selector("dbt_selector", entity.dbt_selector)
-        except RequestError as error:
-            raise RunFailed(f"the dbt selector of {entity.name} is refused: {error.message}") from error
-        exit_code = ctx.dbt("build", select=select, exclude=entity.dbt_exclude)
-        if exit_code != 0:
-            raise RunFailed(f"{entity.dbt_command} exited with {exit_code}")
-    if mode in WRITES_PARITY:
-        try:
-            report = write_parity_report(entity, run=ctx.run)
-        except parity.ParityError as error:
-            raise RunFailed(f"parity: {error}") from error
-        ctx.log(
-            f"parity {report.percent_display}%: {report.matching_rows:,} of {report.compared_rows:,} rows identical, "
-            f"{report.only_in_rules:,} only in rules, {report.only_in_dbt:,} only in dbt, "
-            f"{report.mismatched_rows:,} differing (parity report #{report.pk})"
-        )
-    # The view reads the tables through late-bound functions, so it survives the rebuilds;
-    # re-applying the mode the entity is on *now* creates it on the first refresh and never
-    # undoes a rollback made while this run was going.
-    try:
-        sync_serving_view(entity.name)
-    except router.RouterError as error:
-        raise RunFailed(f"serving view not updated: {error}") from error
-    ctx.log(f"{entity.serving_view} serves {EntityType.objects.get(pk=entity.pk).mode_label}")
-
-
-def write_parity_report(entity: EntityType, *, run: Run | None = None) -> ParityReport:
-    result = parity.compute(
-        settings.WAREHOUSE_CONNINFO,
-        rules_relation=entity.rules_relation,
-        dbt_relation=entity.dbt_relation,
-        key=entity.key_column,
-        columns=[name for name, _ in router.columns_of(entity.name)],
-    )
-    return ParityReport.objects.create(
-        entity=entity,
-        run=run,
-        rules_rows=result.rules_rows,
-        dbt_rows=result.dbt_rows,
-        matching_rows=result.matching_rows,
-        only_in_rules=result.only_in_rules,
-        only_in_dbt=result.only_in_dbt,
-        mismatched_rows=result.mismatched_rows,
-        column_differences=result.column_differences,
-        sample_keys=result.sample_keys,
-        seconds=result.seconds,
     )

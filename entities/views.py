@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -15,7 +14,9 @@ from entities import router, services
 from entities.forms import DecisionForm, ModeRequestForm, RollbackForm
 from entities.models import EntityType, ModeChangeRequest, RequestStatus
 from entities.queries import entity_overview, next_step, refreshes, with_latest_report
+from entities.refresh import trigger_refresh
 from lineage.projects import discover_projects
+from transformation_portal.errors import RequestError, form_error
 
 
 @requires(Capability.READ)
@@ -89,8 +90,8 @@ def entity_detail(request: HttpRequest, name: str) -> HttpResponse:
 def entity_refresh(request: HttpRequest, name: str) -> HttpResponse:
     entity = get_object_or_404(EntityType, name=name)
     try:
-        run = services.trigger_refresh(entity, actor=request.user, source=Source.WEB)
-    except (services.InvalidEntityRequest, services.ModeConflict) as error:
+        run = trigger_refresh(entity, actor=request.user, source=Source.WEB)
+    except RequestError as error:
         messages.error(request, error.message)
         return redirect("entity-detail", name=entity.name)
     messages.success(request, f"Refresh of {entity.name} queued as run #{run.pk}.")
@@ -112,8 +113,8 @@ def entity_request_mode(request: HttpRequest, name: str) -> HttpResponse:
                 actor=request.user,
                 source=Source.WEB,
             )
-        except services.InvalidEntityRequest as error:
-            form.add_error(error.field if error.field in form.fields else None, error.message)
+        except RequestError as error:
+            form_error(form, error)
         else:
             messages.success(request, f"Request #{created.pk} ({created.to_label}) is waiting for an approver.")
             return redirect("entity-detail", name=entity.name)
@@ -128,8 +129,8 @@ def entity_rollback(request: HttpRequest, name: str) -> HttpResponse:
     if form.is_valid():
         try:
             services.rollback(entity, actor=request.user, reason=form.cleaned_data["reason"], source=Source.WEB)
-        except (services.InvalidEntityRequest, services.ModeConflict) as error:
-            form.add_error(None, error.message)
+        except RequestError as error:
+            form_error(form, error)
         else:
             messages.success(request, f"{entity.name} is back on rules. Approvers have been emailed.")
             return redirect("entity-detail", name=entity.name)
@@ -160,7 +161,7 @@ def _back(request: HttpRequest) -> str:
     return reverse("entity-approvals")
 
 
-def _decide(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
+def _decide(request: HttpRequest, pk: int, verb: services.Verb) -> HttpResponse:
     get_object_or_404(ModeChangeRequest, pk=pk)
     form = DecisionForm(request.POST)
     if not form.is_valid():
@@ -168,10 +169,10 @@ def _decide(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
         return redirect(_back(request))
     try:
         decided = services.act_on_request(verb, pk, actor=request.user, **form.cleaned_data, source=Source.WEB)
-    except (services.InvalidEntityRequest, services.ModeConflict, PermissionDenied) as error:
-        messages.error(request, getattr(error, "message", None) or str(error))
+    except RequestError as error:
+        messages.error(request, error.message)
     else:
-        now_on = f": {decided.entity.name} is now on {decided.to_label}" if verb == "approve" else ""
+        now_on = f": {decided.entity.name} is now on {decided.to_label}" if verb == services.Verb.APPROVE else ""
         messages.success(request, f"Request #{pk} {decided.status}{now_on}.")
     return redirect(_back(request))
 
@@ -179,16 +180,16 @@ def _decide(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
 @require_POST
 @requires(Capability.APPROVE_MODE_CHANGE)
 def request_approve(request: HttpRequest, pk: int) -> HttpResponse:
-    return _decide(request, pk, "approve")
+    return _decide(request, pk, services.Verb.APPROVE)
 
 
 @require_POST
 @requires(Capability.APPROVE_MODE_CHANGE)
 def request_reject(request: HttpRequest, pk: int) -> HttpResponse:
-    return _decide(request, pk, "reject")
+    return _decide(request, pk, services.Verb.REJECT)
 
 
 @require_POST
 @requires(Capability.REQUEST_MODE_CHANGE)
 def request_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
-    return _decide(request, pk, "withdraw")
+    return _decide(request, pk, services.Verb.WITHDRAW)

@@ -161,7 +161,7 @@ class ManifestUploadView(APIView):
                 source=Source.API,
             )
         except ManifestError as exc:
-            return Response({"detail": str(exc), "field": "manifest"}, status=status.HTTP_400_BAD_REQUEST)
+            raise RequestError(str(exc), field="manifest") from None
         return Response(SnapshotSerializer(snapshot).data, status=status.HTTP_201_CREATED)
 
 
@@ -274,10 +274,6 @@ class SelectView(APIView):
         snapshot = _snapshot(request, project)
         text = request.query_params.get("select", "")
         if not text.strip():
-            error = RequestError("give a dbt selector in ?select=", field="select", code=ErrorCode.INVALID_SELECTOR)
-            return Response(error.as_dict(), status=error.status)
-        try:
-            selected = select(snapshot.pk, text, request.query_params.get("exclude", ""))
-        except RequestError as exc:
-            return Response(exc.as_dict(), status=exc.status)
+            raise RequestError("give a dbt selector in ?select=", field="select", code=ErrorCode.INVALID_SELECTOR)
+        selected = select(snapshot.pk, text, request.query_params.get("exclude", ""))
         return Response({"snapshot": snapshot.pk, "select": text, "count": len(selected), "nodes": selected})

@@ -13,10 +13,12 @@ from rest_framework.views import APIView
 
 from accounts.models import Capability
 from accounts.permissions import Requires
+from audit.models import Source
+from lineage.projects import get_project
 from runs.artifacts import artifact_path
 from runs.filters import RunFilter
 from runs.logs import read_log
-from runs.models import FAILED_NODE_STATUSES, Run, RunSchedule, TriggerSource
+from runs.models import FAILED_NODE_STATUSES, Run, RunSchedule
 from runs.pagination import RunPagination
 from runs.schedules import create_schedule, delete_schedule, set_enabled, with_next_run
 from runs.serializers import (
@@ -26,15 +28,7 @@ from runs.serializers import (
     ScheduleCreateSerializer,
     ScheduleSerializer,
 )
-from runs.services import InvalidRunRequest, RunConflict, cancel_run, rerun, trigger_run
-
-
-class Conflict(serializers.ValidationError):
-    status_code = status.HTTP_409_CONFLICT
-
-
-def _invalid(exc: InvalidRunRequest) -> serializers.ValidationError:
-    return serializers.ValidationError({exc.field or "non_field_errors": [exc.message]})
+from runs.services import cancel_run, rerun, trigger_run
 
 
 def failures_first(queryset):
@@ -67,28 +61,19 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     def create(self, request: Request, *args, **kwargs) -> Response:
         data = RunCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            run = trigger_run(**data.validated_data, actor=request.user, source=TriggerSource.API)
-        except InvalidRunRequest as exc:
-            raise _invalid(exc) from None
+        run = trigger_run(**data.validated_data, actor=request.user, source=Source.API)
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={202: RunSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk=None) -> Response:
-        try:
-            run = cancel_run(self.get_object(), actor=request.user, source=TriggerSource.API)
-        except RunConflict as exc:
-            raise Conflict({"state": [str(exc)]}) from None
+        run = cancel_run(self.get_object(), actor=request.user, source=Source.API)
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={202: RunSerializer})
     @action(detail=True, methods=["post"])
     def rerun(self, request: Request, pk=None) -> Response:
-        try:
-            run = rerun(self.get_object(), actor=request.user, source=TriggerSource.API)
-        except InvalidRunRequest as exc:
-            raise _invalid(exc) from None
+        run = rerun(self.get_object(), actor=request.user, source=Source.API)
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
@@ -135,10 +120,7 @@ class ScheduleViewSet(
     def create(self, request: Request, *args, **kwargs) -> Response:
         data = ScheduleCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            schedule = create_schedule(actor=request.user, source=TriggerSource.API, **data.validated_data)
-        except InvalidRunRequest as exc:
-            raise _invalid(exc) from None
+        schedule = create_schedule(actor=request.user, source=Source.API, **data.validated_data)
         return Response(self._read(schedule), status=status.HTTP_201_CREATED)
 
     def _read(self, schedule: RunSchedule) -> dict:
@@ -146,10 +128,10 @@ class ScheduleViewSet(
         return ScheduleSerializer(self.get_queryset().get(pk=schedule.pk)).data
 
     def perform_destroy(self, instance: RunSchedule) -> None:
-        delete_schedule(instance, actor=self.request.user, source=TriggerSource.API)
+        delete_schedule(instance, actor=self.request.user, source=Source.API)
 
     def _set_enabled(self, enabled: bool) -> Response:
-        schedule = set_enabled(self.get_object(), enabled, actor=self.request.user, source=TriggerSource.API)
+        schedule = set_enabled(self.get_object(), enabled, actor=self.request.user, source=Source.API)
         return Response(self._read(schedule))
 
     @extend_schema(request=None, responses={200: ScheduleSerializer})
@@ -186,10 +168,7 @@ class ProjectParseView(APIView):
 
     @extend_schema(request=None, responses={202: RunSerializer})
     def post(self, request: Request, project: str) -> Response:
-        try:
-            run = trigger_run(project=project, command="parse", actor=request.user, source=TriggerSource.API)
-        except InvalidRunRequest as exc:
-            if exc.field == "project":
-                raise NotFound(exc.message) from None
-            raise _invalid(exc) from None
+        if get_project(project) is None:
+            raise NotFound(f"No dbt project {project!r}.")
+        run = trigger_run(project=project, command="parse", actor=request.user, source=Source.API)
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)

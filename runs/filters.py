@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import django_filters
 
+from audit.models import Source
 from runs.dbt.commands import ALLOWED_COMMANDS
-from runs.models import Run, RunState, TriggerSource
+from runs.models import Run, RunState
 
 
 class RunFilter(django_filters.FilterSet):
@@ -14,7 +15,7 @@ class RunFilter(django_filters.FilterSet):
     command = django_filters.ChoiceFilter(choices=[(c, c) for c in ALLOWED_COMMANDS])
     kind = django_filters.CharFilter(field_name="kind")
     who = django_filters.CharFilter(field_name="triggered_by__username", lookup_expr="iexact", label="Who")
-    source = django_filters.ChoiceFilter(choices=TriggerSource.choices)
+    source = django_filters.ChoiceFilter(choices=Source.choices, help_text="The door the run came through")
     schedule = django_filters.NumberFilter(field_name="schedule_id")
     since = django_filters.IsoDateTimeFilter(field_name="queued_at", lookup_expr="gte", label="Since")
     until = django_filters.IsoDateTimeFilter(field_name="queued_at", lookup_expr="lt", label="Until")

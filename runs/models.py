@@ -5,6 +5,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from audit.models import Source
+
 
 class RunState(models.TextChoices):
     QUEUED = "queued", "Queued"
@@ -21,13 +23,6 @@ FINAL_STATES = frozenset({RunState.SUCCESS, RunState.FAILED, RunState.ERROR, Run
 ACTIVE_STATES = frozenset({RunState.QUEUED, RunState.STARTING, RunState.RUNNING})
 # States that notify the project's (and schedule's) notification targets.
 ALERT_STATES = frozenset({RunState.FAILED, RunState.ERROR, RunState.TIMED_OUT})
-
-
-class TriggerSource(models.TextChoices):
-    UI = "ui", "Web page"
-    API = "api", "REST API"
-    SCHEDULE = "schedule", "Schedule"
-    ENTITY = "entity", "Entity refresh"
 
 
 class RunQuerySet(models.QuerySet):
@@ -54,7 +49,7 @@ class Run(models.Model):
     threads = models.PositiveSmallIntegerField(null=True, blank=True)
     timeout_seconds = models.PositiveIntegerField()
 
-    source = models.CharField(max_length=20, choices=TriggerSource.choices)
+    source = models.CharField(max_length=20, choices=Source.choices, help_text="The door the run came through")
     triggered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )
@@ -93,7 +88,7 @@ class Run(models.Model):
         ]
         constraints = [
             models.CheckConstraint(condition=Q(state__in=RunState.values), name="run_state_valid"),
-            models.CheckConstraint(condition=Q(source__in=TriggerSource.values), name="run_source_valid"),
+            models.CheckConstraint(condition=Q(source__in=Source.values), name="run_source_valid"),
             models.CheckConstraint(condition=Q(timeout_seconds__gte=1), name="run_timeout_positive"),
             models.CheckConstraint(
                 condition=Q(finished_at__isnull=True) | Q(state__in=sorted(FINAL_STATES)),

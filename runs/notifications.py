@@ -17,7 +17,7 @@ from django_q.tasks import async_task
 
 from audit.services import record, snapshot
 from runs.models import ALERT_STATES, DeliveryStatus, NotificationDelivery, NotificationTarget, Run
-from runs.services import AUDIT_SOURCE, InvalidRunRequest
+from transformation_portal.errors import RequestError
 
 WEBHOOK_ATTEMPTS = 3
 
@@ -109,9 +109,9 @@ def create_target(
 ) -> NotificationTarget:
     emails = ", ".join(a.strip() for a in emails.split(",") if a.strip())
     if not emails and not webhook_url:
-        raise InvalidRunRequest("emails", "give at least one email address or a webhook URL")
+        raise RequestError("give at least one email address or a webhook URL", field="emails")
     if webhook_url and not webhook_url.startswith(("http://", "https://")):
-        raise InvalidRunRequest("webhook_url", "the webhook must be an http(s) URL")
+        raise RequestError("the webhook must be an http(s) URL", field="webhook_url")
     with transaction.atomic():
         target = NotificationTarget.objects.create(
             project=project,
@@ -120,11 +120,11 @@ def create_target(
             webhook_url=webhook_url,
             created_by=actor if getattr(actor, "is_authenticated", False) else None,
         )
-        record(actor, "notification.create", target, after=snapshot(target), source=AUDIT_SOURCE.get(source, source))
+        record(actor, "notification.create", target, after=snapshot(target), source=source)
     return target
 
 
 def delete_target(target: NotificationTarget, *, actor: Any, source: str) -> None:
     with transaction.atomic():
-        record(actor, "notification.delete", target, before=snapshot(target), source=AUDIT_SOURCE.get(source, source))
+        record(actor, "notification.delete", target, before=snapshot(target), source=source)
         target.delete()

@@ -12,9 +12,11 @@ from django.db.models import Case, OuterRef, QuerySet, Subquery, When
 from django.utils import timezone
 from django_q.models import Schedule
 
+from audit.models import Source
 from audit.services import record, snapshot
-from runs.models import Run, RunSchedule, RunState, TriggerSource
-from runs.services import AUDIT_SOURCE, InvalidRunRequest, trigger_run, validate_request
+from runs.models import Run, RunSchedule, RunState
+from runs.services import trigger_run, validate_request
+from transformation_portal.errors import RequestError
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +31,10 @@ def next_fire(cron: str, after: datetime | None = None) -> datetime:
 def _validate(fields: dict[str, Any]) -> dict[str, Any]:
     cron = " ".join(str(fields.get("cron") or "").split())
     if len(cron.split()) != 5 or not croniter.is_valid(cron):
-        raise InvalidRunRequest("cron", f"{cron!r} is not a cron expression (minute hour day month weekday)")
+        raise RequestError(f"{cron!r} is not a cron expression (minute hour day month weekday)", field="cron")
     name = str(fields.get("name") or "").strip()
     if not name:
-        raise InvalidRunRequest("name", "a schedule needs a name")
+        raise RequestError("a schedule needs a name", field="name")
     request = validate_request(
         project=fields.get("project", ""),
         command=fields.get("command", ""),
@@ -79,13 +81,13 @@ def _sync_queue_schedule(schedule: RunSchedule) -> None:
 def create_schedule(*, actor: Any, source: str, **fields: Any) -> RunSchedule:
     clean = _validate(fields)
     if RunSchedule.objects.filter(project=clean["project"], name=clean["name"]).exists():
-        raise InvalidRunRequest("name", f"project {clean['project']} already has a schedule named {clean['name']!r}")
+        raise RequestError(f"project {clean['project']} already has a schedule named {clean['name']!r}", field="name")
     with transaction.atomic():
         schedule = RunSchedule.objects.create(
             **clean, created_by=actor if getattr(actor, "is_authenticated", False) else None
         )
         _sync_queue_schedule(schedule)
-        record(actor, "schedule.create", schedule, after=snapshot(schedule), source=AUDIT_SOURCE.get(source, source))
+        record(actor, "schedule.create", schedule, after=snapshot(schedule), source=source)
     return schedule
 
 
@@ -101,7 +103,7 @@ def set_enabled(schedule: RunSchedule, enabled: bool, *, actor: Any, source: str
             schedule,
             before=before,
             after=snapshot(schedule),
-            source=AUDIT_SOURCE.get(source, source),
+            source=source,
         )
     return schedule
 
@@ -111,7 +113,7 @@ def delete_schedule(schedule: RunSchedule, *, actor: Any, source: str) -> None:
         before = snapshot(schedule)
         if schedule.q_schedule_id:
             Schedule.objects.filter(pk=schedule.q_schedule_id).delete()
-        record(actor, "schedule.delete", schedule, before=before, source=AUDIT_SOURCE.get(source, source))
+        record(actor, "schedule.delete", schedule, before=before, source=source)
         schedule.delete()
 
 
@@ -137,10 +139,10 @@ def run_scheduled(schedule_id: int | str) -> int | None:
             full_refresh=schedule.full_refresh,
             timeout_seconds=schedule.timeout_seconds,
             actor=f"schedule:{schedule.name}",
-            source=TriggerSource.SCHEDULE,
+            source=Source.SCHEDULE,
             schedule=schedule,
         )
-    except InvalidRunRequest as exc:
+    except RequestError as exc:
         now = timezone.now()
         run = Run.objects.create(
             project=schedule.project,
@@ -150,7 +152,7 @@ def run_scheduled(schedule_id: int | str) -> int | None:
             vars=schedule.vars,
             full_refresh=schedule.full_refresh,
             timeout_seconds=schedule.timeout_seconds or 1,
-            source=TriggerSource.SCHEDULE,
+            source=Source.SCHEDULE,
             schedule=schedule,
             state=RunState.ERROR,
             reason=f"schedule could not trigger: {exc.message}",

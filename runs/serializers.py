@@ -28,7 +28,7 @@ class RunSerializer(serializers.ModelSerializer):
 
     def to_representation(self, instance: Run) -> dict[str, Any]:
         """The declared fields' output without DRF's per-field machinery, which was half the
-        time of a list page (50 runs) at 100,000 runs (DESIGN.md §8). Datetimes still go
+        time of a list page (50 runs) at 100,000 runs. Datetimes still go
         through their field, so formats and time zones stay DRF's."""
         fields = self.fields
         data: dict[str, Any] = {}

@@ -24,28 +24,8 @@ from runs.dbt.project import declared_vars, newest_source_mtime, parse_project
 from runs.dbt.selectors import check_selector
 from runs.dbt.selectors import select as select_nodes
 from runs.kinds import get_kind
-from runs.models import Run, RunSchedule, RunState, TriggerSource
+from runs.models import Run, RunSchedule, RunState
 from transformation_portal.errors import ErrorCode, RequestError
-
-AUDIT_SOURCE = {
-    TriggerSource.UI: Source.WEB,
-    TriggerSource.API: Source.API,
-    TriggerSource.SCHEDULE: Source.SCHEDULE,
-    TriggerSource.ENTITY: Source.WEB,
-}
-
-
-class InvalidRunRequest(Exception):  # noqa: N818 - contract name
-    """Bad trigger input: pages show it as a form error, the API as 400 {"detail", "field"}."""
-
-    def __init__(self, field: str | None, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-
-
-class RunConflict(Exception):  # noqa: N818 - domain name
-    """The run's state does not allow the action (e.g. cancelling a finished run): 409."""
 
 
 def project_state_dir(project: str) -> Path:
@@ -122,34 +102,31 @@ def validate_request(
     target: str = "",
     threads: int | None = None,
 ) -> RunRequest:
-    """Everything a trigger (or a schedule) is checked against; raises InvalidRunRequest."""
+    """Everything a trigger (or a schedule) is checked against; raises RequestError."""
     found = get_project(project) if isinstance(project, str) else None
     if found is None:
         names = ", ".join(p.name for p in discover_projects()) or "none"
-        raise InvalidRunRequest("project", f"no dbt project {project!r} (known: {names})")
+        raise RequestError(f"no dbt project {project!r} (known: {names})", field="project")
     if timeout_seconds in (None, ""):
         timeout_seconds = min(settings.RUN_DEFAULT_TIMEOUT, settings.RUN_MAX_TIMEOUT)
     if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, int):
-        raise InvalidRunRequest("timeout_seconds", "timeout_seconds must be a whole number of seconds")
+        raise RequestError("timeout_seconds must be a whole number of seconds", field="timeout_seconds")
     if not 1 <= timeout_seconds <= settings.RUN_MAX_TIMEOUT:
-        raise InvalidRunRequest("timeout_seconds", f"timeout_seconds must be between 1 and {settings.RUN_MAX_TIMEOUT}")
+        raise RequestError(f"timeout_seconds must be between 1 and {settings.RUN_MAX_TIMEOUT}", field="timeout_seconds")
     if threads is not None and not (isinstance(threads, int) and 1 <= threads <= 64):
-        raise InvalidRunRequest("threads", "threads must be between 1 and 64")
-    try:
-        target = check_target(target or "")
-        if kind == "dbt":
-            command = check_command(command or "")
-            select = check_selector("select", select or "")
-            exclude = check_selector("exclude", exclude or "")
-            vars = check_vars(vars, declared_vars(found.path))
-        else:
-            if get_kind(kind) is None:
-                raise InvalidRunRequest("kind", f"unknown run kind {kind!r}")
-            if params is not None and not isinstance(params, dict):
-                raise InvalidRunRequest("params", "params must be an object")
-            vars = vars or {}
-    except RequestError as exc:
-        raise InvalidRunRequest(exc.field, exc.message) from None
+        raise RequestError("threads must be between 1 and 64", field="threads")
+    target = check_target(target or "")
+    if kind == "dbt":
+        command = check_command(command or "")
+        select = check_selector("select", select or "")
+        exclude = check_selector("exclude", exclude or "")
+        vars = check_vars(vars, declared_vars(found.path))
+    else:
+        if get_kind(kind) is None:
+            raise RequestError(f"unknown run kind {kind!r}", field="kind")
+        if params is not None and not isinstance(params, dict):
+            raise RequestError("params must be an object", field="params")
+        vars = vars or {}
     if kind == "dbt":
         _check_selectors(found, {"select": select, "exclude": exclude})
     return RunRequest(
@@ -184,13 +161,13 @@ def trigger_run(
     threads: int | None = None,
     rerun_of: Run | None = None,
     schedule: RunSchedule | None = None,
-    audit_source: str | None = None,
     enqueue: bool = True,
 ) -> Run:
     """Validate, create the Run, audit, and enqueue it once the transaction commits
-    (`enqueue=False`: the caller executes it itself, as `manage.py dbt` does)."""
-    if source not in TriggerSource.values:
-        raise InvalidRunRequest("source", f"unknown trigger source {source!r}")
+    (`enqueue=False`: the caller executes it itself, as `manage.py dbt` does). `source` is
+    the door the request came through (web, api, schedule, admin, command)."""
+    if source not in Source.values:
+        raise RequestError(f"unknown source {source!r}", field="source")
     request = validate_request(
         project=project,
         command=command,
@@ -219,7 +196,7 @@ def trigger_run(
             run,
             after=run_summary(run),
             reason=f"re-run of run #{rerun_of.pk}" if rerun_of else "",
-            source=audit_source or AUDIT_SOURCE[source],
+            source=source,
         )
         if enqueue:
             enqueue_on_commit(run.pk)
@@ -296,14 +273,18 @@ def cancel_run(run: Run, *, actor: Any, source: str) -> Run:
             run.refresh_from_db()
             if run.cancel_requested_at and not run.is_final:
                 return run
-            raise RunConflict(f"run #{run.pk} is already {run.get_state_display().lower()}")
+            raise RequestError(
+                f"run #{run.pk} is already {run.get_state_display().lower()}",
+                field="state",
+                code=ErrorCode.ALREADY_FINISHED,
+            )
         record(
             actor,
             "run.cancel",
             run,
             before={"state": run.state},
             after=action_after,
-            source=AUDIT_SOURCE.get(source, source),
+            source=source,
         )
     run.refresh_from_db()
     return run

@@ -11,15 +11,17 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Capability
 from accounts.permissions import can, require, requires
+from audit.models import Source
 from runs.api import failures_first
 from runs.artifacts import COMPILED_SQL, artifact_path
 from runs.dbt.artifacts import DOWNLOADABLE
 from runs.filters import RunFilter
 from runs.forms import NotificationTargetForm, ScheduleForm, TriggerRunForm
-from runs.models import NotificationDelivery, NotificationTarget, Run, RunSchedule, RunState, TriggerSource
+from runs.models import NotificationDelivery, NotificationTarget, Run, RunSchedule, RunState
 from runs.notifications import create_target, delete_target
 from runs.schedules import create_schedule, delete_schedule, set_enabled, with_next_run
-from runs.services import InvalidRunRequest, RunConflict, cancel_run, rerun, trigger_run
+from runs.services import cancel_run, rerun, trigger_run
+from transformation_portal.errors import RequestError, form_error
 
 TIMELINE_WIDTH = 800
 TIMELINE_ROW = 16
@@ -104,9 +106,9 @@ def run_new(request: HttpRequest) -> HttpResponse:
         form = TriggerRunForm(request.POST)
         if form.is_valid():
             try:
-                run = trigger_run(**form.cleaned_data, actor=request.user, source=TriggerSource.UI)
-            except InvalidRunRequest as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+                run = trigger_run(**form.cleaned_data, actor=request.user, source=Source.WEB)
+            except RequestError as exc:
+                form_error(form, exc)
             else:
                 messages.success(request, f"Run #{run.pk} queued: {run.project} {run.title}")
                 return redirect("run-detail", pk=run.pk)
@@ -122,9 +124,9 @@ def run_new(request: HttpRequest) -> HttpResponse:
 def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(Run, pk=pk)
     try:
-        cancel_run(run, actor=request.user, source=TriggerSource.UI)
-    except RunConflict as exc:
-        messages.error(request, str(exc))
+        cancel_run(run, actor=request.user, source=Source.WEB)
+    except RequestError as exc:
+        messages.error(request, exc.message)
     else:
         messages.success(request, f"Cancel requested for run #{run.pk}.")
     return redirect("run-detail", pk=run.pk)
@@ -135,8 +137,8 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(Run, pk=pk)
     try:
-        new = rerun(run, actor=request.user, source=TriggerSource.UI)
-    except InvalidRunRequest as exc:
+        new = rerun(run, actor=request.user, source=Source.WEB)
+    except RequestError as exc:
         messages.error(request, f"Cannot re-run: {exc.message}")
         return redirect("run-detail", pk=run.pk)
     messages.success(request, f"Run #{new.pk} queued (re-run of #{run.pk}).")
@@ -155,11 +157,9 @@ def schedule_list(request: HttpRequest) -> HttpResponse:
             schedule_form = ScheduleForm(request.POST, prefix="schedule")
             if schedule_form.is_valid():
                 try:
-                    schedule = create_schedule(
-                        actor=request.user, source=TriggerSource.UI, **schedule_form.cleaned_data
-                    )
-                except InvalidRunRequest as exc:
-                    schedule_form.add_error(exc.field if exc.field in schedule_form.fields else None, exc.message)
+                    schedule = create_schedule(actor=request.user, source=Source.WEB, **schedule_form.cleaned_data)
+                except RequestError as exc:
+                    form_error(schedule_form, exc)
                 else:
                     messages.success(request, f"Schedule {schedule.name!r} created.")
                     return redirect("schedule-list")
@@ -167,9 +167,9 @@ def schedule_list(request: HttpRequest) -> HttpResponse:
             target_form = NotificationTargetForm(request.POST, prefix="target")
             if target_form.is_valid():
                 try:
-                    create_target(actor=request.user, source=TriggerSource.UI, **target_form.cleaned_data)
-                except InvalidRunRequest as exc:
-                    target_form.add_error(exc.field if exc.field in target_form.fields else None, exc.message)
+                    create_target(actor=request.user, source=Source.WEB, **target_form.cleaned_data)
+                except RequestError as exc:
+                    form_error(target_form, exc)
                 else:
                     messages.success(request, "Notification target added.")
                     return redirect("schedule-list")
@@ -190,7 +190,7 @@ def schedule_list(request: HttpRequest) -> HttpResponse:
 @requires(Capability.MANAGE_SCHEDULES)
 def schedule_toggle(request: HttpRequest, pk: int) -> HttpResponse:
     schedule = get_object_or_404(RunSchedule, pk=pk)
-    set_enabled(schedule, not schedule.enabled, actor=request.user, source=TriggerSource.UI)
+    set_enabled(schedule, not schedule.enabled, actor=request.user, source=Source.WEB)
     messages.success(request, f"Schedule {schedule.name!r} {'enabled' if schedule.enabled else 'disabled'}.")
     return redirect("schedule-list")
 
@@ -199,7 +199,7 @@ def schedule_toggle(request: HttpRequest, pk: int) -> HttpResponse:
 @requires(Capability.MANAGE_SCHEDULES)
 def schedule_delete(request: HttpRequest, pk: int) -> HttpResponse:
     schedule = get_object_or_404(RunSchedule, pk=pk)
-    delete_schedule(schedule, actor=request.user, source=TriggerSource.UI)
+    delete_schedule(schedule, actor=request.user, source=Source.WEB)
     messages.success(request, f"Schedule {schedule.name!r} deleted; its runs stay in the history.")
     return redirect("schedule-list")
 
@@ -207,6 +207,6 @@ def schedule_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @requires(Capability.MANAGE_SCHEDULES)
 def notification_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    delete_target(get_object_or_404(NotificationTarget, pk=pk), actor=request.user, source=TriggerSource.UI)
+    delete_target(get_object_or_404(NotificationTarget, pk=pk), actor=request.user, source=Source.WEB)
     messages.success(request, "Notification target removed.")
     return redirect("schedule-list")

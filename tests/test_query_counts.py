@@ -36,7 +36,7 @@ def add_entities(first: int, count: int, requester) -> list[str]:
         for state in ("success", "running"):
             Run.objects.create(
                 project="inventory_transforms", kind="entity-refresh", params={"entity": entity.name},
-                timeout_seconds=60, source="ui", triggered_by=requester, state=state,
+                timeout_seconds=60, source="web", triggered_by=requester, state=state,
             )  # fmt: skip
         ModeChangeRequest.objects.create(
             entity=entity, from_mode="rules", mode="shadow", reason=f"try thing {number}", requested_by=requester

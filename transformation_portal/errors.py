@@ -64,3 +64,9 @@ class RequestError(Exception):
 
     def as_dict(self) -> dict[str, Any]:
         return {"detail": self.message, "field": self.field, "code": str(self.code), **self.extra}
+
+
+def form_error(form: Any, error: RequestError) -> None:
+    """Show a refused request on a page's form: on its field when the form has one, else
+    above the form. (Duck-typed on Django's `Form.fields` and `Form.add_error`.)"""
+    form.add_error(error.field if error.field in form.fields else None, error.message)

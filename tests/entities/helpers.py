@@ -3,6 +3,7 @@ from __future__ import annotations
 from audit.models import Source
 from entities import services
 from entities.models import EntityType, ParityReport
+from entities.refresh import write_parity_report
 
 
 def request_change(entity: EntityType, user, mode: str, percent: int | None = None, reason: str = "next step"):
@@ -14,7 +15,7 @@ def request_change(entity: EntityType, user, mode: str, percent: int | None = No
 def move_to(entity: EntityType, requester, approver, mode: str, percent: int | None = None) -> EntityType:
     """Request and approve a change (the gate passes on a fresh 100% report when needed)."""
     if mode in ("canary", "dbt"):
-        services.write_parity_report(entity)
+        write_parity_report(entity)
     request = request_change(entity, requester, mode, percent)
     services.approve_request(request.pk, actor=approver, comment="ok", source=Source.WEB)
     entity.refresh_from_db()

@@ -11,8 +11,10 @@ from django.db import IntegrityError, connection, transaction
 from audit.models import AuditEvent, Source
 from entities import services
 from entities.models import EntityType, Mode, ModeChange, ModeChangeRequest, RequestStatus
+from entities.refresh import write_parity_report
 from tests.entities.conftest import query
 from tests.entities.helpers import failing_report, move_to, request_change
+from transformation_portal.errors import RequestError
 
 pytestmark = pytest.mark.django_db
 
@@ -77,6 +79,7 @@ def test_self_approval_is_refused_by_api_page_admin_and_database(
     response = api_client.post(f"/api/v1/mode-requests/{own.pk}/approve/", {"comment": "me"}, format="json")
     assert response.status_code == 403
     assert "your own request" in response.json()["detail"]
+    assert (response.json()["code"], response.json()["field"]) == ("self_approval", None)
     assert (
         api_client.post(f"/api/v1/mode-requests/{own.pk}/reject/", {"comment": "me"}, format="json").status_code == 403
     )
@@ -233,6 +236,7 @@ def test_a_stale_request_is_refused_with_409(api_client, client, warehouse, user
     response = api_client.post(f"/api/v1/mode-requests/{second.pk}/approve/", {}, format="json")
     assert response.status_code == 409
     assert "stale" in response.json()["detail"]
+    assert response.json()["code"] == "stale_request"
     client.force_login(approver)
     page = client.post(f"/entities/requests/{second.pk}/approve/", {}, follow=True).content.decode()
     assert "is stale: it was made when users was on Rules, but it is now on Shadow" in page
@@ -241,6 +245,7 @@ def test_a_stale_request_is_refused_with_409(api_client, client, warehouse, user
     again = api_client.post(f"/api/v1/mode-requests/{first.pk}/approve/", {}, format="json")
     assert again.status_code == 409
     assert "already approved by ada_approver" in again.json()["detail"]
+    assert again.json()["code"] == "already_decided"
     assert ModeChange.objects.count() == 1
 
 
@@ -248,7 +253,7 @@ def test_reject_needs_a_comment_and_keeps_the_mode(api_client, warehouse, users_
     pending = request_change(users_entity, operator, "shadow")
     api_client.force_authenticate(approver)
     response = api_client.post(f"/api/v1/mode-requests/{pending.pk}/reject/", {"comment": ""}, format="json")
-    assert (response.status_code, response.json()["field"]) == (400, "comment")
+    assert (response.status_code, response.json()["field"], response.json()["code"]) == (400, "comment", "invalid")
     response = api_client.post(f"/api/v1/mode-requests/{pending.pk}/reject/", {"comment": "not now"}, format="json")
     assert response.status_code == 200
     assert (response.json()["status"], response.json()["decision_comment"]) == ("rejected", "not now")
@@ -267,11 +272,13 @@ def test_parity_gate_refuses_canary_below_threshold_unless_an_admin_overrides(
     response = api_client.post(f"/api/v1/mode-requests/{pending.pk}/approve/", {}, format="json")
     assert response.status_code == 409
     assert "there is no parity report yet" in response.json()["detail"]
+    assert (response.json()["code"], response.json()["parity_report"]) == ("parity_gate", None)
 
     report = failing_report(users_entity)
     response = api_client.post(f"/api/v1/mode-requests/{pending.pk}/approve/", {}, format="json")
     assert response.status_code == 409
     assert response.json()["parity_report"] == report.pk
+    assert response.json()["code"] == "parity_gate"
     assert f"parity report #{report.pk} is 95.00%, below the threshold of 100.00%" in response.json()["detail"]
 
     response = api_client.post(
@@ -279,6 +286,7 @@ def test_parity_gate_refuses_canary_below_threshold_unless_an_admin_overrides(
     )
     assert response.status_code == 403
     assert "Only an admin" in response.json()["detail"]
+    assert (response.json()["code"], response.json()["field"]) == ("permission_denied", "override_reason")
 
     api_client.force_authenticate(admin_user)
     response = api_client.post(
@@ -310,7 +318,7 @@ def test_a_missing_dbt_table_refuses_the_change_and_changes_nothing(
     api_client, warehouse, users_entity, operator, approver
 ):
     move_to(users_entity, operator, approver, "shadow")
-    services.write_parity_report(users_entity)
+    write_parity_report(users_entity)
     pending = request_change(users_entity, operator, "dbt")
     with psycopg.connect(warehouse) as conn:
         conn.execute("alter table core.fct_users rename to fct_users_hidden")
@@ -340,7 +348,7 @@ def test_two_concurrent_approvals_apply_once(entity_types, warehouse, operator, 
             barrier.wait()
             services.approve_request(pending.pk, actor=user, comment="", source=Source.API)
             outcomes.append("applied")
-        except services.ModeConflict as error:
+        except RequestError as error:
             outcomes.append(f"refused: {error.message}")
         finally:
             connection.close()
@@ -365,7 +373,7 @@ def test_a_failed_metadata_commit_puts_the_view_back(entity_types, warehouse, op
     pending = request_change(users, operator, "shadow")
     move_to(users, operator, approver, "shadow")  # leaves `pending` stale; use a fresh one below
     pending = request_change(users, operator, "dbt")
-    services.write_parity_report(users)
+    write_parity_report(users)
     with connection.cursor() as cursor:
         cursor.execute(
             "create function fail_at_commit() returns trigger language plpgsql as"
@@ -393,3 +401,12 @@ def test_sync_serving_views_reapplies_the_modes_the_portal_holds(warehouse, enti
     call_command("sync_serving_views")
     assert "< 3000" in view_definition(warehouse)
     assert query(warehouse, "select count(*) from serving.applications")[0][0] == 45
+
+
+def test_an_unknown_verb_never_reaches_a_request(users_entity, operator):
+    pending = request_change(users_entity, operator, "shadow")
+    with pytest.raises(ValueError):
+        services.act_on_request("delete", pending.pk, actor=operator, source=Source.API)
+    pending.refresh_from_db()
+    assert pending.status == RequestStatus.PENDING
+    assert not AuditEvent.objects.filter(action__startswith="entity.mode_request.withdraw").exists()

@@ -10,12 +10,13 @@ import pytest
 from django.db import connection
 
 from audit.models import Source
-from entities import services
 from entities.models import Mode, ParityReport
+from entities.refresh import trigger_refresh
 from runs.models import Run, RunState
 from tests.entities.conftest import query
 from tests.entities.helpers import move_to
 from tests.runs.conftest import wait_final, wait_for
+from transformation_portal.errors import RequestError
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -117,6 +118,7 @@ def test_a_second_refresh_while_one_is_queued_is_refused(entity_types, api_clien
     response = api_client.post("/api/v1/entities/users/refresh/")
     assert response.status_code == 409
     assert "already queued" in response.json()["detail"]
+    assert response.json()["code"] == "already_active"
 
 
 def test_two_refresh_clicks_at_once_start_one_run(entity_types, operator):
@@ -126,9 +128,9 @@ def test_two_refresh_clicks_at_once_start_one_run(entity_types, operator):
     def click() -> None:
         try:
             barrier.wait()
-            services.trigger_refresh(entity_types["users"], actor=operator, source=Source.WEB)
+            trigger_refresh(entity_types["users"], actor=operator, source=Source.WEB)
             outcomes.append("queued")
-        except services.ModeConflict as error:
+        except RequestError as error:
             outcomes.append(error.message)
         finally:
             connection.close()

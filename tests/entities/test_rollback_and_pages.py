@@ -284,3 +284,11 @@ def test_approver_decides_from_the_entity_page_but_not_their_own(client, warehou
         f"/entities/requests/{mine.pk}/reject/", {"comment": "no", "next": "https://evil.example/"}, follow=True
     )
     assert response.redirect_chain[-1][0] == "/entities/approvals/"
+
+
+def test_a_refused_request_is_a_form_error_on_the_page(client, users_entity, operator):
+    client.force_login(operator)
+    response = client.post("/entities/users/mode-requests/", {"mode": "rules", "reason": "again"})
+    assert response.status_code == 400
+    assert "users is already on Rules" in response.content.decode()
+    assert not users_entity.mode_requests.exists()

@@ -29,7 +29,7 @@ def _parity(conninfo: str, name: str) -> parity.ParityResult:
 
 
 def test_rules_engine_and_dbt_agree_on_the_demo_data(warehouse, users_entity):
-    from entities.services import write_parity_report
+    from entities.refresh import write_parity_report
 
     users = write_parity_report(users_entity)
     assert (users.rules_rows, users.dbt_rows, users.matching_rows) == (106, 106, 106)

@@ -9,8 +9,9 @@ import pytest
 
 from runs.kinds import RunFailed, register_kind
 from runs.models import Run, RunState
-from runs.services import InvalidRunRequest, trigger_run
+from runs.services import trigger_run
 from runs.worker import execute_run
+from transformation_portal.errors import RequestError
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,7 +46,7 @@ register_kind("test-crashed", refresh_crashed, "Test crashed")
 
 
 def run_kind(kind: str, operator) -> Run:
-    run = trigger_run(project="sleepy", kind=kind, params={"entity": "users"}, actor=operator, source="entity")
+    run = trigger_run(project="sleepy", kind=kind, params={"entity": "users"}, actor=operator, source="web")
     execute_run(run.pk)  # what a queue worker does, here in the test process
     run.refresh_from_db()
     return run
@@ -68,7 +69,7 @@ def test_handler_outcomes_map_to_states(operator, dbt_projects_dir):
 
 
 def test_unknown_kind_is_refused(operator, dbt_projects_dir):
-    with pytest.raises(InvalidRunRequest) as err:
+    with pytest.raises(RequestError) as err:
         trigger_run(project="sleepy", kind="nope", actor=operator, source="api")
     assert err.value.field == "kind"
 

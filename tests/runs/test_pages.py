@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 
 def make_run(**fields) -> Run:
-    defaults = {"project": "sleepy", "command": "build", "timeout_seconds": 60, "source": "ui"}
+    defaults = {"project": "sleepy", "command": "build", "timeout_seconds": 60, "source": "web"}
     return Run.objects.create(**{**defaults, **fields})
 
 
@@ -53,7 +53,7 @@ def test_parse_now_is_a_bare_form_post(client, operator, dbt_projects_dir):
     response = client.post("/runs/new/", {"project": "inventory_transforms", "command": "parse"})
     run = Run.objects.get()
     assert response.status_code == 302 and response.url == f"/runs/{run.pk}/"
-    assert run.command == "parse" and run.source == "ui" and run.triggered_by.username == "otto_operator"
+    assert run.command == "parse" and run.source == "web" and run.triggered_by.username == "otto_operator"
 
 
 def test_bad_form_input_is_shown_next_to_the_field(client, operator, dbt_projects_dir):

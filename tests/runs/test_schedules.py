@@ -114,7 +114,7 @@ def test_viewer_reads_schedules_through_the_api_but_cannot_change_them(api_clien
 
 
 def test_viewer_sees_schedules_but_cannot_change_them(client, viewer, operator, dbt_projects_dir):
-    schedule = create_schedule(actor=operator, source="ui", name="n", project="sleepy", command="ls", cron="* * * * *")
+    schedule = create_schedule(actor=operator, source="web", name="n", project="sleepy", command="ls", cron="* * * * *")
     client.force_login(viewer)
     page = client.get("/runs/schedules/").content.decode()
     assert "n" in page and "Create schedule" not in page
@@ -125,7 +125,7 @@ def test_viewer_sees_schedules_but_cannot_change_them(client, viewer, operator, 
 @pytest.mark.django_db(transaction=True)  # django-q2's scheduler closes the connection
 def test_missed_slots_run_once_and_the_run_belongs_to_the_schedule(operator, dbt_projects_dir, queued):
     schedule = create_schedule(
-        actor=operator, source="ui", name="every minute", project="sleepy", command="ls", cron="* * * * *"
+        actor=operator, source="web", name="every minute", project="sleepy", command="ls", cron="* * * * *"
     )
     # 3 hours down; the row is put on this test's private queue, so this scheduler call takes it
     Schedule.objects.filter(pk=schedule.q_schedule_id).update(
@@ -141,7 +141,7 @@ def test_missed_slots_run_once_and_the_run_belongs_to_the_schedule(operator, dbt
 
 
 def test_disable_and_enable_are_audited(client, operator, dbt_projects_dir):
-    schedule = create_schedule(actor=operator, source="ui", name="n", project="sleepy", command="ls", cron="0 * * * *")
+    schedule = create_schedule(actor=operator, source="web", name="n", project="sleepy", command="ls", cron="0 * * * *")
     client.force_login(operator)
     client.post(f"/runs/schedules/{schedule.pk}/toggle/")
     assert Schedule.objects.get(pk=schedule.q_schedule_id).repeats == 0
@@ -171,8 +171,8 @@ def failed_run(project="sleepy", state=RunState.FAILED) -> Run:
 
 def test_failed_run_emails_and_posts_the_webhook(operator, webhook, settings):
     hook, url = webhook
-    create_target(actor=operator, source="ui", project="sleepy", emails="team@example.com", webhook_url=url)
-    create_target(actor=operator, source="ui", project="other", emails="other@example.com")
+    create_target(actor=operator, source="web", project="sleepy", emails="team@example.com", webhook_url=url)
+    create_target(actor=operator, source="web", project="other", emails="other@example.com")
     run = failed_run()
     assert notify_run(run.pk) == 2
     assert [m.to for m in mail.outbox] == [["team@example.com"]]
@@ -188,7 +188,7 @@ def test_failed_run_emails_and_posts_the_webhook(operator, webhook, settings):
 def test_webhook_failures_are_retried_and_recorded(operator, webhook):
     hook, url = webhook
     hook.statuses = [503]
-    create_target(actor=operator, source="ui", webhook_url=url)
+    create_target(actor=operator, source="web", webhook_url=url)
     notify_run(failed_run().pk)
     delivery = NotificationDelivery.objects.get()
     assert delivery.status == "failed" and delivery.attempts == 3 and delivery.response_status == 503
@@ -204,7 +204,7 @@ def test_target_needs_a_destination(client, operator, dbt_projects_dir):
 def test_webhook_that_recovers_is_delivered_on_a_later_attempt(operator, webhook):
     hook, url = webhook
     hook.statuses = [502, 200]
-    create_target(actor=operator, source="ui", webhook_url=url)
+    create_target(actor=operator, source="web", webhook_url=url)
     run = failed_run()
     assert notify_run(run.pk) == 1
     delivery = NotificationDelivery.objects.get()
@@ -214,7 +214,7 @@ def test_webhook_that_recovers_is_delivered_on_a_later_attempt(operator, webhook
 
 @pytest.mark.parametrize("state, words", [(RunState.ERROR, "error"), (RunState.TIMED_OUT, "timed out")])
 def test_error_and_timed_out_runs_email_too(operator, state, words):
-    create_target(actor=operator, source="ui", project="sleepy", emails="team@example.com")
+    create_target(actor=operator, source="web", project="sleepy", emails="team@example.com")
     run = failed_run(state=state)
     assert notify_run(run.pk) == 1
     assert mail.outbox[0].subject.endswith(f"sleepy {words}")

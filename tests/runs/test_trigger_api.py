@@ -84,6 +84,7 @@ def test_cancel_of_a_queued_run_ends_it_at_once_and_twice_is_409(as_operator, op
     assert "cancelled by otto_operator before it started" in response.json()["reason"]
     again = as_operator.post(f"/api/v1/runs/{run.pk}/cancel/")
     assert again.status_code == 409 and "already cancelled" in again.json()["detail"]
+    assert (again.json()["code"], again.json()["field"]) == ("already_finished", "state")
     assert AuditEvent.objects.filter(action="run.cancel", target_id=str(run.pk)).count() == 1
 
 
@@ -97,7 +98,7 @@ def test_parse_endpoint_queues_a_parse_run(as_operator):
 def test_list_filters(as_operator, operator, viewer):
     Run.objects.create(project="sleepy", command="build", timeout_seconds=60, source="api", triggered_by=operator)
     Run.objects.create(
-        project="inventory_transforms", command="ls", timeout_seconds=60, source="ui", state=RunState.RUNNING
+        project="inventory_transforms", command="ls", timeout_seconds=60, source="web", state=RunState.RUNNING
     )
     assert as_operator.get("/api/v1/runs/?project=sleepy").json()["count"] == 1
     assert as_operator.get("/api/v1/runs/?state=running").json()["results"][0]["command"] == "ls"
@@ -148,7 +149,7 @@ def test_run_body_is_exactly_the_declared_fields(as_operator, operator):
         select="fast",
         vars={"sleep_seconds": 1},
         timeout_seconds=60,
-        source="ui",
+        source="web",
         triggered_by=operator,
         rerun_of=first,
         state=RunState.FAILED,
@@ -185,3 +186,36 @@ def test_large_lists_estimate_the_count_but_page_through_every_run(as_operator, 
     assert as_operator.get("/api/v1/runs/?page=4").status_code == 404
     small = as_operator.get("/api/v1/runs/?project=sleepy&command=build").json()
     assert small == {"count": 0, "next": None, "previous": None, "results": [], "count_is_estimate": False}
+
+
+def test_every_api_error_is_detail_field_and_code(as_operator, api_client, viewer):
+    def error(response) -> tuple:
+        body = response.json()
+        return response.status_code, body["field"], body["code"], bool(body["detail"])
+
+    refused = as_operator.post("/api/v1/runs/", {"project": "sleepy", "timeout_seconds": 0}, format="json")
+    assert error(refused) == (400, "timeout_seconds", "invalid", True)
+    refused = as_operator.post("/api/v1/runs/", {"project": "sleepy", "select": "$(id)"}, format="json")
+    assert error(refused) == (400, "select", "invalid_selector", True)
+    assert error(as_operator.post("/api/v1/runs/", {}, format="json")) == (400, "project", "required", True)
+    assert error(as_operator.get("/api/v1/runs/?source=ui")) == (400, "source", "invalid_choice", True)
+    assert error(as_operator.get("/api/v1/runs/999999/")) == (404, None, "not_found", True)
+    assert error(as_operator.delete("/api/v1/runs/")) == (405, None, "method_not_allowed", True)
+    api_client.force_authenticate(viewer)
+    assert error(api_client.post("/api/v1/runs/", {"project": "sleepy"}, format="json")) == (
+        403,
+        None,
+        "permission_denied",
+        True,
+    )
+    api_client.force_authenticate(None)
+    assert error(api_client.get("/api/v1/runs/"))[1:] == (None, "not_authenticated", True)
+    assert Run.objects.count() == 0
+
+
+def test_runs_are_filtered_by_the_door_they_came_through(as_operator):
+    for source in ("web", "api", "schedule", "command"):
+        Run.objects.create(project="sleepy", command="ls", timeout_seconds=60, source=source)
+    response = as_operator.get("/api/v1/runs/?source=web")
+    assert [run["source"] for run in response.json()["results"]] == ["web"]
+    assert as_operator.get("/api/v1/runs/?source=command").json()["count"] == 1

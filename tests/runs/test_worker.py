@@ -27,6 +27,7 @@ from runs.notifications import create_target
 from runs.services import cancel_run, enqueue, trigger_run
 from runs.worker import application_name, execute_run, reap_lost_runs
 from tests.runs.conftest import wait_final, wait_for, wait_until
+from transformation_portal.errors import RequestError
 
 
 def backends_of(run: Run) -> list[int]:
@@ -40,7 +41,7 @@ def log_text(run: Run) -> str:
 
 
 def test_green_build_records_node_results(runs_cluster, operator, api_client, client):
-    run = trigger_run(project="inventory_transforms", command="build", actor=operator, source="ui")
+    run = trigger_run(project="inventory_transforms", command="build", actor=operator, source="web")
     run = wait_final(run)
     assert run.state == RunState.SUCCESS, run.reason
     assert run.exit_code == 0 and run.nodes_total == run.nodes_done > 0 and run.nodes_failed == 0
@@ -109,7 +110,7 @@ def test_timeout_ends_timed_out_with_no_backend_left(runs_cluster, operator):
 
 
 def test_cancel_stops_dbt_and_leaves_no_query_behind(runs_cluster, operator, client):
-    run = trigger_run(project="sleepy", command="run", select="slow", actor=operator, source="ui")
+    run = trigger_run(project="sleepy", command="run", select="slow", actor=operator, source="web")
     wait_for(run, lambda r: r.node_results.filter(unique_id="model.sleepy.slow", status="running").exists())
     wait_for(run, lambda r: backends_of(r) != [])
     client.force_login(operator)
@@ -174,12 +175,11 @@ def test_concurrent_runs_keep_separate_artifacts_and_writes_wait(runs_cluster, o
 
 
 def test_cancel_service_on_finished_run_is_refused(runs_cluster, operator):
-    from runs.services import RunConflict
-
     run = wait_final(trigger_run(project="sleepy", command="ls", actor=operator, source="api"))
     assert run.state == RunState.SUCCESS
-    with pytest.raises(RunConflict):
+    with pytest.raises(RequestError) as refused:
         cancel_run(run, actor=operator, source="api")
+    assert refused.value.code == "already_finished"
 
 
 class WebServer:
