@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from rest_framework.permissions import BasePermission
 
@@ -15,6 +17,17 @@ from accounts.models import Capability
 
 def can(user, capability: str) -> bool:
     return bool(user and user.is_active and user.has_perm(f"accounts.{capability}"))
+
+
+def emails_of_users_who_can(capability: str) -> list[str]:
+    """The email addresses of the active users who have the capability (by role or directly)."""
+    users = get_user_model().objects.filter(is_active=True).exclude(email="")
+    users = users.filter(
+        Q(is_superuser=True)
+        | Q(groups__permissions__codename=capability, groups__permissions__content_type__app_label="accounts")
+        | Q(user_permissions__codename=capability, user_permissions__content_type__app_label="accounts")
+    )
+    return sorted(set(users.values_list("email", flat=True)))
 
 
 def require(user, capability: str) -> None:

@@ -22,13 +22,11 @@ from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Q
 
 from accounts.models import Capability
-from accounts.permissions import can, require
+from accounts.permissions import can, emails_of_users_who_can, require
 from audit.services import record
 from entities import router
 from entities.models import (
@@ -379,17 +377,6 @@ def serving_view_definition(entity: EntityType) -> str | None:
         return None
 
 
-def approver_emails() -> list[str]:
-    users = get_user_model().objects.filter(is_active=True).exclude(email="")
-    codename = Capability.APPROVE_MODE_CHANGE.value
-    users = users.filter(
-        Q(is_superuser=True)
-        | Q(groups__permissions__codename=codename, groups__permissions__content_type__app_label="accounts")
-        | Q(user_permissions__codename=codename, user_permissions__content_type__app_label="accounts")
-    )
-    return sorted(set(users.values_list("email", flat=True)))
-
-
 def _email_rollback(change: ModeChange) -> None:
     entity = change.entity
     actor = change.actor.get_username() if change.actor else "someone"
@@ -402,5 +389,5 @@ def _email_rollback(change: ModeChange) -> None:
             f"{settings.PORTAL_BASE_URL}/entities/{entity.name}/\n"
         ),
         from_email=None,
-        recipient_list=approver_emails(),
+        recipient_list=emails_of_users_who_can(Capability.APPROVE_MODE_CHANGE),
     )

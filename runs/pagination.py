@@ -1,9 +1,10 @@
 """Pages of the runs API whose count does not cost a scan of the whole history.
 
-Counting 100,000 runs was most of a list request (DESIGN.md §8). The count is exact up to
-EXACT_COUNT_LIMIT rows (a bounded scan); above that it is PostgreSQL's row estimate and the
-body says so with "count_is_estimate". Pages and next links never depend on the estimate:
-a page fetches one row more than it shows to know whether another follows."""
+Counting 100,000 runs was most of a list request (budget: p95 ≤ 100 ms, see
+docs/architecture.md, "Performance budgets"). The count is exact up to EXACT_COUNT_LIMIT
+rows (a bounded scan); above that it is PostgreSQL's row estimate and the body says so with
+"count_is_estimate". Pages and next links never depend on the estimate: a page fetches one
+row more than it shows to know whether another follows."""
 
 from __future__ import annotations
 
