@@ -31,30 +31,22 @@ def check_selector(field: str, value: str) -> str:
     """Syntax only; whether the selector matches nodes is checked against the manifest."""
     value = value.strip()
     if len(value) > MAX_SELECTOR_LENGTH:
-        raise RequestError(
-            f"selector is longer than {MAX_SELECTOR_LENGTH} characters", field=field, code=ErrorCode.INVALID_SELECTOR
-        )
+        raise _invalid(field, f"selector is longer than {MAX_SELECTOR_LENGTH} characters")
     if _CONTROL.search(value):
-        raise RequestError("selector contains a control character", field=field, code=ErrorCode.INVALID_SELECTOR)
+        raise _invalid(field, "selector contains a control character")
     shell = _SHELL.search(value)
     if shell:
-        raise RequestError(
-            f"selector contains the character {shell.group()!r}, which is not allowed",
-            field=field,
-            code=ErrorCode.INVALID_SELECTOR,
-        )
+        raise _invalid(field, f"selector contains the character {shell.group()!r}, which is not allowed")
     if not _SELECTOR_CHARS.match(value):
-        raise RequestError(
-            "selector contains characters that are not allowed", field=field, code=ErrorCode.INVALID_SELECTOR
-        )
+        raise _invalid(field, "selector contains characters that are not allowed")
     for token in value.split():
         if token.startswith("-"):
-            raise RequestError(
-                f"selector term {token!r} starts with '-' (it would be read as an option)",
-                field=field,
-                code=ErrorCode.INVALID_SELECTOR,
-            )
+            raise _invalid(field, f"selector term {token!r} starts with '-' (it would be read as an option)")
     return " ".join(value.split())
+
+
+def _invalid(field: str, message: str) -> RequestError:
+    return RequestError(message, field=field, code=ErrorCode.INVALID_SELECTOR)
 
 
 # --- the engine: dbt-core 1.11's node selection over a Manifest ------------------------------
@@ -94,7 +86,7 @@ class Criterion:
 
 
 def _refuse(field: str, raw: str, why: str) -> RequestError:
-    return RequestError(f"selector {raw!r} is not valid: {why}", field=field, code=ErrorCode.INVALID_SELECTOR)
+    return _invalid(field, f"selector {raw!r} is not valid: {why}")
 
 
 def _default_method(value: str) -> str:
