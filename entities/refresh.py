@@ -4,6 +4,7 @@ parity report and the serving view)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from django.conf import settings
@@ -89,16 +90,4 @@ def write_parity_report(entity: EntityType, *, run: Run | None = None) -> Parity
         key=entity.key_column,
         columns=[name for name, _ in router.columns_of(entity.name)],
     )
-    return ParityReport.objects.create(
-        entity=entity,
-        run=run,
-        rules_rows=result.rules_rows,
-        dbt_rows=result.dbt_rows,
-        matching_rows=result.matching_rows,
-        only_in_rules=result.only_in_rules,
-        only_in_dbt=result.only_in_dbt,
-        mismatched_rows=result.mismatched_rows,
-        column_differences=result.column_differences,
-        sample_keys=result.sample_keys,
-        seconds=result.seconds,
-    )
+    return ParityReport.objects.create(entity=entity, run=run, **asdict(result))
