@@ -131,8 +131,16 @@ def serve() -> None:
         importlib.import_module(module)
     ignore_application_name_in_parse_state()  # forked children inherit it
     # One resource tracker for all children (dbt makes multiprocessing locks), started here
-    # so its shutdown chatter never lands in a run's log.
-    resource_tracker.ensure_running()
+    # so its shutdown chatter never lands in a run's log; its stderr goes nowhere: at exit it
+    # warns about the semaphores of children that were killed, which is expected.
+    stderr, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        os.dup2(stderr, 2)
+        os.close(stderr)
+        os.close(devnull)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps children; codes go to exit files
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C at the worker's terminal is the worker's business
     out = sys.stdout
