@@ -146,44 +146,23 @@ def validate_request(
 
 def trigger_run(
     *,
-    project: str,
-    command: str = "",
-    select: str = "",
-    exclude: str = "",
-    vars: dict | None = None,  # noqa: A002 - dbt's own name
-    full_refresh: bool = False,
-    timeout_seconds: int | None = None,
-    kind: str = "dbt",
-    params: dict | None = None,
     actor: Any,
     source: str,
-    target: str = "",
-    threads: int | None = None,
     rerun_of: Run | None = None,
     schedule: RunSchedule | None = None,
     enqueue: bool = True,
+    **request: Any,
 ) -> Run:
-    """Validate, create the Run, audit, and enqueue it once the transaction commits
-    (`enqueue=False`: the caller executes it itself, as `manage.py dbt` does). `source` is
-    the door the request came through (web, api, schedule, admin, command)."""
+    """Validate `request` (the fields `validate_request` takes), create the Run, audit, and
+    enqueue it once the transaction commits (`enqueue=False`: the caller executes it itself,
+    as `manage.py dbt` does). `source` is the door the request came through (web, api,
+    schedule, admin, command)."""
     if source not in Source.values:
         raise RequestError(f"unknown source {source!r}", field="source")
-    request = validate_request(
-        project=project,
-        command=command,
-        select=select,
-        exclude=exclude,
-        vars=vars,
-        full_refresh=full_refresh,
-        timeout_seconds=timeout_seconds,
-        kind=kind,
-        params=params,
-        target=target,
-        threads=threads,
-    )
+    validated = validate_request(**request)
     with transaction.atomic():
         run = Run.objects.create(
-            **asdict(request),
+            **asdict(validated),
             source=source,
             schedule=schedule,
             triggered_by=actor if getattr(actor, "is_authenticated", False) else None,
