@@ -34,11 +34,23 @@ def _rows(queryset) -> Iterator[dict]:
         yield row
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value) -> object:
+    """A cell a spreadsheet shows as text: one that would start a formula (`=HYPERLINK(…)`)
+    gets a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _csv_lines(rows):
     writer = csv.writer(_Echo())
     yield writer.writerow(EXPORT_FIELDS)
     for row in rows:
-        yield writer.writerow([json.dumps(row[f]) if f in ("before", "after") else row[f] for f in EXPORT_FIELDS])
+        cells = [json.dumps(row[f]) if f in ("before", "after") else row[f] for f in EXPORT_FIELDS]
+        yield writer.writerow([_csv_cell(cell) for cell in cells])
 
 
 @requires(Capability.READ)

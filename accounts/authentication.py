@@ -1,9 +1,47 @@
 from __future__ import annotations
 
+from axes.backends import AxesStandaloneBackend
+from django.db import transaction
+from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions
+from rest_framework import authentication, exceptions, throttling
 
 from accounts.models import ApiToken
+from audit.models import Source
+from audit.services import record
+
+
+class LoginLockoutBackend(AxesStandaloneBackend):
+    """django-axes' lockout check for every login that comes with a request (the login
+    pages). Code that authenticates without one (the test client, a shell) is not a door
+    a remote guesser can reach; it goes straight to the next backend."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if request is None:
+            return None
+        return super().authenticate(request, username, password, **kwargs)
+
+
+class BadTokenThrottle(throttling.SimpleRateThrottle):
+    """Counts refused bearer tokens per client address (DEFAULT_THROTTLE_RATES["bad_token"]).
+    Authentication runs before DRF's throttles, so the authenticator asks this one itself."""
+
+    scope = "bad_token"
+
+    def get_cache_key(self, request, view) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+    def refuse_if_exceeded(self, request) -> None:
+        self.key = self.get_cache_key(request, None)
+        self.history = self.cache.get(self.key, [])
+        self.now = self.timer()
+        while self.history and self.history[-1] <= self.now - self.duration:
+            self.history.pop()
+        if len(self.history) >= self.num_requests:
+            raise exceptions.Throttled(self.wait(), "Too many invalid bearer tokens from this address.")
+
+    def count_failure(self) -> None:
+        self.throttle_success()  # appends this attempt to the history
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -14,12 +52,15 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         scheme, _, plaintext = header.partition(" ")
         if scheme.lower() != "bearer":
             return None
+        throttle = BadTokenThrottle()
+        throttle.refuse_if_exceeded(request)
         plaintext = plaintext.strip()
-        if not plaintext:
-            raise exceptions.AuthenticationFailed("Empty bearer token.")
-        token = ApiToken.find_usable(plaintext)
+        token = ApiToken.find_usable(plaintext) if plaintext else None
         if token is None or not token.user.is_active:
-            raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
+            throttle.count_failure()
+            raise exceptions.AuthenticationFailed(
+                "Invalid, expired or revoked token." if plaintext else "Empty bearer token."
+            )
         return token.user, token
 
     def authenticate_header(self, request) -> str:
@@ -34,3 +75,24 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "http", "scheme": "bearer", "description": "`manage.py issue_token <username>`"}
+
+
+class RevokeTokensOnPasswordChange:
+    """Not a rule on the password: Django calls every password validator's
+    `password_changed` after a user's password is set, and a new password revokes the
+    tokens issued under the old one (each revocation audited)."""
+
+    def validate(self, password: str, user=None) -> None:
+        return None
+
+    def get_help_text(self) -> str:
+        return "Changing the password revokes the account's API tokens."
+
+    def password_changed(self, password: str, user=None) -> None:
+        if user is None or user.pk is None:
+            return
+        with transaction.atomic():
+            for token in ApiToken.objects.usable().select_for_update().filter(user=user):
+                token.revoked_at = timezone.now()
+                token.save(update_fields=["revoked_at"])
+                record("system", "accounts.apitoken.revoke", token, reason="owner's password changed", source=Source.SYSTEM)

@@ -13,6 +13,7 @@ turns the development conveniences off and requires the secrets to be given.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -71,7 +72,11 @@ DATA_DIR = Path(env_str("PORTAL_DATA_DIR", str(BASE_DIR / ".data"))).resolve()
 DBT_PROJECTS_DIR = Path(env_str("DBT_PROJECTS_DIR", str(BASE_DIR / "dbt_projects"))).resolve()
 RUNS_DIR = Path(env_str("RUNS_DIR", str(DATA_DIR / "runs"))).resolve()
 
-DEBUG = env_bool("DEBUG", not PRODUCTION)
+DATABASE_URL = env_str("DATABASE_URL")
+EMBEDDED_POSTGRES = not DATABASE_URL
+# Debug pages only on a development machine's embedded database: a deployment that sets
+# DATABASE_URL but forgets PORTAL_ENV gets no debug pages (nor demo users, see runportal).
+DEBUG = env_bool("DEBUG", not PRODUCTION and EMBEDDED_POSTGRES)
 
 SECRET_KEY = env_str("SECRET_KEY")
 # Development without SECRET_KEY: the key bootstrap() generates once into this file.
@@ -88,8 +93,6 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # --- databases -------------------------------------------------------------------------
 # Embedded (no DATABASE_URL): one pgserver instance holds the metadata DB `portal`
 # (portal tables, audit, django-q2's queue) and the dbt warehouse DB `warehouse`.
-DATABASE_URL = env_str("DATABASE_URL")
-EMBEDDED_POSTGRES = not DATABASE_URL
 EMBEDDED_PGDATA = DATA_DIR / "postgres"
 if EMBEDDED_POSTGRES:
     from transformation_portal import embedded_postgres
@@ -161,6 +164,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    "axes",
     "transformation_portal",
     "audit",
     "accounts",
@@ -179,6 +183,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "audit.middleware.RequestIdMiddleware",
+    "transformation_portal.security.SecurityHeadersMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "transformation_portal.urls"
@@ -205,6 +211,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "accounts.authentication.RevokeTokensOnPasswordChange"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -218,7 +225,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_USE_FINDERS = not PRODUCTION
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- security (PORTAL_ENV=production passes `manage.py check --deploy`) -----------------------
@@ -230,8 +237,28 @@ SECURE_HSTS_PRELOAD = PRODUCTION
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-if env_bool("BEHIND_TLS_PROXY", PRODUCTION):
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", PRODUCTION)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Debug pages and error mails hide connection strings and mask passwords in them.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "transformation_portal.security.ConnectionStringReporterFilter"
+
+# Login lockout (django-axes) on /login/ and /admin/login/: LOGIN_FAILURE_LIMIT failures of
+# one username from one address lock that pair out for LOGIN_LOCKOUT_MINUTES (429). The
+# same window bounds the failed-login audit rows: one per username and window.
+AUTHENTICATION_BACKENDS = [
+    "accounts.authentication.LoginLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+if BEHIND_TLS_PROXY:  # the client's address is the proxy's X-Forwarded-For
+    AXES_IPWARE_PROXY_COUNT = 1
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
 
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
@@ -257,6 +284,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "transformation_portal.api_errors.exception_handler",
+    # Bad bearer tokens per client address and minute before 429 (accounts.authentication).
+    "DEFAULT_THROTTLE_RATES": {"bad_token": f"{env_int('API_BAD_TOKENS_PER_MINUTE', 20, minimum=1)}/min"},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Transformation Portal API",
@@ -304,7 +333,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"mask_secrets": {"()": "transformation_portal.security.MaskSecretsFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_secrets"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"pgserver": {"level": "WARNING"}},
 }

@@ -5,12 +5,14 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
+from django.core.cache import cache
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 from django.utils import timezone
 
 from accounts.models import ApiToken
+from audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -76,3 +78,34 @@ def test_openapi_schema_and_docs_served_locally(client, viewer):
     assert any("swagger-ui-bundle" in a for a in assets), assets
     assert all(a.startswith("/static/") for a in assets), assets
     assert not re.search(r"https?://", docs)
+
+
+def test_password_change_revokes_the_tokens_issued_before_it(api_client, client, viewer, admin_user):
+    token = issue(viewer.username)
+    client.force_login(admin_user)  # an admin resets the password in the Django admin
+    response = client.post(
+        f"/admin/auth/user/{viewer.pk}/password/",
+        {"password1": "a-new-long-pass-42", "password2": "a-new-long-pass-42"},
+    )
+    assert response.status_code == 302
+    response = api_client.get("/api/v1/audit/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 401
+    revoked = AuditEvent.objects.get(action="accounts.apitoken.revoke")
+    assert revoked.reason == "owner's password changed"
+    fresh = issue(viewer.username)  # issued after the change: works
+    assert api_client.get("/api/v1/audit/", HTTP_AUTHORIZATION=f"Bearer {fresh}").status_code == 200
+
+
+def test_a_burst_of_bad_tokens_is_throttled(api_client, viewer, settings):
+    cache.clear()
+    good = issue(viewer.username)
+    limit = int(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["bad_token"].split("/")[0])
+    statuses = [
+        api_client.get("/api/v1/audit/", HTTP_AUTHORIZATION=f"Bearer tp_guess{i}").status_code for i in range(limit + 1)
+    ]
+    assert statuses == [401] * limit + [429]
+    response = api_client.get("/api/v1/audit/", HTTP_AUTHORIZATION=f"Bearer {good}")
+    assert response.status_code == 429  # the address is refused until the window passes
+    assert response.json()["code"] == "throttled"
+    cache.clear()
+    assert api_client.get("/api/v1/audit/", HTTP_AUTHORIZATION=f"Bearer {good}").status_code == 200

@@ -146,3 +146,17 @@ def test_audit_api_lists_and_filters_for_viewers(api_client, viewer, nobody):
     assert bad.status_code == 400 and bad.json()["field"] == "since"
     api_client.force_authenticate(nobody)
     assert api_client.get("/api/v1/audit/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_csv_export_neutralises_spreadsheet_formulas(client, viewer):
+    for payload in ('=HYPERLINK("http://evil.example","x")', "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"):
+        record(viewer, "test.event", ("thing", payload), reason=payload)
+    record(viewer, "test.event", ("thing", "plain"), reason="a=b")
+    client.force_login(viewer)
+    export = client.get("/audit/", {"action": "test.", "format": "csv"})
+    rows = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode(), newline="")))
+    assert [r["reason"] for r in rows] == [
+        "'=HYPERLINK(\"http://evil.example\",\"x\")", "'+1+1", "'-2+3", "'@SUM(A1)", "'\tx", "'\rx", "a=b",
+    ]  # fmt: skip
+    assert all(r["target_id"][0] == "'" for r in rows[:-1]) and rows[-1]["target_id"] == "plain"

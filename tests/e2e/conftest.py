@@ -37,13 +37,31 @@ def browser():
         browser.close()
 
 
+# Every page records the Content-Security-Policy violations the browser reports.
+RECORD_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI} on ${document.URL}`);
+});
+"""
+
+
 @pytest.fixture
 def page(browser, live_server):
+    """A browser page; the test fails if any page it visited reported a CSP violation."""
     context = browser.new_context(base_url=live_server.url, timezone_id="Europe/Berlin")
     context.set_default_timeout(15_000)
+    context.add_init_script(RECORD_CSP_VIOLATIONS)
     page = context.new_page()
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: violations.append(message.text)
+        if "CSP violation" in message.text or "Content Security Policy" in message.text
+        else None,
+    )
     yield page
     context.close()
+    assert violations == [], "Content-Security-Policy violations:\n" + "\n".join(violations)
 
 
 def log_in(page, user):

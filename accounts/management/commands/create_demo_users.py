@@ -5,12 +5,14 @@ from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from accounts.checks import demo_password
 from accounts.models import Role
 from audit.models import Source
 from audit.services import record, snapshot
 
-# Development only: the command refuses to run under PORTAL_ENV=production.
-DEMO_PASSWORDS = {role.value: f"{role.value}-demo" for role in Role}
+# Development only: the command refuses to run under PORTAL_ENV=production or on a database
+# given by DATABASE_URL (a real one); `manage.py check --deploy` fails while one is left.
+DEMO_PASSWORDS = {role.value: demo_password(role.value) for role in Role}
 
 
 class Command(BaseCommand):
@@ -19,6 +21,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         if settings.PRODUCTION:
             raise CommandError("demo users are never created under PORTAL_ENV=production")
+        if not settings.EMBEDDED_POSTGRES:
+            raise CommandError("demo users are only created on the embedded database (DATABASE_URL is set)")
         for role, password in DEMO_PASSWORDS.items():
             with transaction.atomic():
                 user, created = User.objects.get_or_create(username=role, defaults={"email": f"{role}@example.com"})

@@ -32,6 +32,8 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         if settings.PRODUCTION:
             call_command("collectstatic", interactive=False, verbosity=0)
+        elif not settings.EMBEDDED_POSTGRES:
+            self.stdout.write("DATABASE_URL is set: no demo users or demo data (embedded database only).")
         else:
             self.stdout.write("Demo logins (development only):")
             call_command("create_demo_users")

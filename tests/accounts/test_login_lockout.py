@@ -1,0 +1,42 @@
+"""Repeated failed logins: django-axes locks the username+address pair out, and the audit
+gets one row per burst, never what was typed unless it names an existing user."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+
+from audit.models import AuditEvent
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("url", ["/login/", "/admin/login/"])
+def test_repeated_failures_lock_the_login_out(client, admin_user, url):
+    statuses = [
+        client.post(url, {"username": admin_user.username, "password": "guess"}).status_code
+        for _ in range(settings.AXES_FAILURE_LIMIT)
+    ]
+    assert statuses == [200] * (settings.AXES_FAILURE_LIMIT - 1) + [429]  # the form again, then locked
+    response = client.post(url, {"username": admin_user.username, "password": PASSWORD})
+    assert response.status_code == 429
+    assert "_auth_user_id" not in client.session
+    assert client.get("/audit/").status_code == 302  # not logged in
+
+
+def test_a_burst_of_failures_is_one_audit_row(client, viewer):
+    for _ in range(settings.AXES_FAILURE_LIMIT + 3):
+        client.post("/login/", {"username": viewer.username, "password": "guess"})
+    rows = AuditEvent.objects.filter(action="auth.login_failed")
+    assert [(r.target_id, r.after["username"]) for r in rows] == [(viewer.username, viewer.username)]
+
+
+def test_a_failed_login_never_stores_an_unknown_username_verbatim(client, viewer):
+    client.post("/login/", {"username": "hunter2-secret-pass", "password": "x"})
+    event = AuditEvent.objects.get(action="auth.login_failed")
+    stored = f"{event.target_id} {event.after}"
+    assert "hunter2" not in stored and "secret-pass" not in stored
+    assert event.target_id == "h… (19 characters, no such user)"
+    client.force_login(viewer)
+    assert "hunter2" not in client.get("/audit/").content.decode()
