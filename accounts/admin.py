@@ -23,7 +23,8 @@ for _model in [m for m in admin.site._registry if m._meta.app_label == "django_q
 # django-axes' lockout records: superusers delete one to unlock early, and that is audited.
 for _model, _model_admin in [(m, a) for m, a in admin.site._registry.items() if m._meta.app_label == "axes"]:
     admin.site.unregister(_model)
-    admin.site.register(_model, type(f"Audited{type(_model_admin).__name__}", (AuditedAdminMixin, type(_model_admin)), {}))
+    _audited = type(f"Audited{type(_model_admin).__name__}", (AuditedAdminMixin, type(_model_admin)), {})
+    admin.site.register(_model, _audited)
 
 
 @admin.register(User)

@@ -95,4 +95,5 @@ class RevokeTokensOnPasswordChange:
             for token in ApiToken.objects.usable().select_for_update().filter(user=user):
                 token.revoked_at = timezone.now()
                 token.save(update_fields=["revoked_at"])
-                record("system", "accounts.apitoken.revoke", token, reason="owner's password changed", source=Source.SYSTEM)
+                reason = "owner's password changed"
+                record("system", "accounts.apitoken.revoke", token, reason=reason, source=Source.SYSTEM)

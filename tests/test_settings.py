@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -83,3 +85,81 @@ def test_importing_settings_starts_nothing_and_writes_nothing():
         assert [c for c in commands if str(data_dir) in c] == []  # no postgres on that data dir
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _portal_db_url() -> str:
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    return os.environ.get("DATABASE_URL") or f"postgres://{db['USER']}@{quote(db['HOST'], safe='')}/{db['NAME']}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deploy_check_fails_while_a_demo_password_works(tmp_path):
+    from django.contrib.auth.models import User
+
+    production = {
+        "PORTAL_ENV": "production",
+        "SECRET_KEY": "x" * 20 + "a-long-random-production-secret-0123456789",
+        "ALLOWED_HOSTS": "portal.example.com",
+        "PORTAL_DATA_DIR": str(tmp_path),
+        "DATABASE_URL": _portal_db_url(),
+        "WAREHOUSE_URL": _portal_db_url(),
+    }
+    user = User.objects.create_user("admin", password="admin-demo")
+    result = manage("check", "--deploy", **production)
+    assert result.returncode != 0
+    assert "user 'admin' logs in with the demo password 'admin-demo'" in result.stderr
+    user.set_password("a-real-password-0987")
+    user.save()
+    result = manage("check", "--deploy", "--fail-level", "WARNING", **production)
+    assert result.returncode == 0, result.stderr
+
+
+def test_demo_users_only_on_the_embedded_database(tmp_path):
+    external = {"DATABASE_URL": _portal_db_url(), "WAREHOUSE_URL": _portal_db_url(), "PORTAL_DATA_DIR": str(tmp_path)}
+    result = manage("create_demo_users", **external)
+    assert result.returncode != 0
+    assert "demo users are only created on the embedded database" in result.stderr
+    code = "from django.conf import settings; print(settings.DEBUG)"
+    assert manage("shell", "-c", code, **external).stdout.split()[-1] == "False"  # no PORTAL_ENV: still no debug pages
+
+
+def test_connection_strings_are_masked_in_logs(tmp_path):
+    secret_url = "postgres://portal:s3cr3t-pw@db.internal:5432/portal"
+    code = (
+        "import logging; from django.conf import settings as s; "
+        "logging.getLogger('portal').error('db %s wh %s', s.DATABASE_URL, s.WAREHOUSE_CONNINFO)"
+    )
+    result = manage(
+        "shell", "-c", code, DATABASE_URL=secret_url, WAREHOUSE_URL=secret_url, PORTAL_DATA_DIR=str(tmp_path)
+    )
+    assert "db postgres://portal:********@db.internal:5432/portal" in result.stderr, result.stderr
+    assert "s3cr3t" not in result.stderr
+
+
+def _configure_secret_connections(settings) -> None:
+    import uuid
+
+    secret = uuid.uuid4().hex  # in no source line or local variable the debug page shows
+    settings.DATABASE_URL = settings.REDIS_URL = f"postgres://portal:{secret}@db.internal/portal"
+    settings.WAREHOUSE_CONNINFO = f"host=wh user=dbt password={secret} dbname=analytics"
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "redis": f"redis://:{secret}@redis:6379/0"}
+
+
+def test_connection_strings_are_masked_on_debug_pages(rf, settings):
+    import sys
+
+    from django.views.debug import technical_500_response
+
+    settings.DEBUG = True
+    _configure_secret_connections(settings)
+    conninfo = settings.WAREHOUSE_CONNINFO  # a local variable of the failing frame
+    try:
+        raise RuntimeError(f"could not connect with {conninfo}")
+    except RuntimeError:
+        html = technical_500_response(rf.get("/"), *sys.exc_info()).content.decode()
+    del conninfo
+    secret = settings.DATABASE_URL.split(":")[2].split("@")[0]
+    assert secret not in html
+    assert "DATABASE_URL" in html and "password=********" in html  # named, password hidden

@@ -6,10 +6,9 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from django.views.debug import SafeExceptionReporterFilter
+from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 # The templates load scripts and styles from /static/ only and carry no inline script.
 # Inline style attributes (a progress bar's width) cannot run code and stay allowed.
@@ -55,30 +54,23 @@ def mask_secrets(text: str) -> str:
     return _CONNINFO_PASSWORD.sub(rf"\g<1>{MASK}", _URL_PASSWORD.sub(rf"\g<1>{MASK}@", text))
 
 
-def _masked(value: Any) -> Any:
-    if isinstance(value, str):
-        return mask_secrets(value)
-    if isinstance(value, dict):
-        return {key: _masked(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_masked(item) for item in value)
-    return value
-
-
 class ConnectionStringReporterFilter(SafeExceptionReporterFilter):
-    """Debug pages and error mails: settings named like a connection string are hidden
-    whole, and any password inside a setting or a frame's local variable is masked."""
+    """Debug pages and error mails hide settings named like a connection string whole."""
 
     hidden_settings = re.compile(
         "API|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|URL|CONNINFO|DSN|REDIS", flags=re.IGNORECASE
     )
 
-    def cleanse_setting(self, key: Any, value: Any) -> Any:
-        return _masked(super().cleanse_setting(key, value))
 
-    def get_traceback_frame_variables(self, request: HttpRequest, tb_frame: Any) -> list[tuple[str, Any]]:
-        variables = super().get_traceback_frame_variables(request, tb_frame)
-        return [(name, _masked(value)) for name, value in variables]
+class MaskingExceptionReporter(ExceptionReporter):
+    """Debug pages and error mails: any password left in them (an exception's message, a
+    frame's local variable, a setting inside a dict) is masked."""
+
+    def get_traceback_html(self) -> str:
+        return mask_secrets(super().get_traceback_html())
+
+    def get_traceback_text(self) -> str:
+        return mask_secrets(super().get_traceback_text())
 
 
 class MaskSecretsFilter(logging.Filter):

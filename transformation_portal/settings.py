@@ -242,6 +242,7 @@ if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Debug pages and error mails hide connection strings and mask passwords in them.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "transformation_portal.security.ConnectionStringReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "transformation_portal.security.MaskingExceptionReporter"
 
 # Login lockout (django-axes) on /login/ and /admin/login/: LOGIN_FAILURE_LIMIT failures of
 # one username from one address lock that pair out for LOGIN_LOCKOUT_MINUTES (429). The

@@ -113,7 +113,13 @@ def test_revoked_token_cannot_be_revived(client, admin_user, viewer):
     client.force_login(admin_user)
     client.post(
         f"/admin/accounts/apitoken/{token.pk}/change/",
-        {"name": "ci", "expires_at_0": "2030-01-01", "expires_at_1": "00:00:00", "revoked_at_0": "", "revoked_at_1": ""},
+        {
+            "name": "ci",
+            "expires_at_0": "2030-01-01",
+            "expires_at_1": "00:00:00",
+            "revoked_at_0": "",
+            "revoked_at_1": "",
+        },  # noqa: E501
     )
     token.refresh_from_db()
     assert token.revoked_at is not None and not token.is_usable
