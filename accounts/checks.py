@@ -1,9 +1,11 @@
 """`manage.py check --deploy`: fails while any active account still opens with a demo
-password (`<name>-demo`, what create_demo_users sets on a development machine)."""
+password (`<name>-demo`, what create_demo_users sets on a development machine). One
+password hash per active account; the check never writes (no rehash on a match)."""
 
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import check_password
 from django.core.checks import Error, Tags, Warning, register
 from django.db import DatabaseError
 
@@ -25,5 +27,5 @@ def check_no_demo_passwords(app_configs=None, **kwargs) -> list:
             id="accounts.E001",
         )
         for user in users
-        if user.has_usable_password() and user.check_password(demo_password(user.username))
+        if user.has_usable_password() and check_password(demo_password(user.username), user.password)
     ]

@@ -21,6 +21,7 @@ def test_repeated_failures_lock_the_login_out(client, admin_user, url):
     assert statuses == [200] * (settings.AXES_FAILURE_LIMIT - 1) + [429]  # the form again, then locked
     response = client.post(url, {"username": admin_user.username, "password": PASSWORD})
     assert response.status_code == 429
+    assert "too many login attempts" in response.content.decode()
     assert "_auth_user_id" not in client.session
     assert client.get("/audit/").status_code == 302  # not logged in
 
