@@ -24,7 +24,7 @@ from runs.services import trigger_run
 from transformation_portal.errors import ErrorCode, RequestError
 
 
-def trigger_refresh(entity: EntityType, *, actor: Any, source: str) -> Run:
+def trigger_refresh(entity: EntityType, *, actor: Any, source: str, rerun_of: Run | None = None) -> Run:
     require(actor, Capability.OPERATE)
     with transaction.atomic():
         # The entity row lock makes "no active refresh, so create one" one step for two clicks at once.
@@ -36,8 +36,22 @@ def trigger_refresh(entity: EntityType, *, actor: Any, source: str) -> Run:
                 code=ErrorCode.ALREADY_ACTIVE,
             )
         return trigger_run(
-            kind=REFRESH_KIND, project=entity.dbt_project, params={"entity": entity.name}, actor=actor, source=source
+            kind=REFRESH_KIND,
+            project=entity.dbt_project,
+            params={"entity": entity.name},
+            actor=actor,
+            source=source,
+            rerun_of=rerun_of,
         )
+
+
+def rerun_refresh(run: Run, *, actor: Any, source: str) -> Run:
+    """A re-run is a new refresh of the same entity: one at a time, as trigger_refresh keeps it."""
+    name = (run.params or {}).get("entity")
+    entity = EntityType.objects.filter(name=name).first()
+    if entity is None:
+        raise RequestError(f"There is no entity type {name!r} to refresh any more.", code=ErrorCode.CONFLICT)
+    return trigger_refresh(entity, actor=actor, source=source, rerun_of=run)
 
 
 def execute_refresh(ctx: RunContext) -> None:
