@@ -325,6 +325,9 @@ class ParityReport(models.Model):
     column_differences = models.JSONField(default=dict, help_text="column -> rows where it differs")
     sample_keys = models.JSONField(default=dict, help_text="Up to 50 keys per category")
     seconds = models.FloatField()
+    inputs = models.JSONField(
+        default=dict, help_text="Fingerprint of the raw tables, dbt project and rule set it was computed from"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

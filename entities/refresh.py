@@ -12,7 +12,7 @@ from django.db import transaction
 
 from accounts.models import Capability
 from accounts.permissions import require
-from entities import parity, router
+from entities import parity, parity_gate, router
 from entities.models import RUNS_DBT, RUNS_RULES, WRITES_PARITY, EntityType, ParityReport
 from entities.queries import REFRESH_KIND
 from entities.rules import engine
@@ -62,6 +62,8 @@ def execute_refresh(ctx: RunContext) -> None:
         raise RunFailed(f"no entity type {name!r}")
     mode = entity.mode
     ctx.log(f"refreshing {entity.name} in mode {entity.mode_label}")
+    # Taken before either engine reads them: a change during the run makes the report stale.
+    parity_inputs = parity_gate.fingerprint(entity) if mode in WRITES_PARITY else None
     conninfo = settings.WAREHOUSE_CONNINFO
     if mode in RUNS_RULES:
         try:
@@ -78,7 +80,7 @@ def execute_refresh(ctx: RunContext) -> None:
             raise RunFailed(f"{entity.dbt_command} exited with {exit_code}")
     if mode in WRITES_PARITY:
         try:
-            report = write_parity_report(entity, run=ctx.run)
+            report = write_parity_report(entity, run=ctx.run, parity_inputs=parity_inputs)
         except parity.ParityError as error:
             raise RunFailed(f"parity: {error}") from error
         ctx.log(
@@ -96,7 +98,13 @@ def execute_refresh(ctx: RunContext) -> None:
     ctx.log(f"{entity.serving_view} serves {EntityType.objects.get(pk=entity.pk).mode_label}")
 
 
-def write_parity_report(entity: EntityType, *, run: Run | None = None) -> ParityReport:
+def write_parity_report(
+    entity: EntityType, *, run: Run | None = None, parity_inputs: dict[str, Any] | None = None
+) -> ParityReport:
+    """Compare the two sides now; `parity_inputs` is the fingerprint of what they were built
+    from (taken now when not given)."""
+    if parity_inputs is None:
+        parity_inputs = parity_gate.fingerprint(entity)
     result = parity.compute(
         settings.WAREHOUSE_CONNINFO,
         rules_relation=entity.rules_relation,
@@ -104,4 +112,4 @@ def write_parity_report(entity: EntityType, *, run: Run | None = None) -> Parity
         key=entity.key_column,
         columns=[name for name, _ in router.columns_of(entity.name)],
     )
-    return ParityReport.objects.create(entity=entity, run=run, **asdict(result))
+    return ParityReport.objects.create(entity=entity, run=run, inputs=parity_inputs, **asdict(result))

@@ -28,7 +28,7 @@ from django.db import transaction
 from accounts.models import Capability
 from accounts.permissions import can, emails_of_users_who_can, require
 from audit.services import record
-from entities import router
+from entities import parity_gate, router
 from entities.models import (
     EntityType,
     Mode,
@@ -165,19 +165,10 @@ def approve_request(
                 code=ErrorCode.STALE_REQUEST,
             )
         latest = entity.latest_parity()
-        if not entity.gate_allows(request.mode, latest):
+        refusal = parity_gate.refusal(entity, request, latest)
+        if refusal is not None:
             if not override_reason:
-                found = (
-                    f"the latest parity report #{latest.pk} is {latest.percent_display}%"
-                    if latest
-                    else "there is no parity report yet (refresh in shadow mode)"
-                )
-                raise RequestError(
-                    f"Parity gate: {found}, below the threshold of {entity.parity_threshold}% "
-                    f"for {request.to_label}. An admin may override with a reason.",
-                    code=ErrorCode.PARITY_GATE,
-                    parity_report=latest.pk if latest else None,
-                )
+                raise refusal
             if not can(actor, Capability.ADMINISTER):
                 raise RequestError(
                     "Only an admin may override the parity gate.",

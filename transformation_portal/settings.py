@@ -145,6 +145,14 @@ DBT_ENV = {
     "DBT_PASSWORD": str(WAREHOUSE["password"]),
     "DBT_DBNAME": str(WAREHOUSE["dbname"]),
 }
+# The demo (embedded warehouse, not production): inventory_transforms' seeds are the raw
+# data, so `dbt seed`/`build` load them into raw.*. Anywhere else they land in demo_seeds and
+# never overwrite the raw tables a loader filled.
+DEMO_SEEDS_INTO_RAW = env_bool(
+    "DEMO_SEEDS_INTO_RAW", EMBEDDED_POSTGRES and not env_str("WAREHOUSE_URL") and not PRODUCTION
+)
+if DEMO_SEEDS_INTO_RAW:
+    DBT_ENV["DBT_SEED_SCHEMA"] = "raw"
 
 # --- applications ------------------------------------------------------------------------
 INSTALLED_APPS = [
