@@ -9,7 +9,7 @@ class EntitiesConfig(AppConfig):
 
     def ready(self) -> None:
         from entities.queries import REFRESH_KIND
-        from entities.refresh import execute_refresh
+        from entities.refresh import execute_refresh, rerun_refresh
         from runs.kinds import register_kind
 
-        register_kind(REFRESH_KIND, execute_refresh, "Entity refresh")
+        register_kind(REFRESH_KIND, execute_refresh, "Entity refresh", rerun=rerun_refresh)

@@ -84,6 +84,9 @@ class EntityType(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_entity_types"
     )
     mode_changed_at = models.DateTimeField(null=True, blank=True)
+    mode_version = models.PositiveIntegerField(
+        default=0, help_text="Counts applied mode changes: a request made before the latest one is stale"
+    )
 
     class Meta:
         ordering = ["name"]
@@ -216,6 +219,8 @@ class ModeChangeRequest(models.Model):
     # The mode the request was made from: approving it when the entity has moved on is refused.
     from_mode = models.CharField(max_length=10, choices=Mode.choices)
     from_canary_percent = models.PositiveSmallIntegerField(null=True, blank=True)
+    # The entity's mode_version then: a mode change since (even one back to from_mode) makes it stale.
+    from_mode_version = models.PositiveIntegerField(default=0)
     mode = models.CharField(max_length=10, choices=Mode.choices)
     canary_percent = models.PositiveSmallIntegerField(null=True, blank=True)
     reason = models.TextField()
@@ -300,10 +305,9 @@ class ModeChangeRequest(models.Model):
 
     @property
     def is_stale(self) -> bool:
-        """Pending, but the entity is no longer on the mode the request was made from."""
-        return self.is_pending and (
-            self.entity.mode != self.from_mode or self.entity.canary_percent != self.from_canary_percent
-        )
+        """Pending, but the entity's mode has changed since the request was made (even if it
+        has come back to the mode the request was made from)."""
+        return self.is_pending and self.entity.mode_version != self.from_mode_version
 
 
 class ParityReport(models.Model):
@@ -321,6 +325,9 @@ class ParityReport(models.Model):
     column_differences = models.JSONField(default=dict, help_text="column -> rows where it differs")
     sample_keys = models.JSONField(default=dict, help_text="Up to 50 keys per category")
     seconds = models.FloatField()
+    inputs = models.JSONField(
+        default=dict, help_text="Fingerprint of the raw tables, dbt project and rule set it was computed from"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -12,7 +12,7 @@ from django.db import transaction
 
 from accounts.models import Capability
 from accounts.permissions import require
-from entities import parity, router
+from entities import parity, parity_gate, router
 from entities.models import RUNS_DBT, RUNS_RULES, WRITES_PARITY, EntityType, ParityReport
 from entities.queries import REFRESH_KIND
 from entities.rules import engine
@@ -24,7 +24,7 @@ from runs.services import trigger_run
 from transformation_portal.errors import ErrorCode, RequestError
 
 
-def trigger_refresh(entity: EntityType, *, actor: Any, source: str) -> Run:
+def trigger_refresh(entity: EntityType, *, actor: Any, source: str, rerun_of: Run | None = None) -> Run:
     require(actor, Capability.OPERATE)
     with transaction.atomic():
         # The entity row lock makes "no active refresh, so create one" one step for two clicks at once.
@@ -36,8 +36,22 @@ def trigger_refresh(entity: EntityType, *, actor: Any, source: str) -> Run:
                 code=ErrorCode.ALREADY_ACTIVE,
             )
         return trigger_run(
-            kind=REFRESH_KIND, project=entity.dbt_project, params={"entity": entity.name}, actor=actor, source=source
+            kind=REFRESH_KIND,
+            project=entity.dbt_project,
+            params={"entity": entity.name},
+            actor=actor,
+            source=source,
+            rerun_of=rerun_of,
         )
+
+
+def rerun_refresh(run: Run, *, actor: Any, source: str) -> Run:
+    """A re-run is a new refresh of the same entity: one at a time, as trigger_refresh keeps it."""
+    name = (run.params or {}).get("entity")
+    entity = EntityType.objects.filter(name=name).first()
+    if entity is None:
+        raise RequestError(f"There is no entity type {name!r} to refresh any more.", code=ErrorCode.CONFLICT)
+    return trigger_refresh(entity, actor=actor, source=source, rerun_of=run)
 
 
 def execute_refresh(ctx: RunContext) -> None:
@@ -48,6 +62,8 @@ def execute_refresh(ctx: RunContext) -> None:
         raise RunFailed(f"no entity type {name!r}")
     mode = entity.mode
     ctx.log(f"refreshing {entity.name} in mode {entity.mode_label}")
+    # Taken before either engine reads them: a change during the run makes the report stale.
+    parity_inputs = parity_gate.fingerprint(entity) if mode in WRITES_PARITY else None
     conninfo = settings.WAREHOUSE_CONNINFO
     if mode in RUNS_RULES:
         try:
@@ -64,7 +80,7 @@ def execute_refresh(ctx: RunContext) -> None:
             raise RunFailed(f"{entity.dbt_command} exited with {exit_code}")
     if mode in WRITES_PARITY:
         try:
-            report = write_parity_report(entity, run=ctx.run)
+            report = write_parity_report(entity, run=ctx.run, parity_inputs=parity_inputs)
         except parity.ParityError as error:
             raise RunFailed(f"parity: {error}") from error
         ctx.log(
@@ -82,7 +98,13 @@ def execute_refresh(ctx: RunContext) -> None:
     ctx.log(f"{entity.serving_view} serves {EntityType.objects.get(pk=entity.pk).mode_label}")
 
 
-def write_parity_report(entity: EntityType, *, run: Run | None = None) -> ParityReport:
+def write_parity_report(
+    entity: EntityType, *, run: Run | None = None, parity_inputs: dict[str, Any] | None = None
+) -> ParityReport:
+    """Compare the two sides now; `parity_inputs` is the fingerprint of what they were built
+    from (taken now when not given)."""
+    if parity_inputs is None:
+        parity_inputs = parity_gate.fingerprint(entity)
     result = parity.compute(
         settings.WAREHOUSE_CONNINFO,
         rules_relation=entity.rules_relation,
@@ -90,4 +112,4 @@ def write_parity_report(entity: EntityType, *, run: Run | None = None) -> Parity
         key=entity.key_column,
         columns=[name for name, _ in router.columns_of(entity.name)],
     )
-    return ParityReport.objects.create(entity=entity, run=run, **asdict(result))
+    return ParityReport.objects.create(entity=entity, run=run, inputs=parity_inputs, **asdict(result))

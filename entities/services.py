@@ -28,7 +28,7 @@ from django.db import transaction
 from accounts.models import Capability
 from accounts.permissions import can, emails_of_users_who_can, require
 from audit.services import record
-from entities import router
+from entities import parity_gate, router
 from entities.models import (
     EntityType,
     Mode,
@@ -95,6 +95,7 @@ def request_mode_change(
             entity=entity,
             from_mode=entity.mode,
             from_canary_percent=entity.canary_percent,
+            from_mode_version=entity.mode_version,
             mode=mode,
             canary_percent=percent,
             reason=reason,
@@ -153,25 +154,21 @@ def approve_request(
         entity, request = _locked_request(request_id)
         _check_decidable(request, actor, Verb.APPROVE)
         if request.is_stale:
+            now = (
+                f"it is now on {entity.mode_label}"
+                if entity.mode_label != request.from_label
+                else f"its mode has changed since (it is back on {entity.mode_label})"
+            )
             raise RequestError(
                 f"Request #{request.pk} is stale: it was made when {entity.name} was on {request.from_label}, "
-                f"but it is now on {entity.mode_label}. Make a new request.",
+                f"but {now}. Make a new request.",
                 code=ErrorCode.STALE_REQUEST,
             )
         latest = entity.latest_parity()
-        if not entity.gate_allows(request.mode, latest):
+        refusal = parity_gate.refusal(entity, request, latest)
+        if refusal is not None:
             if not override_reason:
-                found = (
-                    f"the latest parity report #{latest.pk} is {latest.percent_display}%"
-                    if latest
-                    else "there is no parity report yet (refresh in shadow mode)"
-                )
-                raise RequestError(
-                    f"Parity gate: {found}, below the threshold of {entity.parity_threshold}% "
-                    f"for {request.to_label}. An admin may override with a reason.",
-                    code=ErrorCode.PARITY_GATE,
-                    parity_report=latest.pk if latest else None,
-                )
+                raise refusal
             if not can(actor, Capability.ADMINISTER):
                 raise RequestError(
                     "Only an admin may override the parity gate.",
@@ -341,7 +338,8 @@ def _apply_mode(
             entity.mode = mode
             entity.canary_percent = canary_percent
             entity.mode_changed_at = change.created_at
-            entity.save(update_fields=["mode", "canary_percent", "mode_changed_at"])
+            entity.mode_version += 1
+            entity.save(update_fields=["mode", "canary_percent", "mode_changed_at", "mode_version"])
             record(
                 actor,
                 "entity.rollback" if kind == ModeChangeKind.ROLLBACK else "entity.mode.apply",

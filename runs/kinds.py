@@ -32,15 +32,20 @@ class RunKind:
     name: str
     handler: Callable[[RunContext], None]
     label: str
+    # How a run of this kind is re-run, with the kind's own checks (e.g. one refresh of an
+    # entity at a time); None: a copy through trigger_run.
+    rerun: Callable[..., Run] | None = None
 
 
 _KINDS: dict[str, RunKind] = {}
 
 
-def register_kind(name: str, handler: Callable[[RunContext], None], label: str) -> None:
+def register_kind(
+    name: str, handler: Callable[[RunContext], None], label: str, *, rerun: Callable[..., Run] | None = None
+) -> None:
     if name == "dbt":
         raise ValueError("'dbt' is the built-in kind")
-    _KINDS[name] = RunKind(name, handler, label)
+    _KINDS[name] = RunKind(name, handler, label, rerun)
 
 
 def get_kind(name: str) -> RunKind | None:

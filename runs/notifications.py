@@ -3,11 +3,13 @@ recorded. Runs in a queue task, so a slow webhook never holds up a run's worker.
 
 from __future__ import annotations
 
+import http.client
+import ipaddress
 import json
+import socket
 import time
-import urllib.error
-import urllib.request
 from typing import Any
+from urllib.parse import SplitResult, urlsplit
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -48,24 +50,97 @@ def payload(run: Run) -> dict[str, Any]:
     }
 
 
+def mask_url(url: str) -> str:
+    """What people below the operator role see of a webhook (its path is Slack's/Teams' secret)."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}…"
+
+
+def _refused(message: str) -> RequestError:
+    return RequestError(message, field="webhook_url")
+
+
+def check_webhook(url: str) -> tuple[SplitResult, int, str]:
+    """The URL's parts, its port and the address to connect to. Every address the host resolves to must
+    be global (no loopback, private, link-local, …) unless WEBHOOK_ALLOWED_HOSTS lists the host."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise _refused("the webhook's port is not a number") from None
+    host = parts.hostname
+    if parts.scheme not in ("http", "https") or not host:
+        raise _refused("the webhook must be an http(s) URL with a host")
+    try:
+        addresses = [info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+    except (socket.gaierror, UnicodeError):
+        raise _refused(f"the webhook's host {host} does not resolve") from None
+    if host not in settings.WEBHOOK_ALLOWED_HOSTS:
+        for address in addresses:
+            if not ipaddress.ip_address(address.partition("%")[0]).is_global:
+                raise _refused(
+                    f"the webhook's host {host} resolves to {address}, a loopback, private or link-local address; "
+                    "list the host in WEBHOOK_ALLOWED_HOSTS to allow it"
+                )
+    return parts, port, addresses[0]
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the address check_webhook approved, never to a fresh DNS answer."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self.address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(_PinnedHTTPConnection, http.client.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.host)  # the certificate names the host
+
+
+def _post_once(parts: SplitResult, port: int, address: str, data: bytes) -> int:
+    """One POST to the checked address; the far end's status only (no redirect followed, no body kept)."""
+    pinned = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
+    connection = pinned(parts.hostname, port, address, settings.WEBHOOK_TIMEOUT_SECONDS)
+    path = parts.path or "/"
+    try:
+        connection.request(
+            "POST",
+            f"{path}?{parts.query}" if parts.query else path,
+            body=data,
+            headers={"Content-Type": "application/json", "User-Agent": "portal"},
+        )
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
 def post_webhook(url: str, body: dict[str, Any]) -> tuple[bool, int, int | None, str]:
-    """POST JSON with a bounded timeout, retried with backoff: (ok, attempts, status, error)."""
+    """POST JSON with a bounded timeout, retried with backoff: (ok, attempts, status, error).
+    The host is checked again here (DNS may have changed since the target was saved)."""
+    try:
+        parts, port, address = check_webhook(url)
+    except RequestError as exc:
+        return False, 0, None, f"refused: {exc.message}"
     data = json.dumps(body).encode()
     status, error = None, ""
     for attempt in range(1, WEBHOOK_ATTEMPTS + 1):
-        request = urllib.request.Request(  # noqa: S310 - http(s) only, checked when the target is saved
-            url, data=data, method="POST", headers={"Content-Type": "application/json", "User-Agent": "portal"}
-        )
         try:
-            with urllib.request.urlopen(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310
-                status = response.status
+            status = _post_once(parts, port, address, data)
+        except (OSError, http.client.HTTPException) as exc:
+            status, error = None, str(exc) or type(exc).__name__
+        else:
+            if 200 <= status < 300:
                 return True, attempt, status, ""
-        except urllib.error.HTTPError as exc:
-            status, error = exc.code, f"HTTP {exc.code}"
-            if exc.code < 500 and exc.code != 429:
+            error = f"HTTP {status}" + (" (redirects are not followed)" if 300 <= status < 400 else "")
+            if status < 500 and status != 429:
                 return False, attempt, status, error
-        except (urllib.error.URLError, OSError) as exc:
-            status, error = None, str(getattr(exc, "reason", exc))
         if attempt < WEBHOOK_ATTEMPTS:
             time.sleep(attempt)
     return False, WEBHOOK_ATTEMPTS, status, error
@@ -110,8 +185,8 @@ def create_target(
     emails = ", ".join(a.strip() for a in emails.split(",") if a.strip())
     if not emails and not webhook_url:
         raise RequestError("give at least one email address or a webhook URL", field="emails")
-    if webhook_url and not webhook_url.startswith(("http://", "https://")):
-        raise RequestError("the webhook must be an http(s) URL", field="webhook_url")
+    if webhook_url:
+        check_webhook(webhook_url)
     with transaction.atomic():
         target = NotificationTarget.objects.create(
             project=project,
@@ -120,11 +195,16 @@ def create_target(
             webhook_url=webhook_url,
             created_by=actor if getattr(actor, "is_authenticated", False) else None,
         )
-        record(actor, "notification.create", target, after=snapshot(target), source=source)
+        record(actor, "notification.create", target, after=_audit_snapshot(target), source=source)
     return target
 
 
 def delete_target(target: NotificationTarget, *, actor: Any, source: str) -> None:
     with transaction.atomic():
-        record(actor, "notification.delete", target, before=snapshot(target), source=source)
+        record(actor, "notification.delete", target, before=_audit_snapshot(target), source=source)
         target.delete()
+
+
+def _audit_snapshot(target: NotificationTarget) -> dict[str, Any]:
+    """Viewers read the audit log: the webhook's secret path stays out of it."""
+    return {**snapshot(target), "webhook_url": mask_url(target.webhook_url)}

@@ -213,6 +213,9 @@ def run_summary(run: Run) -> dict[str, Any]:
 
 
 def rerun(run: Run, *, actor: Any, source: str) -> Run:
+    kind = get_kind(run.kind)
+    if kind is not None and kind.rerun is not None:
+        return kind.rerun(run, actor=actor, source=source)
     return trigger_run(
         project=run.project,
         command=run.command,

@@ -18,7 +18,7 @@ from runs.dbt.artifacts import DOWNLOADABLE
 from runs.filters import RunFilter
 from runs.forms import NotificationTargetForm, ScheduleForm, TriggerRunForm
 from runs.models import NotificationDelivery, NotificationTarget, Run, RunSchedule, RunState
-from runs.notifications import create_target, delete_target
+from runs.notifications import create_target, delete_target, mask_url
 from runs.schedules import create_schedule, delete_schedule, set_enabled, with_next_run
 from runs.services import cancel_run, rerun, trigger_run
 from transformation_portal.errors import RequestError, form_error
@@ -177,13 +177,26 @@ def schedule_list(request: HttpRequest) -> HttpResponse:
     recent_runs = Prefetch("runs", queryset=Run.objects.order_by("-queued_at", "-id")[:5], to_attr="recent_runs")
     ctx = {
         "schedules": with_next_run(RunSchedule.objects.prefetch_related(recent_runs)),
-        "targets": NotificationTarget.objects.select_related("schedule"),
-        "deliveries": NotificationDelivery.objects.select_related("run")[:20],
+        **_notifications_shown(manage),
         "schedule_form": schedule_form,
         "target_form": target_form,
         "can_manage": manage,
     }
     return render(request, "runs/schedules.html", ctx, status=status)
+
+
+def _notifications_shown(manage: bool) -> dict[str, list]:
+    """Targets and recent deliveries; webhook URLs (secrets for Slack and Teams) masked for
+    whoever may not manage them."""
+    targets = list(NotificationTarget.objects.select_related("schedule"))
+    deliveries = list(NotificationDelivery.objects.select_related("run")[:20])
+    if not manage:
+        for target in targets:
+            target.webhook_url = mask_url(target.webhook_url)
+        for delivery in deliveries:
+            if delivery.channel == "webhook":
+                delivery.destination = mask_url(delivery.destination)
+    return {"targets": targets, "deliveries": deliveries}
 
 
 @require_POST

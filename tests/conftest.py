@@ -21,6 +21,10 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("RUNS_DIR", tempfile.mkdtemp(prefix="portal-test-runs-"))
     # A queue of this session's own: a Redis broker keeps tasks across sessions.
     os.environ.setdefault("QUEUE_NAME", f"portal-test-{uuid.uuid4().hex[:8]}")
+    # The far end of the tests' webhooks listens on loopback (tests/runs/conftest.py).
+    os.environ.setdefault("WEBHOOK_ALLOWED_HOSTS", "127.0.0.1")
+    # The suite's raw data is the demo seeds, on the embedded and on an external server alike.
+    os.environ.setdefault("DEMO_SEEDS_INTO_RAW", "1")
     from transformation_portal.bootstrap import bootstrap
 
     bootstrap()  # settings, embedded server and databases ready; pytest-django then sets Django up

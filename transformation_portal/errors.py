@@ -22,6 +22,7 @@ class ErrorCode(StrEnum):
     SELF_APPROVAL = "self_approval"  # four eyes: nobody decides their own request
     NOT_REQUESTER = "not_requester"  # only the requester withdraws a request
     PARITY_GATE = "parity_gate"  # canary/dbt need a parity report at the threshold
+    PARITY_STALE = "parity_stale"  # the report's inputs (raw data, dbt project, rule set) changed since
     STALE_REQUEST = "stale_request"  # the entity left the mode the request was made from
     ALREADY_DECIDED = "already_decided"  # approved, rejected or withdrawn already
     ALREADY_IN_MODE = "already_in_mode"
@@ -36,6 +37,7 @@ STATUS = {
     ErrorCode.SELF_APPROVAL: 403,
     ErrorCode.NOT_REQUESTER: 403,
     ErrorCode.PARITY_GATE: 409,
+    ErrorCode.PARITY_STALE: 409,
     ErrorCode.STALE_REQUEST: 409,
     ErrorCode.ALREADY_DECIDED: 409,
     ErrorCode.ALREADY_IN_MODE: 409,

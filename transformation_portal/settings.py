@@ -148,6 +148,14 @@ DBT_ENV = {
     "DBT_PASSWORD": str(WAREHOUSE["password"]),
     "DBT_DBNAME": str(WAREHOUSE["dbname"]),
 }
+# The demo (embedded warehouse, not production): inventory_transforms' seeds are the raw
+# data, so `dbt seed`/`build` load them into raw.*. Anywhere else they land in demo_seeds and
+# never overwrite the raw tables a loader filled.
+DEMO_SEEDS_INTO_RAW = env_bool(
+    "DEMO_SEEDS_INTO_RAW", EMBEDDED_POSTGRES and not env_str("WAREHOUSE_URL") and not PRODUCTION
+)
+if DEMO_SEEDS_INTO_RAW:
+    DBT_ENV["DBT_SEED_SCHEMA"] = "raw"
 
 # --- applications ------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -312,6 +320,8 @@ RUN_CANCEL_GRACE_SECONDS = env_int("RUN_CANCEL_GRACE_SECONDS", 10, minimum=1)
 RUN_HEARTBEAT_SECONDS = env_int("RUN_HEARTBEAT_SECONDS", 5, minimum=1)
 RUN_STALE_AFTER_SECONDS = env_int("RUN_STALE_AFTER_SECONDS", 60, minimum=5)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1)
+# Webhook hosts exempt from the refusal of loopback, private and link-local addresses.
+WEBHOOK_ALLOWED_HOSTS = [host.lower().strip("[]") for host in env_list("WEBHOOK_ALLOWED_HOSTS")]
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 Q_CLUSTER = {
     "name": env_str("QUEUE_NAME", "portal"),  # the broker's queue key; clusters sharing it share work

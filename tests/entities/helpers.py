@@ -3,6 +3,7 @@ from __future__ import annotations
 from audit.models import Source
 from entities import services
 from entities.models import EntityType, ParityReport
+from entities.parity_gate import fingerprint
 from entities.refresh import write_parity_report
 
 
@@ -34,4 +35,5 @@ def failing_report(entity: EntityType, matching: int = 95, total: int = 100) -> 
         column_differences={"department": total - matching},
         sample_keys={"only_in_rules": [], "only_in_dbt": [], "columns": {"department": ["7", "9"]}},
         seconds=0.1,
+        inputs=fingerprint(entity),  # made on the current inputs
     )

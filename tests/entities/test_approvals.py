@@ -249,6 +249,26 @@ def test_a_stale_request_is_refused_with_409(api_client, client, warehouse, user
     assert ModeChange.objects.count() == 1
 
 
+def test_a_request_stays_stale_after_the_entity_leaves_and_comes_back_to_its_mode(
+    api_client, warehouse, users_entity, operator, approver
+):
+    old = request_change(users_entity, operator, "shadow", reason="made on rules, long ago")
+    move_to(users_entity, operator, approver, "shadow")
+    services.rollback(users_entity, actor=operator, reason="back to rules", source=Source.WEB)
+    users_entity.refresh_from_db()
+    assert users_entity.mode == Mode.RULES
+
+    api_client.force_authenticate(approver)
+    response = api_client.post(f"/api/v1/mode-requests/{old.pk}/approve/", {}, format="json")
+    assert response.status_code == 409 and response.json()["code"] == "stale_request"
+    assert "its mode has changed since (it is back on Rules)" in response.json()["detail"]
+    assert api_client.get("/api/v1/mode-requests/?status=pending").json()["results"][0]["stale"] is True
+    users_entity.refresh_from_db()
+    assert users_entity.mode == Mode.RULES and ModeChange.objects.count() == 2
+    old.refresh_from_db()
+    assert old.status == RequestStatus.PENDING
+
+
 def test_reject_needs_a_comment_and_keeps_the_mode(api_client, warehouse, users_entity, operator, approver):
     pending = request_change(users_entity, operator, "shadow")
     api_client.force_authenticate(approver)

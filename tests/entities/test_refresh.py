@@ -8,6 +8,7 @@ import threading
 import psycopg
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from audit.models import Source
 from entities.models import Mode, ParityReport
@@ -142,6 +143,19 @@ def test_two_refresh_clicks_at_once_start_one_run(entity_types, operator):
         thread.join()
     run = Run.objects.get()
     assert sorted(outcomes) == [f"A refresh of users is already queued (run #{run.pk}).", "queued"]
+
+
+def test_rerunning_an_active_refresh_is_refused_like_a_second_refresh(entity_types, api_client, operator):
+    run = refresh(api_client, operator)
+    response = api_client.post(f"/api/v1/runs/{run.pk}/rerun/")
+    assert response.status_code == 409 and response.json()["code"] == "already_active"
+    assert f"already queued (run #{run.pk})" in response.json()["detail"]
+    assert list(Run.objects.values_list("pk", flat=True)) == [run.pk]
+
+    Run.objects.filter(pk=run.pk).update(state=RunState.FAILED, finished_at=timezone.now())
+    response = api_client.post(f"/api/v1/runs/{run.pk}/rerun/")
+    assert response.status_code == 202 and response.json()["params"] == {"entity": "users"}
+    assert Run.objects.get(pk=response.json()["id"]).rerun_of_id == run.pk
 
 
 @pytest.mark.parametrize("role", ["viewer", "approver"])

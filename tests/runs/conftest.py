@@ -32,13 +32,25 @@ def wait_final(run, timeout: float = 120):
 class _Hook(BaseHTTPRequestHandler):
     received: list = []
     statuses: list[int] = []  # answers in turn; the last one repeats
+    hosts: list[str] = []  # the Host header of each POST
+    fetched: list[str] = []  # paths asked for with GET (a followed redirect)
 
     def do_POST(self):  # noqa: N802 - http.server's name
         body = self.rfile.read(int(self.headers["Content-Length"]))
         hook = type(self)
         hook.received.append(json.loads(body))
-        self.send_response(hook.statuses[min(len(hook.received), len(hook.statuses)) - 1])
+        hook.hosts.append(self.headers["Host"])
+        status = hook.statuses[min(len(hook.received), len(hook.statuses)) - 1]
+        self.send_response(status)
+        if 300 <= status < 400:
+            self.send_header("Location", "/internal-secret")
         self.end_headers()
+
+    def do_GET(self):  # noqa: N802
+        type(self).fetched.append(self.path)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"internal answer")
 
     def log_message(self, *args):
         pass
@@ -52,6 +64,8 @@ def webhook():
     class Hook(_Hook):
         received = []
         statuses = [200]
+        hosts = []
+        fetched = []
 
     server = HTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
