@@ -3,6 +3,7 @@ project+target write lock, the dbt invocations it drives, and the final state.""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -80,13 +81,18 @@ class Heartbeat(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
+        """Beats until stop(): a database error costs one beat (logged; the connection is
+        dropped so the next beat reconnects), never the heartbeat."""
         try:
             while not self.stopped.wait(settings.RUN_HEARTBEAT_SECONDS):
-                Run.objects.filter(pk=self.run_id, state__in=[RunState.STARTING, RunState.RUNNING]).update(
-                    heartbeat_at=timezone.now()
-                )
-        except Exception:  # noqa: BLE001 - a missed beat is the reaper's business
-            logger.exception("heartbeat of run %s failed", self.run_id)
+                try:
+                    Run.objects.filter(pk=self.run_id, state__in=[RunState.STARTING, RunState.RUNNING]).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except Exception:  # noqa: BLE001 - log, reconnect at the next beat, keep beating
+                    logger.exception("heartbeat of run %s failed; retrying", self.run_id)
+                    with contextlib.suppress(Exception):
+                        connection.close()
         finally:
             connection.close()
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -17,6 +18,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.test import override_settings
+from django.utils import timezone
 from django_q.models import Task
 
 from accounts.models import ApiToken
@@ -242,3 +244,31 @@ def test_a_web_restart_loses_nothing(runs_cluster, operator):
         assert "run ended: success" in web.api(f"/api/v1/runs/{run_id}/log/")["lines"]
     finally:
         web.kill()
+
+
+def test_heartbeat_survives_a_database_error(transactional_db, operator):
+    """F1: the heartbeat's connection is terminated under it; it reconnects and keeps beating."""
+    from runs.worker import Heartbeat
+
+    old = timezone.now() - timedelta(hours=1)
+    run = Run.objects.create(
+        project="sleepy", command="run", timeout_seconds=60, source="api", state=RunState.RUNNING, heartbeat_at=old
+    )
+    with override_settings(RUN_HEARTBEAT_SECONDS=1):
+        heartbeat = Heartbeat(run.pk)
+        heartbeat.start()
+        try:
+            wait_for(run, lambda r: r.heartbeat_at > old, timeout=30)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND pid <> pg_backend_pid() AND query LIKE %s",
+                    ['UPDATE "runs_run" SET "heartbeat_at"%'],
+                )
+                assert cursor.fetchall(), "the heartbeat's backend was not found"
+            killed_at = timezone.now()
+            wait_for(run, lambda r: r.heartbeat_at > killed_at, timeout=30)
+            assert heartbeat.is_alive()
+        finally:
+            heartbeat.stop()
+    assert not heartbeat.is_alive()
