@@ -139,15 +139,14 @@ class RunExecution:
 
     # --- cancel, timeout, heartbeat ---------------------------------------------------
     def check(self) -> str | None:
-        """Cancelled or timed out? Cheap enough to call in loops."""
+        """Cancelled, timed out, shutting down, or ended elsewhere (the run's row says it is
+        final or is gone)? Cheap enough to call in loops."""
         now = time.monotonic()
         if self.interrupted or now - self.last_check < 0.3:
             return self.interrupted
         self.last_check = now
-        state, cancel = Run.objects.filter(pk=self.run.pk).values_list("state", "cancel_requested_at").first() or (
-            None,
-            None,
-        )
+        row = Run.objects.filter(pk=self.run.pk).values_list("state", "cancel_requested_at").first()
+        state, cancel = row or (None, None)
         if state is None or state in FINAL_STATES:
             self.interrupted = ENDED_ELSEWHERE
         elif cancel is not None:
@@ -164,10 +163,8 @@ class RunExecution:
             return RunState.TIMED_OUT, f"timed out after {self.run.timeout_seconds} s"
         if self.interrupted == SHUTDOWN:
             return RunState.CANCELLED, "cancelled: its queue worker was stopped (SIGTERM)"
-        state, reason = Run.objects.filter(pk=self.run.pk).values_list("state", "reason").first() or (
-            RunState.ERROR,
-            "the run was deleted",
-        )
+        row = Run.objects.filter(pk=self.run.pk).values_list("state", "reason").first()
+        state, reason = row or (RunState.ERROR, "the run was deleted")
         if self.interrupted == ENDED_ELSEWHERE:
             return state, reason
         return RunState.CANCELLED, (reason or "cancelled").replace("cancel requested by", "cancelled by")
