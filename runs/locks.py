@@ -1,6 +1,7 @@
 """Writes to one project+target run one at a time (docs/decisions/0004-write-serialisation-per-project-target.md);
 reads overlap. A session-level PostgreSQL advisory lock, held by the worker's connection
-for as long as the run writes: it is released by the run's end, or by the connection's."""
+for as long as the run writes: it is released by the run's end once its dbt is gone, or by
+the connection's (a dead worker; its launcher then stops the dbt it started)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import logging
 import time
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import connection
 
+from runs.dbt.launcher import group_alive, stop_group
 from runs.models import Run, RunState
 from runs.progress import LogWriter
 
@@ -58,9 +61,13 @@ class ProjectWriteLock:
             .first()
         )
 
-    def release(self) -> None:
+    def release(self, process_group: int | None) -> None:
+        """Release the lock, only once the run's dbt process group (if any) is gone: a
+        dbt still writing must never overlap the next write."""
         if not self.held:
             return
+        if process_group and group_alive(process_group):
+            stop_group(process_group, settings.RUN_CANCEL_GRACE_SECONDS)
         try:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", [_LOCK_CLASS, self.key])

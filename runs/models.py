@@ -59,6 +59,10 @@ class Run(models.Model):
     state = models.CharField(max_length=20, choices=RunState.choices, default=RunState.QUEUED)
     reason = models.TextField(blank=True, help_text="Why the run is in its state, in words")
     queued_at = models.DateTimeField(default=timezone.now)
+    enqueued_at = models.DateTimeField(
+        default=timezone.now, help_text="When its task was last sent to the queue (the reaper may send it again)"
+    )
+    enqueue_attempts = models.PositiveSmallIntegerField(default=1, help_text="How many times it was sent to the queue")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)

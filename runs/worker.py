@@ -3,14 +3,15 @@ project+target write lock, the dbt invocations it drives, and the final state.""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
 import threading
 import time
 import traceback
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -23,11 +24,11 @@ from runs.dbt.artifacts import ArtifactError, NodeOutcome
 from runs.dbt.commands import WRITE_COMMANDS
 from runs.dbt.environment import dbt_environment
 from runs.dbt.invocation import DbtInvocation
-from runs.dbt.launcher import DbtExit, Launcher, stop_group
+from runs.dbt.launcher import DbtExit, Launcher
 from runs.dbt.manifest import Manifest, ManifestError
 from runs.kinds import RunContext, RunFailed, RunInterrupted, get_kind
 from runs.locks import ProjectWriteLock
-from runs.models import FAILED_NODE_STATUSES, NodeResult, Run, RunState
+from runs.models import FAILED_NODE_STATUSES, FINAL_STATES, NodeResult, Run, RunState
 from runs.notifications import enqueue_notifications
 from runs.progress import LogWriter, NodeProgress
 from runs.services import project_state_dir, run_dir
@@ -36,13 +37,27 @@ logger = logging.getLogger(__name__)
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 _launcher = Launcher()
+# Why a run stopped besides its own cancel or timeout (RunExecution.interrupted).
+SHUTDOWN = "shutdown"  # the queue worker got SIGTERM
+ENDED_ELSEWHERE = "ended elsewhere"  # the run was made final by someone else (the reaper)
+_current: RunExecution | None = None
 
 
 def warm_up(**_signal_kwargs) -> None:
-    """django-q2 post_spawn: start this worker's dbt launcher so the first run is warm."""
+    """django-q2 post_spawn: start this worker's dbt launcher so the first run is warm;
+    SIGTERM (qcluster stopping, a service manager) cancels the running run, then exits."""
     global WORKER_ID
     WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+    signal.signal(signal.SIGTERM, _on_sigterm)
     _launcher.start()
+
+
+def _on_sigterm(signum: int, _frame: Any) -> None:
+    if _current is None:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    else:
+        _current.shutdown = True
 
 
 def application_name(run_id: int) -> str:
@@ -80,19 +95,34 @@ class Heartbeat(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
+        """Beats until stop(): a database error costs one beat (logged; the connection is
+        dropped so the next beat reconnects), never the heartbeat."""
         try:
             while not self.stopped.wait(settings.RUN_HEARTBEAT_SECONDS):
-                Run.objects.filter(pk=self.run_id, state__in=[RunState.STARTING, RunState.RUNNING]).update(
-                    heartbeat_at=timezone.now()
-                )
-        except Exception:  # noqa: BLE001 - a missed beat is the reaper's business
-            logger.exception("heartbeat of run %s failed", self.run_id)
+                try:
+                    Run.objects.filter(pk=self.run_id, state__in=[RunState.STARTING, RunState.RUNNING]).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except Exception:  # noqa: BLE001 - log, reconnect at the next beat, keep beating
+                    logger.exception("heartbeat of run %s failed; retrying", self.run_id)
+                    with contextlib.suppress(Exception):
+                        connection.close()
         finally:
             connection.close()
 
     def stop(self) -> None:
         self.stopped.set()
         self.join(timeout=10)
+
+
+STOPPING = {
+    RunState.CANCELLED: (
+        "cancel requested: stopping dbt (SIGINT, then SIGKILL after {settings.RUN_CANCEL_GRACE_SECONDS}s)"
+    ),
+    RunState.TIMED_OUT: "timed out after {self.run.timeout_seconds}s: stopping dbt",
+    SHUTDOWN: "the queue worker is stopping (SIGTERM): stopping dbt",
+    ENDED_ELSEWHERE: "this run was ended elsewhere (the reaper?): stopping dbt",
+}
 
 
 class RunExecution:
@@ -104,20 +134,40 @@ class RunExecution:
         self.last_check = 0.0
         self.invocations = 0
         self.write_lock = ProjectWriteLock(run, self.log)
+        self.shutdown = False
+        self.process_group: int | None = None
 
     # --- cancel, timeout, heartbeat ---------------------------------------------------
     def check(self) -> str | None:
-        """Cancelled or timed out? Cheap enough to call in loops."""
+        """Cancelled, timed out, shutting down, or ended elsewhere (the run's row says it is
+        final or is gone)? Cheap enough to call in loops."""
         now = time.monotonic()
         if self.interrupted or now - self.last_check < 0.3:
             return self.interrupted
         self.last_check = now
-        cancel = Run.objects.filter(pk=self.run.pk).values_list("cancel_requested_at", flat=True).first()
-        if cancel is not None:
+        row = Run.objects.filter(pk=self.run.pk).values_list("state", "cancel_requested_at").first()
+        state, cancel = row or (None, None)
+        if state is None or state in FINAL_STATES:
+            self.interrupted = ENDED_ELSEWHERE
+        elif cancel is not None:
             self.interrupted = RunState.CANCELLED
         elif now >= self.deadline:
             self.interrupted = RunState.TIMED_OUT
+        elif self.shutdown:
+            self.interrupted = SHUTDOWN
         return self.interrupted
+
+    def interruption(self) -> tuple[str, str]:
+        """The run's final state and reason once it was interrupted."""
+        if self.interrupted == RunState.TIMED_OUT:
+            return RunState.TIMED_OUT, f"timed out after {self.run.timeout_seconds} s"
+        if self.interrupted == SHUTDOWN:
+            return RunState.CANCELLED, "cancelled: its queue worker was stopped (SIGTERM)"
+        row = Run.objects.filter(pk=self.run.pk).values_list("state", "reason").first()
+        state, reason = row or (RunState.ERROR, "the run was deleted")
+        if self.interrupted == ENDED_ELSEWHERE:
+            return state, reason
+        return RunState.CANCELLED, (reason or "cancelled").replace("cancel requested by", "cancelled by")
 
     def raise_if_interrupted(self) -> None:
         if self.check():
@@ -159,6 +209,7 @@ class RunExecution:
             DBT_SEND_ANONYMOUS_USAGE_STATS="false",
         )
         process = invocation.start(_launcher, env)
+        self.process_group = process.pid
         self.mark_running(
             process_group=process.pid,
             target_path=str(invocation.target_path),
@@ -166,7 +217,12 @@ class RunExecution:
             reason="",
         )
         progress = NodeProgress(self.run, self.log)
-        self.follow(invocation, progress)
+        try:
+            self.follow(invocation, progress)
+        finally:
+            self.end_dbt(invocation)
+        if self.interrupted:
+            raise RunInterrupted()
         invocation.keep_parse_state(parse_state, tag=str(self.run.pk))
         manifest = self.read_artifact(invocation.manifest)
         outcomes = self.read_artifact(invocation.run_results) or []
@@ -177,26 +233,31 @@ class RunExecution:
 
     def follow(self, invocation: DbtInvocation, progress: NodeProgress) -> None:
         """Stream dbt's lines into the log and node progress until its process group is
-        gone, stopping it on cancel or timeout."""
+        gone, stopping it on cancel, timeout, shutdown or the run ended elsewhere."""
         for line in invocation.lines():
             if line is not None:
                 progress.on_line(line)
                 continue
             self.log.maybe_flush()
             if self.check() and not invocation.stopped:
-                self.log.write(
-                    f"cancel requested: stopping dbt (SIGINT, then SIGKILL after {settings.RUN_CANCEL_GRACE_SECONDS}s)"
-                    if self.interrupted == RunState.CANCELLED
-                    else f"timed out after {self.run.timeout_seconds}s: stopping dbt"
-                )
+                self.log.write(STOPPING[self.interrupted].format(self=self, settings=settings))
                 self.log.flush()
                 invocation.stop(settings.RUN_CANCEL_GRACE_SECONDS)
-        left = terminate_backends(self.run.pk)
-        if left:
-            self.log.write(f"terminated {left} leftover warehouse connection(s) of this run")
-        self.log.flush()
-        if self.interrupted:
-            raise RunInterrupted()
+
+    def end_dbt(self, invocation: DbtInvocation) -> None:
+        """dbt never outlives its run: whatever ended the follow loop (its end, an
+        interruption, an exception), its process group is stopped and its warehouse
+        backends terminated before the run's lock is released or its state final."""
+        if invocation.process is not None and invocation.process.is_running():
+            self.log.write(f"stopping dbt (process group {invocation.process.pid})")
+            invocation.stop(settings.RUN_CANCEL_GRACE_SECONDS)
+        try:
+            left = terminate_backends(self.run.pk)
+        except psycopg.Error as exc:
+            self.log.write(f"warning: could not check this run's warehouse connections: {exc}")
+        else:
+            if left:
+                self.log.write(f"terminated {left} leftover warehouse connection(s) of this run")
 
     def read_artifact(self, read: Callable[[], Any]) -> Any:
         """An artifact dbt wrote, or None with a warning in the log when it is unreadable."""
@@ -253,13 +314,7 @@ class RunExecution:
                 kind.handler(self.context())
                 state, reason = RunState.SUCCESS, ""
         except RunInterrupted:
-            state = self.interrupted or RunState.CANCELLED
-            reason = (
-                Run.objects.filter(pk=self.run.pk).values_list("reason", flat=True).first() or "cancelled"
-                if state == RunState.CANCELLED
-                else f"timed out after {self.run.timeout_seconds} s"
-            )
-            reason = reason.replace("cancel requested by", "cancelled by")
+            state, reason = self.interruption()
         except RunFailed as exc:
             state, reason = RunState.FAILED, exc.reason
         except Exception as exc:  # noqa: BLE001 - any crash ends the run `error`, with the message
@@ -292,7 +347,7 @@ class RunExecution:
 
     def finish(self, state: str, reason: str, exit_code: int | None) -> None:
         try:
-            self.write_lock.release()
+            self.write_lock.release(self.process_group)
             self.log.write(f"run ended: {state}" + (f" ({reason})" if reason else ""))
             self.log.flush()
         finally:
@@ -319,42 +374,11 @@ def execute_run(run_id: int, echo: Callable[[str], None] | None = None) -> None:
     if not claimed:
         logger.info("run %s: not queued any more, delivery ignored", run_id)
         return
-    RunExecution(Run.objects.get(pk=run_id), echo=echo).execute()
-
-
-def reap_lost_runs() -> int:
-    """Periodic (django-q2 schedule, every minute): a run whose worker stopped beating is
-    marked `error` (worker lost), never started again; its dbt process group (when on this
-    host) and warehouse backends are killed."""
-    now = timezone.now()
-    stale_before = now - timedelta(seconds=settings.RUN_STALE_AFTER_SECONDS)
-    host = socket.gethostname()
-    reaped = 0
-    lost = Run.objects.filter(state__in=[RunState.STARTING, RunState.RUNNING], heartbeat_at__lt=stale_before)
-    for run in lost:
-        since = f"{run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"
-        reason = f"worker lost: no heartbeat from {run.worker or 'the worker'} since {since}"
-        if not Run.objects.filter(pk=run.pk, state=run.state, heartbeat_at=run.heartbeat_at).update(
-            state=RunState.ERROR, reason=reason, finished_at=now
-        ):
-            continue
-        reaped += 1
-        notes = [f"reaper: {reason}"]
-        if run.process_group and run.worker.rsplit(":", 1)[0] == host:
-            stop_group(run.process_group, settings.RUN_CANCEL_GRACE_SECONDS)
-            notes.append(f"reaper: stopped dbt process group {run.process_group}")
-        try:
-            left = terminate_backends(run.pk)
-        except psycopg.Error as exc:
-            notes.append(f"reaper: could not check warehouse connections: {exc}")
-        else:
-            if left:
-                notes.append(f"reaper: terminated {left} leftover warehouse connection(s)")
-        run.refresh_from_db()
-        writer = LogWriter(run)
-        for note in notes:
-            writer.write(note)
-        writer.flush()
-        enqueue_notifications(run)
-        logger.warning("run %s: %s", run.pk, reason)
-    return reaped
+    global _current
+    _current = RunExecution(Run.objects.get(pk=run_id), echo=echo)
+    try:
+        _current.execute()
+    finally:
+        stopping, _current = _current.shutdown, None
+    if stopping:  # SIGTERM arrived during the run: exit now, as asked
+        os.kill(os.getpid(), signal.SIGTERM)

@@ -319,6 +319,8 @@ LINEAGE_KEEP_SNAPSHOTS = env_int("LINEAGE_KEEP_SNAPSHOTS", 30, minimum=1)
 RUN_CANCEL_GRACE_SECONDS = env_int("RUN_CANCEL_GRACE_SECONDS", 10, minimum=1)
 RUN_HEARTBEAT_SECONDS = env_int("RUN_HEARTBEAT_SECONDS", 5, minimum=1)
 RUN_STALE_AFTER_SECONDS = env_int("RUN_STALE_AFTER_SECONDS", 60, minimum=5)
+RUN_REQUEUE_AFTER_SECONDS = env_int("RUN_REQUEUE_AFTER_SECONDS", 300, minimum=30)
+RUN_REQUEUE_ATTEMPTS = env_int("RUN_REQUEUE_ATTEMPTS", 3, minimum=0)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1)
 # Webhook hosts exempt from the refusal of loopback, private and link-local addresses.
 WEBHOOK_ALLOWED_HOSTS = [host.lower().strip("[]") for host in env_list("WEBHOOK_ALLOWED_HOSTS")]

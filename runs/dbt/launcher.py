@@ -6,8 +6,10 @@ connection, and forks one child per dbt invocation. Each child starts its own se
 runs `dbtRunner().invoke(argv)`, writes its exit code (0 ok, 1 node failures, 2 dbt could
 not run) to a file and exits. The queue worker talks to the launcher over a pipe; it is a
 plain subprocess, so it works from django-q2's daemonic workers, which may not start
-multiprocessing children. When the worker dies the pipe closes and the launcher exits;
-running children keep going until the reaper kills their process group.
+multiprocessing children. When the worker dies (even by SIGKILL) the pipe closes: the
+launcher stops the process groups of its children still running (SIGINT, SIGKILL after
+ORPHAN_GRACE_SECONDS) and exits, so dbt never outlives its worker. It ignores SIGTERM: a
+service manager's SIGTERM to the whole group is for the worker, which cancels its run.
 
 Protocol, one JSON object per line: request {"argv", "env", "cwd", "log_file",
 "exit_file"}, reply {"pid"} once the child leads its own process group.
@@ -47,6 +49,7 @@ PRELOAD = (
     "psycopg2",
 )
 _REPO_ROOT = Path(__file__).resolve().parents[2]
+ORPHAN_GRACE_SECONDS = 5
 
 
 class DbtExit(IntEnum):
@@ -143,10 +146,23 @@ def serve() -> None:
         os.close(devnull)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps children; codes go to exit files
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C at the worker's terminal is the worker's business
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # so is a SIGTERM to the group; the pipe's end is ours
+    children: set[int] = set()
+    try:
+        _serve_requests(children)
+    finally:
+        for pid in children:
+            stop_group(pid, ORPHAN_GRACE_SECONDS)
+
+
+def _serve_requests(children: set[int]) -> None:
+    """Fork a child per request until the worker's pipe closes; `children` keeps the
+    process groups started (those gone are forgotten at each request)."""
     out = sys.stdout
     out.write("ready\n")
     out.flush()
     for line in sys.stdin:
+        children.difference_update([pid for pid in children if not group_alive(pid)])
         request = json.loads(line)
         started_r, started_w = os.pipe()
         pid = os.fork()
@@ -156,6 +172,7 @@ def serve() -> None:
         os.close(started_w)
         os.read(started_r, 1)
         os.close(started_r)
+        children.add(pid)
         out.write(json.dumps({"pid": pid}) + "\n")
         out.flush()
 

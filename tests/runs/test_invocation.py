@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,29 @@ def test_parse_project_failure_carries_command_exit_code_and_dbt_output(tmp_path
     assert raised.value.command == "parse" and raised.value.exit_code not in (None, 0)
     assert "no_such_model" in raised.value.message
     assert not (tmp_path / "state" / "manifest.json").exists()
+
+
+def test_the_launchers_children_die_when_the_workers_pipe_closes(tmp_path, warehouse_env):
+    """F2: a worker that dies (its end of the pipe closes) leaves no dbt behind."""
+    from runs.dbt.launcher import group_alive, signal_group
+    from tests.conftest import wait_until
+
+    sleepy = Path(__file__).resolve().parent / "projects" / "sleepy"
+    invocation = DbtInvocation.prepare(
+        "run",
+        project_dir=sleepy,
+        profiles_dir=PROJECTS,
+        work_dir=tmp_path / "run",
+        select="slow",
+        vars={"sleep_seconds": 600},
+    )
+    launcher = Launcher()
+    process = invocation.start(launcher, warehouse_env)
+    try:
+        wait_until(lambda: "slow" in invocation.output_file.read_text(), "dbt to start the slow model")
+        launcher._proc.stdin.close()  # what a worker's death does to the pipe
+        wait_until(lambda: not group_alive(process.pid), "the launcher to stop dbt's process group", timeout=60)
+        assert launcher._proc.wait(timeout=30) == 0
+    finally:
+        signal_group(process.pid, signal.SIGKILL)
+        launcher._proc.kill()

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -17,6 +18,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.test import override_settings
+from django.utils import timezone
 from django_q.models import Task
 
 from accounts.models import ApiToken
@@ -24,8 +26,9 @@ from lineage.models import NodeStatus, Snapshot
 from runs.dbt.launcher import group_alive
 from runs.models import Run, RunState
 from runs.notifications import create_target
+from runs.reaper import reap_lost_runs
 from runs.services import cancel_run, enqueue, trigger_run
-from runs.worker import application_name, execute_run, reap_lost_runs
+from runs.worker import application_name, execute_run
 from tests.runs.conftest import wait_final, wait_for, wait_until
 from transformation_portal.errors import RequestError
 
@@ -242,3 +245,135 @@ def test_a_web_restart_loses_nothing(runs_cluster, operator):
         assert "run ended: success" in web.api(f"/api/v1/runs/{run_id}/log/")["lines"]
     finally:
         web.kill()
+
+
+def test_heartbeat_survives_a_database_error(transactional_db, operator):
+    """F1: the heartbeat's connection is terminated under it; it reconnects and keeps beating."""
+    from runs.worker import Heartbeat
+
+    old = timezone.now() - timedelta(hours=1)
+    run = Run.objects.create(
+        project="sleepy", command="run", timeout_seconds=60, source="api", state=RunState.RUNNING, heartbeat_at=old
+    )
+    with override_settings(RUN_HEARTBEAT_SECONDS=1):
+        heartbeat = Heartbeat(run.pk)
+        heartbeat.start()
+        try:
+            wait_for(run, lambda r: r.heartbeat_at > old, timeout=30)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND pid <> pg_backend_pid() AND query LIKE %s",
+                    ['UPDATE "runs_run" SET "heartbeat_at"%'],
+                )
+                assert cursor.fetchall(), "the heartbeat's backend was not found"
+            killed_at = timezone.now()
+            wait_for(run, lambda r: r.heartbeat_at > killed_at, timeout=30)
+            assert heartbeat.is_alive()
+        finally:
+            heartbeat.stop()
+    assert not heartbeat.is_alive()
+
+
+def advisory_lock_free(project: str, target: str = "") -> bool:
+    """Whether a run could take the project+target write lock now (taken and let go at once)."""
+    from runs.locks import _LOCK_CLASS
+
+    key = f"{project}:{target}"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", [_LOCK_CLASS, key])
+        free = cursor.fetchone()[0]
+        if free:
+            cursor.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", [_LOCK_CLASS, key])
+    return free
+
+
+def test_an_exception_while_following_dbt_stops_dbt_before_the_run_is_final(runs_cluster, operator):
+    """F2: a log line PostgreSQL refuses (a NUL byte) breaks the worker's log write while dbt
+    still runs; dbt is stopped before the run ends `error` and the write lock is let go."""
+    run = trigger_run(
+        project="sleepy", command="run", select="nul_log", vars={"sleep_seconds": 120}, actor=operator, source="api"
+    )
+    run = wait_final(run)
+    assert not group_alive(run.process_group), "dbt outlived its run"
+    assert run.state == RunState.ERROR and "NUL" in run.reason
+    assert backends_of(run) == [] and advisory_lock_free("sleepy")
+    assert "stopping dbt (process group" in log_text(run)
+
+
+def test_a_run_ended_elsewhere_stops_its_dbt(runs_cluster, operator):
+    """F2: the reaper on another host marks a running run `error` (it cannot reach this host's
+    processes); the worker notices in its follow loop and stops dbt; the verdict stands."""
+    run = trigger_run(
+        project="sleepy", command="run", select="slow", vars={"sleep_seconds": 120}, actor=operator, source="api"
+    )
+    run = wait_for(run, lambda r: r.node_results.filter(unique_id="model.sleepy.slow", status="running").exists())
+    reason = "worker lost: no heartbeat from elsewhere:1 since a while"
+    assert Run.objects.filter(pk=run.pk, state=RunState.RUNNING).update(
+        state=RunState.ERROR, reason=reason, finished_at=timezone.now()
+    )
+    wait_until(lambda: not group_alive(run.process_group), "the worker to stop dbt", timeout=60)
+    wait_until(lambda: "run ended: error" in log_text(run), "the worker to end its run")
+    run.refresh_from_db()
+    assert run.state == RunState.ERROR and run.reason == reason
+    assert "this run was ended elsewhere" in log_text(run)
+    assert backends_of(run) == [] and advisory_lock_free("sleepy")
+
+
+def _lost_in_queue(attempts: int) -> Run:
+    """A run queued long ago whose task no worker ever took (the broker lost it)."""
+    long_ago = timezone.now() - timedelta(hours=1)
+    return Run.objects.create(
+        project="sleepy",
+        command="run",
+        select="fast",
+        timeout_seconds=60,
+        source="api",
+        queued_at=long_ago,
+        enqueued_at=long_ago,
+        enqueue_attempts=attempts,
+        reason="waiting for a queue worker",
+    )
+
+
+def test_reaper_sends_a_run_lost_in_the_queue_again(transactional_db, queued):
+    """F3: a queued run whose task was lost is sent to the queue again, and its log says so."""
+    run = _lost_in_queue(attempts=1)
+    assert reap_lost_runs() == 1
+    assert queued() == ["runs.worker.execute_run"]
+    run.refresh_from_db()
+    assert run.state == RunState.QUEUED and run.enqueue_attempts == 2
+    assert "no worker took it: sent again (attempt 2 of 4)" in log_text(run)
+    assert reap_lost_runs() == 0  # just sent: it gets RUN_REQUEUE_AFTER_SECONDS again
+
+
+def test_reaper_ends_a_run_still_lost_after_its_attempts_error(transactional_db, queued):
+    """F3: after RUN_REQUEUE_ATTEMPTS sends more, the run ends `error`, lost in the queue."""
+    run = _lost_in_queue(attempts=4)
+    assert reap_lost_runs() == 1
+    assert queued() == ["runs.notifications.notify_run"]  # its notifications, not the run again
+    run.refresh_from_db()
+    assert run.state == RunState.ERROR and run.reason.startswith("lost in the queue: sent to the queue 4 times")
+    assert "reaper: lost in the queue" in log_text(run)
+    execute_run(run.pk)  # a late delivery does nothing
+    run.refresh_from_db()
+    assert run.state == RunState.ERROR and "$ dbt " not in log_text(run)
+
+
+def test_reaper_leaves_a_run_waiting_behind_busy_workers(transactional_db, queued):
+    """F3: a queued run is not lost while workers are busy and none took a later task."""
+    run = _lost_in_queue(attempts=4)
+    Run.objects.create(
+        project="sleepy",
+        command="run",
+        timeout_seconds=60,
+        source="api",
+        state=RunState.RUNNING,
+        queued_at=run.queued_at - timedelta(minutes=1),
+        enqueued_at=run.enqueued_at - timedelta(minutes=1),
+        started_at=run.queued_at,
+        heartbeat_at=timezone.now(),
+    )
+    assert reap_lost_runs() == 0
+    run.refresh_from_db()
+    assert run.state == RunState.QUEUED and queued() == []
