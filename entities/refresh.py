@@ -51,7 +51,10 @@ def execute_refresh(ctx: RunContext) -> None:
     conninfo = settings.WAREHOUSE_CONNINFO
     if mode in RUNS_RULES:
         try:
-            engine.run(conninfo, entity.name, log=ctx.log)
+            guard = engine.Guard(
+                ctx.application_name, ctx.raise_if_interrupted, ctx.waiting, settings.WAREHOUSE_LOCK_TIMEOUT_MS
+            )
+            engine.run(conninfo, entity.name, log=ctx.log, guard=guard)
         except engine.RulesEngineError as error:
             raise RunFailed(f"rules engine: {error}") from error
     if mode in RUNS_DBT:
@@ -64,7 +67,7 @@ def execute_refresh(ctx: RunContext) -> None:
             raise RunFailed(f"{entity.dbt_command} exited with {exit_code}")
     if mode in WRITES_PARITY:
         try:
-            report = write_parity_report(entity, run=ctx.run)
+            report = write_parity_report(entity, run=ctx.run, application_name=ctx.application_name)
         except parity.ParityError as error:
             raise RunFailed(f"parity: {error}") from error
         ctx.log(
@@ -82,12 +85,13 @@ def execute_refresh(ctx: RunContext) -> None:
     ctx.log(f"{entity.serving_view} serves {EntityType.objects.get(pk=entity.pk).mode_label}")
 
 
-def write_parity_report(entity: EntityType, *, run: Run | None = None) -> ParityReport:
+def write_parity_report(entity: EntityType, *, run: Run | None = None, application_name: str = "") -> ParityReport:
     result = parity.compute(
         settings.WAREHOUSE_CONNINFO,
         rules_relation=entity.rules_relation,
         dbt_relation=entity.dbt_relation,
         key=entity.key_column,
         columns=[name for name, _ in router.columns_of(entity.name)],
+        application_name=application_name or "portal-parity",
     )
     return ParityReport.objects.create(entity=entity, run=run, **asdict(result))
