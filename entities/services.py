@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from enum import StrEnum
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
@@ -324,8 +325,8 @@ def _apply_mode(
     """Re-point the view and record the change; `entity` must be locked by the caller."""
     before = {"mode": entity.mode, "canary_percent": entity.canary_percent}
     try:
-        with router.warehouse_transaction(settings.WAREHOUSE_CONNINFO) as warehouse:
-            view_sql = router.apply(warehouse, entity.serving_view_spec.at(mode, canary_percent))
+        with warehouse() as conn:
+            view_sql = router.apply(conn, entity.serving_view_spec.at(mode, canary_percent))
             change = ModeChange.objects.create(
                 entity=entity,
                 kind=kind,
@@ -359,22 +360,28 @@ def _apply_mode(
     return change
 
 
+def warehouse() -> AbstractContextManager[psycopg.Connection]:
+    """A warehouse transaction that gives up quickly: WAREHOUSE_CONNECT_TIMEOUT,
+    WAREHOUSE_STATEMENT_TIMEOUT_MS and WAREHOUSE_LOCK_TIMEOUT_MS."""
+    timeouts = router.Timeouts(
+        settings.WAREHOUSE_CONNECT_TIMEOUT, settings.WAREHOUSE_STATEMENT_TIMEOUT_MS, settings.WAREHOUSE_LOCK_TIMEOUT_MS
+    )
+    return router.warehouse_transaction(settings.WAREHOUSE_CONNINFO, timeouts)
+
+
 def sync_serving_view(name: str) -> str:
     """Re-apply the mode the metadata DB holds to the entity's serving view."""
     with transaction.atomic():
         entity = EntityType.objects.select_for_update().get(name=name)
-        with router.warehouse_transaction(settings.WAREHOUSE_CONNINFO) as warehouse:
-            return router.apply(warehouse, entity.serving_view_spec)
+        with warehouse() as conn:
+            return router.apply(conn, entity.serving_view_spec)
 
 
 def serving_view_definition(entity: EntityType) -> str | None:
-    """The view's SQL as the warehouse holds it (None when it does not exist yet)."""
-    try:
-        with router.warehouse_transaction(settings.WAREHOUSE_CONNINFO) as warehouse:
-            return router.current_definition(warehouse, entity.serving_relation)
-    except Exception:  # the page still renders when the warehouse is unreachable
-        logger.exception("could not read the definition of %s", entity.serving_view)
-        return None
+    """The view's SQL as the warehouse holds it (None when it does not exist yet); a
+    psycopg.Error when the warehouse cannot be reached in time."""
+    with warehouse() as conn:
+        return router.current_definition(conn, entity.serving_relation)
 
 
 def _email_rollback(change: ModeChange) -> None:
