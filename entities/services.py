@@ -25,6 +25,7 @@ import psycopg
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django_q.tasks import async_task
 
 from accounts.models import Capability
 from accounts.permissions import can, emails_of_users_who_can, require
@@ -273,7 +274,8 @@ def act_on_request(
 
 
 def rollback(entity: EntityType, *, actor: Any, reason: Any, source: str) -> ModeChange:
-    """Break-glass: back to rules at once, no approval; approvers are emailed."""
+    """Break-glass: back to rules at once, no approval; approvers are emailed from the queue
+    (a slow or hung mail server never holds the request)."""
     require(actor, Capability.REQUEST_MODE_CHANGE)
     reason = _text("reason", reason, required=True)
     with _mode_change_transaction() as applied:
@@ -290,7 +292,12 @@ def rollback(entity: EntityType, *, actor: Any, reason: Any, source: str) -> Mod
             source=source,
             applied=applied,
         )
-        transaction.on_commit(lambda: _email_rollback(change), robust=True)
+        transaction.on_commit(
+            lambda: async_task(
+                "entities.services.email_rollback", change.pk, task_name=f"rollback-mail-{change.pk}", group="mail"
+            ),
+            robust=True,
+        )
     return change
 
 
@@ -384,7 +391,9 @@ def serving_view_definition(entity: EntityType) -> str | None:
         return router.current_definition(conn, entity.serving_relation)
 
 
-def _email_rollback(change: ModeChange) -> None:
+def email_rollback(change_id: int) -> None:
+    """The queue task that tells approvers about a rollback (EMAIL_TIMEOUT bounds the wait)."""
+    change = ModeChange.objects.select_related("entity", "actor").get(pk=change_id)
     entity = change.entity
     actor = change.actor.get_username() if change.actor else "someone"
     send_mail(
