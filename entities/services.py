@@ -23,12 +23,11 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django_q.tasks import async_task
 
 from accounts.models import Capability
-from accounts.permissions import can, emails_of_users_who_can, require
+from accounts.permissions import can, require
 from audit.services import record
 from entities import router
 from entities.models import (
@@ -294,7 +293,7 @@ def rollback(entity: EntityType, *, actor: Any, reason: Any, source: str) -> Mod
         )
         transaction.on_commit(
             lambda: async_task(
-                "entities.services.email_rollback", change.pk, task_name=f"rollback-mail-{change.pk}", group="mail"
+                "entities.notifications.email_rollback", change.pk, task_name=f"rollback-mail-{change.pk}", group="mail"
             ),
             robust=True,
         )
@@ -389,21 +388,3 @@ def serving_view_definition(entity: EntityType) -> str | None:
     psycopg.Error when the warehouse cannot be reached in time."""
     with warehouse() as conn:
         return router.current_definition(conn, entity.serving_relation)
-
-
-def email_rollback(change_id: int) -> None:
-    """The queue task that tells approvers about a rollback (EMAIL_TIMEOUT bounds the wait)."""
-    change = ModeChange.objects.select_related("entity", "actor").get(pk=change_id)
-    entity = change.entity
-    actor = change.actor.get_username() if change.actor else "someone"
-    send_mail(
-        subject=f"[Transformation Portal] {entity.name} rolled back to rules by {actor}",
-        message=(
-            f"{actor} rolled {entity.name} back from {change.from_label} to rules at "
-            f"{change.created_at:%Y-%m-%d %H:%M:%S %Z} (break-glass, no approval needed).\n\n"
-            f"Reason: {change.reason}\n\n"
-            f"{settings.PORTAL_BASE_URL}/entities/{entity.name}/\n"
-        ),
-        from_email=None,
-        recipient_list=emails_of_users_who_can(Capability.APPROVE_MODE_CHANGE),
-    )

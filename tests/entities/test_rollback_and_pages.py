@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from audit.models import AuditEvent, Source
-from entities import services
+from entities import notifications
 from entities.models import EntityType, Mode, ModeChange, ModeChangeRequest, ParityReport
 from entities.queries import next_step
 from tests.conftest import drain_queue
@@ -42,8 +42,8 @@ def test_operator_rolls_back_from_the_page_and_approvers_are_emailed(
     assert (change.kind, change.from_mode, change.actor) == ("rollback", "dbt", operator)
     event = AuditEvent.objects.filter(action="entity.rollback").get()
     assert (event.before["mode"], event.after["mode"], event.source) == ("dbt", "rules", Source.WEB)
-    assert (drain_queue(), mailoutbox) == (["entities.services.email_rollback"], [])  # sent from the queue
-    services.email_rollback(change.pk)
+    assert (drain_queue(), mailoutbox) == (["entities.notifications.email_rollback"], [])  # sent from the queue
+    notifications.email_rollback(change.pk)
     assert len(mailoutbox) == 1
     assert sorted(mailoutbox[0].to) == sorted([approver.email, admin_user.email])
     assert viewer.email not in mailoutbox[0].to

@@ -10,7 +10,7 @@ from smtplib import SMTPServerDisconnected
 
 import pytest
 
-from entities import services
+from entities import notifications
 from entities.models import Mode, ModeChange
 from tests.conftest import drain_queue
 from tests.entities.helpers import move_to
@@ -66,7 +66,7 @@ def test_rollback_answers_at_once_with_a_hung_mail_server_and_the_mail_task_give
     assert hung_smtp.accepted == [], "the request must not talk to the mail server"
     users_entity.refresh_from_db()
     assert users_entity.mode == Mode.RULES
-    assert drain_queue() == ["entities.services.email_rollback"]
+    assert drain_queue() == ["entities.notifications.email_rollback"]
     with pytest.raises(SMTPServerDisconnected, match="timed out"):  # EMAIL_TIMEOUT (10 s), not the server's 30 s
-        services.email_rollback(ModeChange.objects.get(kind="rollback").pk)
+        notifications.email_rollback(ModeChange.objects.get(kind="rollback").pk)
     assert len(hung_smtp.accepted) == 1
