@@ -90,12 +90,18 @@ def compute(
     dbt_relation: tuple[str, str],
     key: str,
     columns: list[str],
+    application_name: str = "portal-parity",
 ) -> ParityResult:
+    """`application_name` marks the connection (a run's, so cancel and timeout terminate it)."""
     started = time.perf_counter()
     compared = [c for c in columns if c != key]
     rules, dbt = sql.Identifier(*rules_relation), sql.Identifier(*dbt_relation)
     try:
-        with psycopg.connect(conninfo) as conn, conn.transaction(), conn.cursor() as cursor:
+        with (
+            psycopg.connect(conninfo, application_name=application_name) as conn,
+            conn.transaction(),
+            conn.cursor() as cursor,
+        ):
             cursor.execute("set local work_mem = '256MB'")
             rules_rows = cursor.execute(sql.SQL("select count(*) from {}").format(rules)).fetchone()[0]
             dbt_rows = cursor.execute(sql.SQL("select count(*) from {}").format(dbt)).fetchone()[0]

@@ -6,13 +6,14 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.conf import settings
+import psycopg
 from django.db.models import F, Prefetch, Window, prefetch_related_objects
 from django.db.models.fields.json import KT
 from django.db.models.functions import RowNumber
 
 from entities import router
 from entities.models import WRITES_PARITY, EntityType, Mode, ModeChangeRequest, ParityReport
+from entities.services import warehouse
 from runs.models import Run
 
 logger = logging.getLogger(__name__)
@@ -59,14 +60,14 @@ def with_overview(entities: Iterable[EntityType]) -> list[EntityType]:
 def built_serving_views(entities: Iterable[EntityType]) -> set[str] | None:
     """The serving views that exist in the warehouse; None when it cannot be reached."""
     try:
-        with router.warehouse_transaction(settings.WAREHOUSE_CONNINFO) as warehouse:
+        with warehouse() as conn:
             return {
                 entity.serving_view
                 for entity in entities
-                if router.current_definition(warehouse, entity.serving_relation) is not None
+                if router.current_definition(conn, entity.serving_relation) is not None
             }
-    except Exception:  # pages still render when the warehouse is unreachable
-        logger.exception("could not read the serving views from the warehouse")
+    except psycopg.Error as error:  # pages still render when the warehouse is unreachable
+        logger.warning("could not read the serving views from the warehouse: %s", error)
         return None
 
 
@@ -129,8 +130,9 @@ def next_step(
     )
 
 
-def entity_overview() -> list[EntityType]:
-    """Every entity type with its overview and next step: a fixed number of queries."""
+def entity_overview() -> tuple[list[EntityType], bool]:
+    """Every entity type with its overview and next step (a fixed number of queries), and
+    whether the warehouse answered."""
     entities = with_overview(EntityType.objects.select_related("owner"))
     built = built_serving_views(entities)
     for entity in entities:
@@ -141,4 +143,4 @@ def entity_overview() -> list[EntityType]:
             latest=entity.latest_report,
             pending=entity.pending_requests[0] if entity.pending_requests else None,
         )
-    return entities
+    return entities, built is not None

@@ -67,7 +67,10 @@ def execute_refresh(ctx: RunContext) -> None:
     conninfo = settings.WAREHOUSE_CONNINFO
     if mode in RUNS_RULES:
         try:
-            engine.run(conninfo, entity.name, log=ctx.log)
+            guard = engine.Guard(
+                ctx.application_name, ctx.raise_if_interrupted, ctx.waiting, settings.WAREHOUSE_LOCK_TIMEOUT_MS
+            )
+            engine.run(conninfo, entity.name, log=ctx.log, guard=guard)
         except engine.RulesEngineError as error:
             raise RunFailed(f"rules engine: {error}") from error
     if mode in RUNS_DBT:
@@ -80,7 +83,9 @@ def execute_refresh(ctx: RunContext) -> None:
             raise RunFailed(f"{entity.dbt_command} exited with {exit_code}")
     if mode in WRITES_PARITY:
         try:
-            report = write_parity_report(entity, run=ctx.run, parity_inputs=parity_inputs)
+            report = write_parity_report(
+                entity, run=ctx.run, parity_inputs=parity_inputs, application_name=ctx.application_name
+            )
         except parity.ParityError as error:
             raise RunFailed(f"parity: {error}") from error
         ctx.log(
@@ -99,7 +104,11 @@ def execute_refresh(ctx: RunContext) -> None:
 
 
 def write_parity_report(
-    entity: EntityType, *, run: Run | None = None, parity_inputs: dict[str, Any] | None = None
+    entity: EntityType,
+    *,
+    run: Run | None = None,
+    parity_inputs: dict[str, Any] | None = None,
+    application_name: str = "",
 ) -> ParityReport:
     """Compare the two sides now; `parity_inputs` is the fingerprint of what they were built
     from (taken now when not given)."""
@@ -111,5 +120,6 @@ def write_parity_report(
         dbt_relation=entity.dbt_relation,
         key=entity.key_column,
         columns=[name for name, _ in router.columns_of(entity.name)],
+        application_name=application_name or "portal-parity",
     )
     return ParityReport.objects.create(entity=entity, run=run, inputs=parity_inputs, **asdict(result))

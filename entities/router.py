@@ -21,6 +21,7 @@ Django-free: callers hand in a psycopg connection inside their transaction.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -35,7 +36,8 @@ BUCKETS = 10_000
 SIDES = {"rules": ("rules_engine", "{name}"), "dbt": ("core", "fct_{name}")}
 # Modes -> the sides they read.
 MODE_SIDES = {"rules": ("rules",), "shadow": ("rules",), "canary": ("dbt", "rules"), "dbt": ("dbt",)}
-LOCK_TIMEOUT = "15s"
+APPLY_ATTEMPTS = 5
+RETRY_PAUSE_SECONDS = 0.5
 
 
 class RouterError(Exception):
@@ -58,11 +60,24 @@ class ServingView:
         return replace(self, mode=mode, canary_percent=canary_percent)
 
 
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a warehouse transaction waits: to connect, per statement, per lock."""
+
+    connect_seconds: int = 3
+    statement_ms: int = 5000
+    lock_ms: int = 2000
+
+
 @contextmanager
-def warehouse_transaction(conninfo: str) -> Iterator[psycopg.Connection]:
+def warehouse_transaction(
+    conninfo: str,
+    timeouts: Timeouts = Timeouts(),  # noqa: B008 - frozen
+) -> Iterator[psycopg.Connection]:
     """A warehouse transaction committed when the block exits cleanly, rolled back otherwise."""
-    with psycopg.connect(conninfo) as conn:
-        conn.execute(sql.SQL("set lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
+    with psycopg.connect(conninfo, connect_timeout=timeouts.connect_seconds) as conn:
+        conn.execute(sql.SQL("set statement_timeout = {}").format(sql.Literal(timeouts.statement_ms)))
+        conn.execute(sql.SQL("set lock_timeout = {}").format(sql.Literal(timeouts.lock_ms)))
         yield conn
 
 
@@ -144,7 +159,27 @@ def check_side(conn: psycopg.Connection, entity: str, side: str) -> None:
 
 
 def apply(conn: psycopg.Connection, view: ServingView) -> str:
-    """Point the serving view at its mode inside the caller's open transaction; returns the view SQL."""
+    """Point the serving view at its mode inside the caller's open transaction; returns the view SQL.
+
+    The DDL waits at most the connection's lock_timeout for a reader to let go, then steps
+    back (to a savepoint) so later readers are not queued behind it, and tries again."""
+    name = ".".join(view.relation)
+    for attempt in range(1, APPLY_ATTEMPTS + 1):
+        conn.execute("savepoint router_apply")
+        try:
+            statement = _apply(conn, view)
+        except psycopg.errors.LockNotAvailable as error:
+            conn.execute("rollback to savepoint router_apply")
+            if attempt == APPLY_ATTEMPTS:
+                raise RouterError(f"{name} is being read by a long query; try again when it ends") from error
+            time.sleep(RETRY_PAUSE_SECONDS)
+        else:
+            conn.execute("release savepoint router_apply")
+            return statement
+    raise AssertionError("unreachable")
+
+
+def _apply(conn: psycopg.Connection, view: ServingView) -> str:
     if view.mode not in MODE_SIDES:
         raise RouterError(f"unknown mode {view.mode!r}")
     statement = view_sql(view)

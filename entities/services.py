@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from enum import StrEnum
 from typing import Any
 
+import psycopg
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
+from django_q.tasks import async_task
 
 from accounts.models import Capability
-from accounts.permissions import can, emails_of_users_who_can, require
+from accounts.permissions import can, require
 from audit.services import record
 from entities import parity_gate, router
 from entities.models import (
@@ -269,7 +270,8 @@ def act_on_request(
 
 
 def rollback(entity: EntityType, *, actor: Any, reason: Any, source: str) -> ModeChange:
-    """Break-glass: back to rules at once, no approval; approvers are emailed."""
+    """Break-glass: back to rules at once, no approval; approvers are emailed from the queue
+    (a slow or hung mail server never holds the request)."""
     require(actor, Capability.REQUEST_MODE_CHANGE)
     reason = _text("reason", reason, required=True)
     with _mode_change_transaction() as applied:
@@ -286,7 +288,12 @@ def rollback(entity: EntityType, *, actor: Any, reason: Any, source: str) -> Mod
             source=source,
             applied=applied,
         )
-        transaction.on_commit(lambda: _email_rollback(change), robust=True)
+        transaction.on_commit(
+            lambda: async_task(
+                "entities.notifications.email_rollback", change.pk, task_name=f"rollback-mail-{change.pk}", group="mail"
+            ),
+            robust=True,
+        )
     return change
 
 
@@ -321,8 +328,8 @@ def _apply_mode(
     """Re-point the view and record the change; `entity` must be locked by the caller."""
     before = {"mode": entity.mode, "canary_percent": entity.canary_percent}
     try:
-        with router.warehouse_transaction(settings.WAREHOUSE_CONNINFO) as warehouse:
-            view_sql = router.apply(warehouse, entity.serving_view_spec.at(mode, canary_percent))
+        with warehouse() as conn:
+            view_sql = router.apply(conn, entity.serving_view_spec.at(mode, canary_percent))
             change = ModeChange.objects.create(
                 entity=entity,
                 kind=kind,
@@ -357,35 +364,25 @@ def _apply_mode(
     return change
 
 
+def warehouse() -> AbstractContextManager[psycopg.Connection]:
+    """A warehouse transaction that gives up quickly: WAREHOUSE_CONNECT_TIMEOUT,
+    WAREHOUSE_STATEMENT_TIMEOUT_MS and WAREHOUSE_LOCK_TIMEOUT_MS."""
+    timeouts = router.Timeouts(
+        settings.WAREHOUSE_CONNECT_TIMEOUT, settings.WAREHOUSE_STATEMENT_TIMEOUT_MS, settings.WAREHOUSE_LOCK_TIMEOUT_MS
+    )
+    return router.warehouse_transaction(settings.WAREHOUSE_CONNINFO, timeouts)
+
+
 def sync_serving_view(name: str) -> str:
     """Re-apply the mode the metadata DB holds to the entity's serving view."""
     with transaction.atomic():
         entity = EntityType.objects.select_for_update().get(name=name)
-        with router.warehouse_transaction(settings.WAREHOUSE_CONNINFO) as warehouse:
-            return router.apply(warehouse, entity.serving_view_spec)
+        with warehouse() as conn:
+            return router.apply(conn, entity.serving_view_spec)
 
 
 def serving_view_definition(entity: EntityType) -> str | None:
-    """The view's SQL as the warehouse holds it (None when it does not exist yet)."""
-    try:
-        with router.warehouse_transaction(settings.WAREHOUSE_CONNINFO) as warehouse:
-            return router.current_definition(warehouse, entity.serving_relation)
-    except Exception:  # the page still renders when the warehouse is unreachable
-        logger.exception("could not read the definition of %s", entity.serving_view)
-        return None
-
-
-def _email_rollback(change: ModeChange) -> None:
-    entity = change.entity
-    actor = change.actor.get_username() if change.actor else "someone"
-    send_mail(
-        subject=f"[Transformation Portal] {entity.name} rolled back to rules by {actor}",
-        message=(
-            f"{actor} rolled {entity.name} back from {change.from_label} to rules at "
-            f"{change.created_at:%Y-%m-%d %H:%M:%S %Z} (break-glass, no approval needed).\n\n"
-            f"Reason: {change.reason}\n\n"
-            f"{settings.PORTAL_BASE_URL}/entities/{entity.name}/\n"
-        ),
-        from_email=None,
-        recipient_list=emails_of_users_who_can(Capability.APPROVE_MODE_CHANGE),
-    )
+    """The view's SQL as the warehouse holds it (None when it does not exist yet); a
+    psycopg.Error when the warehouse cannot be reached in time."""
+    with warehouse() as conn:
+        return router.current_definition(conn, entity.serving_relation)

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import logging
+
+import psycopg
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,16 +21,20 @@ from entities.refresh import trigger_refresh
 from lineage.projects import discover_projects
 from transformation_portal.errors import RequestError, form_error
 
+logger = logging.getLogger(__name__)
+
 
 @requires(Capability.READ)
 def home(request: HttpRequest) -> HttpResponse:
-    ctx = {"projects": discover_projects(), "entity_types": entity_overview()}
+    entity_types, reachable = entity_overview()
+    ctx = {"projects": discover_projects(), "entity_types": entity_types, "warehouse_unreachable": not reachable}
     return render(request, "home.html", ctx)
 
 
 @requires(Capability.READ)
 def entity_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "entities/list.html", {"entity_types": entity_overview()})
+    entity_types, reachable = entity_overview()
+    return render(request, "entities/list.html", {"entity_types": entity_types, "warehouse_unreachable": not reachable})
 
 
 def _detail(
@@ -54,7 +61,11 @@ def _detail(
         generated = router.view_sql(entity.serving_view_spec).as_string()
     except router.RouterError as error:
         generated = f"-- {error}"
-    live_view_sql = services.serving_view_definition(entity)
+    try:
+        live_view_sql, unreachable = services.serving_view_definition(entity), False
+    except psycopg.Error as error:  # the page still renders when the warehouse is unreachable
+        logger.warning("could not read the definition of %s: %s", entity.serving_view, error)
+        live_view_sql, unreachable = None, True
     recent_refreshes = list(refreshes(entity).select_related("triggered_by").order_by("-queued_at", "-id")[:10])
     pending = [item for item in mode_requests if item.is_pending]
     ctx = {
@@ -66,13 +77,14 @@ def _detail(
         "refreshes": recent_refreshes,
         "next_step": next_step(
             entity,
-            view_built=live_view_sql is not None,
+            view_built=unreachable or live_view_sql is not None,
             active_refresh=recent_refreshes[0] if recent_refreshes and not recent_refreshes[0].is_final else None,
             latest=latest,
             pending=pending[-1] if pending else None,
         ),
         "view_sql": generated,
         "live_view_sql": live_view_sql,
+        "warehouse_unreachable": unreachable,
         "request_form": request_form or ModeRequestForm(),
         "rollback_form": rollback_form or RollbackForm(),
         "decision_form": DecisionForm(),

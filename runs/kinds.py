@@ -3,6 +3,9 @@
 A handler gets a RunContext and either returns (run `success`), raises RunFailed(reason)
 (run `failed`), or raises anything else (run `error`, the message as reason). When the run
 is cancelled or times out, ctx.log/ctx.dbt raise RunInterrupted; let it propagate.
+Warehouse connections a handler opens carry `ctx.application_name`: on cancel or timeout
+the worker terminates them, and whatever error that raises in the handler ends the run
+`cancelled` or `timed_out`.
 """
 
 from __future__ import annotations
@@ -66,8 +69,12 @@ class RunContext:
         log: Callable[[str], None],
         dbt: Callable[..., int],
         interrupted: Callable[[], bool],
+        application_name: str = "",
+        waiting: Callable[[str], None] = lambda reason: None,
     ) -> None:
         self.run = run
+        self.application_name = application_name
+        self._waiting = waiting
         self._log = log
         self._dbt = dbt
         self._interrupted = interrupted
@@ -77,9 +84,18 @@ class RunContext:
         """True once the run was cancelled or ran out of time."""
         return self._interrupted()
 
-    def log(self, line: str) -> None:
+    def raise_if_interrupted(self) -> None:
+        """Raise RunInterrupted once the run was cancelled or ran out of time."""
         if self._interrupted():
             raise RunInterrupted()
+
+    def waiting(self, reason: str) -> None:
+        """Show what the run waits for as its reason, at once (and the log so far); call
+        with "" once it goes on."""
+        self._waiting(reason)
+
+    def log(self, line: str) -> None:
+        self.raise_if_interrupted()
         self._log(line)
 
     def dbt(
@@ -92,6 +108,5 @@ class RunContext:
     ) -> int:
         """Run dbt inside this run (isolated, streamed, node results, cancel and timeout);
         returns dbt's exit code (0 ok, 1 node failures, 2 dbt could not run)."""
-        if self._interrupted():
-            raise RunInterrupted()
+        self.raise_if_interrupted()
         return self._dbt(command, select=select, exclude=exclude, vars=vars or {}, full_refresh=full_refresh)

@@ -26,7 +26,8 @@ from runs.dbt.environment import dbt_environment
 from runs.dbt.invocation import DbtInvocation
 from runs.dbt.launcher import DbtExit, Launcher
 from runs.dbt.manifest import Manifest, ManifestError
-from runs.kinds import RunContext, RunFailed, RunInterrupted, get_kind
+from runs.interrupts import InterruptWatch
+from runs.kinds import RunContext, RunFailed, RunInterrupted, RunKind, get_kind
 from runs.locks import ProjectWriteLock
 from runs.models import FAILED_NODE_STATUSES, FINAL_STATES, NodeResult, Run, RunState
 from runs.notifications import enqueue_notifications
@@ -311,7 +312,7 @@ class RunExecution:
                 if kind is None:
                     raise RuntimeError(f"run kind {self.run.kind!r} is not registered in this worker")
                 self.mark_running(reason="")
-                kind.handler(self.context())
+                self.run_handler(kind)
                 state, reason = RunState.SUCCESS, ""
         except RunInterrupted:
             state, reason = self.interruption()
@@ -324,6 +325,17 @@ class RunExecution:
         finally:
             heartbeat.stop()
             self.finish(state, reason, exit_code)
+
+    def run_handler(self, kind: RunKind) -> None:
+        """The handler, with cancel and timeout terminating its warehouse connections; the
+        error that raises in it then ends the run cancelled or timed out, not `error`."""
+        with InterruptWatch(self.run.pk, self.check, lambda: terminate_backends(self.run.pk)):
+            try:
+                kind.handler(self.context())
+            except Exception as exc:
+                if self.check():
+                    raise RunInterrupted() from exc
+                raise
 
     def outcome(self, exit_code: int) -> tuple[str, str]:
         if exit_code == DbtExit.SUCCESS:
@@ -343,7 +355,18 @@ class RunExecution:
             self.log.write(line)
             self.log.maybe_flush()
 
-        return RunContext(self.run, log=log, dbt=self.dbt, interrupted=lambda: self.check() is not None)
+        return RunContext(
+            self.run,
+            log=log,
+            dbt=self.dbt,
+            interrupted=lambda: self.check() is not None,
+            application_name=application_name(self.run.pk),
+            waiting=self.show_waiting,
+        )
+
+    def show_waiting(self, reason: str) -> None:
+        self.log.flush()
+        self.mark_running(reason=reason)
 
     def finish(self, state: str, reason: str, exit_code: int | None) -> None:
         try:

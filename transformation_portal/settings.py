@@ -139,6 +139,12 @@ else:
 DATABASES["default"]["NAME"] = env_str("DATABASE_NAME") or DATABASES["default"]["NAME"]
 WAREHOUSE["dbname"] = env_str("WAREHOUSE_DB_NAME") or WAREHOUSE["dbname"]
 
+# Page-side warehouse queries (serving views on the entity pages, mode changes) give up
+# quickly instead of hanging a request; view DDL and the rules engine's swap wait at most
+# WAREHOUSE_LOCK_TIMEOUT_MS per attempt, so they never queue every reader behind them.
+WAREHOUSE_CONNECT_TIMEOUT = env_int("WAREHOUSE_CONNECT_TIMEOUT", 3, minimum=1)
+WAREHOUSE_STATEMENT_TIMEOUT_MS = env_int("WAREHOUSE_STATEMENT_TIMEOUT_MS", 5000, minimum=1)
+WAREHOUSE_LOCK_TIMEOUT_MS = env_int("WAREHOUSE_LOCK_TIMEOUT_MS", 2000, minimum=1)
 WAREHOUSE_CONNINFO = make_conninfo(**{key: str(value) for key, value in WAREHOUSE.items() if value not in ("", None)})
 # What dbt_projects/profiles.yml reads; the portal sets these for every dbt process.
 DBT_ENV = {
@@ -279,6 +285,7 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "portal@localhost")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)  # seconds; a hung SMTP server fails the mail task
 
 # --- API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {

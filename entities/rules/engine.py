@@ -4,6 +4,12 @@ in Python, writes the output with COPY into a fresh table and swaps it in.
 The swap (rename, rename, drop) is the only moment the live rules_engine.<name> table is
 locked, so readers and mode changes never wait for a whole run. The serving views reach the
 table through late-bound functions (entities/router.py), so the swap does not touch them.
+The swap takes its lock with a short lock_timeout and tries again, so it never queues
+behind a long reader (which would queue every later reader behind the swap).
+
+Cancel and timeout: every connection carries `application_name` (a run's, so the worker
+terminates them); `check` is called while waiting for the run lock or the swap and raises
+to give up.
 """
 
 from __future__ import annotations
@@ -24,8 +30,15 @@ FETCH_ROWS = 20_000
 PROGRESS_ROWS = 250_000
 # One rules engine run at a time per warehouse: refreshing applications also rewrites
 # rules_engine.users, so two refreshes must not swap the same tables at once.
-RUN_LOCK = "select pg_advisory_lock(hashtext('transformation_portal.rules_engine'))"
-TRY_RUN_LOCK = "select pg_try_advisory_lock(hashtext('transformation_portal.rules_engine'))"
+LOCK_KEY = "hashtext('transformation_portal.rules_engine')"
+TRY_RUN_LOCK = f"select pg_try_advisory_lock({LOCK_KEY})"
+LOCK_HOLDER = (
+    "select coalesce(nullif(a.application_name, ''), 'pid ' || a.pid) from pg_locks l"
+    " join pg_stat_activity a on a.pid = l.pid"
+    f" where l.locktype = 'advisory' and l.granted and l.objsubid = 1 and l.objid = ({LOCK_KEY})::oid"
+)
+WAIT_SECONDS = 0.5
+SWAP_ATTEMPTS = 120
 
 Row = tuple[Any, ...]
 
@@ -58,20 +71,35 @@ def execution_order(name: str, rule_sets: dict[str, RuleSet] = RULE_SETS) -> lis
     return ordered
 
 
+@dataclass(frozen=True)
+class Guard:
+    """How a run stays interruptible: its connections' application_name, `check` (raises to
+    give up) called while waiting, `waiting` told why it waits ("" once it goes on), and the
+    lock_timeout of each attempt at the swap."""
+
+    application_name: str = "portal-rules-engine"
+    check: Callable[[], None] = lambda: None
+    waiting: Callable[[str], None] = lambda reason: None
+    lock_timeout_ms: int = 2000
+
+
 def run(
     conninfo: str,
     name: str,
     log: Callable[[str], None] = lambda line: None,
     rule_sets: dict[str, RuleSet] = RULE_SETS,
+    guard: Guard = Guard(),  # noqa: B008 - frozen
 ) -> list[RuleSetResult]:
     """Run rule set `name` and its dependencies against the warehouse at `conninfo`."""
     results = []
     outputs: dict[str, list[Row]] = {}
     order = execution_order(name, rule_sets)
-    with psycopg.connect(conninfo) as reader, psycopg.connect(conninfo, autocommit=True) as writer:
-        if not writer.execute(TRY_RUN_LOCK).fetchone()[0]:
-            log("rules engine: waiting for another rules engine run to finish")
-            writer.execute(RUN_LOCK)
+    connect = {"application_name": guard.application_name}
+    with (
+        psycopg.connect(conninfo, **connect) as reader,
+        psycopg.connect(conninfo, autocommit=True, **connect) as writer,
+    ):
+        _take_run_lock(writer, log, guard)
         writer.autocommit = False
         for rule_set in order:
             started = time.perf_counter()
@@ -88,7 +116,7 @@ def run(
                 raise RulesEngineError(
                     f"rule set {rule_set.name}: raw row {counter.rows:,} cannot be transformed ({error})"
                 ) from error
-            _write(writer, rule_set, rows)
+            _write(writer, rule_set, rows, log, guard)
             outputs[rule_set.name] = rows
             result = RuleSetResult(rule_set.name, counter.rows, len(rows), time.perf_counter() - started)
             log(
@@ -97,6 +125,22 @@ def run(
             )
             results.append(result)
     return results
+
+
+def _take_run_lock(conn: psycopg.Connection, log: Callable[[str], None], guard: Guard) -> None:
+    """The one-run-at-a-time lock, waited for in rounds that call `guard.check`."""
+    if conn.execute(TRY_RUN_LOCK).fetchone()[0]:
+        return
+    holder = conn.execute(LOCK_HOLDER).fetchone()
+    reason = f"rules engine: waiting for another rules engine run ({holder[0] if holder else 'ending'}) to finish"
+    log(reason)
+    guard.waiting(reason)
+    while True:
+        guard.check()
+        time.sleep(WAIT_SECONDS)
+        if conn.execute(TRY_RUN_LOCK).fetchone()[0]:
+            guard.waiting("")
+            return
 
 
 def transform(rule_set: RuleSet, raw_rows: Iterable[Row], lookups: dict[str, dict[Any, Row]]) -> Iterator[Row]:
@@ -220,11 +264,12 @@ def _stream(conn: psycopg.Connection, rule_set: RuleSet) -> Iterator[Row]:
         raise RulesEngineError(f"{'.'.join(rule_set.source)} does not exist; load raw data first") from error
 
 
-def _write(conn: psycopg.Connection, rule_set: RuleSet, rows: list[Row]) -> None:
+def _write(
+    conn: psycopg.Connection, rule_set: RuleSet, rows: list[Row], log: Callable[[str], None], guard: Guard
+) -> None:
     live = sql.Identifier(SCHEMA, rule_set.name)
     staged_name = f"{rule_set.name}__next"
     staged = sql.Identifier(SCHEMA, staged_name)
-    old = sql.Identifier(SCHEMA, f"{rule_set.name}__old")
     columns = sql.SQL(", ").join(sql.Identifier(name) for name, _ in rule_set.columns)
     with conn.transaction(), conn.cursor() as cursor:
         cursor.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(SCHEMA)))
@@ -246,17 +291,41 @@ def _write(conn: psycopg.Connection, rule_set: RuleSet, rows: list[Row]) -> None
                 staged, sql.Identifier(f"{staged_name}_pkey"), sql.Identifier(rule_set.key)
             )
         )
-    with conn.transaction(), conn.cursor() as cursor:
-        cursor.execute(sql.SQL("drop table if exists {}").format(old))
-        cursor.execute(
-            sql.SQL("alter table if exists {} rename to {}").format(live, sql.Identifier(f"{rule_set.name}__old"))
-        )
-        cursor.execute(sql.SQL("alter table {} rename to {}").format(staged, sql.Identifier(rule_set.name)))
-        cursor.execute(sql.SQL("drop table if exists {}").format(old))
-        cursor.execute(
-            sql.SQL("alter index {} rename to {}").format(
-                sql.Identifier(SCHEMA, f"{staged_name}_pkey"), sql.Identifier(f"{rule_set.name}_pkey")
-            )
-        )
+    _swap(conn, rule_set, log, guard)
     with conn.transaction():
         conn.execute(sql.SQL("analyze {}").format(live))
+
+
+def _swap(conn: psycopg.Connection, rule_set: RuleSet, log: Callable[[str], None], guard: Guard) -> None:
+    """Staged table in, live table out; each attempt gives up after lock_timeout (a reader
+    holds the table) and the next starts after a pause in which readers go ahead."""
+    live = sql.Identifier(SCHEMA, rule_set.name)
+    old_name, staged_name = f"{rule_set.name}__old", f"{rule_set.name}__next"
+    old = sql.Identifier(SCHEMA, old_name)
+    for attempt in range(1, SWAP_ATTEMPTS + 1):
+        try:
+            with conn.transaction(), conn.cursor() as cursor:
+                cursor.execute(sql.SQL("set local lock_timeout = {}").format(sql.Literal(guard.lock_timeout_ms)))
+                cursor.execute(sql.SQL("drop table if exists {}").format(old))
+                cursor.execute(sql.SQL("alter table if exists {} rename to {}").format(live, sql.Identifier(old_name)))
+                cursor.execute(
+                    sql.SQL("alter table {} rename to {}").format(
+                        sql.Identifier(SCHEMA, staged_name), sql.Identifier(rule_set.name)
+                    )
+                )
+                cursor.execute(sql.SQL("drop table if exists {}").format(old))
+                cursor.execute(
+                    sql.SQL("alter index {} rename to {}").format(
+                        sql.Identifier(SCHEMA, f"{staged_name}_pkey"), sql.Identifier(f"{rule_set.name}_pkey")
+                    )
+                )
+            return
+        except psycopg.errors.LockNotAvailable:
+            if attempt == 1:
+                log(f"rules engine: {SCHEMA}.{rule_set.name} is being read; the swap waits for its readers")
+            guard.check()
+            time.sleep(WAIT_SECONDS)
+    raise RulesEngineError(
+        f"{SCHEMA}.{rule_set.name} was read without pause for {SWAP_ATTEMPTS} attempts: the new output "
+        "was not swapped in"
+    )

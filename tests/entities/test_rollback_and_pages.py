@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from audit.models import AuditEvent, Source
+from entities import notifications
 from entities.models import EntityType, Mode, ModeChange, ModeChangeRequest, ParityReport
 from entities.queries import next_step
+from tests.conftest import drain_queue
 from tests.entities.conftest import query
 from tests.entities.helpers import failing_report, move_to, request_change
 
@@ -26,6 +28,7 @@ def test_operator_rolls_back_from_the_page_and_approvers_are_emailed(
 ):
     move_to(users_entity, operator, approver, "shadow")
     move_to(users_entity, operator, approver, "dbt")
+    drain_queue()
     client.force_login(operator)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post("/entities/users/rollback/", {"reason": "<b>owners</b> wrong"}, follow=True)
@@ -39,6 +42,8 @@ def test_operator_rolls_back_from_the_page_and_approvers_are_emailed(
     assert (change.kind, change.from_mode, change.actor) == ("rollback", "dbt", operator)
     event = AuditEvent.objects.filter(action="entity.rollback").get()
     assert (event.before["mode"], event.after["mode"], event.source) == ("dbt", "rules", Source.WEB)
+    assert (drain_queue(), mailoutbox) == (["entities.notifications.email_rollback"], [])  # sent from the queue
+    notifications.email_rollback(change.pk)
     assert len(mailoutbox) == 1
     assert sorted(mailoutbox[0].to) == sorted([approver.email, admin_user.email])
     assert viewer.email not in mailoutbox[0].to

@@ -78,3 +78,22 @@ def test_heartbeat_goes_on_while_a_handler_is_busy(operator, dbt_projects_dir, s
     settings.RUN_HEARTBEAT_SECONDS = 1
     run = run_kind("test-busy", operator)
     assert run.state == RunState.SUCCESS, run.reason
+
+
+def sql_without_logging(ctx):
+    import psycopg
+    from django.conf import settings
+
+    with psycopg.connect(settings.WAREHOUSE_CONNINFO, application_name=ctx.application_name) as conn:
+        conn.execute("select pg_sleep(30)")
+
+
+register_kind("test-long-sql", sql_without_logging, "Test long SQL")
+
+
+def test_timeout_reaches_a_handler_inside_one_long_statement(operator, seeded_warehouse):
+    run = trigger_run(project="sleepy", kind="test-long-sql", timeout_seconds=1, actor=operator, source="web")
+    execute_run(run.pk)
+    run.refresh_from_db()
+    assert (run.state, run.reason) == (RunState.TIMED_OUT, "timed out after 1 s")
+    assert "AdminShutdown" not in "\n".join(run.log_chunks.values_list("text", flat=True))
