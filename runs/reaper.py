@@ -13,12 +13,12 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
+from runs.backends import terminate_backends
 from runs.dbt.launcher import stop_group
 from runs.models import Run, RunState
 from runs.notifications import enqueue_notifications
 from runs.progress import LogWriter
 from runs.services import enqueue
-from runs.worker import terminate_backends
 
 logger = logging.getLogger(__name__)
 

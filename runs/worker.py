@@ -20,6 +20,7 @@ from django.db import connection
 from django.utils import timezone
 
 from lineage.projects import get_project
+from runs.backends import application_name, terminate_backends
 from runs.dbt.artifacts import ArtifactError, NodeOutcome
 from runs.dbt.commands import WRITE_COMMANDS
 from runs.dbt.environment import dbt_environment
@@ -59,30 +60,6 @@ def _on_sigterm(signum: int, _frame: Any) -> None:
         os.kill(os.getpid(), signum)
     else:
         _current.shutdown = True
-
-
-def application_name(run_id: int) -> str:
-    return f"portal-run-{run_id}"
-
-
-def terminate_backends(run_id: int) -> int:
-    """Terminate warehouse backends still carrying the run's application_name."""
-    name = application_name(run_id)
-    with psycopg.connect(settings.WAREHOUSE_CONNINFO, autocommit=True, connect_timeout=10) as conn:
-        pids = [
-            row[0]
-            for row in conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND pid <> pg_backend_pid()", [name]
-            )
-        ]
-        for pid in pids:
-            conn.execute("SELECT pg_terminate_backend(%s)", [pid])
-        deadline = time.monotonic() + 5
-        while pids and time.monotonic() < deadline:
-            if not conn.execute("SELECT 1 FROM pg_stat_activity WHERE application_name = %s", [name]).fetchone():
-                break
-            time.sleep(0.1)
-    return len(pids)
 
 
 class Heartbeat(threading.Thread):

@@ -23,12 +23,13 @@ from django_q.models import Task
 
 from accounts.models import ApiToken
 from lineage.models import NodeStatus, Snapshot
+from runs.backends import application_name
 from runs.dbt.launcher import group_alive
 from runs.models import Run, RunState
 from runs.notifications import create_target
 from runs.reaper import reap_lost_runs
 from runs.services import cancel_run, enqueue, trigger_run
-from runs.worker import application_name, execute_run
+from runs.worker import execute_run
 from tests.runs.conftest import wait_final, wait_for, wait_until
 from transformation_portal.errors import RequestError
 
