@@ -104,7 +104,10 @@ def test_dates_with_no_utc_equivalent_are_400(api_client, viewer, url, name, val
 @pytest.mark.django_db
 def test_unknown_api_paths_are_a_json_404(api_client, viewer):
     api_client.force_authenticate(viewer)
-    for url in ("/api/v1/runs/0.5/", "/api/v1/runs/1/cancel/x/", "/api/v1/nothing/"):
+    for url in ("/api/v1/runs/0.5/", "/api/v1/runs/1/cancel/x/", "/api/v1/nothing", "/api/v1/runs/0.5/artifacts/x"):
         response = api_client.get(url)
         assert response.status_code == 404 and response["Content-Type"] == "application/json"
         assert response.json() == {"detail": "No such API endpoint.", "field": None, "code": "not_found"}
+    assert api_client.post("/api/v1/runs/0.5/cancel/").status_code == 404
+    redirect = api_client.get("/api/v1/runs?state=failed")  # an endpoint without its slash
+    assert redirect.status_code == 301 and redirect["Location"] == "/api/v1/runs/?state=failed"

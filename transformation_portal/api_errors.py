@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpResponse, HttpResponsePermanentRedirect
+from django.urls import resolve
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -47,12 +49,16 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
 
 
 class ApiNotFoundView(APIView):
-    """Any path under /api/v1/ that no endpoint matches: the API's JSON 404, not a page."""
+    """Any path under /api/v1/ that no endpoint matches: the API's JSON 404, not a page
+    (a GET of an endpoint without its trailing slash is redirected, as APPEND_SLASH would)."""
 
     permission_classes = [AllowAny]  # it serves nothing but the refusal
     schema = None  # not an endpoint of the schema
 
-    def refuse(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def refuse(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
+        path = request.path_info
+        if request.method == "GET" and not path.endswith("/") and resolve(f"{path}/").url_name != "api-not-found":
+            return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
         raise NotFound("No such API endpoint.")
 
     get = post = put = patch = delete = refuse
