@@ -104,7 +104,7 @@ def test_dates_with_no_utc_equivalent_are_400(api_client, viewer, url, name, val
 @pytest.mark.django_db
 def test_unknown_api_paths_are_a_json_404(api_client, viewer):
     api_client.force_authenticate(viewer)
-    for url in ("/api/v1/runs/0.5/", "/api/v1/runs/1/cancel/x/", "/api/v1/nothing", "/api/v1/runs/0.5/artifacts/x"):
+    for url in ("/api/v1/runs/0.5/", "/api/v1/runs/1/cancel/x/", "/api/v1/nothing", "/api/v1/runs/0.5/artifacts/x%0Ay"):
         response = api_client.get(url)
         assert response.status_code == 404 and response["Content-Type"] == "application/json"
         assert response.json() == {"detail": "No such API endpoint.", "field": None, "code": "not_found"}

@@ -17,8 +17,8 @@ api_v1 = [
     path("", include("entities.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    # Last: any other path under /api/v1/ is a JSON 404 (e.g. /runs/0.5/).
-    re_path(r"^.*$", ApiNotFoundView.as_view(), name="api-not-found"),
+    # Last: any other path under /api/v1/ (newlines included) is a JSON 404, e.g. /runs/0.5/.
+    re_path(r"^[\s\S]*$", ApiNotFoundView.as_view(), name="api-not-found"),
 ]
 
 urlpatterns = [
