@@ -1,6 +1,7 @@
 """The API's one error shape: `{"detail": <one sentence>, "field": <name or null>, "code": <stable
 code>}`, plus `errors` (every message) for DRF's validation errors and any extra data a
-RequestError carries (e.g. `parity_report`)."""
+RequestError carries (e.g. `parity_report`). Also the JSON 404 of paths no endpoint matches,
+and the schema hook that declares this shape for every status an operation can refuse with."""
 
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ class ApiNotFoundView(APIView):
             return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
         raise NotFound("No such API endpoint.")
 
-    get = post = put = patch = delete = refuse
+    get = post = put = patch = delete = options = refuse
 
 
 # --- the error shape in the OpenAPI schema ----------------------------------------------------
