@@ -19,7 +19,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -113,7 +112,8 @@ def portal_web(fuzz_data, tmp_path):
             server.wait()
 
 
-def fuzz(executable: Path, base: str, token: str, seed: int, report: Path) -> tuple[int, str]:
+def fuzz(executable: Path, base: str, token: str, seed: int, report: Path) -> tuple[int, str, str]:
+    """(exit code, output, schemathesis' summary line with its count of test cases)"""
     argv = [
         str(executable), "run", f"{base}/api/v1/schema/",
         "--header", f"Authorization: Bearer {token}",
@@ -125,22 +125,23 @@ def fuzz(executable: Path, base: str, token: str, seed: int, report: Path) -> tu
         "--no-color",
         "--report", "junit", "--report-dir", str(report),
     ]  # fmt: skip
-    started = time.monotonic()
     done = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=report.parent)
     output = done.stdout + done.stderr
-    summary = [line for line in output.splitlines() if re.fullmatch(r"=+ .* in [\d.]+s =+", line.strip())]
-    print(f"schemathesis seed {seed}: {summary[-1].strip() if summary else '(no summary line)'}")
-    print(f"  ({time.monotonic() - started:.0f} s)")
-    return done.returncode, output
+    lines = [line.strip() for line in output.splitlines()]
+    summary = [line for line in lines if re.fullmatch(r"=+ .* in [\d.]+s =+", line)] or ["(no summary line)"]
+    cases = [after for line, after in zip(lines, lines[1:], strict=False) if line == "Test cases:"] or ["?"]
+    return done.returncode, output, f"schemathesis seed {seed}: {summary[-1]} (test cases: {cases[-1]})"
 
 
-def test_api_conforms_to_its_openapi_schema_under_fuzzing(portal_web, tmp_path):
+def test_api_conforms_to_its_openapi_schema_under_fuzzing(portal_web, tmp_path, capsys):
     base, token, log_file = portal_web
     executable = schemathesis_executable()
     random_seed = int(os.environ.get("SCHEMATHESIS_SEED") or random.SystemRandom().randrange(2**31))
     failures = []
     for seed in (FIXED_SEED, random_seed):
-        returncode, output = fuzz(executable, base, token, seed, tmp_path / f"seed-{seed}")
+        returncode, output, summary = fuzz(executable, base, token, seed, tmp_path / f"seed-{seed}")
+        with capsys.disabled():  # shown in CI's log even when the test passes
+            print(f"\n{summary}")
         if returncode != 0:
             failures.append(f"--- seed {seed} (exit {returncode}):\n{output[-20000:]}")
     server_log = log_file.read_text()
