@@ -5,8 +5,8 @@ finds no server error, no undeclared status code, no body or content type off th
 schemathesis pins libraries the portal pins differently, so it lives in a virtualenv of its
 own, made once under ~/.cache (XDG_CACHE_HOME) and reused. What the fuzzer triggers (runs,
 refreshes, parses) goes to a queue no worker reads: nothing executes. Bounded: a fixed seed
-and one random seed (printed, to replay a failure with SCHEMATHESIS_SEED=<seed>), a few
-examples per operation each. CI runs it in its first pass only (FIRST_PASS_ONLY)."""
+and one random seed (printed, to replay a failure with SCHEMATHESIS_SEED=<seed>), at most
+MAX_EXAMPLES cases per operation and phase. CI runs it in its first pass only (FIRST_PASS_ONLY)."""
 
 from __future__ import annotations
 
