@@ -1,8 +1,32 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import django_filters
+from django import forms
+from django_filters.fields import IsoDateTimeField
 
 from audit.models import AuditEvent, Source
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date-time, in UTC: PostgreSQL refuses offsets beyond ±15:59 that Python
+    accepts, and a date at the edge of the calendar may have no UTC equivalent."""
+
+    def to_python(self, value) -> datetime | None:
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError("Enter a date-time within years 1 to 9999 in UTC.", code="invalid") from None
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """?since= / ?until= filters: an out-of-range date or offset is a 400, never a 500."""
+
+    field_class = UtcIsoDateTimeField
 
 
 class AuditEventFilter(django_filters.FilterSet):
@@ -12,8 +36,8 @@ class AuditEventFilter(django_filters.FilterSet):
     action = django_filters.CharFilter(field_name="action", lookup_expr="istartswith", label="Action")
     target = django_filters.CharFilter(method="filter_target", label="Target", help_text="type or type:id")
     source = django_filters.ChoiceFilter(choices=Source.choices)
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte", label="Since")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt", label="Until")
+    since = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte", label="Since")
+    until = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt", label="Until")
 
     class Meta:
         model = AuditEvent

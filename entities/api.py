@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -38,10 +39,19 @@ class ParityReportSerializer(serializers.ModelSerializer):
         return report.entity.parity_passes(report)
 
 
+class ParityReportPageSerializer(serializers.Serializer):
+    """GET …/parity-reports/: one page of reports (the schema of DRF's page)."""
+
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = ParityReportSerializer(many=True)
+
+
 class ModeChangeRequestSerializer(serializers.ModelSerializer):
     entity = serializers.CharField(source="entity.name")
     requested_by = serializers.CharField(source="requested_by.username")
-    decided_by = serializers.CharField(source="decided_by.username", default=None)
+    decided_by = serializers.CharField(source="decided_by.username", default=None, allow_null=True)
     stale = serializers.BooleanField(source="is_stale")
     # Plain text, not a second enum of the same choices (one `ModeEnum` in the schema).
     from_mode = serializers.CharField(read_only=True)
@@ -82,7 +92,7 @@ class EntityTypeListSerializer(serializers.ListSerializer):
 
 
 class EntityTypeSerializer(serializers.ModelSerializer):
-    owner = serializers.CharField(source="owner.username", default=None)
+    owner = serializers.CharField(source="owner.username", default=None, allow_null=True)
     latest_parity = serializers.SerializerMethodField()
     pending_requests = serializers.SerializerMethodField()
     last_refresh = serializers.SerializerMethodField()
@@ -101,13 +111,16 @@ class EntityTypeSerializer(serializers.ModelSerializer):
             with_overview([entity])
         return super().to_representation(entity)
 
+    @extend_schema_field(ParityReportSerializer(allow_null=True))
     def get_latest_parity(self, entity: EntityType) -> dict[str, Any] | None:
         report = entity.latest_report
         return ParityReportSerializer(report).data if report else None
 
+    @extend_schema_field(ModeChangeRequestSerializer(many=True))
     def get_pending_requests(self, entity: EntityType) -> list[dict[str, Any]]:
         return ModeChangeRequestSerializer(entity.pending_requests, many=True).data
 
+    @extend_schema_field(RunSerializer(allow_null=True))
     def get_last_refresh(self, entity: EntityType) -> dict[str, Any] | None:
         run = entity.last_refresh
         return RunSerializer(run).data if run else None
@@ -122,12 +135,14 @@ class EntityTypeViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [Requires(Capability.READ)]
     pagination_class = None
 
+    @extend_schema(request=None, responses={202: RunSerializer})
     @action(detail=True, methods=["post"], permission_classes=[Requires(Capability.OPERATE)])
     def refresh(self, request: Request, name: str) -> Response:
         """Start a refresh run (202 with the run)."""
         run = trigger_refresh(self.get_object(), actor=request.user, source=Source.API)
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(responses={201: ModeChangeRequestSerializer})
     @action(
         detail=True,
         methods=["post"],
@@ -150,6 +165,7 @@ class EntityTypeViewSet(viewsets.ReadOnlyModelViewSet):
         )
         return Response(ModeChangeRequestSerializer(created).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(responses={200: EntityTypeSerializer})
     @action(
         detail=True,
         methods=["post"],
@@ -165,6 +181,10 @@ class EntityTypeViewSet(viewsets.ReadOnlyModelViewSet):
         entity.refresh_from_db()
         return Response(EntityTypeSerializer(entity).data)
 
+    @extend_schema(
+        parameters=[OpenApiParameter("page", int, description="A page number within the paginated result set")],
+        responses=ParityReportPageSerializer,
+    )
     @action(
         detail=True,
         methods=["get"],
@@ -199,6 +219,7 @@ class ModeChangeRequestViewSet(viewsets.ReadOnlyModelViewSet):
         decided.refresh_from_db()
         return Response(ModeChangeRequestSerializer(decided).data)
 
+    @extend_schema(responses={200: ModeChangeRequestSerializer})
     @action(
         detail=True,
         methods=["post"],
@@ -209,6 +230,7 @@ class ModeChangeRequestViewSet(viewsets.ReadOnlyModelViewSet):
         """Approve and apply {"comment", "override_reason"}: 403 own request, 409 stale or parity gate."""
         return self._decide(request, pk, services.Verb.APPROVE)
 
+    @extend_schema(responses={200: ModeChangeRequestSerializer})
     @action(
         detail=True,
         methods=["post"],
@@ -219,6 +241,7 @@ class ModeChangeRequestViewSet(viewsets.ReadOnlyModelViewSet):
         """Reject {"comment"}: 403 own request, 409 already decided."""
         return self._decide(request, pk, services.Verb.REJECT)
 
+    @extend_schema(responses={200: ModeChangeRequestSerializer})
     @action(
         detail=True,
         methods=["post"],

@@ -152,13 +152,17 @@ class RunArtifactView(APIView):
 
     permission_classes = [Requires(Capability.READ)]
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @extend_schema(
+        parameters=[OpenApiParameter("node", str, description="compiled.sql: the node's unique_id")],
+        responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/plain"): OpenApiTypes.STR},
+    )
     def get(self, request: Request, pk: int, name: str) -> FileResponse:
         run = Run.objects.filter(pk=pk).first()
         if run is None:
             raise NotFound("No such run.")
         path = artifact_path(run, name, request.query_params.get("node", ""))
-        return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name)
+        content_type = "application/json" if path.suffix == ".json" else "text/plain; charset=utf-8"
+        return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name, content_type=content_type)
 
 
 class ProjectParseView(APIView):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import django_filters
 
+from audit.filters import UtcIsoDateTimeFilter
 from audit.models import Source
 from runs.dbt.commands import ALLOWED_COMMANDS
 from runs.models import Run, RunState
@@ -17,8 +18,8 @@ class RunFilter(django_filters.FilterSet):
     who = django_filters.CharFilter(field_name="triggered_by__username", lookup_expr="iexact", label="Who")
     source = django_filters.ChoiceFilter(choices=Source.choices, help_text="The door the run came through")
     schedule = django_filters.NumberFilter(field_name="schedule_id")
-    since = django_filters.IsoDateTimeFilter(field_name="queued_at", lookup_expr="gte", label="Since")
-    until = django_filters.IsoDateTimeFilter(field_name="queued_at", lookup_expr="lt", label="Until")
+    since = UtcIsoDateTimeFilter(field_name="queued_at", lookup_expr="gte", label="Since")
+    until = UtcIsoDateTimeFilter(field_name="queued_at", lookup_expr="lt", label="Until")
 
     class Meta:
         model = Run

@@ -11,9 +11,9 @@ _DATETIMES = frozenset({"queued_at", "started_at", "finished_at", "cancel_reques
 
 
 class RunSerializer(serializers.ModelSerializer):
-    triggered_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    triggered_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     title = serializers.CharField(read_only=True)
-    duration_seconds = serializers.FloatField(read_only=True)
+    duration_seconds = serializers.FloatField(read_only=True, allow_null=True, help_text="null until started")
 
     class Meta:
         model = Run
@@ -71,7 +71,7 @@ class ScheduleCreateSerializer(RunCreateSerializer):
 
 
 class ScheduleSerializer(serializers.ModelSerializer):
-    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
     next_run = serializers.DateTimeField(read_only=True, allow_null=True, help_text="null while disabled")
 
     class Meta:

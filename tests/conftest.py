@@ -30,6 +30,21 @@ def pytest_configure(config: pytest.Config) -> None:
     bootstrap()  # settings, embedded server and databases ready; pytest-django then sets Django up
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Modules that set FIRST_PASS_ONLY (the minutes-long schemathesis fuzz) run on the
+    embedded PostgreSQL only: with DATABASE_URL set (CI's second pass, the same code on
+    another server) they are deselected, with a note, not skipped."""
+    if not os.environ.get("DATABASE_URL"):
+        return
+    kept = [item for item in items if not getattr(item.module, "FIRST_PASS_ONLY", False)]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter:
+            reporter.write_line(f"DATABASE_URL is set: {len(items) - len(kept)} first-pass-only test(s) deselected")
+        items[:] = kept
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """In CI (CI_FORBID_SKIPS=1) a skipped test fails the run: nothing may rot silently."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

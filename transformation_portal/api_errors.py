@@ -1,12 +1,19 @@
 """The API's one error shape: `{"detail": <one sentence>, "field": <name or null>, "code": <stable
 code>}`, plus `errors` (every message) for DRF's validation errors and any extra data a
-RequestError carries (e.g. `parity_report`)."""
+RequestError carries (e.g. `parity_report`). Also the JSON 404 of paths no endpoint matches,
+and the schema hook that declares this shape for every status an operation can refuse with."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpResponse, HttpResponsePermanentRedirect
+from django.urls import resolve
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from transformation_portal.errors import RequestError
@@ -40,3 +47,72 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         body["errors"] = response.data
     response.data = body
     return response
+
+
+class ApiNotFoundView(APIView):
+    """Any path under /api/v1/ that no endpoint matches: the API's JSON 404, not a page
+    (a GET of an endpoint without its trailing slash is redirected, as APPEND_SLASH would)."""
+
+    permission_classes = [AllowAny]  # it serves nothing but the refusal
+    schema = None  # not an endpoint of the schema
+
+    def refuse(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
+        path = request.path_info
+        if request.method == "GET" and not path.endswith("/") and resolve(f"{path}/").url_name != "api-not-found":
+            return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
+        raise NotFound("No such API endpoint.")
+
+    get = post = put = patch = delete = options = refuse
+
+
+# --- the error shape in the OpenAPI schema ----------------------------------------------------
+ERROR_SCHEMA = {
+    "type": "object",
+    "description": "Every refusal: one sentence, the field at fault (or null) and a stable code.",
+    "properties": {
+        "detail": {"type": "string"},
+        "field": {"type": "string", "nullable": True},
+        "code": {"type": "string", "description": "e.g. invalid, not_found, permission_denied, already_active"},
+        "errors": {"description": "Every message of a validation error, as DRF reports them"},
+    },
+    "required": ["detail", "field", "code"],
+    "additionalProperties": True,  # a RequestError's extra data, e.g. `parity_report`
+}
+ERROR_DESCRIPTIONS = {
+    "400": "Bad input (nothing was changed)",
+    "401": "No credentials, or an invalid, expired or revoked token",
+    "403": "Your role may not do this",
+    "404": "No such object, or no such page",
+    "409": "The object's state refuses the action",
+    "429": "Too many requests: try again after Retry-After seconds",
+}
+WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
+
+
+def _error_statuses(method: str, operation: dict) -> list[str]:
+    """The refusals an operation can answer with: every one needs a login and a role and may
+    be throttled; parameters or a body can be bad; a path names an object (and a page number
+    a page) that may not exist; a write can meet a state that refuses it."""
+    params = operation.get("parameters", [])
+    statuses = ["401", "403", "429"]
+    if "requestBody" in operation or any(p["in"] == "query" for p in params):
+        statuses.append("400")
+    if any(p["in"] == "path" or p["name"] == "page" for p in params):
+        statuses.append("404")
+    if method in WRITE_METHODS:
+        statuses.append("409")
+    return statuses
+
+
+def add_error_responses(result: dict, generator: Any, request: Any, public: bool) -> dict:
+    """drf-spectacular postprocessing hook: the `Error` component, declared (in one place)
+    for every status each operation can refuse with."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    body = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for path in result.get("paths", {}).values():
+        for method, operation in path.items():
+            responses = operation.setdefault("responses", {})
+            for code in _error_statuses(method, operation):
+                responses.setdefault(code, {"description": ERROR_DESCRIPTIONS[code], "content": body})
+            operation["responses"] = dict(sorted(responses.items()))
+    return result

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from entities import views as entity_views
+from transformation_portal.api_errors import ApiNotFoundView
 
 api_v1 = [
     path("", include("accounts.api_urls")),
@@ -16,6 +17,8 @@ api_v1 = [
     path("", include("entities.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Last: any other path under /api/v1/ (newlines included) is a JSON 404, e.g. /runs/0.5/.
+    re_path(r"^[\s\S]*$", ApiNotFoundView.as_view(), name="api-not-found"),
 ]
 
 urlpatterns = [
