@@ -217,7 +217,7 @@ def test_rollback_works_while_a_refresh_is_running(
     # The queue worker sends the mail (its console mail backend writes it to its output).
     mail = wait_until(
         lambda: re.search(
-            r"Subject: .*rolled back to rules by otto_operator.*?\n-{20,}", cluster_log(queue_cluster), re.S
+            r"Subject: [^\n]*rolled back to rules by otto_operator.*?\n-{20,}", cluster_log(queue_cluster), re.S
         ),
         "the rollback mail in the queue worker's output",
     ).group(0)
