@@ -145,6 +145,10 @@ DBT_ENV = {
     "DBT_PASSWORD": str(WAREHOUSE["password"]),
     "DBT_DBNAME": str(WAREHOUSE["dbname"]),
 }
+# dbt sees only an allowlist of the worker's environment (runs/dbt/environment.py): any
+# other variable a project's env_var() needs is named here and passed on as it is.
+DBT_ENV_PASSTHROUGH = env_list("DBT_ENV_PASSTHROUGH")
+DBT_ENV.update({name: os.environ[name] for name in DBT_ENV_PASSTHROUGH if name in os.environ})
 
 # --- applications ------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -281,6 +285,16 @@ LINEAGE_KEEP_SNAPSHOTS = env_int("LINEAGE_KEEP_SNAPSHOTS", 30, minimum=1)
 RUN_CANCEL_GRACE_SECONDS = env_int("RUN_CANCEL_GRACE_SECONDS", 10, minimum=1)
 RUN_HEARTBEAT_SECONDS = env_int("RUN_HEARTBEAT_SECONDS", 5, minimum=1)
 RUN_STALE_AFTER_SECONDS = env_int("RUN_STALE_AFTER_SECONDS", 60, minimum=5)
+# Retention (runs/retention.py, daily and `manage.py prune_runs`): a finished run's
+# directory, log chunks, node results and notification deliveries go after this many days;
+# the run row and the audit stay. Below RUNS_MIN_FREE_MB free on RUNS_DIR's filesystem,
+# new runs are refused (507 disk_full).
+RUN_RETENTION_DAYS = env_int("RUN_RETENTION_DAYS", 30, minimum=1)
+RUNS_MIN_FREE_MB = env_int("RUNS_MIN_FREE_MB", 500)
+# Upper bound of a manifest (or catalog) upload; larger ones get 413.
+MANIFEST_UPLOAD_MAX_MB = env_int("MANIFEST_UPLOAD_MAX_MB", 200, minimum=1)
+# statement_timeout of the heavy read queries any viewer can start (lineage search, audit list).
+VIEWER_STATEMENT_TIMEOUT_MS = env_int("VIEWER_STATEMENT_TIMEOUT_MS", 10000, minimum=1)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1)
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 Q_CLUSTER = {
