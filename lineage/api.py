@@ -15,7 +15,7 @@ from audit.models import Source
 from lineage.graph import neighbourhood
 from lineage.models import Edge, Node, NodeStatus, Snapshot
 from lineage.selectors import select
-from lineage.services import ManifestError, ingest_upload, project_exists, project_names
+from lineage.services import check_upload_size, ingest_upload, project_exists, project_names
 from lineage.views import hops_param, snapshot_for
 from runs.dbt.manifest import TEST_TYPES
 from transformation_portal.errors import ErrorCode, RequestError
@@ -150,18 +150,16 @@ class ManifestUploadView(APIView):
     @extend_schema(request=ManifestUploadSerializer, responses={201: SnapshotSerializer})
     def post(self, request: Request, project: str) -> Response:
         _project(project)
+        check_upload_size("request", int(request.META.get("CONTENT_LENGTH") or 0))
         upload = ManifestUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
-        try:
-            snapshot = ingest_upload(
-                project,
-                upload.validated_data["manifest"],
-                upload.validated_data.get("catalog"),
-                actor=request.user,
-                source=Source.API,
-            )
-        except ManifestError as exc:
-            raise RequestError(str(exc), field="manifest") from None
+        snapshot = ingest_upload(
+            project,
+            upload.validated_data["manifest"],
+            upload.validated_data.get("catalog"),
+            actor=request.user,
+            source=Source.API,
+        )
         return Response(SnapshotSerializer(snapshot).data, status=status.HTTP_201_CREATED)
 
 

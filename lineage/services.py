@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import tempfile
+import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
 from django.utils.dateparse import parse_datetime
 from psycopg.types.json import Jsonb
 
@@ -18,9 +19,13 @@ from audit.services import record
 from lineage.manifest import counts_by_type, folder_summary, node_rows, read_catalog
 from lineage.models import Edge, Node, NodeStatus, Snapshot, SnapshotOrigin
 from lineage.projects import discover_projects, get_project
-from runs.dbt.manifest import Manifest, ManifestError
+from runs.dbt.manifest import Manifest, ManifestError, load_json
+from transformation_portal.errors import ErrorCode, RequestError
 
-__all__ = ["ManifestError", "ingest_manifest", "ingest_upload", "project_exists", "project_names", "record_run_results"]
+__all__ = [
+    "ManifestError", "check_upload_size", "ingest_manifest", "ingest_upload", "project_exists", "project_names",
+    "record_run_results",
+]  # fmt: skip
 
 _NODE_COLUMNS = (
     "unique_id", "resource_type", "name", "package_name", "path", "original_file_path", "patch_path", "folder",
@@ -36,10 +41,40 @@ def _copy_rows(snapshot_id: int, manifest: Manifest, catalog: dict[str, Any] | N
     columns = ", ".join(("snapshot_id", *_NODE_COLUMNS))
     with raw_cursor.copy(f"COPY {Node._meta.db_table} ({columns}) FROM STDIN") as copy:
         for row in node_rows(manifest, catalog):
+            _check_row(row)
             copy.write_row((snapshot_id, *(Jsonb(row[c]) if c in _JSON_COLUMNS else row[c] for c in _NODE_COLUMNS)))
     with raw_cursor.copy(f"COPY {Edge._meta.db_table} (snapshot_id, parent, child) FROM STDIN") as copy:
         for parent, child in manifest.edges:
             copy.write_row((snapshot_id, parent, child))
+
+
+_MAX_LENGTH = {f.name: f.max_length for f in Node._meta.concrete_fields if getattr(f, "max_length", None)}
+_LONE_SURROGATE = re.compile(r"\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f])|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}")
+
+
+def _check_row(row: dict[str, Any]) -> None:
+    """What PostgreSQL would refuse mid-COPY, refused first and named: NUL characters, lone
+    surrogates, values longer than their column."""
+    for column in _NODE_COLUMNS:
+        value = row[column]
+        text = value if isinstance(value, str) else json.dumps(value)
+        if "\x00" in text or "\\u0000" in text:
+            raise ManifestError(f"{row['unique_id']!r}: {column} holds a NUL character, which PostgreSQL cannot store.")
+        if (isinstance(value, str) and not text.isascii() and _has_surrogate(text)) or (
+            not isinstance(value, str) and _LONE_SURROGATE.search(text)
+        ):
+            raise ManifestError(f"{row['unique_id']!r}: {column} holds a lone surrogate (text that is not Unicode).")
+        limit = _MAX_LENGTH.get(column)
+        if limit and len(value) > limit:
+            raise ManifestError(f"{row['unique_id']!r}: {column} is longer than {limit} characters.")
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _prune_old_snapshots(project: str) -> list[int]:
@@ -66,6 +101,7 @@ def ingest_manifest(
     manifest: Manifest | Path,
     *,
     catalog_path: Path | None = None,
+    catalog: dict[str, Any] | None = None,
     run_id: int | None = None,
     actor: Any = None,
     source: str = Source.WORKER,
@@ -76,7 +112,20 @@ def ingest_manifest(
     Raises ManifestError (nothing stored, the current snapshot untouched) for a garbled file
     or a manifest schema other than v10–v12."""
     parsed = manifest if isinstance(manifest, Manifest) else Manifest.from_path(Path(manifest))
-    catalog = read_catalog(Path(catalog_path) if catalog_path else None)
+    catalog = read_catalog(Path(catalog_path)) if catalog_path else catalog
+    for field, value in (("dbt_version", parsed.dbt_version), ("invocation_id", parsed.invocation_id)):
+        limit = Snapshot._meta.get_field(field).max_length
+        if len(value) > limit:
+            raise ManifestError(f"metadata.{field} is longer than {limit} characters.")
+    try:
+        return _store(project, parsed, catalog, run_id=run_id, actor=actor, source=source)
+    except (DataError, UnicodeEncodeError) as exc:  # what _check_row did not foresee: still the file's fault
+        raise ManifestError(f"PostgreSQL refused a value of the manifest: {str(exc).splitlines()[0]}") from None
+
+
+def _store(
+    project: str, parsed: Manifest, catalog: dict[str, Any] | None, *, run_id: int | None, actor: Any, source: str
+) -> Snapshot:
     is_user = getattr(actor, "is_authenticated", False)
     origin = SnapshotOrigin.RUN if run_id is not None else SnapshotOrigin.UPLOAD
     with transaction.atomic():
@@ -96,7 +145,7 @@ def ingest_manifest(
             node_count=len(parsed.nodes),
             counts_by_type=counts_by_type(parsed),
             folder_summary=folder_summary(parsed),
-            has_catalog=catalog_path is not None,
+            has_catalog=catalog is not None,
         )
         _copy_rows(snapshot.pk, parsed, catalog)
         with connection.cursor() as cursor:
@@ -121,7 +170,7 @@ def ingest_manifest(
                 "manifest_schema_version": parsed.schema_version,
                 "node_count": snapshot.node_count,
                 "edge_count": len(parsed.edges),
-                "catalog": catalog_path is not None,
+                "catalog": catalog is not None,
                 "pruned_snapshots": pruned,
             },
             source=source,
@@ -169,19 +218,43 @@ def project_exists(name: str) -> bool:
     return get_project(name) is not None or Snapshot.objects.of_project(name).exists()
 
 
+MB = 1024 * 1024
+
+
+def check_upload_size(field: str, size: int | None) -> None:
+    """RequestError (413 too_large) for an upload above MANIFEST_UPLOAD_MAX_MB; the views
+    call it with the request's Content-Length first, so a huge body is refused unread."""
+    cap = settings.MANIFEST_UPLOAD_MAX_MB
+    # A request carries a manifest and a catalog, each up to the cap, plus multipart framing.
+    limit = cap * MB if field in ("manifest", "catalog") else 2 * cap * MB + MB
+    if size is not None and size > limit:
+        raise RequestError(
+            f"the {field} is larger than {limit // MB} MB (MANIFEST_UPLOAD_MAX_MB={cap})",
+            field=field if field in ("manifest", "catalog") else "manifest",
+            code=ErrorCode.TOO_LARGE,
+        )
+
+
+def _parsed_upload(field: str, upload: UploadedFile) -> dict[str, Any]:
+    """One JSON parse straight from the uploaded file (Django spooled it to disk in chunks
+    above FILE_UPLOAD_MAX_MEMORY_SIZE): no copy, the text read once."""
+    check_upload_size(field, upload.size)
+    upload.seek(0)
+    try:
+        return load_json(upload.file, field)
+    except ManifestError as exc:
+        raise RequestError(str(exc), field=field) from None
+
+
 def ingest_upload(
     project: str, manifest: UploadedFile, catalog: UploadedFile | None, *, actor: Any, source: str
 ) -> Snapshot:
-    """An uploaded manifest (and catalog) goes through the same ingest as a run's."""
-    with tempfile.TemporaryDirectory(prefix="lineage-upload-") as tmp:
-        paths = []
-        for name, upload in (("manifest.json", manifest), ("catalog.json", catalog)):
-            if upload is None:
-                paths.append(None)
-                continue
-            path = Path(tmp) / name
-            with path.open("wb") as out:
-                for chunk in upload.chunks():
-                    out.write(chunk)
-            paths.append(path)
-        return ingest_manifest(project, paths[0], catalog_path=paths[1], actor=actor, source=source)
+    """An uploaded manifest (and catalog) goes through the same ingest as a run's;
+    RequestError naming the field (and the place in the file) for anything malformed."""
+    manifest_data = _parsed_upload("manifest", manifest)
+    catalog_data = _parsed_upload("catalog", catalog) if catalog is not None else None
+    try:
+        parsed = Manifest.from_dict(manifest_data)
+        return ingest_manifest(project, parsed, catalog=catalog_data, actor=actor, source=source)
+    except ManifestError as exc:
+        raise RequestError(str(exc), field="manifest") from None

@@ -12,8 +12,9 @@ from audit.models import Source
 from lineage.forms import ManifestUploadForm
 from lineage.graph import layers, neighbourhood
 from lineage.models import Edge, Node, NodeStatus, Snapshot
-from lineage.services import ManifestError, ingest_upload, project_exists, project_names
+from lineage.services import check_upload_size, ingest_upload, project_exists, project_names
 from runs.dbt.manifest import TEST_TYPES
+from transformation_portal.errors import RequestError, form_error
 
 PAGE_SIZE = 50
 MAX_HOPS = 10
@@ -192,9 +193,17 @@ def group_nodes(request: HttpRequest, project: str) -> JsonResponse:
 @requires(Capability.OPERATE)
 def upload_manifest(request: HttpRequest, project: str) -> HttpResponse:
     _project_or_404(project)
-    form = ManifestUploadForm(request.POST or None, request.FILES or None)
     status = 200
     if request.method == "POST":
+        try:
+            check_upload_size("request", int(request.META.get("CONTENT_LENGTH") or 0))
+        except RequestError as exc:  # refused before the body is read
+            form = ManifestUploadForm()
+            form_error(form, exc)
+            return render(request, "lineage/upload.html", {"project": project, "form": form}, status=exc.status)
+    form = ManifestUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST":
+        status = 400
         if form.is_valid():
             try:
                 snapshot = ingest_upload(
@@ -204,10 +213,10 @@ def upload_manifest(request: HttpRequest, project: str) -> HttpResponse:
                     actor=request.user,
                     source=Source.WEB,
                 )
-            except ManifestError as exc:
-                form.add_error("manifest", str(exc))
+            except RequestError as exc:
+                form_error(form, exc)
+                status = exc.status
             else:
                 messages.success(request, f"Manifest ingested: snapshot #{snapshot.pk}, {snapshot.node_count} nodes.")
                 return redirect("lineage-project", project)
-        status = 400
     return render(request, "lineage/upload.html", {"project": project, "form": form}, status=status)

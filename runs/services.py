@@ -25,6 +25,7 @@ from runs.dbt.selectors import check_selector
 from runs.dbt.selectors import select as select_nodes
 from runs.kinds import get_kind
 from runs.models import Run, RunSchedule, RunState
+from runs.retention import check_free_space
 from transformation_portal.errors import ErrorCode, RequestError
 
 
@@ -160,6 +161,7 @@ def trigger_run(
     if source not in Source.values:
         raise RequestError(f"unknown source {source!r}", field="source")
     validated = validate_request(**request)
+    check_free_space()
     with transaction.atomic():
         run = Run.objects.create(
             **asdict(validated),

@@ -33,6 +33,7 @@ from runs.locks import ProjectWriteLock
 from runs.models import FAILED_NODE_STATUSES, FINAL_STATES, NodeResult, Run, RunState
 from runs.notifications import enqueue_notifications
 from runs.progress import LogWriter, NodeProgress
+from runs.retention import disk_full_reason
 from runs.services import project_state_dir, run_dir
 
 logger = logging.getLogger(__name__)
@@ -325,7 +326,7 @@ class RunExecution:
             )
             return RunState.FAILED, (f"{len(failed)} node(s) failed: {', '.join(failed)}" if failed else "dbt failed")
         message = self.log.errors[-1] if self.log.errors else f"dbt exited with code {exit_code}"
-        return RunState.ERROR, message
+        return RunState.ERROR, disk_full_reason(run_dir(self.run.pk)) or message
 
     def context(self) -> RunContext:
         def log(line: str) -> None:

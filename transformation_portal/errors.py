@@ -29,6 +29,8 @@ class ErrorCode(StrEnum):
     ALREADY_FINISHED = "already_finished"  # a run that has ended cannot be cancelled
     ALREADY_ACTIVE = "already_active"  # one refresh of an entity at a time
     CONFLICT = "conflict"  # the state refuses the action for another reason
+    DISK_FULL = "disk_full"  # RUNS_DIR's filesystem is below RUNS_MIN_FREE_MB: no new run
+    TOO_LARGE = "too_large"  # an upload above its size cap
 
 
 STATUS = {
@@ -44,6 +46,8 @@ STATUS = {
     ErrorCode.ALREADY_FINISHED: 409,
     ErrorCode.ALREADY_ACTIVE: 409,
     ErrorCode.CONFLICT: 409,
+    ErrorCode.DISK_FULL: 507,
+    ErrorCode.TOO_LARGE: 413,
 }
 
 

@@ -162,6 +162,10 @@ DEMO_SEEDS_INTO_RAW = env_bool(
 )
 if DEMO_SEEDS_INTO_RAW:
     DBT_ENV["DBT_SEED_SCHEMA"] = "raw"
+# dbt sees only an allowlist of the worker's environment (runs/dbt/environment.py): any
+# other variable a project's env_var() needs is named here and passed on as it is.
+DBT_ENV_PASSTHROUGH = env_list("DBT_ENV_PASSTHROUGH")
+DBT_ENV.update({name: os.environ[name] for name in DBT_ENV_PASSTHROUGH if name in os.environ})
 
 # --- applications ------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -332,6 +336,14 @@ RUN_HEARTBEAT_SECONDS = env_int("RUN_HEARTBEAT_SECONDS", 5, minimum=1)
 RUN_STALE_AFTER_SECONDS = env_int("RUN_STALE_AFTER_SECONDS", 60, minimum=5)
 RUN_REQUEUE_AFTER_SECONDS = env_int("RUN_REQUEUE_AFTER_SECONDS", 300, minimum=30)
 RUN_REQUEUE_ATTEMPTS = env_int("RUN_REQUEUE_ATTEMPTS", 3, minimum=0)
+# Retention (runs/retention.py, daily and `manage.py prune_runs`): a finished run's
+# directory, log chunks, node results and notification deliveries go after this many days;
+# the run row and the audit stay. Below RUNS_MIN_FREE_MB free on RUNS_DIR's filesystem,
+# new runs are refused (507 disk_full).
+RUN_RETENTION_DAYS = env_int("RUN_RETENTION_DAYS", 30, minimum=1)
+RUNS_MIN_FREE_MB = env_int("RUNS_MIN_FREE_MB", 500)
+# Upper bound of a manifest (or catalog) upload; larger ones get 413.
+MANIFEST_UPLOAD_MAX_MB = env_int("MANIFEST_UPLOAD_MAX_MB", 200, minimum=1)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1)
 # Webhook hosts exempt from the refusal of loopback, private and link-local addresses.
 WEBHOOK_ALLOWED_HOSTS = [host.lower().strip("[]") for host in env_list("WEBHOOK_ALLOWED_HOSTS")]

@@ -32,6 +32,8 @@ from enum import IntEnum
 from multiprocessing import resource_tracker
 from pathlib import Path
 
+from runs.dbt.environment import dbt_environment
+
 PRELOAD = (
     "dbt.cli.main",
     "dbt.adapters.postgres",
@@ -247,7 +249,7 @@ class Launcher:
     def _start_locked(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             return
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DBT_")}
+        env = dbt_environment(os.environ, {})  # the helper holds no secret either; each child gets its run's env
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT), env.get("PYTHONPATH", "")]))
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "runs.dbt.launcher"],

@@ -7,6 +7,7 @@ the trigger check and the worker read node names and types from it.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -15,10 +16,11 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, BinaryIO
 
 SUPPORTED_SCHEMA_VERSIONS = range(10, 13)  # v10 (dbt 1.6) … v12 (dbt 1.8 and later)
 _SCHEMA_VERSION = re.compile(r"/manifest/v(\d+)\.json$")
+MAX_INT_DIGITS = 100
 
 
 class ResourceType(StrEnum):
@@ -200,18 +202,47 @@ def _parsed(path: str, mtime_ns: int, size: int) -> Manifest:
     return Manifest.from_path(Path(path))
 
 
-def load_json(path: Path, what: str) -> dict[str, Any]:
-    """A JSON object from a file; ManifestError (naming `what`) when it is not one."""
+def load_json(source: Path | BinaryIO, what: str) -> dict[str, Any]:
+    """A JSON object from a file (a path, or an open binary file such as an upload), parsed
+    once; ManifestError (naming `what` and what is wrong) when it is not one: invalid JSON or
+    UTF-8, nesting too deep, NaN/Infinity, numbers out of range."""
+    hooks = {
+        "parse_constant": lambda name: _refuse_number(what, name),
+        "parse_float": lambda text: _float(what, text),
+        "parse_int": lambda text: _int(what, text),
+    }
     try:
-        with path.open("rb") as handle:
-            data = json.load(handle)
+        if isinstance(source, Path):
+            with source.open("rb") as handle:
+                data = json.load(handle, **hooks)
+        else:
+            data = json.load(source, **hooks)
     except OSError as exc:
         raise ManifestError(f"Cannot read the {what}: {exc.strerror or exc}.") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"The {what} is not valid JSON ({exc}).") from exc
+    except RecursionError:
+        raise ManifestError(f"The {what} is nested too deeply to be a dbt {what}.") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+        raise ManifestError(f"The {what} is not valid JSON ({exc}).") from None
     if not isinstance(data, dict):
         raise ManifestError(f"The {what} must be a JSON object.")
     return data
+
+
+def _refuse_number(what: str, text: str) -> None:
+    raise ManifestError(f"The {what} holds {text}, which is not a JSON number.")
+
+
+def _float(what: str, text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ManifestError(f"The {what} holds the number {text[:40]!r}, which is out of range.")
+    return value
+
+
+def _int(what: str, text: str) -> int:
+    if len(text) > MAX_INT_DIGITS:
+        raise ManifestError(f"The {what} holds a number of {len(text)} digits (at most {MAX_INT_DIGITS}).")
+    return int(text)
 
 
 def schema_version(metadata: Any) -> int:
@@ -248,48 +279,81 @@ def _docs(raw: Any) -> dict[str, str]:
     return docs
 
 
-def _columns(raw: Any) -> tuple[Column, ...]:
-    if not isinstance(raw, dict):
+def _text(raw: Mapping[str, Any], key: str, where: str) -> str:
+    """A scalar field as text ("" when missing); ManifestError naming it otherwise."""
+    value = raw.get(key)
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ManifestError(f"{where}: {key} must be a string, not {_kind(value)}.")
+    return str(value)
+
+
+def _texts(raw: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = raw.get(key)
+    if value is None:
         return ()
-    return tuple(
-        Column(
-            name=str((col or {}).get("name") or name),
-            description=str((col or {}).get("description") or ""),
-            data_type=str((col or {}).get("data_type") or ""),
+    if not isinstance(value, list) or not all(isinstance(v, str | int | float) for v in value):
+        raise ManifestError(f"{where}: {key} must be a list of strings, not {_kind(value)}.")
+    return tuple(str(v) for v in value)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, list) and value:
+        return f"a list holding {_kind(value[0])}"
+    return {dict: "an object", list: "a list", bool: "a boolean", str: "a string"}.get(type(value), "a number")
+
+
+def _columns(raw: Any, where: str) -> tuple[Column, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{where}: columns must be an object keyed by column name, not {_kind(raw)}.")
+    columns = []
+    for name, col in raw.items():
+        col = {} if col is None else col
+        if not isinstance(col, dict):
+            raise ManifestError(f"{where}: columns[{name!r}] must be an object, not {_kind(col)}.")
+        at = f"{where}: columns[{name!r}]"
+        columns.append(
+            Column(
+                name=_text(col, "name", at) or str(name),
+                description=_text(col, "description", at),
+                data_type=_text(col, "data_type", at),
+            )
         )
-        for name, col in raw.items()
-    )
+    return tuple(columns)
 
 
 def _node(section: str, unique_id: str, raw: dict[str, Any]) -> DbtNode:
+    where = f"{section}[{unique_id!r}]"
     config = raw.get("config") if isinstance(raw.get("config"), dict) else {}
-    patch_path = str(raw.get("patch_path") or "")
+    patch_path = _text(raw, "patch_path", where)
     depends_on = raw.get("depends_on")
-    parents = depends_on.get("nodes") or [] if isinstance(depends_on, dict) else []
+    parents = _texts(depends_on, "nodes", f"{where}: depends_on") if isinstance(depends_on, dict) else ()
     test_metadata = raw.get("test_metadata") if isinstance(raw.get("test_metadata"), dict) else {}
-    column_name = raw.get("column_name") or (test_metadata.get("kwargs") or {}).get("column_name")
-    version = raw.get("version")
+    kwargs = test_metadata.get("kwargs") if isinstance(test_metadata.get("kwargs"), dict) else {}
     return DbtNode(
         unique_id=unique_id,
-        resource_type=str(raw.get("resource_type") or section.rstrip("s")),
-        name=str(raw.get("name") or unique_id.rsplit(".", 1)[-1]),
-        package_name=str(raw.get("package_name") or ""),
-        path=str(raw.get("path") or ""),
-        original_file_path=str(raw.get("original_file_path") or ""),
+        resource_type=_text(raw, "resource_type", where) or section.rstrip("s"),
+        name=_text(raw, "name", where) or unique_id.rsplit(".", 1)[-1],
+        package_name=_text(raw, "package_name", where),
+        path=_text(raw, "path", where),
+        original_file_path=_text(raw, "original_file_path", where),
         patch_path=patch_path.split("://", 1)[1] if "://" in patch_path else patch_path,
-        fqn=tuple(str(part) for part in raw.get("fqn") or ()),
-        tags=tuple(str(tag) for tag in raw.get("tags") or ()),
+        fqn=_texts(raw, "fqn", where),
+        tags=_texts(raw, "tags", where),
         config=config,
-        depends_on=tuple(dict.fromkeys(str(parent) for parent in parents)),
-        description=str(raw.get("description") or ""),
-        columns=_columns(raw.get("columns")),
-        raw_code=str(raw.get("raw_code") or raw.get("raw_sql") or ""),
-        compiled_code=str(raw.get("compiled_code") or raw.get("compiled_sql") or ""),
-        relation_name=str(raw.get("relation_name") or ""),
-        materialization=str(config.get("materialized") or ""),
-        source_name=str(raw.get("source_name") or ""),
-        test_name=str(test_metadata.get("name") or ""),
-        attached_node=str(raw.get("attached_node") or ""),
-        column_name=str(column_name or ""),
-        version="" if version is None else str(version),
+        depends_on=tuple(dict.fromkeys(parents)),
+        description=_text(raw, "description", where),
+        columns=_columns(raw.get("columns"), where),
+        raw_code=_text(raw, "raw_code", where) or _text(raw, "raw_sql", where),
+        compiled_code=_text(raw, "compiled_code", where) or _text(raw, "compiled_sql", where),
+        relation_name=_text(raw, "relation_name", where),
+        materialization=_text(config, "materialized", f"{where}: config"),
+        source_name=_text(raw, "source_name", where),
+        test_name=_text(test_metadata, "name", f"{where}: test_metadata"),
+        attached_node=_text(raw, "attached_node", where),
+        column_name=_text(raw, "column_name", where) or _text(kwargs, "column_name", f"{where}: test_metadata.kwargs"),
+        version=_text(raw, "version", where),
     )

@@ -21,6 +21,7 @@ from runs.dbt.manifest import LS_RESOURCE_TYPES, TEST_TYPES, DbtNode, Manifest, 
 from transformation_portal.errors import ErrorCode, RequestError
 
 MAX_SELECTOR_LENGTH = 2000
+MAX_SELECTOR_TERMS = 50  # criteria in one selector (union and intersections together)
 # Characters a selector may hold: names, globs, methods, graph operators, paths, unions/intersections.
 _SELECTOR_CHARS = re.compile(r"^[A-Za-z0-9_.:+*@/,=\-\[\]? ]*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -133,6 +134,7 @@ def parse_criterion(raw: str, field: str = "select") -> Criterion:
     if match.group("childrens_parents") and match.group("children"):
         raise _refuse(field, raw, 'the "@" prefix and the "+" suffix cannot be combined')
     _check_value(field, raw, method, value)
+    _check_glob(field, raw, value)
     return Criterion(
         raw=raw,
         method=method,
@@ -146,9 +148,27 @@ def parse_criterion(raw: str, field: str = "select") -> Criterion:
     )
 
 
+def _check_glob(field: str, raw: str, value: str) -> None:
+    """Bracket expressions fnmatch would read as "match nothing" or as a literal "[":
+    refused, so a typo is not a silent empty selection."""
+    i = 0
+    while (i := value.find("[", i)) != -1:
+        end = value.find("]", i + 2)
+        if end == -1:
+            raise _refuse(field, raw, f"the '[' at position {i + 1} of {value!r} is not closed")
+        body = value[i + 1 : end].lstrip("!")
+        for lo, hi in re.findall(r"(.)-(.)", body):
+            if lo > hi:
+                raise _refuse(field, raw, f"the range {lo}-{hi} in {value!r} is reversed (write {hi}-{lo})")
+        i = end + 1
+
+
 def parse_selector(text: str, field: str = "select") -> tuple[tuple[Criterion, ...], ...]:
     """A union (space) of intersections (comma) of criteria; RequestError when invalid."""
     text = check_selector(field, text)
+    terms = sum(len(spec.split(",")) for spec in text.split())
+    if terms > MAX_SELECTOR_TERMS:
+        raise _invalid(field, f"selector has {terms} terms; at most {MAX_SELECTOR_TERMS} are allowed")
     return tuple(tuple(parse_criterion(part, field) for part in spec.split(",")) for spec in text.split())
 
 
