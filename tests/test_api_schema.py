@@ -25,7 +25,9 @@ def test_every_refusal_is_declared_with_the_error_body(schema):
     assert set(cancel) == {"202", "401", "403", "404", "409", "429"}
     assert all(cancel[code]["content"] == ERROR for code in ("401", "403", "404", "409", "429"))
     assert set(paths["/api/v1/runs/"]["get"]["responses"]) == {"200", "400", "401", "403", "404", "429"}
-    assert set(paths["/api/v1/runs/"]["post"]["responses"]) == {"202", "400", "401", "403", "409", "429"}
+    assert set(paths["/api/v1/runs/"]["post"]["responses"]) == {"202", "400", "401", "403", "409", "429", "507"}
+    assert "507" in paths["/api/v1/entities/{name}/refresh/"]["post"]["responses"]
+    assert "413" in paths["/api/v1/projects/{project}/manifests/"]["post"]["responses"]
     assert set(paths["/api/v1/projects/"]["get"]["responses"]) == {"200", "401", "403", "429"}
     error = schema["components"]["schemas"]["Error"]
     assert error["required"] == ["detail", "field", "code"] and error["properties"]["field"]["nullable"]

@@ -84,15 +84,18 @@ ERROR_DESCRIPTIONS = {
     "403": "Your role may not do this",
     "404": "No such object, or no such page",
     "409": "The object's state refuses the action",
+    "413": "The upload is larger than its cap",
     "429": "Too many requests: try again after Retry-After seconds",
+    "507": "Too little free space for a new run's files",
 }
 WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
 
 
-def _error_statuses(method: str, operation: dict) -> list[str]:
+def _error_statuses(path: str, method: str, operation: dict) -> list[str]:
     """The refusals an operation can answer with: every one needs a login and a role and may
     be throttled; parameters or a body can be bad; a path names an object (and a page number
-    a page) that may not exist; a write can meet a state that refuses it."""
+    a page) that may not exist; a write can meet a state that refuses it; a manifest upload
+    can be too large; what starts a run (answers 202) can meet a full disk."""
     params = operation.get("parameters", [])
     statuses = ["401", "403", "429"]
     if "requestBody" in operation or any(p["in"] == "query" for p in params):
@@ -101,6 +104,10 @@ def _error_statuses(method: str, operation: dict) -> list[str]:
         statuses.append("404")
     if method in WRITE_METHODS:
         statuses.append("409")
+    if path.endswith("/manifests/") and method == "post":
+        statuses.append("413")
+    if "202" in operation.get("responses", {}) and not path.endswith("/cancel/"):
+        statuses.append("507")
     return statuses
 
 
@@ -109,10 +116,10 @@ def add_error_responses(result: dict, generator: Any, request: Any, public: bool
     for every status each operation can refuse with."""
     result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
     body = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-    for path in result.get("paths", {}).values():
-        for method, operation in path.items():
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
-            for code in _error_statuses(method, operation):
+            for code in _error_statuses(path, method, operation):
                 responses.setdefault(code, {"description": ERROR_DESCRIPTIONS[code], "content": body})
             operation["responses"] = dict(sorted(responses.items()))
     return result
