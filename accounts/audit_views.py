@@ -16,6 +16,7 @@ from accounts.models import Capability
 from accounts.permissions import Requires, requires
 from audit.filters import AuditEventFilter
 from audit.models import AuditEvent
+from transformation_portal.db import bounded_page, viewer_statement_timeout
 
 EXPORT_FIELDS = [
     "id", "created_at", "actor_username", "action", "target_type", "target_id",
@@ -45,6 +46,14 @@ def _csv_cell(value) -> object:
     return value
 
 
+def _json_chunks(rows: Iterator[dict]) -> Iterator[str]:
+    """A JSON array, one event per chunk: the export never holds the table in memory."""
+    yield "["
+    for index, row in enumerate(rows):
+        yield ("," if index else "") + "\n" + json.dumps(row)
+    yield "\n]\n"
+
+
 def _csv_lines(rows):
     writer = csv.writer(_Echo())
     yield writer.writerow(EXPORT_FIELDS)
@@ -54,13 +63,14 @@ def _csv_lines(rows):
 
 
 @requires(Capability.READ)
+@bounded_page
 def audit_list(request: HttpRequest) -> HttpResponse:
     events = AuditEventFilter(request.GET, queryset=AuditEvent.objects.all())
     queryset = events.qs if events.is_valid() else AuditEvent.objects.none()
     export = request.GET.get("format")
     if export in ("csv", "json"):
         if export == "json":
-            response = HttpResponse(json.dumps(list(_rows(queryset)), indent=1), content_type="application/json")
+            response = StreamingHttpResponse(_json_chunks(_rows(queryset)), content_type="application/json")
         else:
             response = StreamingHttpResponse(_csv_lines(_rows(queryset)), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="audit.{export}"'
@@ -87,3 +97,7 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = AuditEventSerializer
     filterset_class = AuditEventFilter
     permission_classes = [Requires(Capability.READ)]
+
+    def list(self, request, *args, **kwargs):
+        with viewer_statement_timeout():
+            return super().list(request, *args, **kwargs)

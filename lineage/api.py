@@ -18,6 +18,7 @@ from lineage.selectors import select
 from lineage.services import check_upload_size, ingest_upload, project_exists, project_names
 from lineage.views import hops_param, snapshot_for
 from runs.dbt.manifest import TEST_TYPES
+from transformation_portal.db import viewer_statement_timeout
 from transformation_portal.errors import ErrorCode, RequestError
 
 READ = [Requires(Capability.READ)]
@@ -179,7 +180,8 @@ class NodeListView(generics.ListAPIView):
         ]
     )
     def get(self, request: Request, *args, **kwargs) -> Response:
-        return super().get(request, *args, **kwargs)
+        with viewer_statement_timeout():
+            return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

@@ -14,6 +14,7 @@ from lineage.graph import layers, neighbourhood
 from lineage.models import Edge, Node, NodeStatus, Snapshot
 from lineage.services import check_upload_size, ingest_upload, project_exists, project_names
 from runs.dbt.manifest import TEST_TYPES
+from transformation_portal.db import bounded_page
 from transformation_portal.errors import RequestError, form_error
 
 PAGE_SIZE = 50
@@ -52,6 +53,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
 
 
 @requires(Capability.READ)
+@bounded_page
 def project_detail(request: HttpRequest, project: str) -> HttpResponse:
     _project_or_404(project)
     snapshots = Snapshot.objects.of_project(project)

@@ -28,6 +28,7 @@ def test_every_refusal_is_declared_with_the_error_body(schema):
     assert set(paths["/api/v1/runs/"]["post"]["responses"]) == {"202", "400", "401", "403", "409", "429", "507"}
     assert "507" in paths["/api/v1/entities/{name}/refresh/"]["post"]["responses"]
     assert "413" in paths["/api/v1/projects/{project}/manifests/"]["post"]["responses"]
+    assert "503" in paths["/api/v1/audit/"]["get"]["responses"]
     assert set(paths["/api/v1/projects/"]["get"]["responses"]) == {"200", "401", "403", "429"}
     error = schema["components"]["schemas"]["Error"]
     assert error["required"] == ["detail", "field", "code"] and error["properties"]["field"]["nullable"]

@@ -1,7 +1,7 @@
 """Imports point one way: entities → runs → lineage → accounts → audit. Each app may
 import the apps to its right, never to its left. `runs.dbt` is a Django-free library any
 app may use (and it imports no app itself); `transformation_portal` is the wiring that may
-import every app, while apps may import only its `errors` module."""
+import every app, while apps may import only its `errors` and `db` modules (they import no app)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ["entities", "runs", "lineage", "accounts", "audit"]
 LIBRARY = "runs.dbt"
-SHARED = {"transformation_portal.errors"}
+SHARED = {"transformation_portal.errors", "transformation_portal.db"}
 
 
 def _imported_modules(path: Path) -> list[tuple[int, str]]:

@@ -86,16 +86,20 @@ ERROR_DESCRIPTIONS = {
     "409": "The object's state refuses the action",
     "413": "The upload is larger than its cap",
     "429": "Too many requests: try again after Retry-After seconds",
+    "503": "The query ran past VIEWER_STATEMENT_TIMEOUT_MS: narrow it",
     "507": "Too little free space for a new run's files",
 }
 WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
+# The heavy reads any viewer can start, bounded by transformation_portal.db.
+VIEWER_TIMEOUT_PATHS = frozenset({"/api/v1/audit/", "/api/v1/projects/{project}/nodes/"})
 
 
 def _error_statuses(path: str, method: str, operation: dict) -> list[str]:
     """The refusals an operation can answer with: every one needs a login and a role and may
     be throttled; parameters or a body can be bad; a path names an object (and a page number
     a page) that may not exist; a write can meet a state that refuses it; a manifest upload
-    can be too large; what starts a run (answers 202) can meet a full disk."""
+    can be too large; what starts a run (answers 202) can meet a full disk; a heavy read can
+    run out of time."""
     params = operation.get("parameters", [])
     statuses = ["401", "403", "429"]
     if "requestBody" in operation or any(p["in"] == "query" for p in params):
@@ -108,6 +112,8 @@ def _error_statuses(path: str, method: str, operation: dict) -> list[str]:
         statuses.append("413")
     if "202" in operation.get("responses", {}) and not path.endswith("/cancel/"):
         statuses.append("507")
+    if method == "get" and path in VIEWER_TIMEOUT_PATHS:
+        statuses.append("503")
     return statuses
 
 

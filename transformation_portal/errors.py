@@ -31,6 +31,7 @@ class ErrorCode(StrEnum):
     CONFLICT = "conflict"  # the state refuses the action for another reason
     DISK_FULL = "disk_full"  # RUNS_DIR's filesystem is below RUNS_MIN_FREE_MB: no new run
     TOO_LARGE = "too_large"  # an upload above its size cap
+    QUERY_TIMEOUT = "query_timeout"  # a viewer's heavy read query ran past VIEWER_STATEMENT_TIMEOUT_MS
 
 
 STATUS = {
@@ -48,6 +49,7 @@ STATUS = {
     ErrorCode.CONFLICT: 409,
     ErrorCode.DISK_FULL: 507,
     ErrorCode.TOO_LARGE: 413,
+    ErrorCode.QUERY_TIMEOUT: 503,
 }
 
 

@@ -344,6 +344,8 @@ RUN_RETENTION_DAYS = env_int("RUN_RETENTION_DAYS", 30, minimum=1)
 RUNS_MIN_FREE_MB = env_int("RUNS_MIN_FREE_MB", 500)
 # Upper bound of a manifest (or catalog) upload; larger ones get 413.
 MANIFEST_UPLOAD_MAX_MB = env_int("MANIFEST_UPLOAD_MAX_MB", 200, minimum=1)
+# statement_timeout of the heavy read queries any viewer can start (lineage search, audit list).
+VIEWER_STATEMENT_TIMEOUT_MS = env_int("VIEWER_STATEMENT_TIMEOUT_MS", 10000, minimum=1)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1)
 # Webhook hosts exempt from the refusal of loopback, private and link-local addresses.
 WEBHOOK_ALLOWED_HOSTS = [host.lower().strip("[]") for host in env_list("WEBHOOK_ALLOWED_HOSTS")]
