@@ -13,22 +13,27 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+def manage(*args: str, **env: str | None) -> subprocess.CompletedProcess:
+    """manage.py in a fresh process with this environment plus `env` (None removes a variable)."""
     dropped = ("DEBUG", "SECRET_KEY", "PORTAL_ENV", "DJANGO_ALLOW_ASYNC_UNSAFE")  # the last is set by e2e tests
     base = {k: v for k, v in os.environ.items() if k not in dropped}
+    merged = {k: v for k, v in {**base, **env}.items() if v is not None}
     return subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), *args], env={**base, **env}, capture_output=True, text=True, cwd=ROOT
+        [sys.executable, str(ROOT / "manage.py"), *args], env=merged, capture_output=True, text=True, cwd=ROOT
     )
 
 
 def _external_db() -> dict[str, str]:
-    # Production never starts the embedded server: point at the machine's database URL if
-    # given, else at the embedded one by URL (the check does not need to connect).
+    """This test session's own metadata database (the test database, on the embedded or the
+    machine's server) as DATABASE_URL, so a production-profile subprocess never starts the
+    embedded server and sees the rows the test made."""
     from django.conf import settings
 
     db = settings.DATABASES["default"]
-    url = os.environ.get("DATABASE_URL") or f"postgres://{db['USER']}@{quote(db['HOST'], safe='')}/{db['NAME']}"
-    return {"DATABASE_URL": url, "WAREHOUSE_URL": os.environ.get("WAREHOUSE_URL", url)}
+    auth = db["USER"] + (f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else "")
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    url = f"postgres://{auth}@{quote(db['HOST'], safe='')}{port}/{db['NAME']}"
+    return {"DATABASE_URL": url, "WAREHOUSE_URL": url}
 
 
 def test_production_profile_passes_deploy_checks(tmp_path):
@@ -87,13 +92,6 @@ def test_importing_settings_starts_nothing_and_writes_nothing():
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def _portal_db_url() -> str:
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    return os.environ.get("DATABASE_URL") or f"postgres://{db['USER']}@{quote(db['HOST'], safe='')}/{db['NAME']}"
-
-
 @pytest.mark.django_db(transaction=True)
 def test_deploy_check_fails_while_a_demo_password_works(tmp_path):
     from django.contrib.auth.models import User
@@ -103,8 +101,7 @@ def test_deploy_check_fails_while_a_demo_password_works(tmp_path):
         "SECRET_KEY": "x" * 20 + "a-long-random-production-secret-0123456789",
         "ALLOWED_HOSTS": "portal.example.com",
         "PORTAL_DATA_DIR": str(tmp_path),
-        "DATABASE_URL": _portal_db_url(),
-        "WAREHOUSE_URL": _portal_db_url(),
+        **_external_db(),
     }
     user = User.objects.create_user("admin", password="admin-demo")
     result = manage("check", "--deploy", **production)
@@ -117,7 +114,7 @@ def test_deploy_check_fails_while_a_demo_password_works(tmp_path):
 
 
 def test_demo_users_only_on_the_embedded_database(tmp_path):
-    external = {"DATABASE_URL": _portal_db_url(), "WAREHOUSE_URL": _portal_db_url(), "PORTAL_DATA_DIR": str(tmp_path)}
+    external = {**_external_db(), "PORTAL_DATA_DIR": str(tmp_path)}
     result = manage("create_demo_users", **external)
     assert result.returncode != 0
     assert "demo users are only created on the embedded database" in result.stderr
