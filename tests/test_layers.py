@@ -1,7 +1,8 @@
-"""Imports point one way: entities → runs → lineage → accounts → audit. Each app may
-import the apps to its right, never to its left. `runs.dbt` is a Django-free library any
-app may use (and it imports no app itself); `transformation_portal` is the wiring that may
-import every app, while apps may import only its `errors` and `db` modules (they import no app)."""
+"""Imports point one way: operations → entities → runs → lineage → accounts → audit. Each app
+may import the apps to its right, never to its left (`operations`, the health endpoints, sits on
+top: nothing imports it). `runs.dbt` is a Django-free library any app may use (and it imports no
+app itself); `transformation_portal` is the wiring that may import every app, while apps may
+import only its `errors`, `db` and `security` modules (they import no app)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ["entities", "runs", "lineage", "accounts", "audit"]
+LAYERS = ["operations", "entities", "runs", "lineage", "accounts", "audit"]
 LIBRARY = "runs.dbt"
-SHARED = {"transformation_portal.errors", "transformation_portal.db"}
+SHARED = {"transformation_portal.errors", "transformation_portal.db", "transformation_portal.security"}
 
 
 def _imported_modules(path: Path) -> list[tuple[int, str]]:
@@ -73,6 +74,9 @@ def test_apps_import_only_to_their_right():
         ("runs.worker", "transformation_portal.settings", True),
         ("entities.services", "runs.services.trigger_run", False),
         ("runs.services", "django.db.transaction", False),
+        ("operations.readiness", "entities.services.warehouse", False),
+        ("entities.views", "operations.readiness.run_checks", True),
+        ("audit.services", "operations.views.healthz", True),
     ],
 )
 def test_the_rule_itself(importer, module, refused):

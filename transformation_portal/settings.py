@@ -189,6 +189,7 @@ INSTALLED_APPS = [
     "lineage",
     "runs",
     "entities",
+    "operations",
 ]
 
 MIDDLEWARE = [
@@ -255,6 +256,9 @@ SECURE_HSTS_PRELOAD = PRODUCTION
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Probes talk plain HTTP to the process itself (a container health check, a proxy's upstream
+# check): the TLS redirect would answer them 301.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", PRODUCTION)
 if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -349,6 +353,8 @@ VIEWER_STATEMENT_TIMEOUT_MS = env_int("VIEWER_STATEMENT_TIMEOUT_MS", 10000, mini
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1)
 # Webhook hosts exempt from the refusal of loopback, private and link-local addresses.
 WEBHOOK_ALLOWED_HOSTS = [host.lower().strip("[]") for host in env_list("WEBHOOK_ALLOWED_HOSTS")]
+# /readyz: the worker check (when present) fails when no worker has beaten for this long.
+READY_WORKER_MAX_AGE = env_int("READY_WORKER_MAX_AGE", 60, minimum=1)
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 Q_CLUSTER = {
     "name": env_str("QUEUE_NAME", "portal"),  # the broker's queue key; clusters sharing it share work

@@ -8,6 +8,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from entities import views as entity_views
+from operations import views as operations_views
 from transformation_portal.api_errors import ApiNotFoundView
 
 api_v1 = [
@@ -23,6 +24,9 @@ api_v1 = [
 
 urlpatterns = [
     path("", entity_views.home, name="home"),
+    # Public probes (no login): liveness and readiness of this web process.
+    path("healthz", operations_views.healthz, name="healthz"),
+    path("readyz", operations_views.readyz, name="readyz"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("audit/", include("accounts.urls")),

@@ -8,7 +8,9 @@ import pytest
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("url", ["/login/", "/", "/audit/", "/admin/", "/api/v1/docs/", "/no-such-page/"])
+@pytest.mark.parametrize(
+    "url", ["/login/", "/", "/audit/", "/admin/", "/api/v1/docs/", "/no-such-page/", "/healthz", "/readyz"]
+)
 def test_every_page_sends_csp_and_permissions_policy(client, admin_user, url):
     client.force_login(admin_user)
     response = client.get(url)
