@@ -31,17 +31,21 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Modules that set FIRST_PASS_ONLY (the minutes-long schemathesis fuzz) run on the
-    embedded PostgreSQL only: with DATABASE_URL set (CI's second pass, the same code on
-    another server) they are deselected, with a note, not skipped."""
-    if not os.environ.get("DATABASE_URL"):
-        return
-    kept = [item for item in items if not getattr(item.module, "FIRST_PASS_ONLY", False)]
+    """Cross-process suites run in one CI pass only, the one whose services they need: modules
+    that set FIRST_PASS_ONLY (the minutes-long schemathesis fuzz) on the embedded PostgreSQL,
+    modules that set SECOND_PASS_ONLY (the three-host proof, on the machine's PostgreSQL and
+    Redis) with DATABASE_URL set. The others are deselected, with a note, not skipped."""
+    external = bool(os.environ.get("DATABASE_URL"))
+    flag = "FIRST_PASS_ONLY" if external else "SECOND_PASS_ONLY"
+    kept = [item for item in items if not getattr(item.module, flag, False)]
     if len(kept) < len(items):
         config.hook.pytest_deselected(items=[item for item in items if item not in kept])
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter:
-            reporter.write_line(f"DATABASE_URL is set: {len(items) - len(kept)} first-pass-only test(s) deselected")
+            where = "DATABASE_URL is set" if external else "DATABASE_URL is not set"
+            reporter.write_line(
+                f"{where}: {len(items) - len(kept)} {flag.lower().replace('_', '-')} test(s) deselected"
+            )
         items[:] = kept
 
 
