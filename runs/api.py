@@ -15,7 +15,7 @@ from accounts.models import Capability
 from accounts.permissions import Requires
 from audit.models import Source
 from lineage.projects import get_project
-from runs.artifacts import artifact_path
+from runs.artifacts import artifact_response
 from runs.filters import RunFilter
 from runs.logs import read_log
 from runs.models import FAILED_NODE_STATUSES, Run, RunSchedule
@@ -148,7 +148,7 @@ class ScheduleViewSet(
 
 class RunArtifactView(APIView):
     """GET /api/v1/runs/{id}/artifacts/{name}: manifest.json, run_results.json, catalog.json,
-    sources.json, or compiled.sql?node=<unique_id>."""
+    sources.json, dbt.log, or compiled.sql?node=<unique_id>, streamed from the artifact storage."""
 
     permission_classes = [Requires(Capability.READ)]
 
@@ -160,9 +160,7 @@ class RunArtifactView(APIView):
         run = Run.objects.filter(pk=pk).first()
         if run is None:
             raise NotFound("No such run.")
-        path = artifact_path(run, name, request.query_params.get("node", ""))
-        content_type = "application/json" if path.suffix == ".json" else "text/plain; charset=utf-8"
-        return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name, content_type=content_type)
+        return artifact_response(run, name, request.query_params.get("node", ""))
 
 
 class ProjectParseView(APIView):

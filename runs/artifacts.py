@@ -1,35 +1,100 @@
-"""Which files of a run may be downloaded: allowlisted names only, never a user path."""
+"""A run's artifacts in the artifact storage (storages["artifacts"], ARTIFACT_STORAGE):
+what the worker stores after each dbt invocation, the index rows (RunArtifact) that list
+them, and serving them by allowlisted name only, never a user path.
+
+Keys are `runs/<run id>/<invocation>/<name>`: name relative to dbt's target path
+(`manifest.json`, `compiled/<package>/models/x.sql`) or `dbt.log`; invocation counts the
+run's dbt invocations from 1. A run serves each name from its latest invocation."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable, Iterable
+from pathlib import Path, PurePosixPath
 
-from django.http import Http404
+from django.core.files import File
+from django.core.files.storage import Storage, storages
+from django.http import FileResponse, Http404
 
-from runs.dbt.artifacts import DOWNLOADABLE
-from runs.models import NodeResult, Run
+from runs.dbt.artifacts import DBT_LOG, DOWNLOADABLE
+from runs.dbt.invocation import DbtInvocation
+from runs.models import NodeResult, Run, RunArtifact
 
 COMPILED_SQL = "compiled.sql"
 
 
-def artifact_path(run: Run, name: str, node: str = "") -> Path:
-    """The file behind an allowlisted artifact name (COMPILED_SQL needs ?node=<unique_id>)."""
-    if not run.target_path:
-        raise Http404("This run has no artifacts.")
-    target = Path(run.target_path)
+def artifact_storage() -> Storage:
+    return storages["artifacts"]
+
+
+def artifact_key(run_id: int, invocation: int, name: str) -> str:
+    return f"runs/{run_id}/{invocation}/{name}"
+
+
+def _written(invocation: DbtInvocation) -> Iterable[tuple[str, Path]]:
+    """(name, local path) of each file of an invocation that the storage keeps."""
+    target = invocation.target_path
+    for name in DOWNLOADABLE:
+        if name != DBT_LOG:
+            yield name, target / name
+    for path in sorted((target / "compiled").rglob("*.sql")):
+        yield path.relative_to(target).as_posix(), path
+    yield DBT_LOG, invocation.log_path / DBT_LOG
+
+
+def store_invocation(run_id: int, number: int, invocation: DbtInvocation, log: Callable[[str], None]) -> bool:
+    """Store what invocation `number` of the run wrote and index it; False (with a warning
+    in the run's log) when the storage failed: its files then stay on this host."""
+    storage, rows = artifact_storage(), []
+    try:
+        for name, path in _written(invocation):
+            if path.is_file():
+                with path.open("rb") as content:
+                    key = storage.save(artifact_key(run_id, number, name), File(content, name=path.name))
+                rows.append(RunArtifact(run_id=run_id, invocation=number, name=name, key=key, size=path.stat().st_size))
+    except Exception as exc:  # noqa: BLE001 - a storage outage must not change the run's outcome
+        where = invocation.target_path.parent
+        log(f"warning: could not store the artifacts of dbt invocation {number} ({exc}); they stay in {where}")
+        return False
+    finally:
+        RunArtifact.objects.bulk_create(rows)
+    return True
+
+
+def delete_artifacts(run_ids: Iterable[int]) -> int:
+    """Delete the stored files of these runs and their index rows; how many files went."""
+    storage, rows = artifact_storage(), RunArtifact.objects.filter(run_id__in=list(run_ids))
+    keys = list(rows.values_list("key", flat=True))
+    for key in keys:
+        storage.delete(key)
+    rows.delete()
+    return len(keys)
+
+
+def stored_names(run: Run) -> list[str]:
+    """The downloadable artifacts the run has, from the index (the storage is not listed)."""
+    names = set(RunArtifact.objects.filter(run=run, name__in=DOWNLOADABLE).values_list("name", flat=True))
+    return [name for name in DOWNLOADABLE if name in names]
+
+
+def artifact_response(run: Run, name: str, node: str = "") -> FileResponse:
+    """An allowlisted artifact of the run (COMPILED_SQL needs ?node=<unique_id>), streamed
+    from the storage."""
     if name in DOWNLOADABLE:
-        path = target / name
+        stored, missing = name, f"This run has no {name}."
     elif name == COMPILED_SQL:
-        relative = (
-            NodeResult.objects.filter(run=run, unique_id=node).values_list("compiled_path", flat=True).first() or ""
-        )
-        if not relative:
-            raise Http404("No compiled SQL for that node in this run.")
-        path = (target / relative).resolve()
-        if not path.is_relative_to(target.resolve()):
-            raise Http404("No compiled SQL for that node in this run.")
+        stored = NodeResult.objects.filter(run=run, unique_id=node).values_list("compiled_path", flat=True).first()
+        missing = "No compiled SQL for that node in this run."
     else:
         raise Http404(f"{name!r} is not a downloadable artifact ({', '.join((*DOWNLOADABLE, COMPILED_SQL))}).")
-    if not path.is_file():
-        raise Http404(f"This run has no {name}.")
-    return path
+    artifact = RunArtifact.objects.filter(run=run, name=stored).order_by("-invocation").first() if stored else None
+    if artifact is None:
+        raise Http404(missing)
+    try:
+        content = artifact_storage().open(artifact.key)
+    except FileNotFoundError:
+        raise Http404(f"This run's {name} is no longer stored.") from None
+    filename = PurePosixPath(artifact.name).name
+    content_type = "application/json" if filename.endswith(".json") else "text/plain; charset=utf-8"
+    response = FileResponse(content, as_attachment=True, filename=filename, content_type=content_type)
+    response["Content-Length"] = str(artifact.size)
+    return response

@@ -269,3 +269,37 @@ class NotificationDelivery(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+
+class RunArtifact(models.Model):
+    """The index of a run's stored artifacts (ARTIFACT_STORAGE): which files each of its dbt
+    invocations left, under which storage key, how large. Pages list a run's artifacts
+    from these rows, never from the storage; the latest invocation's file is served."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="artifacts")
+    invocation = models.PositiveSmallIntegerField(help_text="the run's dbt invocation (1, 2, …) that wrote it")
+    name = models.CharField(max_length=500, help_text="relative to dbt's target path; dbt.log for the log")
+    key = models.CharField(max_length=1000, help_text="the file's name in the artifact storage")
+    size = models.BigIntegerField(help_text="bytes, uncompressed")
+    stored_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["run", "invocation", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "invocation", "name"], name="runartifact_unique_per_invocation")
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class StoredFile(models.Model):
+    """A file of the database artifact storage (runs.storage.DatabaseStorage), zlib-compressed."""
+
+    name = models.CharField(max_length=1000, unique=True)
+    content = models.BinaryField()
+    size = models.BigIntegerField(help_text="bytes, uncompressed")
+    modified_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name

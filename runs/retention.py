@@ -1,7 +1,8 @@
-"""Retention of finished runs' bulk (issue 11, F7): the run directory under RUNS_DIR, log
-chunks, node results and notification deliveries of runs finished more than
-RUN_RETENTION_DAYS ago are deleted; the run row and the audit trail stay. Daily through
-django-q2 (schedule `runs-prune`, migration 0008) and by hand with `manage.py prune_runs`.
+"""Retention of finished runs' bulk (issue 11, F7): the run directory under RUNS_DIR, the
+stored artifacts (files and index rows), log chunks, node results and notification
+deliveries of runs finished more than RUN_RETENTION_DAYS ago are deleted; the run row and
+the audit trail stay. Daily through django-q2 (schedule `runs-prune`, migration 0008) and by
+hand with `manage.py prune_runs`.
 
 Also the free-space guard: below RUNS_MIN_FREE_MB free on RUNS_DIR's filesystem no new run
 is accepted (a full disk beside the embedded database takes the portal down with it).
@@ -21,6 +22,7 @@ from django.utils import timezone
 
 from audit.models import Source
 from audit.services import record
+from runs.artifacts import delete_artifacts
 from runs.models import FINAL_STATES, NodeResult, NotificationDelivery, Run, RunLogChunk
 from transformation_portal.errors import ErrorCode, RequestError
 
@@ -33,6 +35,7 @@ class Pruned:
     days: int
     runs: int  # finished runs older than the cutoff whose bulk was looked at
     directories: int
+    artifacts: int  # files deleted from the artifact storage
     log_chunks: int
     node_results: int
     deliveries: int
@@ -52,11 +55,13 @@ def prune_runs(*, days: int | None = None, actor: Any = "retention", source: str
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
             directories += 1
+    artifacts = delete_artifacts(old)
     with transaction.atomic():
         pruned = Pruned(
             days=days,
             runs=len(old),
             directories=directories,
+            artifacts=artifacts,
             log_chunks=RunLogChunk.objects.filter(run_id__in=old).delete()[0],
             node_results=NodeResult.objects.filter(run_id__in=old).delete()[0],
             deliveries=NotificationDelivery.objects.filter(run_id__in=old).delete()[0],

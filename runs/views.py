@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
@@ -13,8 +11,7 @@ from accounts.models import Capability
 from accounts.permissions import can, require, requires
 from audit.models import Source
 from runs.api import failures_first
-from runs.artifacts import COMPILED_SQL, artifact_path
-from runs.dbt.artifacts import DOWNLOADABLE
+from runs.artifacts import COMPILED_SQL, artifact_response, stored_names
 from runs.filters import RunFilter
 from runs.forms import NotificationTargetForm, ScheduleForm, TriggerRunForm
 from runs.models import NotificationDelivery, NotificationTarget, Run, RunSchedule, RunState
@@ -81,7 +78,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "percent": round(100 * run.nodes_done / run.nodes_total) if run.nodes_total else (100 if run.is_final else 0),
         "can_cancel": can_operate and not run.is_final and run.cancel_requested_at is None,
         "can_rerun": can_operate and run.is_final,
-        "artifacts": [name for name in DOWNLOADABLE if run.target_path and (Path(run.target_path) / name).is_file()],
+        "artifacts": stored_names(run),
         "compiled_sql": COMPILED_SQL,
         "poll": {
             "log_url": f"/api/v1/runs/{run.pk}/log/",
@@ -95,9 +92,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @requires(Capability.READ)
 def run_artifact(request: HttpRequest, pk: int, name: str) -> FileResponse:
-    run = get_object_or_404(Run, pk=pk)
-    path = artifact_path(run, name, request.GET.get("node", ""))
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name)
+    return artifact_response(get_object_or_404(Run, pk=pk), name, request.GET.get("node", ""))
 
 
 @requires(Capability.OPERATE)

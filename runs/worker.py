@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import threading
@@ -20,6 +21,7 @@ from django.db import connection
 from django.utils import timezone
 
 from lineage.projects import get_project
+from runs.artifacts import store_invocation
 from runs.backends import application_name, terminate_backends
 from runs.dbt.artifacts import ArtifactError, NodeOutcome
 from runs.dbt.commands import WRITE_COMMANDS
@@ -115,6 +117,7 @@ class RunExecution:
         self.write_lock = ProjectWriteLock(run, self.log)
         self.shutdown = False
         self.process_group: int | None = None
+        self.artifacts_stored = True  # every invocation's files went to the artifact storage
 
     # --- cancel, timeout, heartbeat ---------------------------------------------------
     def check(self) -> str | None:
@@ -200,6 +203,7 @@ class RunExecution:
             self.follow(invocation, progress)
         finally:
             self.end_dbt(invocation)
+            self.artifacts_stored &= store_invocation(self.run.pk, self.invocations, invocation, self.log.write)
         if self.interrupted:
             raise RunInterrupted()
         invocation.keep_parse_state(parse_state, tag=str(self.run.pk))
@@ -362,6 +366,8 @@ class RunExecution:
             if ended:
                 self.run.state = state
                 enqueue_notifications(self.run)
+            if self.artifacts_stored:  # all in the artifact storage: the run's directory is not needed
+                shutil.rmtree(run_dir(self.run.pk), ignore_errors=True)
 
 
 def execute_run(run_id: int, echo: Callable[[str], None] | None = None) -> None:

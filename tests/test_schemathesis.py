@@ -14,7 +14,6 @@ import importlib
 import os
 import random
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_until
+from tests.tools import tool_executable
 
 FIRST_PASS_ONLY = True  # conftest: not again on CI's second pass (DATABASE_URL set)
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,20 +33,6 @@ CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance
 FIXED_SEED = 11
 MAX_EXAMPLES = 25
 RUN_TIMEOUT = 240  # seconds per seed; the whole test stays within a few minutes
-
-
-def schemathesis_executable() -> Path:
-    """schemathesis in its own virtualenv, installed on first use and reused afterwards."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    venv = cache / "transformation-portal" / SCHEMATHESIS.replace("==", "-")
-    installed = venv / ".installed"
-    if not installed.exists():
-        shutil.rmtree(venv, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        subprocess.run([*pip, SCHEMATHESIS], check=True, timeout=600)
-        installed.touch()
-    return venv / "bin" / "schemathesis"
 
 
 @pytest.fixture
@@ -135,7 +121,7 @@ def fuzz(executable: Path, base: str, token: str, seed: int, report: Path) -> tu
 
 def test_api_conforms_to_its_openapi_schema_under_fuzzing(portal_web, tmp_path, capsys):
     base, token, log_file = portal_web
-    executable = schemathesis_executable()
+    executable = tool_executable(SCHEMATHESIS, "schemathesis")
     random_seed = int(os.environ.get("SCHEMATHESIS_SEED") or random.SystemRandom().randrange(2**31))
     failures = []
     for seed in (FIXED_SEED, random_seed):

@@ -13,9 +13,10 @@ turns the development conveniences off and requires the secrets to be given.
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -61,6 +62,36 @@ def env_int(name: str, default: int, minimum: int = 0) -> int:
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_artifact_storage(name: str) -> dict:
+    """The STORAGES entry NAME selects: `database` (the default) or `s3://bucket/prefix`
+    (django-storages, with the usual AWS variables and AWS_S3_ENDPOINT_URL)."""
+    value = env_str(name, "").strip() or "database"
+    if value == "database":
+        return {"BACKEND": "runs.storage.DatabaseStorage"}
+    parts = urlsplit(value)
+    if parts.scheme != "s3":
+        raise ImproperlyConfigured(f"{name}={value!r}: use database or s3://bucket/prefix")
+    bucket, prefix = parts.netloc, parts.path.strip("/")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket) or parts.query or parts.fragment or "//" in prefix:
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not s3://bucket/prefix (a bucket name: 3-63 lowercase letters, digits, dots, hyphens)"
+        )
+    endpoint = env_str("AWS_S3_ENDPOINT_URL").strip()
+    if endpoint and urlsplit(endpoint).scheme not in ("http", "https"):
+        raise ImproperlyConfigured(f"AWS_S3_ENDPOINT_URL={endpoint!r} is not an http(s) URL")
+    options = {
+        "bucket_name": bucket,
+        "location": prefix,
+        "endpoint_url": endpoint or None,
+        "region_name": env_str("AWS_S3_REGION_NAME") or env_str("AWS_DEFAULT_REGION") or None,
+        # Unset, boto3 finds credentials itself (its environment variables, profile, instance role).
+        "access_key": env_str("AWS_ACCESS_KEY_ID") or None,
+        "secret_key": env_str("AWS_SECRET_ACCESS_KEY") or None,
+        "file_overwrite": True,
+    }
+    return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}
 
 
 PORTAL_ENV = env_str("PORTAL_ENV", "development")
@@ -245,6 +276,14 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = not PRODUCTION
+# Run artifacts (manifest, run results, catalog, sources, compiled SQL, dbt.log) go to
+# storages["artifacts"] after each dbt invocation (runs/artifacts.py), so any web process
+# serves them whichever host ran dbt.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "artifacts": env_artifact_storage("ARTIFACT_STORAGE"),
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- security (PORTAL_ENV=production passes `manage.py check --deploy`) -----------------------

@@ -9,8 +9,10 @@ from typing import Any
 
 from runs.dbt.manifest import DbtNode
 
-# Files a user may download from a run's target path, by name only.
-DOWNLOADABLE = ("manifest.json", "run_results.json", "catalog.json", "sources.json")
+# Files a user may download from a run, by name only: those dbt writes to its target path
+# and its log (in its log path).
+DBT_LOG = "dbt.log"
+DOWNLOADABLE = ("manifest.json", "run_results.json", "catalog.json", "sources.json", DBT_LOG)
 
 
 class ArtifactError(Exception):

@@ -9,12 +9,14 @@ import subprocess
 from datetime import timedelta
 
 import pytest
+from django.core.files.base import ContentFile
 from django.core.management import call_command
 from django.utils import timezone
 from django_q.models import Schedule
 
 from audit.models import AuditEvent
-from runs.models import NodeResult, NotificationDelivery, Run, RunLogChunk, RunState
+from runs.artifacts import artifact_storage
+from runs.models import NodeResult, NotificationDelivery, Run, RunArtifact, RunLogChunk, RunState
 from runs.retention import scheduled_prune
 from runs.services import trigger_run
 from runs.worker import execute_run
@@ -30,12 +32,15 @@ def finished_run(days_ago: int, runs_dir) -> Run:
     NotificationDelivery.objects.create(run=run, channel="email", destination="ops@example.com", status="sent")
     (runs_dir / str(run.pk) / "target").mkdir(parents=True)
     (runs_dir / str(run.pk) / "target" / "manifest.json").write_text("{}")
+    key = artifact_storage().save(f"runs/{run.pk}/1/manifest.json", ContentFile(b"{}"))
+    RunArtifact.objects.create(run=run, invocation=1, name="manifest.json", key=key, size=2)
     return run
 
 
-def bulk_of(run: Run, runs_dir) -> tuple[bool, int, int, int]:
+def bulk_of(run: Run, runs_dir) -> tuple[bool, bool, int, int, int]:
     return (
         (runs_dir / str(run.pk)).exists(),
+        artifact_storage().exists(f"runs/{run.pk}/1/manifest.json") and run.artifacts.exists(),
         run.log_chunks.count(),
         run.node_results.count(),
         run.notifications.count(),
@@ -46,12 +51,19 @@ def test_prune_deletes_old_runs_bulk_keeps_rows_and_audits(db, settings, tmp_pat
     settings.RUNS_DIR, settings.RUN_RETENTION_DAYS = tmp_path, 30
     old, recent = finished_run(31, tmp_path), finished_run(2, tmp_path)
     call_command("prune_runs")
-    assert "1 runs, 1 directories, 1 log chunks, 1 node results, 1 deliveries" in capsys.readouterr().out
-    assert bulk_of(old, tmp_path) == (False, 0, 0, 0)
-    assert bulk_of(recent, tmp_path) == (True, 1, 1, 1)
+    assert (
+        "1 runs, 1 directories, 1 stored artifacts, 1 log chunks, 1 node results, 1 deliveries"
+        in capsys.readouterr().out
+    )
+    assert bulk_of(old, tmp_path) == (False, False, 0, 0, 0)
+    assert bulk_of(recent, tmp_path) == (True, True, 1, 1, 1)
     assert Run.objects.filter(pk=old.pk, state=RunState.SUCCESS).exists()
     event = AuditEvent.objects.get(action="runs.pruned")
-    assert event.source == "command" and event.after["log_chunks"] == 1 and "prune_runs" in event.actor_username
+    assert (
+        event.source == "command"
+        and event.after["log_chunks"] == event.after["artifacts"] == 1
+        and "prune_runs" in event.actor_username
+    )
     scheduled_prune()  # the daily task: nothing left to prune, still one audit row
     assert AuditEvent.objects.filter(action="runs.pruned", source="schedule").count() == 1
     assert Schedule.objects.get(name="runs-prune").func == "runs.retention.scheduled_prune"
@@ -62,7 +74,9 @@ def test_prune_with_bad_days_is_refused_and_changes_nothing(db, settings, tmp_pa
     old = finished_run(400, tmp_path)
     with pytest.raises(Exception, match="days must be at least 1"):
         call_command("prune_runs", "--days", "0")
-    assert bulk_of(old, tmp_path) == (True, 1, 1, 1) and not AuditEvent.objects.filter(action="runs.pruned").exists()
+    assert (
+        bulk_of(old, tmp_path) == (True, True, 1, 1, 1) and not AuditEvent.objects.filter(action="runs.pruned").exists()
+    )
 
 
 @pytest.fixture

@@ -106,17 +106,23 @@ def test_list_filters(as_operator, operator, viewer):
     assert as_operator.get("/api/v1/runs/?state=bogus").status_code == 400
 
 
-def test_artifacts_are_served_by_allowlisted_name_only(as_operator, operator, tmp_path):
-    (tmp_path / "manifest.json").write_text('{"ok": true}')
-    (tmp_path / "secret.txt").write_text("no")
-    run = Run.objects.create(
-        project="sleepy", command="build", timeout_seconds=60, source="api", target_path=str(tmp_path)
-    )
+def test_artifacts_are_served_by_allowlisted_name_only(as_operator, operator):
+    from django.core.files.base import ContentFile
+
+    from runs.artifacts import artifact_storage
+    from runs.models import RunArtifact
+
+    run = Run.objects.create(project="sleepy", command="build", timeout_seconds=60, source="api")
+    for name, body in (("manifest.json", b'{"ok": true}'), ("secret.txt", b"no")):
+        key = artifact_storage().save(f"runs/{run.pk}/1/{name}", ContentFile(body))
+        RunArtifact.objects.create(run=run, invocation=1, name=name, key=key, size=len(body))
     response = as_operator.get(f"/api/v1/runs/{run.pk}/artifacts/manifest.json")
-    assert response.status_code == 200 and b'"ok"' in b"".join(response.streaming_content)
+    assert response.status_code == 200 and b"".join(response.streaming_content) == b'{"ok": true}'
+    assert response["Content-Type"] == "application/json" and response["Content-Length"] == "12"
     assert as_operator.get(f"/api/v1/runs/{run.pk}/artifacts/secret.txt").status_code == 404
     assert as_operator.get(f"/api/v1/runs/{run.pk}/artifacts/..%2Fsecret.txt").status_code == 404
     assert as_operator.get(f"/api/v1/runs/{run.pk}/artifacts/compiled.sql?node=../../x").status_code == 404
+    assert as_operator.get(f"/api/v1/runs/{run.pk}/artifacts/run_results.json").status_code == 404
 
 
 def test_a_rolled_back_trigger_leaves_neither_run_nor_task(operator, dbt_projects_dir, queued):

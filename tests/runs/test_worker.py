@@ -65,7 +65,7 @@ def test_green_build_records_node_results(runs_cluster, operator, api_client, cl
     client.force_login(operator)
     page = client.get(f"/runs/{run.pk}/").content.decode()
     assert "Success" in page and "fct_users" in page and "/lineage/inventory_transforms/nodes/" in page
-    assert Path(run.target_path).parent == Path(settings.RUNS_DIR) / str(run.pk)
+    assert not (Path(settings.RUNS_DIR) / str(run.pk)).exists()  # stored, then the run's directory went
     # the run handed its manifest and node results to lineage
     assert Snapshot.objects.get(project="inventory_transforms", is_current=True).run_id == run.pk
     assert NodeStatus.objects.get(unique_id="model.inventory_transforms.fct_users").run_id == run.pk
@@ -153,7 +153,7 @@ def test_duplicate_delivery_starts_dbt_once(runs_cluster, operator):
     deliveries = Task.objects.filter(name=f"run-{run.pk}")
     wait_until(lambda: deliveries.count() == 3, "the queue to finish all three deliveries")
     assert log_text(run).count("$ dbt ") == 1
-    assert sorted(p.name for p in Path(run.target_path).parent.glob("dbt-*.exit")) == ["dbt-1.exit"]
+    assert set(run.artifacts.values_list("invocation", flat=True)) == {1}
 
 
 def test_concurrent_runs_keep_separate_artifacts_and_writes_wait(runs_cluster, operator):
@@ -173,9 +173,9 @@ def test_concurrent_runs_keep_separate_artifacts_and_writes_wait(runs_cluster, o
     slow, writer = wait_final(slow), wait_final(writer)
     assert slow.state == writer.state == RunState.SUCCESS
     assert writer.started_at < slow.finished_at < writer.finished_at
-    paths = {Path(r.target_path) for r in (slow, reader, writer)}
-    assert len(paths) == 3 and all((p / "manifest.json").is_file() for p in paths)
-    assert all((p / "run_results.json").is_file() for p in paths)
+    keys = {r.artifacts.get(name="manifest.json").key for r in (slow, reader, writer)}
+    assert len(keys) == 3
+    assert all(r.artifacts.filter(name="run_results.json").exists() for r in (slow, reader, writer))
 
 
 def test_cancel_service_on_finished_run_is_refused(runs_cluster, operator):

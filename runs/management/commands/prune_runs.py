@@ -11,7 +11,7 @@ from transformation_portal.errors import RequestError
 
 class Command(BaseCommand):
     help = (
-        "Delete the run directories, log chunks, node results and notification deliveries of runs "
+        "Delete the run directories, stored artifacts, log chunks, node results and notification deliveries of runs "
         "finished more than RUN_RETENTION_DAYS (or --days) ago; run rows and the audit stay. "
         "Audited (source `command`). The queue does the same daily."
     )
@@ -26,6 +26,6 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from None
         self.stdout.write(
             f"pruned runs finished more than {pruned.days} days ago: {pruned.runs} runs, "
-            f"{pruned.directories} directories, {pruned.log_chunks} log chunks, "
+            f"{pruned.directories} directories, {pruned.artifacts} stored artifacts, {pruned.log_chunks} log chunks, "
             f"{pruned.node_results} node results, {pruned.deliveries} deliveries"
         )
