@@ -13,7 +13,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,14 +23,6 @@ from pathlib import Path
 from runs_common import REPO, bench_user, queue_cluster, setup, wait_final
 
 MANIFEST_MB = 50
-BUCKET = "bench-artifacts"
-AWS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def manifest_bytes() -> bytes:
@@ -70,6 +61,8 @@ def store_manifest(data: bytes) -> int:
 
 
 def fetch_p95(env: dict[str, str], run_id: int, token: str, fetches: int, size: int) -> float:
+    from tests.hosts import free_port
+
     port = free_port()
     web = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "transformation_portal.wsgi", "--bind", f"127.0.0.1:{port}"]
@@ -108,31 +101,6 @@ def fetch_p95(env: dict[str, str], run_id: int, token: str, fetches: int, size: 
         web.wait(30)
 
 
-def moto() -> tuple[subprocess.Popen, str]:
-    import boto3
-
-    from tests.tools import tool_executable
-
-    port = free_port()
-    process = subprocess.Popen(
-        [str(tool_executable("moto[server]==5.2.5", "moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    s3 = boto3.client(
-        "s3", endpoint_url=endpoint, **{name.lower(): value for name, value in AWS.items() if "KEY" in name}
-    )
-    for _ in range(100):
-        try:
-            s3.create_bucket(Bucket=BUCKET)
-            return process, endpoint
-        except Exception:  # noqa: BLE001 - not listening yet
-            time.sleep(0.2)
-    raise SystemExit("moto_server did not answer")
-
-
 def main(fetches: int) -> None:
     setup()
     from django.contrib.auth.models import Group
@@ -149,12 +117,14 @@ def main(fetches: int) -> None:
     token = ApiToken.issue(user, "bench", 1)[1]
     data = manifest_bytes()
     print(f"manifest: {len(data) / 1e6:.1f} MB, {fetches} fetches per backend")
-    process, endpoint = moto()
+    from tests.s3_server import AWS, MotoServer
+
+    moto = MotoServer("bench-artifacts")
     figures = {}
     try:
         backends = {
             "database": {"ARTIFACT_STORAGE": "database"},
-            "s3": {"ARTIFACT_STORAGE": f"s3://{BUCKET}/bench", "AWS_S3_ENDPOINT_URL": endpoint, **AWS},
+            "s3": moto.env("bench"),
         }
         for backend, env in backends.items():
             os.environ.update(env)
@@ -165,7 +135,7 @@ def main(fetches: int) -> None:
             figures[backend] = fetch_p95(env, run_id, token, fetches, len(data))
             print(f"{backend}: stored in {stored:.1f} s; fetch p95 {figures[backend]:.0f} ms")
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        moto.stop()
         for name in ("AWS_S3_ENDPOINT_URL", *AWS):
             os.environ.pop(name, None)
         os.environ["ARTIFACT_STORAGE"] = "database"

@@ -288,3 +288,22 @@ def seeded_warehouse(dbt_projects_dir, warehouse_env, tmp_path_factory):
     done = subprocess.run(argv, env=warehouse_env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout[-3000:]
     return dbt_projects_dir
+
+
+@pytest.fixture(scope="session")
+def moto_s3(tmp_path_factory):
+    """moto's standalone S3 server with a bucket (tests/s3_server.py); stopped at the end."""
+    from tests.s3_server import MotoServer
+
+    server = MotoServer("portal-artifacts", tmp_path_factory.mktemp("moto") / "moto.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["database", "s3"])
+def backend_env(request) -> dict[str, str]:
+    """The environment of an artifact storage backend: the database, or S3 on moto's server
+    under a prefix of the test's own."""
+    if request.param == "database":
+        return {"ARTIFACT_STORAGE": "database"}
+    return request.getfixturevalue("moto_s3").env()

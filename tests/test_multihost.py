@@ -38,7 +38,7 @@ COMPILED_NODE = "model.inventory_transforms.stg_users"
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
-def _host_env(broker: str, storage_env: dict[str, str]) -> dict[str, str]:
+def _host_env(broker: str, backend_env: dict[str, str]) -> dict[str, str]:
     env = {
         **os.environ,
         "DATABASE_NAME": connection.settings_dict["NAME"],
@@ -47,7 +47,7 @@ def _host_env(broker: str, storage_env: dict[str, str]) -> dict[str, str]:
         "RUN_HEARTBEAT_SECONDS": "1",
         "RUN_STALE_AFTER_SECONDS": "5",
         "WEB_WORKERS": "2",
-        **storage_env,
+        **backend_env,
     }
     if broker == "orm":
         env.pop("REDIS_URL", None)
@@ -59,8 +59,8 @@ def _host_env(broker: str, storage_env: dict[str, str]) -> dict[str, str]:
 class Installation:
     """web + host-a + host-b, and an operator's API on the web host."""
 
-    def __init__(self, work, broker: str, storage_env: dict[str, str], token: str) -> None:
-        env = _host_env(broker, storage_env)
+    def __init__(self, work, broker: str, backend_env: dict[str, str], token: str) -> None:
+        env = _host_env(broker, backend_env)
         self.web = Host("web", "web", work, env)
         self.workers = {name: Host("worker", name, work, env) for name in ("host-a", "host-b")}
         self.api = Api("", token)
@@ -101,15 +101,8 @@ def broker(request) -> str:
     return request.param
 
 
-@pytest.fixture(params=["database", "s3"])
-def storage_env(request) -> dict[str, str]:
-    if request.param == "database":
-        return {"ARTIFACT_STORAGE": "database"}
-    return request.getfixturevalue("s3_artifact_env")
-
-
 @pytest.fixture
-def installation(tmp_path, broker, storage_env, seeded_warehouse, operator):
+def installation(tmp_path, broker, backend_env, seeded_warehouse, operator):
     from accounts.models import ApiToken
 
     # transactional tests empty django-q2's tables: the reaper's schedule is made again
@@ -118,7 +111,7 @@ def installation(tmp_path, broker, storage_env, seeded_warehouse, operator):
         defaults={"func": "runs.reaper.reap_lost_runs", "schedule_type": Schedule.MINUTES, "minutes": 1},
     )
     token = ApiToken.issue(operator, "multihost", 1)[1]
-    portal = Installation(tmp_path, broker, storage_env, token)
+    portal = Installation(tmp_path, broker, backend_env, token)
     try:
         portal.start()
         yield portal
@@ -186,7 +179,7 @@ def _warehouse_backends(run_id: int) -> int:
         ).fetchone()[0]
 
 
-@pytest.mark.parametrize("storage_env", ["database"], indirect=True)
+@pytest.mark.parametrize("backend_env", ["database"], indirect=True)
 def test_a_killed_hosts_run_is_reaped_by_the_other_and_its_dbt_stopped_when_it_comes_back(installation, capsys):
     run = _running(_slow_run(installation, 300))
     owner = installation.workers[run.worker_name]
@@ -223,7 +216,7 @@ def test_a_killed_hosts_run_is_reaped_by_the_other_and_its_dbt_stopped_when_it_c
         )
 
 
-@pytest.mark.parametrize("storage_env", ["database"], indirect=True)
+@pytest.mark.parametrize("backend_env", ["database"], indirect=True)
 def test_cancel_from_the_web_reaches_a_run_that_host_b_holds(installation, capsys):
     installation.workers["host-a"].stop()  # only host-b can take it
     run = _running(_slow_run(installation, 300))

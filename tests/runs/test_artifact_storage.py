@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -29,57 +28,8 @@ from runs.storage import DatabaseStorage
 from tests.conftest import wait_until
 from tests.runs.conftest import wait_final
 from tests.test_settings import manage
-from tests.tools import tool_executable
 
 ROOT = Path(__file__).resolve().parents[2]
-MOTO = "moto[server]==5.2.5"
-BUCKET = "portal-artifacts"
-AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint(tmp_path_factory):
-    """moto's standalone S3 server on loopback, with the bucket made; stopped at the end."""
-    import boto3
-
-    port = free_port()
-    log_file = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log_file, "w") as log:
-        process = subprocess.Popen(
-            [str(tool_executable(MOTO, "moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    endpoint = f"http://127.0.0.1:{port}"
-    s3 = boto3.client("s3", endpoint_url=endpoint, **{k.lower(): v for k, v in AWS.items() if "KEY" in k})
-
-    def answers() -> bool:
-        try:
-            s3.create_bucket(Bucket=BUCKET)
-        except Exception:  # noqa: BLE001 - not listening yet
-            return process.poll() is not None
-        return True
-
-    wait_until(answers, lambda: f"moto_server to answer ({log_file}: {log_file.read_text()[-500:]})", timeout=60)
-    assert process.poll() is None, log_file.read_text()
-    yield endpoint, s3
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=30)
-
-
-@pytest.fixture(params=["database", "s3"])
-def backend_env(request) -> dict[str, str]:
-    if request.param == "database":
-        return {"ARTIFACT_STORAGE": "database"}
-    endpoint, _s3 = request.getfixturevalue("moto_endpoint")
-    return {"ARTIFACT_STORAGE": f"s3://{BUCKET}/t-{uuid.uuid4().hex[:8]}", "AWS_S3_ENDPOINT_URL": endpoint, **AWS}
 
 
 @pytest.fixture
@@ -174,11 +124,12 @@ def test_artifacts_are_served_from_the_storage_after_the_run_directory_is_gone(
         manifest_row = StoredFile.objects.get(name=stored + "manifest.json")
         assert len(bytes(manifest_row.content)) < len(manifest_bytes)  # compressed
     else:
-        _endpoint, s3 = request.getfixturevalue("moto_endpoint")
+        moto = request.getfixturevalue("moto_s3")
+        s3 = moto.s3
         prefix = storage_cluster.backend.split("/", 3)[3] + "/" + stored
-        keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])}
+        keys = {o["Key"] for o in s3.list_objects_v2(Bucket=moto.bucket, Prefix=prefix).get("Contents", [])}
         assert {prefix + "manifest.json", prefix + "run_results.json", prefix + "dbt.log"} <= keys
-        obj = s3.get_object(Bucket=BUCKET, Key=prefix + "manifest.json")["Body"].read()
+        obj = s3.get_object(Bucket=moto.bucket, Key=prefix + "manifest.json")["Body"].read()
         assert obj == manifest_bytes
 
     # retention: the run's stored files and index rows go, the audit row counts them
@@ -191,7 +142,7 @@ def test_artifacts_are_served_from_the_storage_after_the_run_directory_is_gone(
     if storage_cluster.backend == "database":
         assert not StoredFile.objects.filter(name__startswith=stored).exists()
     else:
-        assert s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("KeyCount") == 0
+        assert s3.list_objects_v2(Bucket=moto.bucket, Prefix=prefix).get("KeyCount") == 0
 
 
 def test_database_storage_is_a_storage_backend(db):
