@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.db import connection
+from django.db import connection, transaction
 from django_q.brokers import get_broker
 from django_q.brokers.orm import ORM
 
@@ -19,11 +19,15 @@ from transformation_portal.security import mask_secrets
 # Seconds a Redis connect or reply may take before the broker check fails.
 BROKER_TIMEOUT_SECONDS = 3
 ERROR_MAX_CHARS = 200
+# Milliseconds the metadata database may take to answer the check's query.
+STATEMENT_TIMEOUT_MS = 3000
 
 
 def database() -> str:
-    """The metadata database answers a query (Django's own connection)."""
-    with connection.cursor() as cursor:
+    """The metadata database answers a query (Django's own connection; connecting is bounded
+    by DATABASE_CONNECT_TIMEOUT, the query by a statement timeout)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL statement_timeout = %s", [f"{STATEMENT_TIMEOUT_MS}ms"])
         cursor.execute("SELECT 1")
     return "metadata database answers"
 

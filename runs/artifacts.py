@@ -18,6 +18,7 @@ from django.http import FileResponse, Http404
 from runs.dbt.artifacts import DBT_LOG, DOWNLOADABLE
 from runs.dbt.invocation import DbtInvocation
 from runs.models import NodeResult, Run, RunArtifact
+from transformation_portal.security import mask_secrets
 
 COMPILED_SQL = "compiled.sql"
 
@@ -31,14 +32,15 @@ def artifact_key(run_id: int, invocation: int, name: str) -> str:
 
 
 def _written(invocation: DbtInvocation) -> Iterable[tuple[str, Path]]:
-    """(name, local path) of each file of an invocation that the storage keeps."""
+    """(name, local path) of each regular file of an invocation that the storage keeps; a
+    symlink (a package or hook could plant one to /proc/self/environ) is never followed."""
     target = invocation.target_path
-    for name in DOWNLOADABLE:
-        if name != DBT_LOG:
-            yield name, target / name
-    for path in sorted((target / "compiled").rglob("*.sql")):
-        yield path.relative_to(target).as_posix(), path
-    yield DBT_LOG, invocation.log_path / DBT_LOG
+    candidates = [(name, target / name) for name in DOWNLOADABLE if name != DBT_LOG]
+    candidates += [(p.relative_to(target).as_posix(), p) for p in sorted((target / "compiled").rglob("*.sql"))]
+    candidates.append((DBT_LOG, invocation.log_path / DBT_LOG))
+    for name, path in candidates:
+        if path.is_file() and not path.is_symlink():
+            yield name, path
 
 
 def store_invocation(run_id: int, number: int, invocation: DbtInvocation, log: Callable[[str], None]) -> bool:
@@ -47,16 +49,18 @@ def store_invocation(run_id: int, number: int, invocation: DbtInvocation, log: C
     storage, rows = artifact_storage(), []
     try:
         for name, path in _written(invocation):
-            if path.is_file():
-                with path.open("rb") as content:
-                    key = storage.save(artifact_key(run_id, number, name), File(content, name=path.name))
-                rows.append(RunArtifact(run_id=run_id, invocation=number, name=name, key=key, size=path.stat().st_size))
+            with path.open("rb") as content:
+                key = storage.save(artifact_key(run_id, number, name), File(content, name=path.name))
+            rows.append(RunArtifact(run_id=run_id, invocation=number, name=name, key=key, size=path.stat().st_size))
+        RunArtifact.objects.bulk_create(rows)
     except Exception as exc:  # noqa: BLE001 - a storage outage must not change the run's outcome
         where = invocation.target_path.parent
-        log(f"warning: could not store the artifacts of dbt invocation {number} ({exc}); they stay in {where}")
+        log(
+            mask_secrets(
+                f"warning: could not store the artifacts of dbt invocation {number} ({exc}); they stay in {where}"
+            )
+        )
         return False
-    finally:
-        RunArtifact.objects.bulk_create(rows)
     return True
 
 
@@ -73,7 +77,21 @@ def delete_artifacts(run_ids: Iterable[int]) -> int:
 def stored_names(run: Run) -> list[str]:
     """The downloadable artifacts the run has, from the index (the storage is not listed)."""
     names = set(RunArtifact.objects.filter(run=run, name__in=DOWNLOADABLE).values_list("name", flat=True))
+    if not names:
+        names = {name for name in DOWNLOADABLE if _unindexed_file(run, name)}
     return [name for name in DOWNLOADABLE if name in names]
+
+
+def _unindexed_file(run: Run, name: str) -> Path | None:
+    """A file of a run that ended before the artifact storage existed: still in this host's
+    RUNS_DIR (until retention) if this host ran it; symlinks and paths outside its target never."""
+    if not run.target_path or run.artifacts.exists():
+        return None
+    target = Path(run.target_path)
+    path = target / name
+    if path.is_symlink() or not path.is_file() or not path.resolve().is_relative_to(target.resolve()):
+        return None
+    return path
 
 
 def artifact_response(run: Run, name: str, node: str = "") -> FileResponse:
@@ -87,14 +105,17 @@ def artifact_response(run: Run, name: str, node: str = "") -> FileResponse:
     else:
         raise Http404(f"{name!r} is not a downloadable artifact ({', '.join((*DOWNLOADABLE, COMPILED_SQL))}).")
     artifact = RunArtifact.objects.filter(run=run, name=stored).order_by("-invocation").first() if stored else None
-    if artifact is None:
+    if artifact is not None:
+        try:
+            content, size = artifact_storage().open(artifact.key), artifact.size
+        except FileNotFoundError:
+            raise Http404(f"This run's {name} is no longer stored.") from None
+    elif stored and (path := _unindexed_file(run, stored)):
+        content, size = path.open("rb"), path.stat().st_size
+    else:
         raise Http404(missing)
-    try:
-        content = artifact_storage().open(artifact.key)
-    except FileNotFoundError:
-        raise Http404(f"This run's {name} is no longer stored.") from None
-    filename = PurePosixPath(artifact.name).name
+    filename = PurePosixPath(stored).name
     content_type = "application/json" if filename.endswith(".json") else "text/plain; charset=utf-8"
     response = FileResponse(content, as_attachment=True, filename=filename, content_type=content_type)
-    response["Content-Length"] = str(artifact.size)
+    response["Content-Length"] = str(size)
     return response

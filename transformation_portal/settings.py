@@ -90,6 +90,8 @@ def env_artifact_storage(name: str) -> dict:
         "access_key": env_str("AWS_ACCESS_KEY_ID") or None,
         "secret_key": env_str("AWS_SECRET_ACCESS_KEY") or None,
         "file_overwrite": True,
+        # A download is spooled before it is streamed: past 8 MB to a temporary file, not memory.
+        "max_memory_size": 8 * 1024 * 1024,
     }
     return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}
 
@@ -137,6 +139,9 @@ else:
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME") or None}
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A dead or black-holed metadata database fails a connection within this many seconds (the
+# readiness probe, a page) instead of the operating system's TCP timeout of minutes.
+DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DATABASE_CONNECT_TIMEOUT", 10, minimum=1)
 
 # The warehouse dbt writes to. WAREHOUSE_URL wins; else the DBT_* variables a dbt user
 # would set at a shell; else (embedded) the `warehouse` database of the embedded server.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from audit.models import AuditEvent
-from runs.models import Run, RunState
+from runs.models import NodeResult, Run, RunState
 
 pytestmark = pytest.mark.django_db(transaction=False)
 
@@ -123,6 +123,34 @@ def test_artifacts_are_served_by_allowlisted_name_only(as_operator, operator):
     assert as_operator.get(f"/api/v1/runs/{run.pk}/artifacts/..%2Fsecret.txt").status_code == 404
     assert as_operator.get(f"/api/v1/runs/{run.pk}/artifacts/compiled.sql?node=../../x").status_code == 404
     assert as_operator.get(f"/api/v1/runs/{run.pk}/artifacts/run_results.json").status_code == 404
+
+
+def test_a_run_from_before_the_artifact_storage_serves_its_local_files_but_no_symlink(as_operator, operator, tmp_path):
+    """Runs that ended before artifacts went to the storage have no index rows: their files
+    are served from the target path on the host that ran them, within it only."""
+    target = tmp_path / "target"
+    (target / "compiled").mkdir(parents=True)
+    (target / "manifest.json").write_text('{"legacy": true}')
+    (target / "compiled" / "m.sql").write_text("select 1")
+    (tmp_path / "secret").write_text("SECRET_KEY=x")
+    (target / "run_results.json").symlink_to(tmp_path / "secret")
+    run = Run.objects.create(
+        project="sleepy", command="build", timeout_seconds=60, source="api", target_path=str(target)
+    )
+    NodeResult.objects.create(run=run, unique_id="model.sleepy.m", compiled_path="compiled/m.sql")
+    NodeResult.objects.create(run=run, unique_id="model.sleepy.out", compiled_path="../secret")
+
+    response = as_operator.get(f"/api/v1/runs/{run.pk}/artifacts/manifest.json")
+    assert response.status_code == 200 and b"".join(response.streaming_content) == b'{"legacy": true}'
+    compiled = as_operator.get(f"/api/v1/runs/{run.pk}/artifacts/compiled.sql?node=model.sleepy.m")
+    assert b"".join(compiled.streaming_content) == b"select 1"
+    assert as_operator.get(f"/api/v1/runs/{run.pk}/artifacts/run_results.json").status_code == 404
+    assert as_operator.get(f"/api/v1/runs/{run.pk}/artifacts/compiled.sql?node=model.sleepy.out").status_code == 404
+    as_operator.force_login(operator)
+    page = as_operator.get(f"/runs/{run.pk}/").content.decode()
+    assert (
+        f"/runs/{run.pk}/artifacts/manifest.json" in page and f"/runs/{run.pk}/artifacts/run_results.json" not in page
+    )
 
 
 def test_a_rolled_back_trigger_leaves_neither_run_nor_task(operator, dbt_projects_dir, queued):
