@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import ExpressionWrapper, Q
 from django.utils import timezone
 
 from audit.models import Source
@@ -286,8 +286,16 @@ class WorkerQuerySet(models.QuerySet):
     def alive(self, within_seconds: int | None = None) -> WorkerQuerySet:
         """Workers that beat within the last `within_seconds` (default RUN_STALE_AFTER_SECONDS,
         the reaper's own verdict on a run)."""
-        seconds = settings.RUN_STALE_AFTER_SECONDS if within_seconds is None else within_seconds
-        return self.filter(heartbeat_at__gte=timezone.now() - timedelta(seconds=seconds))
+        return self.filter(_beat_within(within_seconds))
+
+    def with_alive(self, within_seconds: int | None = None) -> WorkerQuerySet:
+        """Each worker annotated with `alive` (as in alive())."""
+        return self.annotate(alive=ExpressionWrapper(_beat_within(within_seconds), output_field=models.BooleanField()))
+
+
+def _beat_within(seconds: int | None) -> Q:
+    seconds = settings.RUN_STALE_AFTER_SECONDS if seconds is None else seconds
+    return Q(heartbeat_at__gte=timezone.now() - timedelta(seconds=seconds))
 
 
 class Worker(models.Model):
