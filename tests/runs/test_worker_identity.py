@@ -172,7 +172,7 @@ def test_a_cancel_from_the_web_reaches_a_run_held_by_another_worker(clusters, tm
     run = gated(operator)
     clusters("identity-b", tmp_path / "runs-b")
     run = in_dbt(run)
-    assert backends_of(run), "the gated query holds a warehouse connection of the run"
+    wait_until(lambda: backends_of(run), "the gated query to hold a warehouse connection of the run", timeout=60)
     client.force_login(operator)
     assert client.post(f"/runs/{run.pk}/cancel/").status_code == 302
     run = wait_final(run, timeout=30)
