@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import connection, transaction
 from django_q.brokers import get_broker
 from django_q.brokers.orm import ORM
 
 from entities.services import warehouse as warehouse_connection
+from runs.models import Worker
 from transformation_portal.security import mask_secrets
 
 # Seconds a Redis connect or reply may take before the broker check fails.
@@ -60,10 +62,19 @@ def broker() -> str:
     return "Redis broker answers PING"
 
 
+def worker() -> str:
+    """At least one queue worker beat within READY_WORKER_MAX_AGE seconds (runs.models.Worker)."""
+    alive = list(Worker.objects.alive(settings.READY_WORKER_MAX_AGE).values_list("name", flat=True))
+    if not alive:
+        raise LookupError(f"no queue worker has beaten in the last {settings.READY_WORKER_MAX_AGE} s")
+    return f"{len(alive)} worker(s) alive: {', '.join(alive)}"
+
+
 CHECKS: list[tuple[str, Callable[[], str]]] = [
     ("database", database),
     ("warehouse", warehouse),
     ("broker", broker),
+    ("worker", worker),
 ]
 
 

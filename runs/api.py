@@ -18,7 +18,7 @@ from lineage.projects import get_project
 from runs.artifacts import artifact_response
 from runs.filters import RunFilter
 from runs.logs import read_log
-from runs.models import FAILED_NODE_STATUSES, Run, RunSchedule
+from runs.models import FAILED_NODE_STATUSES, Run, RunSchedule, Worker
 from runs.pagination import RunPagination
 from runs.schedules import create_schedule, delete_schedule, set_enabled, with_next_run
 from runs.serializers import (
@@ -27,6 +27,7 @@ from runs.serializers import (
     RunSerializer,
     ScheduleCreateSerializer,
     ScheduleSerializer,
+    WorkerSerializer,
 )
 from runs.services import cancel_run, rerun, trigger_run
 
@@ -174,3 +175,13 @@ class ProjectParseView(APIView):
             raise NotFound(f"No dbt project {project!r}.")
         run = trigger_run(project=project, command="parse", actor=request.user, source=Source.API)
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class WorkerListView(APIView):
+    """Queue clusters by name, each with its last heartbeat and whether it is alive."""
+
+    permission_classes = [Requires(Capability.READ)]
+
+    @extend_schema(responses=WorkerSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(WorkerSerializer(Worker.objects.with_alive(), many=True).data)

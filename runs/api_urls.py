@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from runs.api import ProjectParseView, RunArtifactView, RunViewSet, ScheduleViewSet
+from runs.api import ProjectParseView, RunArtifactView, RunViewSet, ScheduleViewSet, WorkerListView
 
 router = SimpleRouter()
 router.register("runs", RunViewSet, basename="api-run")
@@ -12,5 +12,6 @@ router.register("schedules", ScheduleViewSet, basename="api-schedule")
 urlpatterns = [
     *router.urls,
     path("runs/<int:pk>/artifacts/<str:name>", RunArtifactView.as_view(), name="api-run-artifact"),
+    path("workers/", WorkerListView.as_view(), name="api-worker-list"),
     path("projects/<str:project>/parse/", ProjectParseView.as_view(), name="api-project-parse"),
 ]

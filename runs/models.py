@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import ExpressionWrapper, Q
 from django.utils import timezone
 
 from audit.models import Source
@@ -68,9 +70,18 @@ class Run(models.Model):
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     exit_code = models.SmallIntegerField(null=True, blank=True)
 
-    worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the queue worker")
-    process_group = models.IntegerField(null=True, blank=True, help_text="dbt's process group id on the worker host")
+    worker = models.CharField(
+        max_length=200, blank=True, help_text="PORTAL_WORKER_NAME of the queue worker that claimed it"
+    )
+    worker_pid = models.IntegerField(null=True, blank=True, help_text="pid of that worker process (for humans)")
+    process_group = models.IntegerField(
+        null=True,
+        blank=True,
+        help_text="dbt's process group id on the worker host; kept on a run the reaper ended elsewhere, so its "
+        "worker's next start stops what is left (runs.workers.stop_leftover_dbt)",
+    )
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    reaped_at = models.DateTimeField(null=True, blank=True, help_text="when the reaper ended it (worker lost)")
     target_path = models.CharField(max_length=500, blank=True)
     log_path = models.CharField(max_length=500, blank=True)
 
@@ -303,3 +314,38 @@ class StoredFile(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class WorkerQuerySet(models.QuerySet):
+    def alive(self, within_seconds: int | None = None) -> WorkerQuerySet:
+        """Workers that beat within the last `within_seconds` (default RUN_STALE_AFTER_SECONDS,
+        the reaper's own verdict on a run)."""
+        return self.filter(_beat_within(within_seconds))
+
+    def with_alive(self, within_seconds: int | None = None) -> WorkerQuerySet:
+        """Each worker annotated with `alive` (as in alive())."""
+        return self.annotate(alive=ExpressionWrapper(_beat_within(within_seconds), output_field=models.BooleanField()))
+
+
+def _beat_within(seconds: int | None) -> Q:
+    seconds = settings.RUN_STALE_AFTER_SECONDS if seconds is None else seconds
+    return Q(heartbeat_at__gte=timezone.now() - timedelta(seconds=seconds))
+
+
+class Worker(models.Model):
+    """A queue cluster, by its PORTAL_WORKER_NAME: its worker processes beat the row every
+    RUN_HEARTBEAT_SECONDS (runs/workers.py), so pages, the API and readiness see who is up."""
+
+    name = models.CharField(max_length=100, unique=True)
+    hostname = models.CharField(max_length=255)
+    pid = models.IntegerField(help_text="the cluster's supervising process (django-q2's sentinel)")
+    started_at = models.DateTimeField(help_text="when that process started beating under this name")
+    heartbeat_at = models.DateTimeField()
+
+    objects = WorkerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.hostname}, pid {self.pid})"

@@ -5,7 +5,6 @@ queue's broker end `error` with the reason, or are sent to the queue again; neve
 from __future__ import annotations
 
 import logging
-import socket
 from datetime import datetime, timedelta
 
 import psycopg
@@ -14,41 +13,46 @@ from django.db.models import F
 from django.utils import timezone
 
 from runs.backends import terminate_backends
-from runs.dbt.launcher import stop_group
 from runs.models import Run, RunState
 from runs.notifications import enqueue_notifications
 from runs.progress import LogWriter
 from runs.services import enqueue
+from runs.workers import stop_leftover_dbt
 
 logger = logging.getLogger(__name__)
 
 
 def reap_lost_runs() -> int:
     """Periodic (django-q2 schedule, every minute): a run whose worker stopped beating is
-    marked `error` (worker lost), never started again; its dbt process group (when on this
-    host) and warehouse backends are killed. Queued runs whose task was lost are sent to the
-    queue again, or ended (requeue_lost_tasks). Returns how many runs it changed."""
+    marked `error` (worker lost), never started again, and its warehouse backends are
+    killed; its dbt process group is stopped only when the run is this worker's own
+    (PORTAL_WORKER_NAME), else it is kept for its worker to stop when it starts again. Queued
+    runs whose task was lost are sent to the queue again, or ended (requeue_lost_tasks).
+    Returns how many runs it changed."""
     now = timezone.now()
     return _reap_stale(now) + requeue_lost_tasks(now)
 
 
 def _reap_stale(now: datetime) -> int:
     stale_before = now - timedelta(seconds=settings.RUN_STALE_AFTER_SECONDS)
-    host = socket.gethostname()
     reaped = 0
     lost = Run.objects.filter(state__in=[RunState.STARTING, RunState.RUNNING], heartbeat_at__lt=stale_before)
     for run in lost:
         since = f"{run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"
         reason = f"worker lost: no heartbeat from {run.worker or 'the worker'} since {since}"
         if not Run.objects.filter(pk=run.pk, state=run.state, heartbeat_at=run.heartbeat_at).update(
-            state=RunState.ERROR, reason=reason, finished_at=now
+            state=RunState.ERROR, reason=reason, finished_at=now, reaped_at=now
         ):
             continue
         reaped += 1
         notes = [f"reaper: {reason}"]
-        if run.process_group and run.worker.rsplit(":", 1)[0] == host:
-            stop_group(run.process_group, settings.RUN_CANCEL_GRACE_SECONDS)
-            notes.append(f"reaper: stopped dbt process group {run.process_group}")
+        if run.process_group and run.worker == settings.PORTAL_WORKER_NAME:
+            stop_leftover_dbt(run, "reaper")  # its dbt is on this host: stopped before its backends go
+        elif run.process_group:
+            notes.append(
+                f"reaper ({settings.PORTAL_WORKER_NAME}): dbt process group {run.process_group} belongs to worker "
+                f"{run.worker}, which stops it when it starts again"
+            )
         try:
             left = terminate_backends(run.pk)
         except psycopg.Error as exc:

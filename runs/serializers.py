@@ -5,7 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from runs.dbt.selectors import MAX_SELECTOR_LENGTH
-from runs.models import NodeResult, Run, RunSchedule
+from runs.models import NodeResult, Run, RunSchedule, Worker
 
 _DATETIMES = frozenset({"queued_at", "started_at", "finished_at", "cancel_requested_at", "heartbeat_at"})
 
@@ -21,7 +21,7 @@ class RunSerializer(serializers.ModelSerializer):
             "id", "project", "kind", "title", "command", "select", "exclude", "vars", "full_refresh",
             "target", "threads", "timeout_seconds", "params", "source", "triggered_by", "rerun_of",
             "state", "reason", "queued_at", "started_at", "finished_at", "duration_seconds",
-            "cancel_requested_at", "exit_code", "worker", "heartbeat_at", "nodes_total", "nodes_done",
+            "cancel_requested_at", "exit_code", "worker", "worker_pid", "heartbeat_at", "nodes_total", "nodes_done",
             "nodes_failed", "log_lines",
         ]  # fmt: skip
         read_only_fields = fields
@@ -80,3 +80,12 @@ class ScheduleSerializer(serializers.ModelSerializer):
             "id", "name", "project", "command", "select", "exclude", "vars", "full_refresh", "timeout_seconds",
             "cron", "enabled", "next_run", "created_by", "created_at",
         ]  # fmt: skip
+
+
+class WorkerSerializer(serializers.ModelSerializer):
+    alive = serializers.BooleanField(read_only=True, help_text="beat within RUN_STALE_AFTER_SECONDS")
+
+    class Meta:
+        model = Worker
+        fields = ["name", "hostname", "pid", "started_at", "heartbeat_at", "alive"]
+        read_only_fields = fields

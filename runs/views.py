@@ -14,7 +14,7 @@ from runs.api import failures_first
 from runs.artifacts import COMPILED_SQL, artifact_response, stored_names
 from runs.filters import RunFilter
 from runs.forms import NotificationTargetForm, ScheduleForm, TriggerRunForm
-from runs.models import NotificationDelivery, NotificationTarget, Run, RunSchedule, RunState
+from runs.models import NotificationDelivery, NotificationTarget, Run, RunSchedule, RunState, Worker
 from runs.notifications import create_target, delete_target, mask_url
 from runs.schedules import create_schedule, delete_schedule, set_enabled, with_next_run
 from runs.services import cancel_run, rerun, trigger_run
@@ -38,6 +38,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
         "projects": Run.objects.order_by("project").values_list("project", flat=True).distinct(),
         "states": RunState.choices,
         "can_operate": can(request.user, Capability.OPERATE),
+        "workers": Worker.objects.with_alive(),
     }
     return render(request, "runs/list.html", ctx)
 

@@ -3,13 +3,10 @@ project+target write lock, the dbt invocations it drives, and the final state.""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
 import signal
-import socket
-import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -17,7 +14,6 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from lineage.projects import get_project
@@ -37,10 +33,10 @@ from runs.notifications import enqueue_notifications
 from runs.progress import LogWriter, NodeProgress
 from runs.retention import disk_full_reason
 from runs.services import project_state_dir, run_dir
+from runs.workers import Beat, start_worker
 
 logger = logging.getLogger(__name__)
 
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 _launcher = Launcher()
 # Why a run stopped besides its own cancel or timeout (RunExecution.interrupted).
 SHUTDOWN = "shutdown"  # the queue worker got SIGTERM
@@ -49,12 +45,13 @@ _current: RunExecution | None = None
 
 
 def warm_up(**_signal_kwargs) -> None:
-    """django-q2 post_spawn: start this worker's dbt launcher so the first run is warm;
-    SIGTERM (qcluster stopping, a service manager) cancels the running run, then exits."""
-    global WORKER_ID
-    WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+    """django-q2 post_spawn (before the worker's task loop): start this worker's dbt launcher
+    so the first run is warm; register the worker under PORTAL_WORKER_NAME, stop what reaped
+    runs of that name left, and beat (runs/workers.py). SIGTERM (qcluster stopping, a service
+    manager) cancels the running run, then exits."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     _launcher.start()
+    start_worker()
 
 
 def _on_sigterm(signum: int, _frame: Any) -> None:
@@ -65,35 +62,18 @@ def _on_sigterm(signum: int, _frame: Any) -> None:
         _current.shutdown = True
 
 
-class Heartbeat(threading.Thread):
+class Heartbeat(Beat):
     """Marks the run alive every RUN_HEARTBEAT_SECONDS while this worker owns it, whatever
-    the main thread is busy with (a kind handler may compute for minutes without logging).
-    Its own thread, so its own database connection."""
+    the main thread is busy with (a kind handler may compute for minutes without logging)."""
 
     def __init__(self, run_id: int) -> None:
-        super().__init__(name=f"heartbeat-run-{run_id}", daemon=True)
+        super().__init__(name=f"heartbeat-run-{run_id}")
         self.run_id = run_id
-        self.stopped = threading.Event()
 
-    def run(self) -> None:
-        """Beats until stop(): a database error costs one beat (logged; the connection is
-        dropped so the next beat reconnects), never the heartbeat."""
-        try:
-            while not self.stopped.wait(settings.RUN_HEARTBEAT_SECONDS):
-                try:
-                    Run.objects.filter(pk=self.run_id, state__in=[RunState.STARTING, RunState.RUNNING]).update(
-                        heartbeat_at=timezone.now()
-                    )
-                except Exception:  # noqa: BLE001 - log, reconnect at the next beat, keep beating
-                    logger.exception("heartbeat of run %s failed; retrying", self.run_id)
-                    with contextlib.suppress(Exception):
-                        connection.close()
-        finally:
-            connection.close()
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.join(timeout=10)
+    def beat(self) -> None:
+        Run.objects.filter(pk=self.run_id, state__in=[RunState.STARTING, RunState.RUNNING]).update(
+            heartbeat_at=timezone.now()
+        )
 
 
 STOPPING = {
@@ -376,7 +356,12 @@ def execute_run(run_id: int, echo: Callable[[str], None] | None = None) -> None:
     log line too (manage.py dbt executes its run in its own process and prints them)."""
     now = timezone.now()
     claimed = Run.objects.filter(pk=run_id, state=RunState.QUEUED).update(
-        state=RunState.STARTING, started_at=now, heartbeat_at=now, worker=WORKER_ID, reason="starting"
+        state=RunState.STARTING,
+        started_at=now,
+        heartbeat_at=now,
+        worker=settings.PORTAL_WORKER_NAME,
+        worker_pid=os.getpid(),
+        reason="starting",
     )
     if not claimed:
         logger.info("run %s: not queued any more, delivery ignored", run_id)

@@ -114,3 +114,12 @@ def test_unknown_api_paths_are_a_json_404(api_client, viewer):
     assert api_client.post("/api/v1/runs/0.5/cancel/").status_code == 404
     redirect = api_client.get("/api/v1/runs?state=failed")  # an endpoint without its slash
     assert redirect.status_code == 301 and redirect["Location"] == "/api/v1/runs/?state=failed"
+
+
+def test_the_workers_endpoint_is_declared(schema):
+    workers = schema["paths"]["/api/v1/workers/"]
+    assert set(workers) == {"get"}
+    assert set(workers["get"]["responses"]) == {"200", "401", "403", "429"}
+    assert set(schema["components"]["schemas"]["Worker"]["properties"]) == {
+        "name", "hostname", "pid", "started_at", "heartbeat_at", "alive",
+    }  # fmt: skip

@@ -15,16 +15,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
-# Variables the scale-out work (issue 12, built on other branches) adds to settings.py.
-# TODO(lead): empty this set once those branches are merged; the test then holds them to settings.
-COMING_WITH_SCALE_OUT = {
-    "PORTAL_WORKER_NAME",
-    "ARTIFACT_STORAGE",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_DEFAULT_REGION",
-    "AWS_S3_ENDPOINT_URL",
-}
 
 
 def known_variables() -> set[str]:
@@ -93,7 +83,7 @@ def test_migrations_run_once_before_web_and_workers_start(compose):
 
 
 def test_the_portal_services_use_only_variables_the_portal_knows(compose):
-    known = known_variables() | COMING_WITH_SCALE_OUT
+    known = known_variables()
     for name, service in portal_services(compose).items():
         unknown = set(service["environment"]) - known
         assert not unknown, f"{name} sets {sorted(unknown)}, unknown to settings.py and README"

@@ -136,7 +136,7 @@ def test_forty_runs_start_dbt_once_each_on_both_hosts_and_the_web_serves_their_a
 
     assert [r["state"] for r in runs] == ["success"] * RUNS, [(r["id"], r["state"], r["reason"]) for r in runs]
     assert all(_dbt_starts(run_id) == 1 for run_id in ids)
-    per_worker = Counter(r["worker_name"] for r in runs)
+    per_worker = Counter(r["worker"] for r in runs)
     assert set(per_worker) == {"host-a", "host-b"}, per_worker
 
     web_runs_dir = installation.web.runs_dir
@@ -182,7 +182,7 @@ def _warehouse_backends(run_id: int) -> int:
 @pytest.mark.parametrize("backend_env", ["database"], indirect=True)
 def test_a_killed_hosts_run_is_reaped_by_the_other_and_its_dbt_stopped_when_it_comes_back(installation, capsys):
     run = _running(_slow_run(installation, 300))
-    owner = installation.workers[run.worker_name]
+    owner = installation.workers[run.worker]
     dbt_group = run.process_group
     killed_at = time.monotonic()
     owner.kill()
@@ -193,7 +193,7 @@ def test_a_killed_hosts_run_is_reaped_by_the_other_and_its_dbt_stopped_when_it_c
     wait_until(lambda: run.refresh_from_db() or run.is_final, "the other host to reap the run", 180, interval=0.5)
     reaped_after = time.monotonic() - killed_at
     assert run.state == RunState.ERROR
-    assert "worker lost" in run.reason and run.worker_name in run.reason
+    assert "worker lost" in run.reason and run.worker in run.reason
     assert group_alive(dbt_group), "the reaper on another host signalled a process of the lost one"
     assert _warehouse_backends(run.pk) == 0
 
@@ -208,7 +208,7 @@ def test_a_killed_hosts_run_is_reaped_by_the_other_and_its_dbt_stopped_when_it_c
     # and that host takes work again
     installation.workers[next(n for n in installation.workers if n != owner.name)].stop()
     after = installation.wait_final(installation.trigger(project="sleepy", command="run", select="fast"))
-    assert (after["state"], after["worker_name"]) == ("success", owner.name)
+    assert (after["state"], after["worker"]) == ("success", owner.name)
     with capsys.disabled():
         print(
             f"\nmultihost: killed {owner.name}'s run reaped after {reaped_after:.1f} s "
@@ -220,7 +220,7 @@ def test_a_killed_hosts_run_is_reaped_by_the_other_and_its_dbt_stopped_when_it_c
 def test_cancel_from_the_web_reaches_a_run_that_host_b_holds(installation, capsys):
     installation.workers["host-a"].stop()  # only host-b can take it
     run = _running(_slow_run(installation, 300))
-    assert run.worker_name == "host-b"
+    assert run.worker == "host-b"
     asked = time.monotonic()
     installation.api.json("POST", f"/api/v1/runs/{run.pk}/cancel/", expect=202)
     final = installation.wait_final(run.pk, timeout=settings.RUN_CANCEL_GRACE_SECONDS + 30)

@@ -103,3 +103,92 @@ def test_start_command_brings_up_web_worker_and_demo_data_then_stops_cleanly(por
     assert process.wait(60) == 0
     assert "Embedded PostgreSQL stopped." in (data_dir / "portal.log").read_text()
     assert not (data_dir / "postgres" / "postmaster.pid").exists()
+
+
+def _session_env(**extra: str) -> dict[str, str]:
+    """This test session's own servers (embedded or external), as a host of a multi-host
+    installation would have them, with `extra` on top."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "QUEUE_WORKERS": "1", **extra}
+
+
+def test_web_only_and_worker_only_together_are_refused():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "runportal", "--web-only", "--worker-only"],
+        env=_session_env(), cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "--web-only and --worker-only exclude each other" in result.stderr
+
+
+@pytest.fixture
+def empty_database(db, django_db_blocker):
+    """A fresh, unmigrated metadata database on the session's server."""
+    from django.conf import settings
+    from django.db import connection
+
+    name = f"{connection.settings_dict['NAME']}_multihost"
+    dsn = {**settings.DATABASES["default"]}
+    conninfo = {"host": dsn["HOST"], "user": dsn["USER"], "password": dsn["PASSWORD"] or None, "dbname": "postgres"}
+    if dsn.get("PORT"):
+        conninfo["port"] = dsn["PORT"]
+    with psycopg.connect(**{k: v for k, v in conninfo.items() if v}, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield name, {k: v for k, v in {**conninfo, "dbname": name}.items() if v}
+    with psycopg.connect(**{k: v for k, v in conninfo.items() if v}, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_worker_only_refuses_an_unmigrated_database(empty_database):
+    name, _ = empty_database
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "runportal", "--worker-only", "--wait-for-migrations", "0"],
+        env=_session_env(DATABASE_NAME=name), cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "migration(s) not applied yet" in result.stderr and "runportal --web-only" in result.stderr
+
+
+def test_a_worker_host_waits_for_the_web_host_to_migrate_then_beats(empty_database, tmp_path):
+    """Two hosts' commands on one database: the worker side starts first and waits, the web
+    side migrates and serves, then the worker's cluster comes up under its name."""
+    name, conninfo = empty_database
+    env = _session_env(DATABASE_NAME=name, PORTAL_WORKER_NAME="host-two", PORT=str(free_port()))
+    logs = {side: open(tmp_path / f"{side}.log", "w+") for side in ("worker", "web")}  # noqa: SIM115
+    processes = {}
+    try:
+        processes["worker"] = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "runportal", "--worker-only"],
+            env=env, cwd=ROOT, stdout=logs["worker"], stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        worker_log = tmp_path / "worker.log"
+        wait_until(lambda: "waiting up to 300 s" in worker_log.read_text(), "the worker to wait", timeout=60)
+        processes["web"] = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "runportal", "--web-only"],
+            env=env, cwd=ROOT, stdout=logs["web"], stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+        def answers() -> bool:
+            try:
+                return urllib.request.urlopen(f"http://127.0.0.1:{env['PORT']}/login/", timeout=2).status == 200
+            except OSError:
+                return False
+
+        wait_until(answers, lambda: f"the web side to serve:\n{(tmp_path / 'web.log').read_text()[-3000:]}", 240)
+
+        def beating() -> bool:
+            with psycopg.connect(**conninfo) as conn:
+                return bool(conn.execute("SELECT 1 FROM runs_worker WHERE name = 'host-two'").fetchone())
+
+        wait_until(beating, lambda: f"the worker to beat:\n{worker_log.read_text()[-3000:]}", timeout=120)
+        assert "Q Cluster" not in (tmp_path / "web.log").read_text()  # the web host runs no cluster
+        assert "Queue worker host-two is up." in worker_log.read_text()
+        for side in ("worker", "web"):
+            processes[side].send_signal(signal.SIGINT)
+            assert processes[side].wait(60) == 0, (tmp_path / f"{side}.log").read_text()[-3000:]
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+        for log in logs.values():
+            log.close()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -160,3 +161,17 @@ def test_connection_strings_are_masked_on_debug_pages(rf, settings):
     secret = settings.DATABASE_URL.split(":")[2].split("@")[0]
     assert secret not in html
     assert "DATABASE_URL" in html and "password=********" in html  # named, password hidden
+
+
+@pytest.mark.parametrize("name", ["two words", "host:1", "-leading-dash", "x" * 101])
+def test_a_bad_worker_name_stops_the_start_naming_it(name):
+    result = manage("check", PORTAL_WORKER_NAME=name)
+    assert result.returncode != 0
+    assert f"PORTAL_WORKER_NAME={name!r}" in result.stderr
+
+
+def test_the_default_worker_name_is_the_host_name_and_the_boot_id():
+    result = manage("shell", "-c", "from django.conf import settings; print(settings.PORTAL_WORKER_NAME)")
+    assert result.returncode == 0, result.stderr
+    boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")
+    assert result.stdout.splitlines()[-1] == f"{socket.gethostname()}-{boot_id[:8]}"

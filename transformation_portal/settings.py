@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -400,6 +401,30 @@ WEBHOOK_ALLOWED_HOSTS = [host.lower().strip("[]") for host in env_list("WEBHOOK_
 # /readyz: the worker check (when present) fails when no worker has beaten for this long.
 READY_WORKER_MAX_AGE = env_int("READY_WORKER_MAX_AGE", 60, minimum=1)
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+
+def _default_worker_name() -> str:
+    """The host name plus the first 8 hex digits of the kernel's boot id: containers that
+    share a host name on different machines, and the same host after a reboot (when pids are
+    reused), get different names. Without /proc (not Linux) the host name alone."""
+    host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname()).strip("-.") or "worker"
+    try:
+        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")[:8]
+    except OSError:
+        return host[:WORKER_NAME_MAX]
+    return f"{host[: WORKER_NAME_MAX - 9]}-{boot_id}"
+
+
+# A queue cluster's name (runs/workers.py): every run records the name of the worker that
+# claimed it; only a worker of that name ever signals the run's dbt (the reaper elsewhere
+# just marks it lost), and a worker starting under it first stops what its reaped runs left.
+WORKER_NAME_MAX = 100
+PORTAL_WORKER_NAME = env_str("PORTAL_WORKER_NAME").strip() or _default_worker_name()
+if not re.fullmatch(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{WORKER_NAME_MAX - 1}}}", PORTAL_WORKER_NAME):
+    raise ImproperlyConfigured(
+        f"PORTAL_WORKER_NAME={PORTAL_WORKER_NAME!r}: use at most {WORKER_NAME_MAX} letters, digits, '.', '_' "
+        "or '-', starting with a letter or digit"
+    )
 Q_CLUSTER = {
     "name": env_str("QUEUE_NAME", "portal"),  # the broker's queue key; clusters sharing it share work
     "workers": env_int("QUEUE_WORKERS", 2, minimum=1),

@@ -36,16 +36,36 @@ def test_healthz_answers_without_touching_any_database(client, django_assert_num
     assert response.json() == {"status": "ok"}
 
 
-def test_readyz_is_200_naming_each_check_when_all_is_up(client, warehouse_conninfo):
-    response = client.get("/readyz")
-    assert response.status_code == 200, response.content
-    body = response.json()
-    assert body["status"] == "ok"
-    assert {name: check["ok"] for name, check in body["checks"].items()} == {
-        "database": True,
-        "warehouse": True,
-        "broker": True,
-    }
+@pytest.mark.django_db(transaction=True)
+def test_readyz_is_200_with_a_worker_beating_and_503_naming_it_while_none_is(
+    client, settings, tmp_path, warehouse_conninfo
+):
+    from django.db import connection
+
+    from tests.hosts import Host
+
+    settings.READY_WORKER_MAX_AGE = 3
+    env = {**os.environ, "DATABASE_NAME": connection.settings_dict["NAME"], "RUN_HEARTBEAT_SECONDS": "1"}
+    worker = Host("worker", "ready-probe", tmp_path, env).start()
+    try:
+        wait_until(lambda: client.get("/readyz").status_code == 200, "/readyz to see the worker", 30, interval=0.5)
+        body = client.get("/readyz").json()
+        assert body["status"] == "ok"
+        assert {name: check["ok"] for name, check in body["checks"].items()} == {
+            "database": True,
+            "warehouse": True,
+            "broker": True,
+            "worker": True,
+        }
+        assert "ready-probe" in body["checks"]["worker"]["detail"]
+        worker.stop()
+        wait_until(lambda: client.get("/readyz").status_code == 503, "/readyz to miss the worker", 30, interval=0.5)
+        checks = client.get("/readyz").json()["checks"]
+        assert checks["worker"]["ok"] is False and checks["database"]["ok"] is True
+        worker.start()
+        wait_until(lambda: client.get("/readyz").status_code == 200, "/readyz to see it back", 60, interval=0.5)
+    finally:
+        worker.stop()
 
 
 def test_readyz_is_503_naming_the_warehouse_on_a_closed_port(client, settings):
@@ -155,5 +175,6 @@ def test_healthz_stays_up_and_readyz_names_every_failure_when_all_is_down(web_wi
         "database": False,
         "warehouse": False,
         "broker": False,
+        "worker": False,
     }
     assert PASSWORD not in text

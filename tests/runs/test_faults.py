@@ -125,7 +125,7 @@ def test_kill_9_of_a_worker_mid_node_leaves_one_terminal_state_no_dbt_and_a_free
         project="sleepy", command="run", select="slow", vars={"sleep_seconds": 120}, actor=operator, source="api"
     )
     run = wait_for(run, lambda r: r.node_results.filter(unique_id="model.sleepy.slow", status="running").exists())
-    os.kill(int(run.worker.rsplit(":", 1)[1]), signal.SIGKILL)
+    os.kill(run.worker_pid, signal.SIGKILL)
     # The launcher sees its worker's pipe close and stops dbt; no reaper needed for that.
     wait_until(lambda: not group_alive(run.process_group), "the launcher to stop the dead worker's dbt", timeout=60)
     wait_until(lambda: advisory_lock_free("sleepy"), "the dead worker's write lock to be let go", timeout=30)

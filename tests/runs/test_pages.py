@@ -93,3 +93,29 @@ def test_admin_shows_runs_read_only(client, admin_user):
     assert client.get(f"/admin/runs/run/{run.pk}/change/").status_code == 200
     assert client.get("/admin/runs/run/add/").status_code == 403
     assert client.post(f"/admin/runs/run/{run.pk}/delete/", {"post": "yes"}).status_code == 403
+
+
+def test_workers_show_on_the_runs_page_and_the_api_for_viewers(client, api_client, viewer, nobody):
+    from datetime import timedelta
+
+    from runs.models import Worker
+
+    now = timezone.now()
+    Worker.objects.create(name="wk-up", hostname="host-1", pid=101, started_at=now, heartbeat_at=now)
+    old = now - timedelta(hours=1)
+    Worker.objects.create(name="wk-<gone>", hostname="host-2", pid=202, started_at=old, heartbeat_at=old)
+    run = make_run(state=RunState.RUNNING, started_at=now, worker="wk-up", worker_pid=4321)
+    client.force_login(viewer)
+    page = client.get("/runs/").content.decode()
+    assert "wk-up" in page and "host-1" in page and "alive" in page
+    assert "wk-&lt;gone&gt;" in page and "not beating" in page
+    assert "wk-up" in client.get(f"/runs/{run.pk}/").content.decode()
+    assert "(pid 4321)" in client.get(f"/runs/{run.pk}/").content.decode()
+    api_client.force_authenticate(viewer)
+    listed = api_client.get("/api/v1/workers/").json()
+    assert [(w["name"], w["alive"]) for w in listed] == [("wk-<gone>", False), ("wk-up", True)]
+    assert api_client.get(f"/api/v1/runs/{run.pk}/").json()["worker_pid"] == 4321
+    assert api_client.post("/api/v1/workers/").status_code == 405
+    api_client.force_authenticate(nobody)
+    assert api_client.get("/api/v1/workers/").status_code == 403
+    assert set(Worker.objects.alive(within_seconds=60).values_list("name", flat=True)) == {"wk-up"}

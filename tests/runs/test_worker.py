@@ -129,7 +129,8 @@ def test_cancel_stops_dbt_and_leaves_no_query_behind(runs_cluster, operator, cli
 def test_sigkilled_worker_is_reaped_and_not_started_again(runs_cluster, operator):
     run = trigger_run(project="sleepy", command="run", select="slow", actor=operator, source="api")
     run = wait_for(run, lambda r: r.state == RunState.RUNNING and r.process_group)
-    os.kill(int(run.worker.rsplit(":", 1)[1]), signal.SIGKILL)
+    dbt = run.process_group
+    os.kill(run.worker_pid, signal.SIGKILL)
     time.sleep(6)
     run.refresh_from_db()
     assert run.state == RunState.RUNNING  # nobody noticed yet: the reaper owns this
@@ -137,7 +138,8 @@ def test_sigkilled_worker_is_reaped_and_not_started_again(runs_cluster, operator
         assert reap_lost_runs() == 1
     run.refresh_from_db()
     assert run.state == RunState.ERROR and run.reason.startswith("worker lost")
-    assert backends_of(run) == [] and not group_alive(run.process_group)
+    assert backends_of(run) == [] and not group_alive(dbt)
+    assert run.process_group is None  # its own worker's reaper handled it: never signalled again
     execute_run(run.pk)  # a late redelivery does nothing
     run.refresh_from_db()
     assert run.state == RunState.ERROR

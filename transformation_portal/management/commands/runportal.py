@@ -9,7 +9,10 @@ import time
 import psycopg
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError, connection
+from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.loader import MigrationLoader
 
 from transformation_portal import embedded_postgres
 
@@ -20,15 +23,35 @@ class Command(BaseCommand):
     help = (
         "Start the portal: migrate, (development) demo users and demo warehouse data, then "
         "the web server and a queue worker cluster. Ctrl-C stops everything, including the "
-        "embedded PostgreSQL server."
+        "embedded PostgreSQL server. On many hosts: --web-only (migrates, serves, no worker) "
+        "and --worker-only (waits for a migrated database, then a queue cluster, no web)."
     )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--web-workers", type=int, default=int(os.environ.get("WEB_WORKERS", "2")))
+        parser.add_argument("--web-only", action="store_true", help="the web server without a queue worker")
+        parser.add_argument("--worker-only", action="store_true", help="a queue worker cluster without web server")
+        parser.add_argument(
+            "--wait-for-migrations",
+            type=int,
+            default=300,
+            metavar="SECONDS",
+            help="--worker-only: how long to wait for the web side to migrate the database (default 300)",
+        )
 
-    def handle(self, *args, host: str, port: int, web_workers: int, **options) -> None:
+    def handle(
+        self, *args, host: str, port: int, web_workers: int, web_only: bool, worker_only: bool, **options
+    ) -> None:
+        if web_only and worker_only:
+            raise CommandError("--web-only and --worker-only exclude each other; give neither to run both")
+        python = sys.executable
+        worker = [python, str(settings.BASE_DIR / "manage.py"), "qcluster"]
+        if worker_only:
+            self._wait_for_migrations(options["wait_for_migrations"])
+            self._supervise({"worker": subprocess.Popen(worker)}, f"Queue worker {settings.PORTAL_WORKER_NAME} is up.")
+            return
         call_command("migrate", interactive=False, verbosity=0)
         if settings.PRODUCTION:
             call_command("collectstatic", interactive=False, verbosity=0)
@@ -39,7 +62,6 @@ class Command(BaseCommand):
             call_command("create_demo_users")
             self._seed_demo_warehouse()
 
-        python = sys.executable
         children = {
             "web": subprocess.Popen(
                 [
@@ -57,11 +79,20 @@ class Command(BaseCommand):
                     "10",
                 ]  # fmt: skip
             ),
-            "worker": subprocess.Popen([python, str(settings.BASE_DIR / "manage.py"), "qcluster"]),
         }
-        self.stdout.write(self.style.SUCCESS(f"\nTransformation Portal is up: http://{host}:{port}/"))
-        self.stdout.write("Press Ctrl-C to stop (web, worker and the embedded database).\n")
+        if not web_only:
+            children["worker"] = subprocess.Popen(worker)
+        self._supervise(children, f"\nTransformation Portal is up: http://{host}:{port}/")
 
+    def _supervise(self, children: dict[str, subprocess.Popen], up: str) -> None:
+        """Until Ctrl-C or SIGTERM, or one child exits (then all stop, exit code 1). Only the
+        plain command (web and worker) stops the embedded database: with --web-only or
+        --worker-only another portal process may still use it."""
+        owns_database = set(children) == {"web", "worker"}
+        self.stdout.write(self.style.SUCCESS(up))
+        self.stdout.write(
+            f"Press Ctrl-C to stop ({', '.join(children)}{' and the embedded database' if owns_database else ''}).\n"
+        )
         stopping = False
 
         def stop(signum, frame) -> None:
@@ -77,10 +108,36 @@ class Command(BaseCommand):
                     self.stderr.write(f"{name} exited with code {child.returncode}; stopping the portal")
                     exit_code, stopping = 1, True
             time.sleep(0.5)
-        self._shutdown(children)
+        self._shutdown(children, stop_database=owns_database)
         sys.exit(exit_code)
 
-    def _shutdown(self, children: dict[str, subprocess.Popen]) -> None:
+    def _wait_for_migrations(self, seconds: int) -> None:
+        """A worker host never migrates (the web side does, once): it waits until every
+        migration is applied, or refuses after `seconds`, naming what to run."""
+        deadline = time.monotonic() + seconds
+        said = False
+        while True:
+            try:
+                pending = MigrationExecutor(connection).migration_plan(MigrationLoader(connection).graph.leaf_nodes())
+            except DatabaseError as exc:
+                pending, problem = None, f"the database does not answer ({exc})"
+            else:
+                problem = f"{len(pending)} migration(s) not applied yet"
+            finally:
+                connection.close()
+            if pending == []:
+                return
+            if time.monotonic() >= deadline:
+                raise CommandError(
+                    f"--worker-only: {problem}; start the web side first (manage.py runportal --web-only, "
+                    "which migrates) or run manage.py migrate"
+                )
+            if not said:
+                self.stdout.write(f"--worker-only: {problem}; waiting up to {seconds} s for the web side to migrate…")
+                said = True
+            time.sleep(2)
+
+    def _shutdown(self, children: dict[str, subprocess.Popen], stop_database: bool) -> None:
         for child in children.values():
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
@@ -90,7 +147,7 @@ class Command(BaseCommand):
                 child.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 child.kill()
-        if settings.EMBEDDED_POSTGRES:
+        if settings.EMBEDDED_POSTGRES and stop_database:
             from django.db import connections
 
             connections.close_all()
