@@ -77,15 +77,16 @@ def delete_artifacts(run_ids: Iterable[int]) -> int:
 def stored_names(run: Run) -> list[str]:
     """The downloadable artifacts the run has, from the index (the storage is not listed)."""
     names = set(RunArtifact.objects.filter(run=run, name__in=DOWNLOADABLE).values_list("name", flat=True))
-    if not names:
+    if not names and not run.artifacts.exists():
         names = {name for name in DOWNLOADABLE if _unindexed_file(run, name)}
     return [name for name in DOWNLOADABLE if name in names]
 
 
 def _unindexed_file(run: Run, name: str) -> Path | None:
-    """A file of a run that ended before the artifact storage existed: still in this host's
-    RUNS_DIR (until retention) if this host ran it; symlinks and paths outside its target never."""
-    if not run.target_path or run.artifacts.exists():
+    """A file of a run that ended before the artifact storage existed (it has no index rows):
+    still in this host's RUNS_DIR (until retention) if this host ran it; symlinks and paths
+    outside its target never."""
+    if not run.target_path:
         return None
     target = Path(run.target_path)
     path = target / name
@@ -110,7 +111,7 @@ def artifact_response(run: Run, name: str, node: str = "") -> FileResponse:
             content, size = artifact_storage().open(artifact.key), artifact.size
         except FileNotFoundError:
             raise Http404(f"This run's {name} is no longer stored.") from None
-    elif stored and (path := _unindexed_file(run, stored)):
+    elif stored and not run.artifacts.exists() and (path := _unindexed_file(run, stored)):
         content, size = path.open("rb"), path.stat().st_size
     else:
         raise Http404(missing)

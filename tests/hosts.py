@@ -30,19 +30,22 @@ class Host:
     """One portal process tree (started in its own session, so SIGKILL of the host kills
     the whole tree except what started a session of its own: dbt's process groups)."""
 
-    def __init__(self, role: str, name: str, work: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, role: str, name: str | None, work: Path, env: dict[str, str], runs_dir: Path | None = None
+    ) -> None:
+        """`name` None: the default PORTAL_WORKER_NAME (host name plus boot id)."""
         assert role in ("web", "worker")
         self.role, self.name = role, name
-        self.runs_dir = work / name / "runs"
+        label = name or "default"
+        self.runs_dir = runs_dir or work / label / "runs"
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        self.log_file = work / name / f"{role}.log"
+        self.log_file = work / label / f"{role}.log"
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self.port = free_port() if role == "web" else None
-        self.env = {
-            **env,
-            "RUNS_DIR": str(self.runs_dir),
-            "PORTAL_WORKER_NAME": name,
-            "PYTHONUNBUFFERED": "1",
-        }
+        self.env = {**env, "RUNS_DIR": str(self.runs_dir), "PYTHONUNBUFFERED": "1"}
+        self.env.pop("PORTAL_WORKER_NAME", None)
+        if name is not None:
+            self.env["PORTAL_WORKER_NAME"] = name
         self.process: subprocess.Popen | None = None
 
     @property

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -25,7 +22,7 @@ from runs.models import Run, RunState, StoredFile
 from runs.retention import prune_runs
 from runs.services import trigger_run
 from runs.storage import DatabaseStorage
-from tests.conftest import wait_until
+from tests.hosts import Host
 from tests.runs.conftest import wait_final
 from tests.test_settings import manage
 
@@ -51,35 +48,16 @@ def storage_cluster(
         "RUNS_DIR": str(runs_dir),
         "QUEUE_NAME": queue,
         "QUEUE_WORKERS": "1",
-        "PYTHONUNBUFFERED": "1",
     }
     for name, value in backend_env.items():
         monkeypatch.setenv(name, value)
     settings.STORAGES = {**settings.STORAGES, "artifacts": env_artifact_storage("ARTIFACT_STORAGE")}
     monkeypatch.setattr(Conf, "CLUSTER_NAME", queue)
     monkeypatch.setattr(Conf, "PREFIX", queue)  # the queue name also salts the task signatures
-    log_file = tmp_path / "qcluster.log"
-    with open(log_file, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "qcluster"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_until(lambda: "running" in log_file.read_text() or process.poll() is not None, "qcluster", 60)
-        assert process.poll() is None, log_file.read_text()[-3000:]
-        process.runs_dir, process.backend = runs_dir, backend_env["ARTIFACT_STORAGE"]
-        yield process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    host = Host("worker", "storage-worker", tmp_path, env, runs_dir=runs_dir).start()
+    host.backend = backend_env["ARTIFACT_STORAGE"]
+    yield host
+    host.stop()
 
 
 def fetched(client, path: str) -> bytes:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,49 +23,12 @@ from runs.dbt.launcher import group_alive, signal_group
 from runs.models import Run, RunState, Worker
 from runs.reaper import reap_lost_runs
 from runs.services import trigger_run
+from tests.hosts import Host
 from tests.runs.conftest import wait_final, wait_for, wait_until
 from tests.runs.test_worker import backends_of, log_text
 
 REPO = Path(__file__).resolve().parents[2]
 GATE = 4242  # the sleepy project's `gated` model waits while this advisory lock is held
-
-
-class Cluster:
-    """`manage.py qcluster` (one worker process) under a name (None: the default) and RUNS_DIR
-    of its own, on the queue this test enqueues to (Conf.PREFIX: also the tasks' signing salt)."""
-
-    def __init__(self, log_dir: Path, name: str | None, runs_dir: Path) -> None:
-        env = {
-            **os.environ,
-            "DATABASE_NAME": connection.settings_dict["NAME"],
-            "QUEUE_NAME": Conf.PREFIX,
-            "QUEUE_WORKERS": "1",
-            "RUNS_DIR": str(runs_dir),
-            "RUN_CANCEL_GRACE_SECONDS": "2",
-            "RUN_HEARTBEAT_SECONDS": "1",
-            "PYTHONUNBUFFERED": "1",
-        }
-        env.pop("PORTAL_WORKER_NAME", None)
-        if name is not None:
-            env["PORTAL_WORKER_NAME"] = name
-        self.log_file = log_dir / f"qcluster-{name or 'default'}-{os.urandom(3).hex()}.log"
-        with open(self.log_file, "w") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, str(REPO / "manage.py"), "qcluster"],
-                cwd=REPO,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        wait_until(lambda: "running" in self.log_file.read_text() or self.process.poll() is not None, "qcluster", 60)
-        assert self.process.poll() is None, self.log_file.read_text()[-3000:]
-
-    def kill(self) -> None:
-        """SIGKILL to the whole group (cluster, workers, their launchers): nothing cleans up."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
 
 
 @pytest.fixture
@@ -76,10 +37,19 @@ def clusters(tmp_path, monkeypatch, dbt_projects_dir, warehouse_conninfo, transa
     queue = f"portal-identity-{os.urandom(4).hex()}"
     monkeypatch.setattr(Conf, "PREFIX", queue)
     monkeypatch.setattr(Conf, "CLUSTER_NAME", queue)
-    started: list[Cluster] = []
+    started: list[Host] = []
+    env = {
+        **os.environ,
+        "DATABASE_NAME": connection.settings_dict["NAME"],
+        "QUEUE_NAME": queue,
+        "QUEUE_WORKERS": "1",
+        "RUN_CANCEL_GRACE_SECONDS": "2",
+        "RUN_HEARTBEAT_SECONDS": "1",
+    }
 
-    def start(name: str | None, runs_dir: Path) -> Cluster:
-        started.append(Cluster(tmp_path, name, runs_dir))
+    def start(name: str | None, runs_dir: Path) -> Host:
+        """A worker host (one worker process) under a name and RUNS_DIR of its own."""
+        started.append(Host("worker", name, tmp_path, env, runs_dir=runs_dir).start())
         return started[-1]
 
     yield start

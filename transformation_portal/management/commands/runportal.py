@@ -12,7 +12,6 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
-from django.db.migrations.loader import MigrationLoader
 
 from transformation_portal import embedded_postgres
 
@@ -118,7 +117,8 @@ class Command(BaseCommand):
         said = False
         while True:
             try:
-                pending = MigrationExecutor(connection).migration_plan(MigrationLoader(connection).graph.leaf_nodes())
+                executor = MigrationExecutor(connection)  # as `migrate --check` asks
+                pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
             except DatabaseError as exc:
                 pending, problem = None, f"the database does not answer ({exc})"
             else:
