@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -50,7 +51,8 @@ class Host:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """https when the host serves TLS_CERT_FILE (its clients then trust SSL_CERT_FILE)."""
+        return f"{'https' if self.env.get('TLS_CERT_FILE') else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> Host:
         argv = [sys.executable, str(REPO / "manage.py"), "runportal"]
@@ -70,7 +72,8 @@ class Host:
     def _ready(self) -> bool:
         if self.role == "web":
             try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as answer:
+                trust = ssl.create_default_context(cafile=self.env.get("SSL_CERT_FILE"))
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2, context=trust) as answer:
                     return answer.status == 200
             except OSError:
                 return False

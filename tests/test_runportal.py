@@ -4,14 +4,17 @@ PostgreSQL with demo users and a live worker, and Ctrl-C stops all of it."""
 from __future__ import annotations
 
 import http.cookiejar
+import json
 import os
 import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -192,3 +195,48 @@ def test_a_worker_host_waits_for_the_web_host_to_migrate_then_beats(empty_databa
                 process.kill()
         for log in logs.values():
             log.close()
+
+
+def test_the_web_side_serves_https_with_the_given_certificate(transactional_db, tmp_path):
+    """TLS_CERT_FILE and TLS_KEY_FILE: gunicorn speaks HTTPS, verified against the CA that
+    signed the pair, and the start line names the https URL."""
+    from django.db import connection
+
+    from tests.hosts import Host
+    from tests.tls import make_tls
+
+    tls = make_tls(tmp_path / "tls")
+    env = _session_env(DATABASE_NAME=connection.settings_dict["NAME"], SSL_CERT_FILE=str(tls.ca), **tls.server_env())
+    web = Host("web", "web", tmp_path, env).start()
+    try:
+        trust = ssl.create_default_context(cafile=tls.ca)
+        with urllib.request.urlopen(f"https://127.0.0.1:{web.port}/healthz", timeout=10, context=trust) as answer:
+            assert (answer.status, json.loads(answer.read())) == (200, {"status": "ok"})
+        assert f"Transformation Portal is up: https://127.0.0.1:{web.port}/" in web.log_text()
+        system_store_only = ssl.create_default_context()
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+            urllib.request.urlopen(f"https://127.0.0.1:{web.port}/healthz", timeout=10, context=system_store_only)
+    finally:
+        web.stop()
+
+
+@pytest.mark.parametrize(
+    ("given", "refusal"),
+    [
+        ({"TLS_CERT_FILE": "cert"}, "TLS_CERT_FILE and TLS_KEY_FILE go together"),
+        ({"TLS_CERT_FILE": "cert", "TLS_KEY_FILE": "missing"}, "TLS_KEY_FILE="),
+        ({"TLS_CERT_FILE": "key", "TLS_KEY_FILE": "key"}, "are not a PEM certificate and its key"),
+    ],
+)
+def test_a_wrong_tls_setting_stops_the_start_naming_it(tmp_path, given, refusal):
+    from tests.tls import make_tls
+
+    tls = make_tls(tmp_path)
+    files = {"cert": str(tls.cert), "key": str(tls.key), "missing": str(tmp_path / "missing.pem")}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "runportal", "--web-only"],
+        env=_session_env(**{name: files[value] for name, value in given.items()}),
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert refusal in result.stderr

@@ -1,9 +1,10 @@
 """Settings, all from the environment (see README's configuration table).
 
-Importing this module only reads: the environment, and the development secret key file
-if it exists. The side effects (data directory, generated secret key, starting the
-embedded PostgreSQL server and creating its databases) are `bootstrap.bootstrap()`'s,
-which every entry point calls before Django connects.
+Importing this module only reads: the environment, the TLS pair when TLS_CERT_FILE and
+TLS_KEY_FILE name one, and the development secret key file if it exists. The side effects
+(data directory, generated secret key, starting the embedded PostgreSQL server and creating
+its databases) are `bootstrap.bootstrap()`'s, which every entry point calls before Django
+connects.
 
 Development defaults need nothing set: DEBUG on, a SECRET_KEY generated once into
 .data/, and an embedded PostgreSQL server under .data/postgres. PORTAL_ENV=production
@@ -15,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import ssl
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -401,6 +403,32 @@ WEBHOOK_ALLOWED_HOSTS = [host.lower().strip("[]") for host in env_list("WEBHOOK_
 # /readyz: the worker check (when present) fails when no worker has beaten for this long.
 READY_WORKER_MAX_AGE = env_int("READY_WORKER_MAX_AGE", 60, minimum=1)
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+
+def tls_pair(cert_file: str, key_file: str) -> tuple[str, str] | None:
+    """The certificate and key `runportal` hands gunicorn to serve HTTPS itself (dbt Cloud
+    clients speak only https), or None: both or neither, each a readable PEM file, the key
+    the certificate's, so a mistake stops the start with its cause rather than a TLS error
+    in every client."""
+    if not cert_file and not key_file:
+        return None
+    if not (cert_file and key_file):
+        raise ImproperlyConfigured("TLS_CERT_FILE and TLS_KEY_FILE go together: set both (HTTPS) or neither (HTTP)")
+    for name, path in (("TLS_CERT_FILE", cert_file), ("TLS_KEY_FILE", key_file)):
+        try:
+            Path(path).read_bytes()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}={path!r}: {exc.strerror or exc}") from exc
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert_file, key_file)
+    except ssl.SSLError as exc:
+        raise ImproperlyConfigured(
+            f"TLS_CERT_FILE={cert_file!r} and TLS_KEY_FILE={key_file!r} are not a PEM certificate and its key: {exc}"
+        ) from exc
+    return str(Path(cert_file).resolve()), str(Path(key_file).resolve())
+
+
+TLS_PAIR = tls_pair(os.environ.get("TLS_CERT_FILE", "").strip(), os.environ.get("TLS_KEY_FILE", "").strip())
 
 
 def _default_worker_name() -> str:

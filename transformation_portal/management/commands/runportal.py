@@ -23,7 +23,8 @@ class Command(BaseCommand):
         "Start the portal: migrate, (development) demo users and demo warehouse data, then "
         "the web server and a queue worker cluster. Ctrl-C stops everything, including the "
         "embedded PostgreSQL server. On many hosts: --web-only (migrates, serves, no worker) "
-        "and --worker-only (waits for a migrated database, then a queue cluster, no web)."
+        "and --worker-only (waits for a migrated database, then a queue cluster, no web). "
+        "TLS_CERT_FILE and TLS_KEY_FILE set: the web server speaks HTTPS."
     )
 
     def add_arguments(self, parser) -> None:
@@ -61,27 +62,16 @@ class Command(BaseCommand):
             call_command("create_demo_users")
             self._seed_demo_warehouse()
 
-        children = {
-            "web": subprocess.Popen(
-                [
-                    python,
-                    "-m",
-                    "gunicorn",
-                    "transformation_portal.wsgi",
-                    "--bind",
-                    f"{host}:{port}",
-                    "--workers",
-                    str(web_workers),
-                    "--access-logfile",
-                    "-",
-                    "--graceful-timeout",
-                    "10",
-                ]  # fmt: skip
-            ),
-        }
+        gunicorn = [python, "-m", "gunicorn", "transformation_portal.wsgi", "--bind", f"{host}:{port}"]
+        gunicorn += ["--workers", str(web_workers), "--access-logfile", "-", "--graceful-timeout", "10"]
+        scheme = "http"
+        if settings.TLS_PAIR:  # gunicorn serves HTTPS itself (validated in settings)
+            gunicorn += ["--certfile", settings.TLS_PAIR[0], "--keyfile", settings.TLS_PAIR[1]]
+            scheme = "https"
+        children = {"web": subprocess.Popen(gunicorn)}
         if not web_only:
             children["worker"] = subprocess.Popen(worker)
-        self._supervise(children, f"\nTransformation Portal is up: http://{host}:{port}/")
+        self._supervise(children, f"\nTransformation Portal is up: {scheme}://{host}:{port}/")
 
     def _supervise(self, children: dict[str, subprocess.Popen], up: str) -> None:
         """Until Ctrl-C or SIGTERM, or one child exits (then all stop, exit code 1). Only the
