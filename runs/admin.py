@@ -1,5 +1,5 @@
-"""Read-only admin views of runs: every change to runs, schedules and notification targets
-goes through runs.services / runs.schedules / runs.notifications (which audit and keep the
+"""Read-only admin views of runs: every change to runs, jobs, environments and notification
+targets goes through runs.services / runs.jobs / runs.notifications (which audit and keep the
 django-q2 rows in step), from the portal's pages and API."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from django.http import HttpRequest
 
 from accounts.models import Capability
 from accounts.permissions import can
-from runs.models import NodeResult, NotificationDelivery, NotificationTarget, Run, RunSchedule
+from runs.models import Environment, Job, NodeResult, NotificationDelivery, NotificationTarget, Run
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -50,14 +50,19 @@ class RunAdmin(ReadOnlyAdmin):
     inlines = [NodeResultInline]
 
 
-@admin.register(RunSchedule)
-class RunScheduleAdmin(ReadOnlyAdmin):
-    list_display = ("name", "project", "command", "select", "cron", "enabled")
+@admin.register(Job)
+class JobAdmin(ReadOnlyAdmin):
+    list_display = ("name", "project", "environment", "steps", "cron", "schedule_enabled")
+
+
+@admin.register(Environment)
+class EnvironmentAdmin(ReadOnlyAdmin):
+    list_display = ("name", "project", "target_name", "host", "dbname", "schema", "is_default")
 
 
 @admin.register(NotificationTarget)
 class NotificationTargetAdmin(ReadOnlyAdmin):
-    list_display = ("id", "project", "schedule", "emails", "webhook_url", "enabled")
+    list_display = ("id", "project", "job", "emails", "webhook_url", "enabled")
 
 
 @admin.register(NotificationDelivery)

@@ -16,17 +16,19 @@ from accounts.permissions import Requires
 from audit.models import Source
 from lineage.projects import get_project
 from runs.artifacts import artifact_response
+from runs.environments import create_environment, delete_environment, update_environment
 from runs.filters import RunFilter
+from runs.jobs import create_job, delete_job, retry_run, trigger_job, update_job, with_next_run
 from runs.logs import read_log
-from runs.models import FAILED_NODE_STATUSES, Run, RunSchedule, Worker
+from runs.models import FAILED_NODE_STATUSES, Environment, Job, Run, Worker
 from runs.pagination import RunPagination
-from runs.schedules import create_schedule, delete_schedule, set_enabled, with_next_run
 from runs.serializers import (
+    EnvironmentSerializer,
+    JobRunSerializer,
+    JobSerializer,
     NodeResultSerializer,
     RunCreateSerializer,
     RunSerializer,
-    ScheduleCreateSerializer,
-    ScheduleSerializer,
     WorkerSerializer,
 )
 from runs.services import cancel_run, rerun, trigger_run
@@ -43,12 +45,12 @@ def failures_first(queryset):
 class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
     """dbt runs. Viewer and up read; operator and admin trigger (202), cancel and re-run."""
 
-    queryset = Run.objects.select_related("triggered_by").order_by("-queued_at", "-id")
+    queryset = Run.objects.select_related("triggered_by", "job").prefetch_related("steps").order_by("-queued_at", "-id")
     serializer_class = RunSerializer
     filterset_class = RunFilter
     pagination_class = RunPagination
     permission_classes = [Requires(Capability.READ)]
-    operate_actions = frozenset({"create", "cancel", "rerun"})
+    operate_actions = frozenset({"create", "cancel", "rerun", "retry"})
 
     def get_permissions(self):
         if self.action in self.operate_actions:
@@ -77,6 +79,14 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         run = rerun(self.get_object(), actor=request.user, source=Source.API)
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(request=None, responses={202: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, pk=None) -> Response:
+        """Rerun from failure (dbt retry): the failed step's errored and skipped nodes, then
+        the steps after it."""
+        run = retry_run(self.get_object(), actor=request.user, source=Source.API)
+        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
     @extend_schema(
         parameters=[OpenApiParameter("offset", int, description="first line number to return")],
         responses={200: OpenApiTypes.OBJECT},
@@ -97,54 +107,89 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         return Response(NodeResultSerializer(nodes, many=True).data)
 
 
-class ScheduleViewSet(
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
-):
-    """Cron schedules of dbt runs. Viewer and up read; operator and admin create, enable,
-    disable and delete. A schedule's runs: GET /api/v1/runs/?schedule={id}."""
+class _ManagedViewSet(viewsets.ModelViewSet):
+    """Viewer and up read; whoever manages schedules (operator, admin) creates, changes and
+    deletes, through the audited service functions."""
 
-    queryset = with_next_run(RunSchedule.objects.select_related("created_by"))
-    serializer_class = ScheduleSerializer
     permission_classes = [Requires(Capability.READ)]
-    filterset_fields = ["project", "enabled"]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_permissions(self):
         if self.action not in ("list", "retrieve"):
             return [Requires(Capability.MANAGE_SCHEDULES)()]
         return super().get_permissions()
 
-    @extend_schema(request=ScheduleCreateSerializer, responses={201: ScheduleSerializer})
+    def _fields(self, serializer) -> dict:
+        return {key: getattr(value, "pk", value) for key, value in serializer.validated_data.items()}
+
+    def _read(self, instance) -> dict:
+        return self.get_serializer(self.get_queryset().get(pk=instance.pk)).data
+
+
+class EnvironmentViewSet(_ManagedViewSet):
+    """Environments per project: dbt target and warehouse connection (the password only by
+    the name of the worker's variable holding it)."""
+
+    queryset = Environment.objects.all()
+    serializer_class = EnvironmentSerializer
+    filterset_fields = ["project", "name"]
+
     def create(self, request: Request, *args, **kwargs) -> Response:
-        data = ScheduleCreateSerializer(data=request.data)
+        data = self.get_serializer(data=request.data)
         data.is_valid(raise_exception=True)
-        schedule = create_schedule(actor=request.user, source=Source.API, **data.validated_data)
-        return Response(self._read(schedule), status=status.HTTP_201_CREATED)
+        environment = create_environment(actor=request.user, source=Source.API, **self._fields(data))
+        return Response(self._read(environment), status=status.HTTP_201_CREATED)
 
-    def _read(self, schedule: RunSchedule) -> dict:
-        """The schedule as stored now, with its next run."""
-        return ScheduleSerializer(self.get_queryset().get(pk=schedule.pk)).data
+    def partial_update(self, request: Request, *args, **kwargs) -> Response:
+        data = self.get_serializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        fields = self._fields(data)
+        fields.pop("project", None)
+        environment = update_environment(self.get_object(), actor=request.user, source=Source.API, **fields)
+        return Response(self._read(environment))
 
-    def perform_destroy(self, instance: RunSchedule) -> None:
-        delete_schedule(instance, actor=self.request.user, source=Source.API)
+    def perform_destroy(self, instance: Environment) -> None:
+        delete_environment(instance, actor=self.request.user, source=Source.API)
 
-    def _set_enabled(self, enabled: bool) -> Response:
-        schedule = set_enabled(self.get_object(), enabled, actor=self.request.user, source=Source.API)
-        return Response(self._read(schedule))
 
-    @extend_schema(request=None, responses={200: ScheduleSerializer})
+class JobViewSet(_ManagedViewSet):
+    """Saved dbt jobs: ordered steps, environment, timeout, cron trigger. A job's runs:
+    GET /api/v1/runs/?job={id}; POST /api/v1/jobs/{id}/run/ (operator, admin) triggers one."""
+
+    queryset = with_next_run(Job.objects.select_related("created_by", "environment"))
+    serializer_class = JobSerializer
+    filterset_fields = ["project", "environment", "schedule_enabled"]
+
+    def get_permissions(self):
+        if self.action == "run":
+            return [Requires(Capability.OPERATE)()]
+        return super().get_permissions()
+
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        data = self.get_serializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = create_job(actor=request.user, source=Source.API, **self._fields(data))
+        return Response(self._read(job), status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, *args, **kwargs) -> Response:
+        data = self.get_serializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        fields = self._fields(data)
+        fields.pop("project", None)
+        job = update_job(self.get_object(), actor=request.user, source=Source.API, **fields)
+        return Response(self._read(job))
+
+    def perform_destroy(self, instance: Job) -> None:
+        delete_job(instance, actor=self.request.user, source=Source.API)
+
+    @extend_schema(request=JobRunSerializer, responses={202: RunSerializer})
     @action(detail=True, methods=["post"])
-    def enable(self, request: Request, pk=None) -> Response:
-        """Enable; the next run is the next cron slot from now (missed slots are not made up)."""
-        return self._set_enabled(True)
-
-    @extend_schema(request=None, responses={200: ScheduleSerializer})
-    @action(detail=True, methods=["post"])
-    def disable(self, request: Request, pk=None) -> Response:
-        return self._set_enabled(False)
+    def run(self, request: Request, pk=None) -> Response:
+        """Run the job now, with dbt Cloud's overrides."""
+        data = JobRunSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        run = trigger_job(self.get_object(), actor=request.user, source=Source.API, **data.validated_data)
+        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
 class RunArtifactView(APIView):

@@ -3,11 +3,12 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from runs.api import ProjectParseView, RunArtifactView, RunViewSet, ScheduleViewSet, WorkerListView
+from runs.api import EnvironmentViewSet, JobViewSet, ProjectParseView, RunArtifactView, RunViewSet, WorkerListView
 
 router = SimpleRouter()
 router.register("runs", RunViewSet, basename="api-run")
-router.register("schedules", ScheduleViewSet, basename="api-schedule")
+router.register("jobs", JobViewSet, basename="api-job")
+router.register("environments", EnvironmentViewSet, basename="api-environment")
 
 urlpatterns = [
     *router.urls,

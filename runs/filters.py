@@ -17,10 +17,10 @@ class RunFilter(django_filters.FilterSet):
     kind = django_filters.CharFilter(field_name="kind")
     who = django_filters.CharFilter(field_name="triggered_by__username", lookup_expr="iexact", label="Who")
     source = django_filters.ChoiceFilter(choices=Source.choices, help_text="The door the run came through")
-    schedule = django_filters.NumberFilter(field_name="schedule_id")
+    job = django_filters.NumberFilter(field_name="job_id")
     since = UtcIsoDateTimeFilter(field_name="queued_at", lookup_expr="gte", label="Since")
     until = UtcIsoDateTimeFilter(field_name="queued_at", lookup_expr="lt", label="Until")
 
     class Meta:
         model = Run
-        fields = ["project", "state", "command", "kind", "who", "source", "schedule", "since", "until"]
+        fields = ["project", "state", "command", "kind", "who", "source", "job", "since", "until"]

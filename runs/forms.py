@@ -51,27 +51,20 @@ class TriggerRunForm(forms.Form):
         return value
 
 
-class ScheduleForm(TriggerRunForm):
-    name = forms.CharField(max_length=100)
-    cron = forms.CharField(
-        max_length=100,
-        initial="0 6 * * *",
-        help_text="minute hour day month weekday, in the server time zone; e.g. <code>0 6 * * 1-5</code>.",
-    )
-    field_order = ["name", "project", "command", "select", "exclude", "vars", "full_refresh", "timeout_seconds", "cron"]
-
-
 class NotificationTargetForm(forms.Form):
     project = forms.ChoiceField(required=False)
-    schedule = forms.ModelChoiceField(queryset=None, required=False, empty_label="any run of the project")
+    job = forms.ModelChoiceField(queryset=None, required=False, empty_label="any run of the project")
     emails = forms.CharField(required=False, max_length=2000, help_text="Comma-separated addresses.")
     webhook_url = forms.URLField(
         required=False, max_length=500, assume_scheme="https", help_text="Receives a JSON POST."
     )
+    on_failure = forms.BooleanField(required=False, initial=True, help_text="failed, error, timed out")
+    on_success = forms.BooleanField(required=False)
+    on_recovery = forms.BooleanField(required=False, help_text="the first success after a failure")
 
     def __init__(self, *args, **kwargs) -> None:
-        from runs.models import RunSchedule
+        from runs.models import Job
 
         super().__init__(*args, **kwargs)
         self.fields["project"].choices = [("", "every project")] + [(p.name, p.name) for p in discover_projects()]
-        self.fields["schedule"].queryset = RunSchedule.objects.all()
+        self.fields["job"].queryset = Job.objects.all()

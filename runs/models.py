@@ -19,11 +19,14 @@ class RunState(models.TextChoices):
     ERROR = "error", "Error"
     CANCELLED = "cancelled", "Cancelled"
     TIMED_OUT = "timed_out", "Timed out"
+    SKIPPED = "skipped", "Skipped"  # a job's cron slot while its previous run was still active
 
 
-FINAL_STATES = frozenset({RunState.SUCCESS, RunState.FAILED, RunState.ERROR, RunState.CANCELLED, RunState.TIMED_OUT})
+FINAL_STATES = frozenset(
+    {RunState.SUCCESS, RunState.FAILED, RunState.ERROR, RunState.CANCELLED, RunState.TIMED_OUT, RunState.SKIPPED}
+)
 ACTIVE_STATES = frozenset({RunState.QUEUED, RunState.STARTING, RunState.RUNNING})
-# States that notify the project's (and schedule's) notification targets.
+# States that notify on failure (the project's and job's notification targets).
 ALERT_STATES = frozenset({RunState.FAILED, RunState.ERROR, RunState.TIMED_OUT})
 
 
@@ -56,7 +59,25 @@ class Run(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
-    schedule = models.ForeignKey("RunSchedule", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    retry_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="retries",
+        help_text="rerun from failure: only that run's errored and skipped nodes, then its remaining steps",
+    )
+    job = models.ForeignKey("Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    environment = models.ForeignKey(
+        "Environment",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs",
+        help_text="whose connection dbt's profile is made from; none: the project's default environment",
+    )
+    schema = models.CharField(max_length=100, blank=True, help_text="overrides the environment's schema")
+    cause = models.CharField(max_length=255, blank=True, help_text="why it was triggered, as the caller said")
 
     state = models.CharField(max_length=20, choices=RunState.choices, default=RunState.QUEUED)
     reason = models.TextField(blank=True, help_text="Why the run is in its state, in words")
@@ -118,6 +139,8 @@ class Run(models.Model):
     def title(self) -> str:
         if self.kind != "dbt":
             return self.kind
+        if self.job_id:
+            return f"job {self.job.name}" + (" (retry from failure)" if self.retry_of_id else "")
         parts = [self.command]
         if self.select:
             parts.append(f"--select {self.select}")
@@ -175,6 +198,7 @@ FAILED_NODE_STATUSES = frozenset({NodeStatus.ERROR, NodeStatus.FAIL, NodeStatus.
 
 class NodeResult(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="node_results")
+    step = models.PositiveSmallIntegerField(default=1, help_text="the run's step (1 for a run of one command)")
     unique_id = models.CharField(max_length=500)
     name = models.CharField(max_length=300, blank=True)
     resource_type = models.CharField(max_length=30, blank=True)
@@ -188,8 +212,8 @@ class NodeResult(models.Model):
     compiled_path = models.CharField(max_length=500, blank=True, help_text="relative to the run's target path")
 
     class Meta:
-        ordering = ["run", "started_at", "id"]
-        constraints = [models.UniqueConstraint(fields=["run", "unique_id"], name="noderesult_unique_per_run")]
+        ordering = ["run", "step", "started_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["run", "step", "unique_id"], name="noderesult_unique_per_step")]
 
     def __str__(self) -> str:
         return f"{self.unique_id}: {self.status}"
@@ -199,46 +223,120 @@ class NodeResult(models.Model):
         return self.status in FAILED_NODE_STATUSES
 
 
-class RunSchedule(models.Model):
-    """A cron schedule of one dbt command on a project; its django-q2 Schedule calls
-    runs.schedules.run_scheduled (catch_up off: slots missed while down run once)."""
+class StepState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCESS = "success", "Success"
+    FAILED = "failed", "Failed"
+    ERROR = "error", "Error"
+    CANCELLED = "cancelled", "Cancelled"
+    SKIPPED = "skipped", "Skipped"
 
-    name = models.CharField(max_length=100)
+
+class Environment(models.Model):
+    """Where a project's runs connect: dbt's target name and the warehouse connection its
+    profile is generated from (runs/profiles.py). A blank connection field takes the portal's
+    own warehouse value; the password never lives here, only the name of the environment
+    variable holding it (or NAME_FILE, a file holding it)."""
+
     project = models.CharField(max_length=100)
-    command = models.CharField(max_length=30)
-    select = models.TextField(blank=True)
-    exclude = models.TextField(blank=True)
-    vars = models.JSONField(default=dict, blank=True)
-    full_refresh = models.BooleanField(default=False)
-    timeout_seconds = models.PositiveIntegerField(null=True, blank=True)
-    cron = models.CharField(max_length=100, help_text="minute hour day month weekday, in the server time zone")
-    enabled = models.BooleanField(default=True)
-    q_schedule_id = models.IntegerField(null=True, blank=True, help_text="the django-q2 Schedule row")
+    name = models.CharField(max_length=100, help_text="dev, prod, …")
+    target_name = models.CharField(max_length=100, default="dev", help_text="dbt's target.name")
+    host = models.CharField(max_length=255, blank=True, help_text="blank: the portal's warehouse")
+    port = models.PositiveIntegerField(null=True, blank=True)
+    user = models.CharField(max_length=100, blank=True)
+    dbname = models.CharField(max_length=100, blank=True)
+    schema = models.CharField(max_length=100, blank=True)
+    password_env = models.CharField(
+        max_length=100, blank=True, help_text="name of the environment variable holding the password (or NAME_FILE)"
+    )
+    threads = models.PositiveSmallIntegerField(default=4)
+    env_vars = models.JSONField(default=dict, blank=True, help_text="extra environment variables for dbt")
+    is_default = models.BooleanField(default=False, help_text="the project's environment when none is named")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["project", "name"]
-        constraints = [models.UniqueConstraint(fields=["project", "name"], name="runschedule_unique_name")]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="environment_unique_name"),
+            models.UniqueConstraint(fields=["project"], condition=Q(is_default=True), name="environment_one_default"),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.project}: {self.name} ({self.cron})"
+        return f"{self.project}: {self.name}"
 
-    @property
-    def title(self) -> str:
-        return Run(
-            kind="dbt", command=self.command, select=self.select, exclude=self.exclude, full_refresh=self.full_refresh
-        ).title
+
+class Job(models.Model):
+    """A saved dbt job: ordered steps, as typed (`dbt build --select +fct_users`), run in one
+    worker in order; optional cron trigger, whose django-q2 Schedule calls
+    runs.jobs.run_scheduled (slots missed while down or disabled are not made up)."""
+
+    project = models.CharField(max_length=100)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="jobs")
+    steps = models.JSONField(default=list, help_text='["dbt seed", "dbt build --select +fct_users"]')
+    timeout_seconds = models.PositiveIntegerField(null=True, blank=True, help_text="blank: RUN_DEFAULT_TIMEOUT")
+    threads = models.PositiveSmallIntegerField(null=True, blank=True, help_text="overrides the environment's")
+    generate_docs = models.BooleanField(default=False, help_text="`dbt docs generate` after the steps")
+    run_source_freshness = models.BooleanField(
+        default=False, help_text="`dbt source freshness` first; its failure does not stop the job"
+    )
+    cron = models.CharField(max_length=100, blank=True, help_text="minute hour day month weekday, server time zone")
+    schedule_enabled = models.BooleanField(default=False, help_text="whether the cron trigger fires")
+    q_schedule_id = models.IntegerField(null=True, blank=True, help_text="the django-q2 Schedule row")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["project", "name"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="job_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.project}: {self.name}"
+
+
+class RunStep(models.Model):
+    """One step of a job run: its own log section, node results (NodeResult.step), exit code
+    and artifacts (RunArtifact.invocation)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    index = models.PositiveSmallIntegerField(help_text="1, 2, … in the order they run")
+    name = models.CharField(max_length=2000, help_text="the step as typed")
+    command = models.CharField(max_length=30)
+    select = models.TextField(blank=True)
+    exclude = models.TextField(blank=True)
+    vars = models.JSONField(default=dict, blank=True)
+    full_refresh = models.BooleanField(default=False)
+    stops_job = models.BooleanField(default=True, help_text="False for the freshness step, as in dbt Cloud")
+    state = models.CharField(max_length=20, choices=StepState.choices, default=StepState.QUEUED)
+    exit_code = models.SmallIntegerField(null=True, blank=True)
+    invocation = models.PositiveSmallIntegerField(null=True, blank=True, help_text="its artifacts' invocation")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    log_first_line = models.PositiveIntegerField(null=True, blank=True)
+    log_end_line = models.PositiveIntegerField(null=True, blank=True, help_text="one past its last log line")
+
+    class Meta:
+        ordering = ["run", "index"]
+        constraints = [models.UniqueConstraint(fields=["run", "index"], name="runstep_unique_index")]
+
+    def __str__(self) -> str:
+        return f"run #{self.run_id} step {self.index}: {self.name}"
 
 
 class NotificationTarget(models.Model):
-    """Who hears about failed, error and timed-out runs: of a project (or all projects when
-    project is empty), or only of one schedule's runs."""
+    """Who hears about runs of a project (or all projects when project is empty), or only of
+    one job's runs: on failure (failed, error, timed out), on success, on recovery (the first
+    success after a failure of the same job, or project when the run has no job)."""
 
     project = models.CharField(max_length=100, blank=True, help_text="empty = every project")
-    schedule = models.ForeignKey(
-        RunSchedule, null=True, blank=True, on_delete=models.CASCADE, related_name="notification_targets"
-    )
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.CASCADE, related_name="notification_targets")
+    on_failure = models.BooleanField(default=True)
+    on_success = models.BooleanField(default=False)
+    on_recovery = models.BooleanField(default=False)
     emails = models.TextField(blank=True, help_text="comma-separated addresses")
     webhook_url = models.URLField(blank=True, max_length=500)
     enabled = models.BooleanField(default=True)
@@ -254,7 +352,7 @@ class NotificationTarget(models.Model):
         ]
 
     def __str__(self) -> str:
-        scope = f"schedule {self.schedule}" if self.schedule_id else (self.project or "all projects")
+        scope = f"job {self.job}" if self.job_id else (self.project or "all projects")
         return f"{scope} → {', '.join(filter(None, [self.emails, self.webhook_url]))}"
 
     @property

@@ -1,5 +1,6 @@
-"""Tell people about failed, error and timed-out runs: email and webhooks, each delivery
-recorded. Runs in a queue task, so a slow webhook never holds up a run's worker."""
+"""Tell people about runs: failed, error and timed-out ones (on failure), successes (on
+success) and the first success after a failure (on recovery), by email and webhooks, each
+delivery recorded. Runs in a queue task, so a slow webhook never holds up a run's worker."""
 
 from __future__ import annotations
 
@@ -18,22 +19,36 @@ from django.db.models import Q
 from django_q.tasks import async_task
 
 from audit.services import record, snapshot
-from runs.models import ALERT_STATES, DeliveryStatus, NotificationDelivery, NotificationTarget, Run
+from runs.models import ALERT_STATES, DeliveryStatus, NotificationDelivery, NotificationTarget, Run, RunState
 from transformation_portal.errors import RequestError
 
 WEBHOOK_ATTEMPTS = 3
 
 
 def enqueue_notifications(run: Run) -> None:
-    if run.state in ALERT_STATES:
+    if run.state in ALERT_STATES or run.state == RunState.SUCCESS:
         async_task("runs.notifications.notify_run", run.pk, task_name=f"notify-run-{run.pk}", group="notifications")
 
 
+def is_recovery(run: Run) -> bool:
+    """A success whose previous final run (of the same job; of the project for runs without
+    one) was a failure."""
+    earlier = Run.objects.filter(project=run.project, job_id=run.job_id, queued_at__lt=run.queued_at).final()
+    previous = earlier.exclude(state=RunState.SKIPPED).order_by("-queued_at", "-id").values_list("state", flat=True)
+    return run.state == RunState.SUCCESS and previous.first() in ALERT_STATES
+
+
 def targets_for(run: Run):
-    scope = Q(schedule__isnull=True) & (Q(project="") | Q(project=run.project))
-    if run.schedule_id:
-        scope |= Q(schedule_id=run.schedule_id)
-    return NotificationTarget.objects.filter(scope, enabled=True)
+    """The enabled targets of the run's project (or of every project) and of its job, that
+    asked for this kind of news."""
+    scope = Q(job__isnull=True) & (Q(project="") | Q(project=run.project))
+    if run.job_id:
+        scope |= Q(job_id=run.job_id)
+    if run.state in ALERT_STATES:
+        wanted = Q(on_failure=True)
+    else:
+        wanted = Q(on_success=True) | (Q(on_recovery=True) if is_recovery(run) else Q(pk__in=[]))
+    return NotificationTarget.objects.filter(scope, wanted, enabled=True)
 
 
 def payload(run: Run) -> dict[str, Any]:
@@ -44,7 +59,8 @@ def payload(run: Run) -> dict[str, Any]:
         "state": run.state,
         "reason": run.reason,
         "source": run.source,
-        "schedule": run.schedule.name if run.schedule_id else None,
+        "job": run.job.name if run.job_id else None,
+        "cause": run.cause,
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         "url": f"{settings.PORTAL_BASE_URL}/runs/{run.pk}/",
     }
@@ -147,7 +163,7 @@ def post_webhook(url: str, body: dict[str, Any]) -> tuple[bool, int, int | None,
 
 
 def notify_run(run_id: int) -> int:
-    run = Run.objects.select_related("schedule").get(pk=run_id)
+    run = Run.objects.select_related("job").get(pk=run_id)
     body = payload(run)
     sent = 0
     for target in targets_for(run):
@@ -180,17 +196,31 @@ def notify_run(run_id: int) -> int:
 
 
 def create_target(
-    *, actor: Any, source: str, project: str = "", schedule=None, emails: str = "", webhook_url: str = ""
+    *,
+    actor: Any,
+    source: str,
+    project: str = "",
+    job=None,
+    emails: str = "",
+    webhook_url: str = "",
+    on_failure: bool = True,
+    on_success: bool = False,
+    on_recovery: bool = False,
 ) -> NotificationTarget:
     emails = ", ".join(a.strip() for a in emails.split(",") if a.strip())
     if not emails and not webhook_url:
         raise RequestError("give at least one email address or a webhook URL", field="emails")
     if webhook_url:
         check_webhook(webhook_url)
+    if not (on_failure or on_success or on_recovery):
+        raise RequestError("choose at least one of on failure, on success, on recovery", field="on_failure")
     with transaction.atomic():
         target = NotificationTarget.objects.create(
-            project=project,
-            schedule=schedule,
+            project=job.project if job else project,
+            job=job,
+            on_failure=on_failure,
+            on_success=on_success,
+            on_recovery=on_recovery,
             emails=emails,
             webhook_url=webhook_url,
             created_by=actor if getattr(actor, "is_authenticated", False) else None,

@@ -66,9 +66,10 @@ class NodeProgress:
     """Node rows and the run's node counters for one dbt invocation inside a run (a run
     may invoke dbt several times: its counters add up across invocations)."""
 
-    def __init__(self, run: Run, log: LogWriter) -> None:
+    def __init__(self, run: Run, log: LogWriter, step: int = 1) -> None:
         self.run = run
         self.log = log
+        self.step = step
         self.nodes_base = Run.objects.filter(pk=run.pk).values_list("nodes_total", flat=True).first() or 0
         self.total = 0
         self.started: set[str] = set()
@@ -104,6 +105,7 @@ class NodeProgress:
     def _save_node(self, info: dict, **fields) -> None:
         NodeResult.objects.update_or_create(
             run_id=self.run.pk,
+            step=self.step,
             unique_id=info["unique_id"],
             defaults={"name": info.get("node_name", ""), "resource_type": info.get("resource_type", ""), **fields},
         )
@@ -137,6 +139,7 @@ class NodeProgress:
             node = nodes.get(outcome.unique_id)
             NodeResult.objects.update_or_create(
                 run_id=self.run.pk,
+                step=self.step,
                 unique_id=outcome.unique_id,
                 defaults={
                     "name": node.name if node else outcome.unique_id.rsplit(".", 1)[-1],

@@ -5,12 +5,23 @@ from typing import Any
 from rest_framework import serializers
 
 from runs.dbt.selectors import MAX_SELECTOR_LENGTH
-from runs.models import NodeResult, Run, RunSchedule, Worker
+from runs.models import Environment, Job, NodeResult, Run, RunStep, Worker
 
 _DATETIMES = frozenset({"queued_at", "started_at", "finished_at", "cancel_requested_at", "heartbeat_at"})
 
 
+class RunStepSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RunStep
+        fields = [
+            "index", "name", "command", "state", "exit_code", "started_at", "finished_at", "log_first_line",
+            "log_end_line", "stops_job",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
 class RunSerializer(serializers.ModelSerializer):
+    steps = RunStepSerializer(many=True, read_only=True, help_text="a job run's steps, in order ([] otherwise)")
     triggered_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     title = serializers.CharField(read_only=True)
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True, help_text="null until started")
@@ -22,7 +33,7 @@ class RunSerializer(serializers.ModelSerializer):
             "target", "threads", "timeout_seconds", "params", "source", "triggered_by", "rerun_of",
             "state", "reason", "queued_at", "started_at", "finished_at", "duration_seconds",
             "cancel_requested_at", "exit_code", "worker", "worker_pid", "heartbeat_at", "nodes_total", "nodes_done",
-            "nodes_failed", "log_lines",
+            "nodes_failed", "log_lines", "job", "environment", "schema", "cause", "retry_of", "steps",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -35,8 +46,10 @@ class RunSerializer(serializers.ModelSerializer):
         for name in self.Meta.fields:
             if name == "triggered_by":
                 value = instance.triggered_by.username if instance.triggered_by_id else None
-            elif name == "rerun_of":
-                value = instance.rerun_of_id
+            elif name in ("rerun_of", "retry_of", "job", "environment"):
+                value = getattr(instance, f"{name}_id")
+            elif name == "steps":
+                value = fields["steps"].to_representation(instance.steps.all())
             else:
                 value = getattr(instance, name)
                 if name in _DATETIMES and value is not None:
@@ -65,21 +78,52 @@ class NodeResultSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ScheduleCreateSerializer(RunCreateSerializer):
-    name = serializers.CharField(max_length=100)
-    cron = serializers.CharField(max_length=100, help_text="minute hour day month weekday, server time zone")
+class EnvironmentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Environment
+        fields = [
+            "id", "project", "name", "target_name", "host", "port", "user", "dbname", "schema", "password_env",
+            "threads", "env_vars", "is_default", "created_at",
+        ]  # fmt: skip
+        read_only_fields = ["id", "created_at"]
+        extra_kwargs = {
+            "host": {"help_text": "blank: the portal's warehouse (so are port, user, dbname when blank)"},
+            "password_env": {"help_text": "the worker's environment variable holding the password, or NAME_FILE"},
+        }
+        validators = []  # the service checks names and uniqueness, with clear messages
 
 
-class ScheduleSerializer(serializers.ModelSerializer):
-    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
-    next_run = serializers.DateTimeField(read_only=True, allow_null=True, help_text="null while disabled")
+class JobSerializer(serializers.ModelSerializer):
+    environment = serializers.PrimaryKeyRelatedField(
+        queryset=Environment.objects.all(), required=False, allow_null=True, help_text="blank: the project's default"
+    )
+    steps = serializers.ListField(child=serializers.CharField(max_length=4000), min_length=1, max_length=30)
+    next_run = serializers.DateTimeField(read_only=True, allow_null=True, help_text="null without an enabled cron")
+    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
 
     class Meta:
-        model = RunSchedule
+        model = Job
         fields = [
-            "id", "name", "project", "command", "select", "exclude", "vars", "full_refresh", "timeout_seconds",
-            "cron", "enabled", "next_run", "created_by", "created_at",
+            "id", "project", "name", "description", "environment", "steps", "timeout_seconds", "threads",
+            "generate_docs", "run_source_freshness", "cron", "schedule_enabled", "next_run", "created_by",
+            "created_at", "updated_at",
         ]  # fmt: skip
+        read_only_fields = ["id", "created_at", "updated_at"]
+        validators = []
+
+
+class JobRunSerializer(serializers.Serializer):
+    """dbt Cloud's trigger body (without git_sha / git_branch: the portal runs the project's folder)."""
+
+    cause = serializers.CharField(max_length=255, required=False, default="", allow_blank=True)
+    steps_override = serializers.ListField(
+        child=serializers.CharField(max_length=4000), required=False, allow_null=True, min_length=1, max_length=30
+    )
+    threads_override = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=64)
+    target_name_override = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=100)
+    timeout_seconds_override = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    schema_override = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=100)
+    generate_docs_override = serializers.BooleanField(required=False, allow_null=True, default=None)
 
 
 class WorkerSerializer(serializers.ModelSerializer):

@@ -20,11 +20,13 @@ from runs.dbt.commands import check_command, check_target, check_vars
 from runs.dbt.environment import dbt_environment
 from runs.dbt.invocation import DbtError
 from runs.dbt.manifest import Manifest, ManifestError, cached_manifest
+from runs.dbt.profiles import profile_name, write_profile
 from runs.dbt.project import declared_vars, newest_source_mtime, parse_project
 from runs.dbt.selectors import check_selector
 from runs.dbt.selectors import select as select_nodes
+from runs.environments import connection, default_environment
 from runs.kinds import get_kind
-from runs.models import Run, RunSchedule, RunState
+from runs.models import Environment, Job, Run, RunState, RunStep
 from runs.retention import check_free_space
 from transformation_portal.errors import ErrorCode, RequestError
 
@@ -50,8 +52,23 @@ def latest_manifest(found: DbtProject) -> Manifest:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not (manifest_path.is_file() and manifest_path.stat().st_mtime >= newest_source_mtime(found.path)):
                 env = dbt_environment(os.environ, settings.DBT_ENV, DBT_APPLICATION_NAME="portal-validate")
-                parse_project(found.path, found.profiles_dir, state_dir, env)
+                parse_project(found.path, parse_profile(found), state_dir, env)
     return cached_manifest(manifest_path)
+
+
+def parse_profile(found: DbtProject) -> Path:
+    """A profiles dir for validation's `dbt parse`: the default environment's connection
+    (parse does not connect, so no password)."""
+    environment = default_environment(found.name)
+    profiles_dir = project_state_dir(found.name) / "profile"
+    write_profile(
+        profiles_dir,
+        profile=profile_name(found.path),
+        target=environment.target_name,
+        connection=connection(environment),
+        threads=environment.threads,
+    )
+    return profiles_dir
 
 
 def _check_selectors(found: DbtProject, selectors: dict[str, str]) -> None:
@@ -88,6 +105,9 @@ class RunRequest:
     target: str
     threads: int | None
 
+    def fields(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 def validate_request(
     *,
@@ -102,8 +122,10 @@ def validate_request(
     params: dict | None = None,
     target: str = "",
     threads: int | None = None,
+    job_run: bool = False,
 ) -> RunRequest:
-    """Everything a trigger (or a schedule) is checked against; raises RequestError."""
+    """Everything a trigger (or a job step) is checked against; raises RequestError.
+    `job_run`: the run's commands are its steps (runs.jobs), checked there."""
     found = get_project(project) if isinstance(project, str) else None
     if found is None:
         names = ", ".join(p.name for p in discover_projects()) or "none"
@@ -117,7 +139,9 @@ def validate_request(
     if threads is not None and not (isinstance(threads, int) and 1 <= threads <= 64):
         raise RequestError("threads must be between 1 and 64", field="threads")
     target = check_target(target or "")
-    if kind == "dbt":
+    if job_run:
+        vars = {}
+    elif kind == "dbt":
         command = check_command(command or "")
         select = check_selector("select", select or "")
         exclude = check_selector("exclude", exclude or "")
@@ -128,7 +152,7 @@ def validate_request(
         if params is not None and not isinstance(params, dict):
             raise RequestError("params must be an object", field="params")
         vars = vars or {}
-    if kind == "dbt":
+    if kind == "dbt" and not job_run:
         _check_selectors(found, {"select": select, "exclude": exclude})
     return RunRequest(
         project=found.name,
@@ -145,40 +169,52 @@ def validate_request(
     )
 
 
-def trigger_run(
+def trigger_run(*, actor: Any, source: str, rerun_of: Run | None = None, enqueue: bool = True, **request: Any) -> Run:
+    """Validate `request` (the fields `validate_request` takes), then create_run. `source` is
+    the door the request came through (web, api, schedule, admin, command)."""
+    validated = validate_request(**request)
+    return create_run(validated.fields(), actor=actor, source=source, rerun_of=rerun_of, enqueue=enqueue)
+
+
+def create_run(
+    fields: dict[str, Any],
     *,
     actor: Any,
     source: str,
+    steps: list[dict[str, Any]] = (),
     rerun_of: Run | None = None,
-    schedule: RunSchedule | None = None,
+    retry_of: Run | None = None,
+    job: Job | None = None,
+    cause: str = "",
     enqueue: bool = True,
-    **request: Any,
 ) -> Run:
-    """Validate `request` (the fields `validate_request` takes), create the Run, audit, and
-    enqueue it once the transaction commits (`enqueue=False`: the caller executes it itself,
-    as `manage.py dbt` does). `source` is the door the request came through (web, api,
-    schedule, admin, command)."""
+    """Create the Run (and its RunSteps) from validated fields, audit, and enqueue it once the
+    transaction commits (`enqueue=False`: the caller executes it itself, as `manage.py dbt`
+    does). Without an environment in `fields`, the project's default environment."""
     if source not in Source.values:
         raise RequestError(f"unknown source {source!r}", field="source")
-    validated = validate_request(**request)
     check_free_space()
+    environment: Environment = fields.pop("environment", None) or default_environment(fields["project"])
     with transaction.atomic():
         run = Run.objects.create(
-            **asdict(validated),
+            **fields,
+            environment=environment,
             source=source,
-            schedule=schedule,
+            job=job,
+            cause=cause,
             triggered_by=actor if getattr(actor, "is_authenticated", False) else None,
             rerun_of=rerun_of,
+            retry_of=retry_of,
             reason="waiting for a queue worker",
         )
-        record(
-            actor,
-            "run.rerun" if rerun_of else "run.trigger",
-            run,
-            after=run_summary(run),
-            reason=f"re-run of run #{rerun_of.pk}" if rerun_of else "",
-            source=source,
-        )
+        RunStep.objects.bulk_create(RunStep(run=run, index=i, **step) for i, step in enumerate(steps, 1))
+        if retry_of:
+            action, why = "run.retry", f"rerun from failure of run #{retry_of.pk}"
+        elif rerun_of:
+            action, why = "run.rerun", f"re-run of run #{rerun_of.pk}"
+        else:
+            action, why = "run.trigger", ""
+        record(actor, action, run, after=run_summary(run), reason=cause or why, source=source)
         if enqueue:
             enqueue_on_commit(run.pk)
     return run
@@ -211,13 +247,32 @@ def run_summary(run: Run) -> dict[str, Any]:
         "timeout_seconds": run.timeout_seconds,
         "source": run.source,
         "params": run.params,
+        "job": run.job_id,
+        "environment": run.environment.name if run.environment_id else None,
+        "steps": [step.name for step in run.steps.all()],
+        "cause": run.cause,
     }
 
 
+STEP_FIELDS = ("name", "command", "select", "exclude", "vars", "full_refresh", "stops_job")
+
+
 def rerun(run: Run, *, actor: Any, source: str) -> Run:
+    """The same run again: same command (or steps), environment and overrides."""
     kind = get_kind(run.kind)
     if kind is not None and kind.rerun is not None:
         return kind.rerun(run, actor=actor, source=source)
+    steps = list(run.steps.order_by("index").values(*STEP_FIELDS))
+    if steps:
+        request = validate_request(
+            project=run.project,
+            timeout_seconds=min(run.timeout_seconds, settings.RUN_MAX_TIMEOUT),
+            target=run.target,
+            threads=run.threads,
+            job_run=True,
+        )
+        fields = {**request.fields(), "environment": run.environment, "schema": run.schema}
+        return create_run(fields, steps=steps, actor=actor, source=source, rerun_of=run, job=run.job, cause=run.cause)
     return trigger_run(
         project=run.project,
         command=run.command,

@@ -11,8 +11,6 @@ urlpatterns = [
     path("<int:pk>/cancel/", views.run_cancel, name="run-cancel"),
     path("<int:pk>/rerun/", views.run_rerun, name="run-rerun"),
     path("<int:pk>/artifacts/<str:name>", views.run_artifact, name="run-artifact"),
-    path("schedules/", views.schedule_list, name="schedule-list"),
-    path("schedules/<int:pk>/toggle/", views.schedule_toggle, name="schedule-toggle"),
-    path("schedules/<int:pk>/delete/", views.schedule_delete, name="schedule-delete"),
+    path("notifications/", views.notification_list, name="notification-list"),
     path("notifications/<int:pk>/delete/", views.notification_delete, name="run-notification-delete"),
 ]

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Prefetch
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -13,10 +12,9 @@ from audit.models import Source
 from runs.api import failures_first
 from runs.artifacts import COMPILED_SQL, artifact_response, stored_names
 from runs.filters import RunFilter
-from runs.forms import NotificationTargetForm, ScheduleForm, TriggerRunForm
-from runs.models import NotificationDelivery, NotificationTarget, Run, RunSchedule, RunState, Worker
+from runs.forms import NotificationTargetForm, TriggerRunForm
+from runs.models import NotificationDelivery, NotificationTarget, Run, RunState, Worker
 from runs.notifications import create_target, delete_target, mask_url
-from runs.schedules import create_schedule, delete_schedule, set_enabled, with_next_run
 from runs.services import cancel_run, rerun, trigger_run
 from transformation_portal.errors import RequestError, form_error
 
@@ -142,49 +140,30 @@ def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @requires(Capability.READ)
-def schedule_list(request: HttpRequest) -> HttpResponse:
+def notification_list(request: HttpRequest) -> HttpResponse:
     manage = can(request.user, Capability.MANAGE_SCHEDULES)
-    schedule_form = ScheduleForm(prefix="schedule")
     target_form = NotificationTargetForm(prefix="target")
     status = 200
     if request.method == "POST":
         require(request.user, Capability.MANAGE_SCHEDULES)
-        if "schedule-name" in request.POST:
-            schedule_form = ScheduleForm(request.POST, prefix="schedule")
-            if schedule_form.is_valid():
-                try:
-                    schedule = create_schedule(actor=request.user, source=Source.WEB, **schedule_form.cleaned_data)
-                except RequestError as exc:
-                    form_error(schedule_form, exc)
-                else:
-                    messages.success(request, f"Schedule {schedule.name!r} created.")
-                    return redirect("schedule-list")
-        else:
-            target_form = NotificationTargetForm(request.POST, prefix="target")
-            if target_form.is_valid():
-                try:
-                    create_target(actor=request.user, source=Source.WEB, **target_form.cleaned_data)
-                except RequestError as exc:
-                    form_error(target_form, exc)
-                else:
-                    messages.success(request, "Notification target added.")
-                    return redirect("schedule-list")
+        target_form = NotificationTargetForm(request.POST, prefix="target")
+        if target_form.is_valid():
+            try:
+                create_target(actor=request.user, source=Source.WEB, **target_form.cleaned_data)
+            except RequestError as exc:
+                form_error(target_form, exc)
+            else:
+                messages.success(request, "Notification target added.")
+                return redirect("notification-list")
         status = 400
-    recent_runs = Prefetch("runs", queryset=Run.objects.order_by("-queued_at", "-id")[:5], to_attr="recent_runs")
-    ctx = {
-        "schedules": with_next_run(RunSchedule.objects.prefetch_related(recent_runs)),
-        **_notifications_shown(manage),
-        "schedule_form": schedule_form,
-        "target_form": target_form,
-        "can_manage": manage,
-    }
-    return render(request, "runs/schedules.html", ctx, status=status)
+    ctx = {**_notifications_shown(manage), "target_form": target_form, "can_manage": manage}
+    return render(request, "runs/notifications.html", ctx, status=status)
 
 
 def _notifications_shown(manage: bool) -> dict[str, list]:
     """Targets and recent deliveries; webhook URLs (secrets for Slack and Teams) masked for
     whoever may not manage them."""
-    targets = list(NotificationTarget.objects.select_related("schedule"))
+    targets = list(NotificationTarget.objects.select_related("job"))
     deliveries = list(NotificationDelivery.objects.select_related("run")[:20])
     if not manage:
         for target in targets:
@@ -197,25 +176,7 @@ def _notifications_shown(manage: bool) -> dict[str, list]:
 
 @require_POST
 @requires(Capability.MANAGE_SCHEDULES)
-def schedule_toggle(request: HttpRequest, pk: int) -> HttpResponse:
-    schedule = get_object_or_404(RunSchedule, pk=pk)
-    set_enabled(schedule, not schedule.enabled, actor=request.user, source=Source.WEB)
-    messages.success(request, f"Schedule {schedule.name!r} {'enabled' if schedule.enabled else 'disabled'}.")
-    return redirect("schedule-list")
-
-
-@require_POST
-@requires(Capability.MANAGE_SCHEDULES)
-def schedule_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    schedule = get_object_or_404(RunSchedule, pk=pk)
-    delete_schedule(schedule, actor=request.user, source=Source.WEB)
-    messages.success(request, f"Schedule {schedule.name!r} deleted; its runs stay in the history.")
-    return redirect("schedule-list")
-
-
-@require_POST
-@requires(Capability.MANAGE_SCHEDULES)
 def notification_delete(request: HttpRequest, pk: int) -> HttpResponse:
     delete_target(get_object_or_404(NotificationTarget, pk=pk), actor=request.user, source=Source.WEB)
     messages.success(request, "Notification target removed.")
-    return redirect("schedule-list")
+    return redirect("notification-list")

@@ -25,10 +25,11 @@ from runs.dbt.environment import dbt_environment
 from runs.dbt.invocation import DbtInvocation
 from runs.dbt.launcher import DbtExit, Launcher
 from runs.dbt.manifest import Manifest, ManifestError
+from runs.environments import PORTAL_CONNECTION_VARIABLES, default_environment, prepare_profile
 from runs.interrupts import InterruptWatch
 from runs.kinds import RunContext, RunFailed, RunInterrupted, RunKind, get_kind
 from runs.locks import ProjectWriteLock
-from runs.models import FAILED_NODE_STATUSES, FINAL_STATES, NodeResult, Run, RunState
+from runs.models import FAILED_NODE_STATUSES, FINAL_STATES, NodeResult, Run, RunState, RunStep, StepState
 from runs.notifications import enqueue_notifications
 from runs.progress import LogWriter, NodeProgress
 from runs.retention import disk_full_reason
@@ -98,6 +99,8 @@ class RunExecution:
         self.shutdown = False
         self.process_group: int | None = None
         self.artifacts_stored = True  # every invocation's files went to the artifact storage
+        self.step = 1  # the step whose node results dbt's lines are
+        self.profile_env: dict[str, str] | None = None  # the generated profile's variables
 
     # --- cancel, timeout, heartbeat ---------------------------------------------------
     def check(self) -> str | None:
@@ -150,23 +153,34 @@ class RunExecution:
             self.write_lock.acquire(self.raise_if_interrupted)
         self.raise_if_interrupted()
         parse_state = project_state_dir(self.run.project)
+        profiles_dir = run_dir(self.run.pk) / "profile"
+        if self.profile_env is None:
+            environment = self.run.environment or default_environment(self.run.project)
+            self.profile_env = prepare_profile(
+                profiles_dir,
+                environment,
+                project_dir=found.path,
+                target=self.run.target,
+                schema=self.run.schema,
+                threads=self.run.threads,
+            )
+            self.log.write(f"environment {environment.name}: dbt target {self.run.target or environment.target_name}")
         invocation = DbtInvocation.prepare(
             command,
             project_dir=found.path,
-            profiles_dir=found.profiles_dir,
+            profiles_dir=profiles_dir,
             work_dir=run_dir(self.run.pk),
             index=self.invocations,
             parse_state_dir=parse_state,
-            target=self.run.target,
-            threads=self.run.threads,
             **options,
         )
         self.invocations += 1
         self.log.write(invocation.display)
         self.log.flush()
+        portal = {k: v for k, v in settings.DBT_ENV.items() if k not in PORTAL_CONNECTION_VARIABLES}
         env = dbt_environment(
             os.environ,
-            settings.DBT_ENV,
+            {**portal, **self.profile_env},
             DBT_APPLICATION_NAME=application_name(self.run.pk),
             DBT_SEND_ANONYMOUS_USAGE_STATS="false",
         )
@@ -178,7 +192,7 @@ class RunExecution:
             log_path=str(invocation.log_path),
             reason="",
         )
-        progress = NodeProgress(self.run, self.log)
+        progress = NodeProgress(self.run, self.log, step=self.step)
         try:
             self.follow(invocation, progress)
         finally:
@@ -260,7 +274,11 @@ class RunExecution:
         heartbeat.start()
         try:
             run_dir(self.run.pk).mkdir(parents=True, exist_ok=True)
-            if self.run.kind == "dbt":
+            steps = list(self.run.steps.order_by("index")) if self.run.kind == "dbt" else []
+            if steps:
+                exit_code = self.run_steps(steps)
+                state, reason = self.outcome(exit_code)
+            elif self.run.kind == "dbt":
                 exit_code = self.dbt(
                     self.run.command,
                     select=self.run.select,
@@ -287,6 +305,52 @@ class RunExecution:
         finally:
             heartbeat.stop()
             self.finish(state, reason, exit_code)
+
+    def run_steps(self, steps: list[RunStep]) -> int:
+        """A job run: each step in order, with its own log section, node results, exit code
+        and artifacts. A failed step stops the rest (skipped), except one that does not stop
+        the job (the freshness step, as in dbt Cloud). Returns the exit code that decides the
+        run: the first stopping step's that failed, else 0."""
+        decisive = DbtExit.SUCCESS
+        for step in steps:
+            if decisive != DbtExit.SUCCESS:
+                self._end_step(step, StepState.SKIPPED)
+                continue
+            self.step = step.index
+            self.log.write(f"── step {step.index} of {len(steps)}: {step.name}")
+            self.log.flush()
+            RunStep.objects.filter(pk=step.pk).update(
+                state=StepState.RUNNING, started_at=timezone.now(), log_first_line=self.log.next_line - 1
+            )
+            try:
+                code = self.dbt(
+                    step.command,
+                    select=step.select,
+                    exclude=step.exclude,
+                    vars=step.vars,
+                    full_refresh=step.full_refresh,
+                )
+            except BaseException:
+                self._end_step(step, StepState.CANCELLED if self.interrupted else StepState.ERROR)
+                for later in steps[steps.index(step) + 1 :]:
+                    self._end_step(later, StepState.SKIPPED)
+                raise
+            failed = StepState.FAILED if code == DbtExit.FAILURE else StepState.ERROR
+            self._end_step(step, StepState.SUCCESS if code == DbtExit.SUCCESS else failed, code)
+            if code != DbtExit.SUCCESS and step.stops_job:
+                decisive = code
+        return decisive
+
+    def _end_step(self, step: RunStep, state: str, exit_code: int | None = None) -> None:
+        self.log.flush()
+        ran = state != StepState.SKIPPED
+        RunStep.objects.filter(pk=step.pk).update(
+            state=state,
+            exit_code=exit_code,
+            invocation=self.invocations if ran else None,
+            finished_at=timezone.now(),
+            log_end_line=self.log.next_line if ran else None,
+        )
 
     def run_handler(self, kind: RunKind) -> None:
         """The handler, with cancel and timeout terminating its warehouse connections; the

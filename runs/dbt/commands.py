@@ -21,10 +21,11 @@ ALLOWED_COMMANDS: tuple[str, ...] = (
     "ls",
     "docs generate",
     "source freshness",
+    "deps",
 )
 # Commands that write to the warehouse: serialized per project and target.
 WRITE_COMMANDS = frozenset({"build", "run", "test", "seed", "snapshot"})
-SELECTING_COMMANDS = frozenset(set(ALLOWED_COMMANDS) - {"parse"})
+SELECTING_COMMANDS = frozenset(set(ALLOWED_COMMANDS) - {"parse", "deps"})
 FULL_REFRESH_COMMANDS = frozenset({"build", "run", "seed"})
 
 _TARGET = re.compile(r"^[A-Za-z0-9_-]{1,100}$")

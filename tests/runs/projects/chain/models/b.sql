@@ -1,0 +1,1 @@
+select a.id from {{ ref('a') }} as a cross join chain_gate.gate

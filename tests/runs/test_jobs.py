@@ -1,0 +1,169 @@
+"""Job runs (a run with steps), rerun from failure and environments, executed by the worker's
+code in the test process against the real warehouse, with real dbt."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+import yaml
+
+from audit.models import AuditEvent
+from runs.environments import create_environment
+from runs.jobs import create_job, retry_run, trigger_job
+from runs.models import Environment, NodeResult, Run, RunState, StepState
+from runs.worker import execute_run
+from transformation_portal.errors import RequestError
+
+pytestmark = pytest.mark.usefixtures("transactional_db", "dbt_projects_dir")
+
+
+@pytest.fixture
+def gate(warehouse_conninfo):
+    """chain's model b fails until chain_gate.gate exists: open() makes it."""
+
+    class Gate:
+        def open(self) -> None:
+            with psycopg.connect(warehouse_conninfo, autocommit=True) as conn:
+                conn.execute("CREATE SCHEMA IF NOT EXISTS chain_gate; CREATE TABLE IF NOT EXISTS chain_gate.gate ()")
+
+    with psycopg.connect(warehouse_conninfo, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS chain_gate CASCADE")
+    return Gate()
+
+
+def executed(run: Run) -> Run:
+    execute_run(run.pk)
+    run.refresh_from_db()
+    return run
+
+
+def log_lines(run: Run) -> list[str]:
+    return "\n".join(chunk.text for chunk in run.log_chunks.order_by("first_line")).split("\n")
+
+
+def nodes_by_step(run: Run) -> dict[int, dict[str, str]]:
+    found: dict[int, dict[str, str]] = {}
+    for step, name, status in run.node_results.values_list("step", "name", "status"):
+        found.setdefault(step, {})[name] = status
+    return found
+
+
+def test_a_two_step_job_runs_each_step_with_its_own_log_section_and_nodes(operator, gate):
+    gate.open()
+    job = create_job(
+        actor=operator, source="api", project="chain", name="two", steps=["dbt run --select a", "dbt run -s d"]
+    )
+    run = executed(trigger_job(job, actor=operator, source="api", cause="nightly"))
+    assert run.state == RunState.SUCCESS, run.reason
+    steps = list(run.steps.order_by("index"))
+    assert [(s.name, s.state, s.exit_code) for s in steps] == [
+        ("dbt run --select a", StepState.SUCCESS, 0),
+        ("dbt run -s d", StepState.SUCCESS, 0),
+    ]
+    assert nodes_by_step(run) == {1: {"a": "success"}, 2: {"d": "success"}}
+    lines = log_lines(run)
+    first, second = (lines[s.log_first_line : s.log_end_line] for s in steps)
+    assert first[0] == "── step 1 of 2: dbt run --select a" and any("--select a" in line for line in first)
+    assert second[0] == "── step 2 of 2: dbt run -s d" and not any("--select a" in line for line in second)
+    assert [s.invocation for s in steps] == [1, 2]
+    assert set(run.artifacts.filter(name="run_results.json").values_list("invocation", flat=True)) == {1, 2}
+    assert AuditEvent.objects.get(action="run.trigger", target_id=str(run.pk)).reason == "nightly"
+
+
+def test_a_failed_step_stops_the_rest_and_a_rerun_from_failure_runs_only_what_failed(operator, gate):
+    job = create_job(actor=operator, source="api", project="chain", name="all", steps=["dbt run", "dbt run -s d"])
+    failed = executed(trigger_job(job, actor=operator, source="api"))
+    assert failed.state == RunState.FAILED, failed.reason
+    assert [s.state for s in failed.steps.order_by("index")] == [StepState.FAILED, StepState.SKIPPED]
+    assert nodes_by_step(failed)[1] == {"a": "success", "b": "error", "c": "skipped", "d": "success"}
+
+    gate.open()
+    retry = retry_run(failed, actor=operator, source="web")
+    assert (retry.retry_of_id, retry.job_id) == (failed.pk, job.pk)
+    assert [s.name for s in retry.steps.order_by("index")] == ["dbt run --select b c", "dbt run -s d"]
+    retry = executed(retry)
+    assert retry.state == RunState.SUCCESS, retry.reason
+    assert nodes_by_step(retry) == {1: {"b": "success", "c": "success"}, 2: {"d": "success"}}
+    assert AuditEvent.objects.filter(action="run.retry", target_id=str(retry.pk)).exists()
+    with pytest.raises(RequestError, match="nothing to rerun"):
+        retry_run(retry, actor=operator, source="web")
+
+
+def test_the_freshness_step_does_not_stop_the_job(operator, gate):
+    gate.open()
+    job = create_job(
+        actor=operator, source="api", project="sleepy", name="fresh", steps=["dbt run -s fast"],
+        run_source_freshness=True,
+    )  # fmt: skip
+    run = trigger_job(job, actor=operator, source="api", steps_override=["dbt run -s broken", "dbt run -s fast"])
+    run = executed(run)
+    names = [(s.name, s.state) for s in run.steps.order_by("index")]
+    assert names[0][0] == "dbt source freshness" and names[1:] == [
+        ("dbt run -s broken", StepState.FAILED),
+        ("dbt run -s fast", StepState.SKIPPED),
+    ]
+    assert run.state == RunState.FAILED
+
+
+def test_bad_steps_are_refused_naming_the_step_and_nothing_is_saved(operator):
+    for steps, words in [
+        (["dbt run-operation drop_all"], "not an allowed dbt command"),
+        (["dbt run --profiles-dir /etc"], "not a flag a step may use"),
+        (["dbt run --select nope"], "matches no node"),
+        (["rm -rf /"], "must start with 'dbt'"),
+        ([], "one or more"),
+    ]:
+        with pytest.raises(RequestError, match=words) as refused:
+            create_job(actor=operator, source="api", project="chain", name="bad", steps=steps)
+        assert refused.value.field == "steps"
+    assert not AuditEvent.objects.filter(action="job.create").exists()
+
+
+def test_a_run_reads_the_profile_generated_from_its_environment_and_never_writes_the_password(
+    operator, gate, monkeypatch, tmp_path
+):
+    gate.open()
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret-pw\n")
+    monkeypatch.setenv("CHAIN_PW_FILE", str(secret))
+    environment = create_environment(
+        actor=operator, source="api", project="chain", name="prod", target_name="prod", password_env="CHAIN_PW",
+        threads=2,
+    )  # fmt: skip
+    job = create_job(
+        actor=operator, source="api", project="chain", name="p", steps=["dbt run -s a"], environment=environment.pk
+    )
+    run = executed(trigger_job(job, actor=operator, source="api"))
+    assert run.state == RunState.SUCCESS, run.reason
+    assert any("environment prod: dbt target prod" in line for line in log_lines(run))
+    assert not any("s3cret-pw" in line for line in log_lines(run))
+    assert not any("s3cret-pw" in str(a.after) for a in AuditEvent.objects.all())
+
+    monkeypatch.delenv("CHAIN_PW_FILE")
+    run = executed(trigger_job(job, actor=operator, source="api"))
+    assert run.state == RunState.ERROR and "reads its password from CHAIN_PW" in run.reason
+
+
+def test_a_dropped_in_project_gets_a_dev_environment_and_its_own_profile_name(operator, gate, settings):
+    gate.open()
+    assert not Environment.objects.filter(project="chain").exists()
+    job = create_job(actor=operator, source="api", project="chain", name="d", steps=["dbt run -s a"])
+    assert (job.environment.name, job.environment.is_default) == ("dev", True)
+    run = trigger_job(job, actor=operator, source="api")
+    execute_run(run.pk)
+    assert Run.objects.get(pk=run.pk).state == RunState.SUCCESS
+    assert NodeResult.objects.filter(run=run, name="a", status="success").exists()
+
+
+def test_the_generated_profile_names_the_projects_profile_and_reads_the_password_from_the_environment(tmp_path):
+    from runs.dbt.profiles import write_profile
+
+    path = write_profile(
+        tmp_path, profile="chain_warehouse", target="prod",
+        connection={"host": "db", "port": 5433, "user": "u", "dbname": "w", "schema": "s"}, threads=3,
+    )  # fmt: skip
+    profile = yaml.safe_load(path.read_text())
+    output = profile["chain_warehouse"]["outputs"]["prod"]
+    assert profile["chain_warehouse"]["target"] == "prod"
+    assert (output["host"], output["port"], output["threads"]) == ("db", 5433, 3)
+    assert output["password"] == "{{ env_var('DBT_ENV_SECRET_PASSWORD', '') }}"
