@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test venv browser dbt-build lint clean
+.PHONY: run test venv browser dbt-build airflow lint clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ browser:
 dbt-build: venv
 	$(PY) manage.py dbt inventory_transforms seed
 	$(PY) manage.py dbt inventory_transforms build
+
+## Apache Airflow 3.3.2 and its dbt Cloud provider in a virtualenv of their own under
+## ~/.cache/transformation-portal/ (made once, reused; the orchestration tests use it). Prints
+## its `airflow`; the example DAGs are in orchestration/airflow/dags/ (README: Orchestration).
+airflow: venv
+	@$(PY) -c "from tests.orchestration.airflow_tool import airflow_executable; print(airflow_executable())"
 
 lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

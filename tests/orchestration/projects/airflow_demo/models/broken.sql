@@ -1,0 +1,1 @@
+select * from airflow_demo_missing_schema.no_such_table
