@@ -27,10 +27,10 @@ with DAG(
     )
 
     @task
-    def downstream(run_id: int, ti=None) -> str:
+    def downstream(portal_run_id: int, ti=None) -> str:
         """Stands for what follows the transformations (a refresh, an export, a notification)."""
         url = ti.xcom_pull(task_ids="run_nightly_job", key="job_run_url")
-        print(f"downstream: portal run {run_id} succeeded: {url}")
+        print(f"downstream: portal run {portal_run_id} succeeded: {url}")
         return url
 
     downstream(run.output)
