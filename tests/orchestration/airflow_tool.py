@@ -54,14 +54,14 @@ class AirflowHome:
 
     def dags_test(self, dag_id: str, **env: str) -> subprocess.Popen:
         """`airflow dags test <dag_id>` started (the caller waits), with `env` on top; its
-        output goes to <AIRFLOW_HOME>/<dag_id>.log."""
-        log = open(self.directory / f"{dag_id}.log", "w")  # noqa: SIM115 - the child holds it
-        process = subprocess.Popen(
-            [str(self.airflow), "dags", "test", dag_id],
-            env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT, cwd=self.directory,
-        )  # fmt: skip
-        log.close()
-        process.log_file = self.directory / f"{dag_id}.log"
+        output goes to <AIRFLOW_HOME>/<n>-<dag_id>.log, n counting this home's tests."""
+        log_file = self.directory / f"{len(list(self.directory.glob('*.log'))) + 1}-{dag_id}.log"
+        with open(log_file, "w") as log:
+            process = subprocess.Popen(
+                [str(self.airflow), "dags", "test", dag_id],
+                env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT, cwd=self.directory,
+            )  # fmt: skip
+        process.log_file = log_file
         return process
 
     def python(self, code: str) -> str:
