@@ -141,6 +141,18 @@ def airflow_url(airflow: AirflowHome) -> str:
     return "https://" + json.loads(airflow.env["AIRFLOW_CONN_DBT_CLOUD_DEFAULT"])["host"]
 
 
+def test_a_deferrable_operator_waits_through_the_providers_trigger(api, airflow):
+    """deferrable=True (here Airflow's default_deferrable): the provider's trigger polls the
+    run over aiohttp (trusting SSL_CERT_FILE); `dags test` runs the trigger in line."""
+    job = create_job(api, "airflow_demo", "base", ["dbt run --select base"])
+    state, output = dags_test(
+        airflow, "portal_nightly", PORTAL_JOB_ID=str(job), AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE="True"
+    )
+    assert state == "success", output[-5000:]
+    assert "[DAG TEST] Trigger completed" in output
+    assert [run["state"] for run in runs_of(api, job)] == ["success"]
+
+
 def test_the_same_job_is_found_by_project_environment_and_job_names(api, airflow):
     job = create_job(api, "inventory_transforms", "nightly", ["dbt run --select stg_users"])
     decoy = create_job(api, "inventory_transforms", "nightly full", ["dbt run"])  # name__icontains matches it too
