@@ -46,6 +46,11 @@ RUN_OVERRIDES: dict[str, type] = {
     "schema_override": str,
     "generate_docs_override": bool,
 }
+OVERRIDE_OF = {
+    "threads": "threads_override",
+    "timeout_seconds": "timeout_seconds_override",
+    "target": "target_name_override",
+}
 NOT_SUPPORTED = {
     "git_sha": "the portal runs each project as its folder under dbt_projects/ is, not a git revision",
     "git_branch": "the portal runs each project as its folder under dbt_projects/ is, not a git branch",
@@ -255,7 +260,14 @@ class JobRunView(OperateView):
             raise RequestError("cause is required: why the job is run, at most 255 characters", field="cause")
         if len(cause) > 255:
             raise RequestError("cause must be at most 255 characters", field="cause")
-        run = trigger_job(job, actor=request.user, source=Source.API, cause=cause, **_overrides(data))
+        try:
+            run = trigger_job(job, actor=request.user, source=Source.API, cause=cause, **_overrides(data))
+        except RequestError as exc:  # name the override the caller sent, not the run's field
+            if exc.field not in OVERRIDE_OF:
+                raise
+            field = OVERRIDE_OF[exc.field]
+            message = exc.message.removeprefix(exc.field).lstrip()
+            raise RequestError(f"{field} {message}", field=field, code=exc.code) from None
         return envelope(shapes.run(run, frozenset({"trigger", "job"})))
 
 
