@@ -144,8 +144,20 @@ def _job(pk: str) -> Job:
     return found
 
 
-def _run(pk: str) -> Run:
-    found = Run.objects.select_related("job__environment", "environment").filter(pk=int(pk)).first()
+def _runs(related: frozenset[str] = frozenset()) -> QuerySet[Run]:
+    """Runs with what `related` shows joined in (the provider's poll needs none of it)."""
+    runs = Run.objects.all()
+    if "job" in related:
+        runs = runs.select_related("job__environment")
+    if "environment" in related:
+        runs = runs.select_related("environment")
+    if "run_steps" in related:
+        runs = runs.prefetch_related("steps")
+    return runs
+
+
+def _run(pk: str, related: frozenset[str] = frozenset()) -> Run:
+    found = _runs(related).filter(pk=int(pk)).first()
     if found is None:
         raise not_found("run")
     return found
@@ -285,9 +297,7 @@ class RunListView(DbtCloudView):
     def get(self, request: Request, account_id: str) -> Response:
         params = request.query_params
         related = _related(params)
-        runs = Run.objects.select_related("job__environment", "environment")
-        if "run_steps" in related:
-            runs = runs.prefetch_related("steps")
+        runs = _runs(related)
         if (job := _id(params, "job_definition_id")) is not None:
             runs = runs.filter(job_id=job)
         if (environment := _id(params, "environment_id")) is not None:
@@ -321,7 +331,8 @@ def _statuses(params: Any) -> list[int] | None:
 
 class RunView(DbtCloudView):
     def get(self, request: Request, account_id: str, run_id: str) -> Response:
-        return envelope(shapes.run(_run(run_id), _related(request.query_params)))
+        related = _related(request.query_params)
+        return envelope(shapes.run(_run(run_id, related), related))
 
 
 class RunCancelView(OperateView):
