@@ -76,6 +76,9 @@ class DbtCloudView(APIView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
+        values = [request.path, *(value for _, values in request.query_params.lists() for value in values)]
+        if any("\x00" in value for value in values):  # the database cannot store or compare it
+            raise RequestError("the request's path or parameters hold a NUL character")
         if "account_id" in kwargs and int(kwargs["account_id"]) != settings.PORTAL_ACCOUNT_ID:
             raise not_found("account")
 
@@ -88,7 +91,7 @@ def _id(params: Any, name: str) -> int | None:
     raw = params.get(name)
     if raw in (None, ""):
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise RequestError(f"{name} must be an id (a whole number)", field=name)
     return int(raw)
 
@@ -270,8 +273,8 @@ class JobRunView(OperateView):
         cause = data.get("cause")
         if not isinstance(cause, str) or not cause.strip():
             raise RequestError("cause is required: why the job is run, at most 255 characters", field="cause")
-        if len(cause) > 255:
-            raise RequestError("cause must be at most 255 characters", field="cause")
+        if len(cause) > 255 or "\x00" in cause:
+            raise RequestError("cause must be text of at most 255 characters", field="cause")
         try:
             run = trigger_job(job, actor=request.user, source=Source.API, cause=cause, **_overrides(data))
         except RequestError as exc:  # name the override the caller sent, not the run's field

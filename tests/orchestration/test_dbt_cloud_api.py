@@ -128,6 +128,8 @@ def test_jobs_order_and_page(as_viewer, settings):
     refused(as_viewer.get(f"{V2}/jobs/", {"order_by": "steps"}), 400)
     refused(as_viewer.get(f"{V2}/jobs/", {"limit": 0}), 400)
     refused(as_viewer.get(f"{V2}/jobs/", {"project_id": "one"}), 400)
+    refused(as_viewer.get(f"{V2}/jobs/", {"environment_id": "²"}), 400)
+    refused(as_viewer.get(f"{V2}/jobs/", {"name__icontains": "a\x00"}), 400)
 
 
 # --- runs ----------------------------------------------------------------------------------
@@ -203,6 +205,8 @@ def test_step_artifacts_are_listed_and_served_raw(as_viewer):
     refused(as_viewer.get(f"{V2}/runs/{run.pk}/artifacts/manifest.json"), 404)
     refused(as_viewer.get(f"{V2}/runs/{run.pk}/artifacts/run_results.json", {"step": 3}), 404)
     refused(as_viewer.get(f"{V2}/runs/{run.pk}/artifacts/../../settings.py"), 404)
+    refused(as_viewer.get(f"{V2}/runs/{run.pk}/artifacts/compiled/%00.sql"), 400)
+    refused(as_viewer.get(f"{V2}/runs/{run.pk}/artifacts/compiled.sql", {"node": "model.\x00"}), 400)
 
 
 # --- trigger, refusals, roles --------------------------------------------------------------
@@ -234,6 +238,7 @@ def test_trigger_queues_a_run_with_status_1_and_audits_the_cause(
         ({"cause": None}, "cause"),
         ({"cause": 7}, "cause"),
         ({"cause": "x" * 256}, "cause"),
+        ({"cause": "nul \x00"}, "cause"),
         ({"cause": "c", "git_sha": "abc123"}, "git_sha"),
         ({"cause": "c", "git_branch": "main"}, "git_branch"),
         ({"cause": "c", "dbt_version_override": "1.9"}, "dbt_version_override"),
