@@ -1,8 +1,8 @@
 """dbt Cloud API v2 `GET runs/{id}/` (what the Airflow provider polls) with 100,000 runs stored,
-half of them job runs, from 4 concurrent clients against gunicorn with the workers `runportal`
-starts. Prints the server time (gunicorn's own request time) p95 last (budget ≤ 20 ms).
+half of them job runs, from as many concurrent clients as gunicorn has workers (`runportal`'s
+WEB_WORKERS, default 2). Prints the server time (gunicorn's own request time) p95 last (budget ≤ 20 ms).
 
-    .venv/bin/python bench/dbtcloud_run_get.py [requests_per_client=250]
+    .venv/bin/python bench/dbtcloud_run_get.py [requests_per_client=500]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from api_list import RUNS, fill
 from runs_common import p95, server_ms, setup, web_server
 
-CLIENTS = 4
+CLIENTS = int(os.environ.get("WEB_WORKERS", "2"))
 
 
 def add_jobs() -> list[int]:
@@ -74,4 +74,4 @@ def main(per_client: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 250)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 500)

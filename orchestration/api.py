@@ -160,10 +160,10 @@ def _runs(related: frozenset[str] = frozenset()) -> QuerySet[Run]:
 
 
 def _run(pk: str, related: frozenset[str] = frozenset()) -> Run:
-    found = _runs(related).filter(pk=int(pk)).first()
-    if found is None:
-        raise not_found("run")
-    return found
+    try:
+        return _runs(related).get(pk=int(pk))
+    except Run.DoesNotExist:
+        raise not_found("run") from None
 
 
 def _body(request: Request, allowed: set[str]) -> dict[str, Any]:
