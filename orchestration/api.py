@@ -26,7 +26,7 @@ from accounts.authentication import BearerTokenAuthentication
 from accounts.models import Capability
 from accounts.permissions import Requires
 from audit.models import Source
-from lineage.projects import discover_projects
+from lineage.projects import DbtProject, discover_projects
 from orchestration import shapes
 from orchestration.envelope import envelope, exception_handler, not_found, page
 from runs.artifacts import artifact_response, indexed_paths
@@ -128,12 +128,12 @@ def _related(params: Any) -> frozenset[str]:
             names += value.split(",")
     chosen = frozenset(name.strip() for name in names if name.strip())
     if unknown := chosen - RELATED:
-        names, known = ", ".join(sorted(unknown)), ", ".join(sorted(RELATED))
-        raise RequestError(f"include_related: unknown {names} (known: {known})", field="include_related")
+        listed, known = ", ".join(sorted(unknown)), ", ".join(sorted(RELATED))
+        raise RequestError(f"include_related: unknown {listed} (known: {known})", field="include_related")
     return chosen
 
 
-def _project(pk: str) -> Any:
+def _project(pk: str) -> DbtProject:
     found = shapes.project_by_id(int(pk))
     if found is None:
         raise not_found("project")
