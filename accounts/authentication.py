@@ -45,12 +45,13 @@ class BadTokenThrottle(throttling.SimpleRateThrottle):
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
-    """`Authorization: Bearer <token>`; the token acts with exactly its owner's rights."""
+    """`Authorization: Bearer <token>` (or `Token <token>`, as dbt Cloud clients send it); the
+    token acts with exactly its owner's rights."""
 
     def authenticate(self, request):
         header = authentication.get_authorization_header(request).decode("latin-1")
         scheme, _, plaintext = header.partition(" ")
-        if scheme.lower() != "bearer":
+        if scheme.lower() not in ("bearer", "token"):
             return None
         throttle = BadTokenThrottle()
         throttle.refuse_if_exceeded(request)

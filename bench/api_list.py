@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -21,7 +18,7 @@ import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
-from runs_common import REPO, setup
+from runs_common import p95, server_ms, setup, web_server
 
 RUNS = 100_000
 CLIENTS = 50
@@ -74,27 +71,8 @@ def fill() -> str:
 def main(per_client: int) -> None:
     setup(seed=False)
     token = fill()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     access_log = Path(os.environ["RUNS_DIR"]) / "access.log"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "transformation_portal.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", os.environ.get("WEB_WORKERS", "2"),
-         "--access-logfile", str(access_log), "--access-logformat", "%(D)s %(s)s"],
-        cwd=REPO, start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(base + "/login/", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
+    with web_server(access_log) as base:
         latencies: list[float] = []
         errors: list[str] = []
 
@@ -117,20 +95,12 @@ def main(per_client: int) -> None:
             t.start()
         for t in threads:
             t.join()
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(30)
-    server_ms = sorted(
-        int(line.split()[0]) / 1000 for line in access_log.read_text().splitlines() if "login" not in line
-    )
+    server = server_ms(access_log, "/api/v1/runs/")
     latencies.sort()
 
-    def p95(values: list[float]) -> float:
-        return values[min(len(values) - 1, round(0.95 * len(values)) - 1)]
-
     print(f"{len(latencies)} requests, {CLIENTS} clients, {RUNS:,} runs stored, errors: {len(errors)} {errors[:3]}")
-    print(f"client p50 {latencies[len(latencies) // 2]:.0f} ms; server p50 {server_ms[len(server_ms) // 2]:.0f} ms")
-    print(f"API list p95: server {p95(server_ms):.0f} ms, client {p95(latencies):.0f} ms (2 shared cores)")
+    print(f"client p50 {latencies[len(latencies) // 2]:.0f} ms; server p50 {server[len(server) // 2]:.0f} ms")
+    print(f"API list p95: server {p95(server):.0f} ms, client {p95(latencies):.0f} ms (2 shared cores)")
 
 
 if __name__ == "__main__":

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -107,3 +110,44 @@ def wait_final(run, poll: float = 0.01):
         if run.is_final:
             return run
         time.sleep(poll)
+
+
+@contextmanager
+def web_server(access_log: Path) -> Iterator[str]:
+    """gunicorn with the workers `runportal` starts (WEB_WORKERS, default 2), logging each
+    request's own time (%(D)s, microseconds) and status to `access_log`; yields its base URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "transformation_portal.wsgi", "--bind", f"127.0.0.1:{port}",
+         "--workers", os.environ.get("WEB_WORKERS", "2"),
+         "--access-logfile", str(access_log), "--access-logformat", "%(D)s %(s)s %(U)s"],
+        cwd=REPO, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(base + "/login/", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        yield base
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+
+
+def server_ms(access_log: Path, path_part: str) -> list[float]:
+    """Sorted server times (ms) of the logged requests whose path contains `path_part`."""
+    lines = [line.split() for line in access_log.read_text().splitlines()]
+    return sorted(int(fields[0]) / 1000 for fields in lines if len(fields) == 3 and path_part in fields[2])
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * len(ordered)) - 1)]

@@ -21,6 +21,7 @@ from runs.models import NodeResult, Run, RunArtifact
 from transformation_portal.security import mask_secrets
 
 COMPILED_SQL = "compiled.sql"
+COMPILED_PREFIX = "compiled/"
 
 
 def artifact_storage() -> Storage:
@@ -82,6 +83,17 @@ def stored_names(run: Run) -> list[str]:
     return [name for name in DOWNLOADABLE if name in names]
 
 
+def indexed_paths(run: Run, invocation: int | None = None) -> list[str]:
+    """The stored artifact paths of the run (of one invocation when given), from the index:
+    dbt's JSON artifacts and compiled SQL files, sorted (dbt.log is served but, as in dbt
+    Cloud's list, not listed)."""
+    rows = RunArtifact.objects.filter(run=run).exclude(name=DBT_LOG)
+    if invocation is not None:
+        rows = rows.filter(invocation=invocation)
+    names = set(rows.values_list("name", flat=True))
+    return sorted(name for name in names if name in DOWNLOADABLE or name.startswith(COMPILED_PREFIX))
+
+
 def _unindexed_file(run: Run, name: str) -> Path | None:
     """A file of a run that ended before the artifact storage existed (it has no index rows):
     still in this host's RUNS_DIR (until retention) if this host ran it; symlinks and paths
@@ -95,23 +107,29 @@ def _unindexed_file(run: Run, name: str) -> Path | None:
     return path
 
 
-def artifact_response(run: Run, name: str, node: str = "") -> FileResponse:
-    """An allowlisted artifact of the run (COMPILED_SQL needs ?node=<unique_id>), streamed
-    from the storage."""
+def artifact_response(run: Run, name: str, node: str = "", invocation: int | None = None) -> FileResponse:
+    """An allowlisted artifact of the run (COMPILED_SQL needs ?node=<unique_id>; a stored
+    `compiled/…` path is served by its index row), streamed from the storage: of `invocation`
+    when given (a job step's, RunStep.invocation), else of the latest that wrote it."""
     if name in DOWNLOADABLE:
         stored, missing = name, f"This run has no {name}."
     elif name == COMPILED_SQL:
         stored = NodeResult.objects.filter(run=run, unique_id=node).values_list("compiled_path", flat=True).first()
         missing = "No compiled SQL for that node in this run."
+    elif name.startswith(COMPILED_PREFIX) and name.endswith(".sql"):
+        stored, missing = name, f"This run has no {name}."
     else:
         raise Http404(f"{name!r} is not a downloadable artifact ({', '.join((*DOWNLOADABLE, COMPILED_SQL))}).")
-    artifact = RunArtifact.objects.filter(run=run, name=stored).order_by("-invocation").first() if stored else None
+    rows = RunArtifact.objects.filter(run=run, name=stored)
+    if invocation is not None:
+        rows = rows.filter(invocation=invocation)
+    artifact = rows.order_by("-invocation").first() if stored else None
     if artifact is not None:
         try:
             content, size = artifact_storage().open(artifact.key), artifact.size
         except FileNotFoundError:
             raise Http404(f"This run's {name} is no longer stored.") from None
-    elif stored and not run.artifacts.exists() and (path := _unindexed_file(run, stored)):
+    elif stored and invocation is None and not run.artifacts.exists() and (path := _unindexed_file(run, stored)):
         content, size = path.open("rb"), path.stat().st_size
     else:
         raise Http404(missing)

@@ -9,17 +9,22 @@ from runs.models import Run
 MAX_LINES = 2000
 
 
-def read_log(run: Run, offset: int) -> dict[str, Any]:
-    """Lines [offset, offset + MAX_LINES) of the stored log, plus where the run is."""
+def log_lines(run: Run, first: int, end: int) -> list[str]:
+    """Lines [first, end) of the stored log (fewer when the log is shorter)."""
     chunks = (
         run.log_chunks.annotate(end=F("first_line") + F("line_count"))
-        .filter(end__gt=offset, first_line__lt=offset + MAX_LINES)
+        .filter(end__gt=first, first_line__lt=end)
         .order_by("first_line")
     )
     lines: list[str] = []
     for chunk in chunks:
-        lines.extend(chunk.text.split("\n")[max(0, offset - chunk.first_line) :])
-    lines = lines[:MAX_LINES]
+        lines.extend(chunk.text.split("\n")[max(0, first - chunk.first_line) :])
+    return lines[: max(0, end - first)]
+
+
+def read_log(run: Run, offset: int) -> dict[str, Any]:
+    """Lines [offset, offset + MAX_LINES) of the stored log, plus where the run is."""
+    lines = log_lines(run, offset, offset + MAX_LINES)
     return {
         "offset": offset,
         "next_offset": offset + len(lines),

@@ -99,7 +99,7 @@ class JobSerializer(serializers.ModelSerializer):
     )
     steps = serializers.ListField(child=serializers.CharField(max_length=4000), min_length=1, max_length=30)
     next_run = serializers.DateTimeField(read_only=True, allow_null=True, help_text="null without an enabled cron")
-    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
+    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True, allow_null=True)
 
     class Meta:
         model = Job

@@ -193,8 +193,10 @@ class RunExecution:
             reason="",
         )
         progress = NodeProgress(self.run, self.log, step=self.step)
+        started = time.monotonic()
         try:
             self.follow(invocation, progress)
+            self.log.write(f"dbt exited with code {invocation.exit_code} after {time.monotonic() - started:.2f} s")
         finally:
             self.end_dbt(invocation)
             self.artifacts_stored &= store_invocation(self.run.pk, self.invocations, invocation, self.log.write)
@@ -300,7 +302,7 @@ class RunExecution:
             state, reason = RunState.FAILED, exc.reason
         except Exception as exc:  # noqa: BLE001 - any crash ends the run `error`, with the message
             logger.exception("run %s crashed", self.run.pk)
-            state, reason = RunState.ERROR, str(exc) or exc.__class__.__name__
+            state, reason = RunState.ERROR, disk_full_reason(run_dir(self.run.pk)) or str(exc) or type(exc).__name__
             self.log.write("".join(traceback.format_exception(exc)).rstrip())
         finally:
             heartbeat.stop()
@@ -400,6 +402,8 @@ class RunExecution:
             self.log.write(f"run ended: {state}" + (f" ({reason})" if reason else ""))
             self.log.flush()
         finally:
+            if self.artifacts_stored:  # all in the artifact storage: the run's directory is not needed
+                shutil.rmtree(run_dir(self.run.pk), ignore_errors=True)
             ended = Run.objects.filter(pk=self.run.pk, state__in=[RunState.STARTING, RunState.RUNNING]).update(
                 state=state,
                 reason=reason[:5000],
@@ -410,8 +414,6 @@ class RunExecution:
             if ended:
                 self.run.state = state
                 enqueue_notifications(self.run)
-            if self.artifacts_stored:  # all in the artifact storage: the run's directory is not needed
-                shutil.rmtree(run_dir(self.run.pk), ignore_errors=True)
 
 
 def execute_run(run_id: int, echo: Callable[[str], None] | None = None) -> None:

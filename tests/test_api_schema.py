@@ -52,7 +52,9 @@ def test_entity_actions_declare_the_bodies_they_answer_with(schema):
     [
         ("Run", "duration_seconds"),
         ("Run", "triggered_by"),
-        ("Schedule", "created_by"),
+        ("Job", "created_by"),
+        ("Job", "environment"),
+        ("Run", "job"),
         ("ModeChangeRequest", "decided_by"),
         ("EntityType", "owner"),
         ("EntityType", "latest_parity"),

@@ -1,6 +1,7 @@
-"""Imports point one way: operations → entities → runs → lineage → accounts → audit. Each app
-may import the apps to its right, never to its left (`operations`, the health endpoints, sits on
-top: nothing imports it). `runs.dbt` is a Django-free library any app may use (and it imports no
+"""Imports point one way: operations → orchestration → entities → runs → lineage → accounts →
+audit. Each app may import the apps to its right, never to its left (`operations`, the health
+endpoints, sits on top: nothing imports it; `orchestration`, dbt Cloud's API over jobs and runs,
+is imported by nothing but the wiring). `runs.dbt` is a Django-free library any app may use (and it imports no
 app itself); `transformation_portal` is the wiring that may import every app, while apps may
 import only its `errors`, `db` and `security` modules (they import no app)."""
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ["operations", "entities", "runs", "lineage", "accounts", "audit"]
+LAYERS = ["operations", "orchestration", "entities", "runs", "lineage", "accounts", "audit"]
 LIBRARY = "runs.dbt"
 SHARED = {"transformation_portal.errors", "transformation_portal.db", "transformation_portal.security"}
 

@@ -228,6 +228,7 @@ INSTALLED_APPS = [
     "lineage",
     "runs",
     "entities",
+    "orchestration",
     "operations",
 ]
 
@@ -403,6 +404,9 @@ WEBHOOK_ALLOWED_HOSTS = [host.lower().strip("[]") for host in env_list("WEBHOOK_
 # /readyz: the worker check (when present) fails when no worker has beaten for this long.
 READY_WORKER_MAX_AGE = env_int("READY_WORKER_MAX_AGE", 60, minimum=1)
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# The dbt Cloud API (orchestration/): the one account id it answers to, and its default page size.
+PORTAL_ACCOUNT_ID = env_int("PORTAL_ACCOUNT_ID", 1, minimum=1)
+PORTAL_API_PAGE_SIZE = env_int("PORTAL_API_PAGE_SIZE", 100, minimum=1)
 
 
 def tls_pair(cert_file: str, key_file: str) -> tuple[str, str] | None:

@@ -9,6 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from entities import views as entity_views
 from operations import views as operations_views
+from orchestration import urls as orchestration_urls
 from transformation_portal.api_errors import ApiNotFoundView
 
 api_v1 = [
@@ -35,4 +36,7 @@ urlpatterns = [
     path("entities/", include("entities.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    # dbt Cloud's Administrative API (the subset its Airflow provider uses), in its own envelope.
+    path("api/v2/", include(orchestration_urls.v2)),
+    path("api/v3/", include(orchestration_urls.v3)),
 ]

@@ -23,7 +23,6 @@ def as_operator(api_client, operator, dbt_projects_dir):
         ({"project": "nope", "command": "build"}, "project", "no dbt project 'nope'"),
         ({"project": "../dbt_projects", "command": "build"}, "project", "no dbt project"),
         ({"project": "inventory_transforms", "command": "run-operation"}, "command", "not an allowed dbt command"),
-        ({"project": "inventory_transforms", "command": "deps"}, "command", "not an allowed dbt command"),
         ({"project": "inventory_transforms", "command": "show"}, "command", "not an allowed dbt command"),
         ({"project": "inventory_transforms", "select": "--profiles-dir=/tmp"}, "select", "starts with '-'"),
         ({"project": "inventory_transforms", "select": "fct_users;id"}, "select", "';'"),

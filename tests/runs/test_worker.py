@@ -99,10 +99,15 @@ def test_failing_model_is_failed_with_the_node_error_on_page_and_api(
     assert hook.received[0]["run_id"] == run.pk and hook.received[0]["state"] == "failed"
 
 
-def test_bad_profile_is_error_with_the_message(runs_cluster, operator):
-    run = wait_final(trigger_run(project="sleepy", command="run", target="nowhere", actor=operator, source="api"))
+def test_an_unreachable_environment_is_error_with_the_message(runs_cluster, operator):
+    from runs.environments import create_environment
+
+    create_environment(
+        actor=operator, source="api", project="sleepy", name="down", host="127.0.0.1", port=1, is_default=True
+    )
+    run = wait_final(trigger_run(project="sleepy", command="run", select="fast", actor=operator, source="api"))
     assert run.state == RunState.ERROR and run.exit_code == 2
-    assert "nowhere" in run.reason
+    assert "port 1" in run.reason, run.reason
 
 
 def test_timeout_ends_timed_out_with_no_backend_left(runs_cluster, operator):

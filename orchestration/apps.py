@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class OrchestrationConfig(AppConfig):
+    """dbt Cloud's Administrative API over the portal's jobs and runs, for orchestrators
+    (Apache Airflow's dbt Cloud provider) that already speak it."""
+
+    name = "orchestration"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,1 @@
+select * from retryable_missing_schema.no_such_table
