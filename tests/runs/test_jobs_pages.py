@@ -181,7 +181,7 @@ def environment_post(**overrides) -> dict:
 def test_manager_creates_and_edits_an_environment(client, operator, dbt_projects_dir, monkeypatch):
     client.force_login(operator)
     page = client.get("/jobs/environments/").content.decode()
-    assert "never stored or shown" in page and "Blank = the portal&#x27;s warehouse." in page
+    assert "never stored or shown" in page and "Blank = the portal's warehouse." in page
     response = client.post(
         "/jobs/environments/",
         environment_post(password_env="PROD_DB_PASSWORD", env_vars='{"DBT_ENV_CUSTOM_ENV_TEAM": "data"}'),
@@ -248,8 +248,8 @@ def finished_job_run(job: Job, steps: list[tuple[str, str, int]], state=RunState
     """A finished run of the job with these (name, state, exit code) steps, each with a node."""
     now = timezone.now()
     run = Run.objects.create(
-        project=job.project, timeout_seconds=60, source="web", job=job, environment=job.environment,
-        state=state, started_at=now - timedelta(seconds=10), finished_at=now, **fields,
+        project=job.project, timeout_seconds=60, job=job, environment=job.environment, state=state,
+        started_at=now - timedelta(seconds=10), finished_at=now, **{"source": "web", **fields},
     )  # fmt: skip
     for index, (name, step_state, exit_code) in enumerate(steps, start=1):
         RunStep.objects.create(
