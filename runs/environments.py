@@ -18,7 +18,7 @@ from lineage.projects import get_project
 from runs.dbt.commands import check_target
 from runs.dbt.profiles import PASSWORD_VARIABLE, profile_name, write_profile
 from runs.models import Environment, Job
-from transformation_portal.errors import RequestError
+from transformation_portal.errors import ErrorCode, RequestError
 
 ENVIRONMENT_FIELDS = (
     "name", "target_name", "host", "port", "user", "dbname", "schema", "password_env", "threads", "env_vars",
@@ -139,7 +139,8 @@ def update_environment(environment: Environment, *, actor: Any, source: str, **f
 
 def delete_environment(environment: Environment, *, actor: Any, source: str) -> None:
     if Job.objects.filter(environment=environment).exists():
-        raise RequestError(f"environment {environment.name!r} is used by jobs: move or delete them first", field="id")
+        message = f"environment {environment.name!r} is used by jobs: move or delete them first"
+        raise RequestError(message, field="id", code=ErrorCode.CONFLICT)
     with transaction.atomic():
         before = snapshot(environment)
         record(actor, "environment.delete", environment, before=before, source=source)

@@ -39,16 +39,7 @@ class TriggerRunForm(forms.Form):
         self.fields["timeout_seconds"].widget.attrs["placeholder"] = str(settings.RUN_DEFAULT_TIMEOUT)
 
     def clean_vars(self) -> dict:
-        text = self.cleaned_data["vars"].strip()
-        if not text:
-            return {}
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"vars are not valid JSON ({exc.msg})") from None
-        if not isinstance(value, dict):
-            raise forms.ValidationError("vars must be a JSON object of name → value")
-        return value
+        return _json_object(self.cleaned_data["vars"], "vars")
 
 
 class NotificationTargetForm(forms.Form):
@@ -68,3 +59,116 @@ class NotificationTargetForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["project"].choices = [("", "every project")] + [(p.name, p.name) for p in discover_projects()]
         self.fields["job"].queryset = Job.objects.all()
+
+
+def _json_object(text: str, what: str) -> dict:
+    """A JSON object typed into a textarea ({} when blank); a form error otherwise."""
+    text = text.strip()
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise forms.ValidationError(f"{what} are not valid JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise forms.ValidationError(f"{what} must be a JSON object of name → value")
+    return value
+
+
+class JobForm(forms.Form):
+    """A job's definition; runs.jobs validates it (steps against the manifest …). The
+    project is chosen on create only."""
+
+    name = forms.CharField(max_length=100)
+    description = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
+    project = forms.ChoiceField()
+    environment = forms.TypedChoiceField(
+        required=False, coerce=int, empty_value=None, help_text="Blank = the project's default environment."
+    )
+    steps = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "dbt seed\ndbt build --select +fct_users"}),
+        help_text="One dbt command per line, run in order; a failed step stops the rest.",
+    )
+    timeout_seconds = forms.IntegerField(required=False, min_value=1, help_text="Empty = the default.")
+    threads = forms.IntegerField(required=False, min_value=1, max_value=64, help_text="Empty = the environment's.")
+    generate_docs = forms.BooleanField(required=False, help_text="<code>dbt docs generate</code> after the steps.")
+    run_source_freshness = forms.BooleanField(
+        required=False, help_text="<code>dbt source freshness</code> first; its failure does not stop the job."
+    )
+    cron = forms.CharField(
+        required=False, max_length=100, help_text="minute hour day month weekday, e.g. <code>0 3 * * *</code>."
+    )
+    schedule_enabled = forms.BooleanField(required=False, label="Schedule enabled")
+
+    def __init__(self, *args, job=None, **kwargs) -> None:
+        from runs.models import Environment
+
+        super().__init__(*args, **kwargs)
+        if job is None:
+            self.fields["project"].choices = [(p.name, p.name) for p in discover_projects()]
+            environments = Environment.objects.all()
+        else:
+            del self.fields["project"]
+            environments = Environment.objects.filter(project=job.project)
+        self.fields["environment"].choices = [("", "project default")] + [
+            (e.pk, f"{e.project}: {e.name}") for e in environments
+        ]
+        self.fields["timeout_seconds"].max_value = settings.RUN_MAX_TIMEOUT
+        self.fields["timeout_seconds"].widget.attrs["placeholder"] = str(settings.RUN_DEFAULT_TIMEOUT)
+
+    @staticmethod
+    def initial_of(job) -> dict:
+        from runs.jobs import JOB_FIELDS
+
+        initial = {name: getattr(job, name) for name in JOB_FIELDS}
+        return initial | {"environment": job.environment_id, "steps": "\n".join(job.steps)}
+
+    def clean_steps(self) -> list[str]:
+        return [line.strip() for line in self.cleaned_data["steps"].splitlines() if line.strip()]
+
+
+class EnvironmentForm(forms.Form):
+    """An environment's connection; blank connection fields take the portal's warehouse's."""
+
+    project = forms.ChoiceField()
+    name = forms.CharField(max_length=100, help_text="dev, prod, …")
+    target_name = forms.CharField(max_length=100, initial="dev", help_text="dbt's <code>target.name</code>.")
+    host = forms.CharField(required=False, max_length=255, help_text="Blank = the portal's warehouse.")
+    port = forms.IntegerField(required=False, min_value=1, max_value=65535, help_text="Blank = the portal's warehouse.")
+    user = forms.CharField(required=False, max_length=100, help_text="Blank = the portal's warehouse.")
+    dbname = forms.CharField(required=False, max_length=100, help_text="Blank = the portal's warehouse.")
+    schema = forms.CharField(required=False, max_length=100, help_text="Blank = the portal's warehouse schema.")
+    password_env = forms.CharField(
+        required=False,
+        max_length=100,
+        label="Password variable",
+        help_text="The name of an environment variable (e.g. <code>PROD_DB_PASSWORD</code>): the worker reads "
+        "the password from it, or from the file named by <code>NAME_FILE</code>. The password itself is never "
+        "stored or shown by the portal. Blank with a blank host = the portal's warehouse password.",
+    )
+    threads = forms.IntegerField(min_value=1, max_value=64, initial=4)
+    env_vars = forms.CharField(
+        required=False,
+        label="Extra env vars",
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": '{"DBT_ENV_CUSTOM_ENV_TEAM": "data"}'}),
+        help_text="JSON object of NAME → text, set for dbt.",
+    )
+    is_default = forms.BooleanField(required=False, label="Project default", help_text="Jobs with no environment.")
+
+    def __init__(self, *args, environment=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if environment is None:
+            self.fields["project"].choices = [(p.name, p.name) for p in discover_projects()]
+        else:
+            del self.fields["project"]
+
+    @staticmethod
+    def initial_of(environment) -> dict:
+        from runs.environments import ENVIRONMENT_FIELDS
+
+        initial = {name: getattr(environment, name) for name in ENVIRONMENT_FIELDS}
+        env_vars = json.dumps(environment.env_vars) if environment.env_vars else ""
+        return initial | {"env_vars": env_vars, "is_default": environment.is_default}
+
+    def clean_env_vars(self) -> dict:
+        return _json_object(self.cleaned_data["env_vars"], "env vars")

@@ -313,7 +313,7 @@ def retry_run(run: Run, *, actor: Any, source: str) -> Run:
     that errored or were skipped (those depending on what failed) run again, then the steps
     after it; a step that failed before any node ran (a compile error, a cancel) runs whole."""
     if run.kind != "dbt":
-        raise RequestError("only dbt runs can be rerun from failure", field="kind")
+        raise RequestError("only dbt runs can be rerun from failure", field="kind", code=ErrorCode.CONFLICT)
     index, step, rest = _failed_step(run)
     names = sorted(
         set(

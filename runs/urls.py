@@ -10,6 +10,7 @@ urlpatterns = [
     path("<int:pk>/", views.run_detail, name="run-detail"),
     path("<int:pk>/cancel/", views.run_cancel, name="run-cancel"),
     path("<int:pk>/rerun/", views.run_rerun, name="run-rerun"),
+    path("<int:pk>/retry/", views.run_retry, name="run-retry"),
     path("<int:pk>/artifacts/<str:name>", views.run_artifact, name="run-artifact"),
     path("notifications/", views.notification_list, name="notification-list"),
     path("notifications/<int:pk>/delete/", views.notification_delete, name="run-notification-delete"),

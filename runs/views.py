@@ -13,7 +13,8 @@ from runs.api import failures_first
 from runs.artifacts import COMPILED_SQL, artifact_response, stored_names
 from runs.filters import RunFilter
 from runs.forms import NotificationTargetForm, TriggerRunForm
-from runs.models import NotificationDelivery, NotificationTarget, Run, RunState, Worker
+from runs.jobs import retry_run
+from runs.models import NodeResult, NotificationDelivery, NotificationTarget, Run, RunState, RunStep, Worker
 from runs.notifications import create_target, delete_target, mask_url
 from runs.services import cancel_run, rerun, trigger_run
 from transformation_portal.errors import RequestError, form_error
@@ -21,6 +22,8 @@ from transformation_portal.errors import RequestError, form_error
 TIMELINE_WIDTH = 800
 TIMELINE_ROW = 16
 TIMELINE_MAX_NODES = 400
+# Runs with nothing to rerun from failure: they succeeded, or a cron slot ran nothing.
+RETRY_REFUSED = frozenset({RunState.SUCCESS, RunState.SKIPPED})
 
 
 @requires(Capability.READ)
@@ -65,23 +68,42 @@ def _timeline(nodes: list) -> dict | None:
     return {"bars": bars, "width": TIMELINE_WIDTH, "height": len(bars) * TIMELINE_ROW, "span": round(span, 2)}
 
 
+def _steps_with_nodes(run: Run, nodes: list[NodeResult]) -> list[RunStep]:
+    """A job run's steps, each with its node results (`step_nodes`, failures first)."""
+    steps = list(run.steps.all())
+    by_step: dict[int, list[NodeResult]] = {}
+    for node in nodes:
+        by_step.setdefault(node.step, []).append(node)
+    for step in steps:
+        step.step_nodes = by_step.get(step.index, [])
+        step.duration_seconds = (
+            (step.finished_at - step.started_at).total_seconds() if step.started_at and step.finished_at else None
+        )
+    return steps
+
+
 @requires(Capability.READ)
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    run = get_object_or_404(Run.objects.select_related("triggered_by", "rerun_of"), pk=pk)
+    run = get_object_or_404(Run.objects.select_related("triggered_by", "rerun_of", "job", "environment"), pk=pk)
     nodes = list(failures_first(run.node_results.all()))
+    steps = _steps_with_nodes(run, nodes)
     can_operate = can(request.user, Capability.OPERATE)
     ctx = {
         "run": run,
         "nodes": nodes,
+        "steps": steps,
         "timeline": _timeline(nodes),
         "percent": round(100 * run.nodes_done / run.nodes_total) if run.nodes_total else (100 if run.is_final else 0),
         "can_cancel": can_operate and not run.is_final and run.cancel_requested_at is None,
         "can_rerun": can_operate and run.is_final,
+        "can_retry": can_operate and run.is_final and run.kind == "dbt" and run.state not in RETRY_REFUSED,
         "artifacts": stored_names(run),
         "compiled_sql": COMPILED_SQL,
         "poll": {
             "log_url": f"/api/v1/runs/{run.pk}/log/",
             "nodes_url": f"/api/v1/runs/{run.pk}/nodes/",
+            "run_url": f"/api/v1/runs/{run.pk}/",
+            "step_lines": {step.log_first_line: step.index for step in steps if step.log_first_line is not None},
             "project": run.project,
             "final": run.is_final,
         },
@@ -136,6 +158,21 @@ def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, f"Cannot re-run: {exc.message}")
         return redirect("run-detail", pk=run.pk)
     messages.success(request, f"Run #{new.pk} queued (re-run of #{run.pk}).")
+    return redirect("run-detail", pk=new.pk)
+
+
+@require_POST
+@requires(Capability.OPERATE)
+def run_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    """Rerun from failure (dbt retry: only the failed step's errored and skipped nodes, then
+    the steps after it)."""
+    run = get_object_or_404(Run.objects.select_related("job"), pk=pk)
+    try:
+        new = retry_run(run, actor=request.user, source=Source.WEB)
+    except RequestError as exc:
+        messages.error(request, f"Cannot retry from failure: {exc.message}")
+        return redirect("run-detail", pk=run.pk)
+    messages.success(request, f"Run #{new.pk} queued (retry from failure of #{run.pk}).")
     return redirect("run-detail", pk=new.pk)
 
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 
 from entities.models import EntityType, ModeChangeRequest, ParityReport
-from runs.models import Run, RunSchedule
+from runs.jobs import create_job
+from runs.models import Run
 
 pytestmark = pytest.mark.django_db
 
 # The most queries each page may make (session, user, permissions, then the page's own reads).
 HOME_QUERIES = 9
 APPROVALS_QUERIES = 8
-SCHEDULES_QUERIES = 9
+JOBS_QUERIES = 9
 ENTITIES_API_QUERIES = 8
 
 
@@ -45,15 +46,17 @@ def add_entities(first: int, count: int, requester) -> list[str]:
     return names
 
 
-def add_schedules(first: int, count: int) -> list[str]:
+def add_jobs(first: int, count: int, operator) -> list[str]:
+    """Jobs `first`..`first+count-1`, each on a cron trigger with a success and a newer failure."""
     names = []
     for number in range(first, first + count):
-        schedule = RunSchedule.objects.create(
-            name=f"nightly_{number:02}", project="sleepy", command="run", select=f"model_{number}", cron="0 3 * * *"
-        )
+        job = create_job(
+            actor=operator, source="web", project="sleepy", name=f"nightly_{number:02}",
+            steps=["dbt run --select fast", "dbt ls"], cron="0 3 * * *", schedule_enabled=True,
+        )  # fmt: skip
         for state in ("success", "failed"):
-            Run.objects.create(project="sleepy", timeout_seconds=60, source="schedule", schedule=schedule, state=state)
-        names.append(schedule.name)
+            Run.objects.create(project="sleepy", timeout_seconds=60, source="schedule", job=job, state=state)
+        names.append(job.name)
     return names
 
 
@@ -93,16 +96,19 @@ def test_approvals_queue_makes_a_fixed_number_of_queries(client, operator, appro
     assert "try thing 21" in page and 'data-testid="approve-form"' in page
 
 
-def test_schedules_page_makes_a_fixed_number_of_queries(client, viewer, django_assert_max_num_queries):
+def test_jobs_page_makes_a_fixed_number_of_queries(
+    client, viewer, operator, dbt_projects_dir, django_assert_max_num_queries
+):
     client.force_login(viewer)
-    names = add_schedules(0, 3)
-    page = get_within(client, "/runs/schedules/", SCHEDULES_QUERIES, django_assert_max_num_queries)
-    assert all(name in page for name in names) and page.count('class="badge state-failed"') == 3
+    names = add_jobs(0, 3, operator)
+    page = get_within(client, "/jobs/", JOBS_QUERIES, django_assert_max_num_queries)
+    assert all(f">{name}</a>" in page for name in names) and page.count('class="badge state-failed"') == 3
+    assert page.count("50% <span") == 3
 
-    names += add_schedules(3, 27)
-    page = get_within(client, "/runs/schedules/", SCHEDULES_QUERIES, django_assert_max_num_queries)
-    assert all(name in page for name in names) and page.count('class="badge state-failed"') == 30
-    assert "run --select model_29" in page
+    names += add_jobs(3, 27, operator)
+    page = get_within(client, "/jobs/", JOBS_QUERIES, django_assert_max_num_queries)
+    assert all(f">{name}</a>" in page for name in names) and page.count('class="badge state-failed"') == 30
+    assert page.count("50% <span") == 30 and page.count("<code>dbt run --select fast</code>") == 30
 
 
 def test_entities_api_list_makes_a_fixed_number_of_queries(client, operator, django_assert_max_num_queries):

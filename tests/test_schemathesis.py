@@ -37,19 +37,22 @@ RUN_TIMEOUT = 240  # seconds per seed; the whole test stays within a few minutes
 
 @pytest.fixture
 def fuzz_data(transactional_db, operator, approver, dbt_projects_dir):
-    """Something for the fuzzer to find: the entity types, a run with a node, a schedule, a
-    pending mode request by someone else, and the operator's bearer token."""
+    """Something for the fuzzer to find: the entity types, a run with a node, an environment
+    and a job on a cron trigger, a pending mode request by someone else, and the operator's
+    bearer token."""
     from accounts.models import ApiToken
     from entities.models import EntityType, ModeChangeRequest
-    from runs.models import NodeResult, Run, RunSchedule
+    from runs.jobs import create_job
+    from runs.models import NodeResult, Run
 
     migration = importlib.import_module("entities.migrations.0002_users_and_applications")
     entities = [EntityType.objects.get_or_create(name=f["name"], defaults=f)[0] for f in migration.ENTITY_TYPES]
     run = Run.objects.create(project="inventory_transforms", command="build", timeout_seconds=60, source="api")
     NodeResult.objects.create(run=run, unique_id="model.inventory_transforms.stg_users", name="stg_users")
-    RunSchedule.objects.create(
-        name="nightly", project="inventory_transforms", command="build", cron="0 3 * * *", created_by=operator
-    )
+    create_job(
+        actor=operator, source="api", project="inventory_transforms", name="nightly", steps=["dbt build"],
+        cron="0 3 * * *", schedule_enabled=True,
+    )  # fmt: skip
     ModeChangeRequest.objects.create(
         entity=entities[0], from_mode=entities[0].mode, mode="shadow", reason="fuzz", requested_by=approver
     )

@@ -33,6 +33,7 @@ urlpatterns = [
     path("audit/", include("accounts.urls")),
     path("lineage/", include("lineage.urls")),
     path("runs/", include("runs.urls")),
+    path("jobs/", include("runs.job_urls")),
     path("entities/", include("entities.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),

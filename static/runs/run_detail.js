@@ -1,5 +1,7 @@
-// Live run page: tail the log and follow progress by polling the JSON log endpoint; when
-// the run reaches a final state, reload once to show the final node table and timeline.
+// Live run page: tail the log and follow progress by polling the JSON log endpoint (and, for
+// a job run, its steps' states from the run endpoint); when the run reaches a final state,
+// reload once to show the final node table and timeline. Each step's first log line gets an
+// anchor (#log-step-N) the steps table links to.
 (function () {
   const config = JSON.parse(document.getElementById("run-poll").textContent);
   const pre = document.getElementById("run-log");
@@ -8,6 +10,48 @@
   let wasFinal = config.final;
   let lastNodes = 0;
   let nodesReadAt = 0;
+  const stepLines = new Map(Object.entries(config.step_lines).map(([line, index]) => [Number(line), index]));
+  const stepsTable = document.querySelector("[data-testid=steps-table]");
+
+  // Update each step's row from the run endpoint's `steps`, text only.
+  async function refreshSteps() {
+    const response = await fetch(config.run_url, { headers: { Accept: "application/json" } });
+    if (!response.ok) return;
+    for (const step of (await response.json()).steps) {
+      const row = stepsTable.querySelector("[data-step='" + step.index + "']");
+      if (!row) continue;
+      const badge = row.querySelector("[data-testid=step-state]");
+      badge.className = "badge state-" + step.state;
+      badge.textContent = step.state.charAt(0).toUpperCase() + step.state.slice(1);
+      row.querySelector("[data-testid=step-exit-code]").textContent = step.exit_code == null ? "—" : step.exit_code;
+      if (step.started_at && step.finished_at) {
+        const seconds = (Date.parse(step.finished_at) - Date.parse(step.started_at)) / 1000;
+        row.querySelector("[data-testid=step-duration]").textContent = seconds.toFixed(1) + " s";
+      }
+      if (step.log_first_line != null) {
+        stepLines.set(step.log_first_line, step.index);
+        row.querySelector("[data-testid=step-log-link]").hidden = false;
+      }
+    }
+  }
+
+  // Append log lines numbered from `first`, an anchor before each step's first line.
+  function appendLines(first, lines) {
+    let text = [];
+    lines.forEach((line, i) => {
+      const index = stepLines.get(first + i);
+      if (index !== undefined && !document.getElementById("log-step-" + index)) {
+        if (text.length) pre.append(document.createTextNode(text.join("\n") + "\n"));
+        text = [];
+        const anchor = document.createElement("span");
+        anchor.id = "log-step-" + index;
+        anchor.className = "log-step";
+        pre.append(anchor);
+      }
+      text.push(line);
+    });
+    if (text.length) pre.append(document.createTextNode(text.join("\n") + "\n"));
+  }
 
   function cell(row, text) {
     const td = row.insertCell();
@@ -50,6 +94,7 @@
   async function poll() {
     let data;
     try {
+      if (stepsTable && !wasFinal) await refreshSteps();
       const response = await fetch(config.log_url + "?offset=" + offset, { headers: { Accept: "application/json" } });
       if (!response.ok) throw new Error(response.status);
       data = await response.json();
@@ -60,7 +105,7 @@
     }
     if (data.lines.length) {
       const follow = atBottom();
-      pre.append(document.createTextNode(data.lines.join("\n") + "\n"));
+      appendLines(offset, data.lines);
       if (follow) pre.scrollTop = pre.scrollHeight;
     }
     offset = data.next_offset;

@@ -9,7 +9,8 @@ pytestmark = pytest.mark.django_db
 
 NAV_LINKS = {  # link text -> roles that must see it
     "Trigger run": {"operator", "admin"},
-    "Schedules": {"operator", "admin"},
+    "Jobs": {"viewer", "operator", "approver", "admin"},
+    "Notifications": {"operator", "admin"},
     "Approvals": {"approver", "admin"},
     "Admin": {"admin"},
     "Audit": {"viewer", "operator", "approver", "admin"},

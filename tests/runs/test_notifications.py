@@ -1,20 +1,34 @@
-"""Webhook safety: secrets masked below operator, internal addresses refused (at save and at
-send time), redirects not followed. DNS is the outside world here: tests that need a name
-resolved patch getaddrinfo; everything else is real (the far end is a local HTTP server)."""
+"""Notifications: who hears about which runs (on failure, on success, on recovery), email
+and webhooks with retries, and webhook safety: secrets masked below operator, internal
+addresses refused (at save and at send time), redirects not followed. DNS is the outside
+world here: tests that need a name resolved patch getaddrinfo; everything else is real (the
+far end is a local HTTP server, mail Django's outbox)."""
 
 from __future__ import annotations
 
 import socket
+from datetime import timedelta
 
 import pytest
+from django.core import mail
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from runs import notifications
-from runs.models import NotificationDelivery, NotificationTarget
-from runs.notifications import create_target, notify_run
-from tests.runs.test_schedules import failed_run
+from runs.jobs import create_job
+from runs.models import NotificationDelivery, NotificationTarget, Run, RunState
+from runs.notifications import create_target, enqueue_notifications, notify_run
 
 pytestmark = pytest.mark.django_db
+
+
+def failed_run(project="sleepy", state=RunState.FAILED, job=None, minutes_ago=0) -> Run:
+    when = timezone.now() - timedelta(minutes=minutes_ago)
+    return Run.objects.create(
+        project=project, command="build", timeout_seconds=60, source="api", state=state, job=job,
+        reason="1 node(s) failed: broken", queued_at=when, started_at=when, finished_at=when,
+    )  # fmt: skip
+
 
 SECRET = "https://hooks.slack.com/services/T000/B000/very-secret-token"
 
@@ -38,13 +52,13 @@ def test_viewer_sees_webhooks_masked_and_operator_sees_them_whole(client, viewer
         run=failed_run(), target=target, channel="webhook", destination=SECRET, status="failed", error="HTTP 500"
     )
     client.force_login(viewer)
-    page = client.get("/runs/schedules/").content.decode()
+    page = client.get("/runs/notifications/").content.decode()
     assert "very-secret-token" not in page and "https://hooks.slack.com…" in page
     audit_page = client.get("/audit/", {"action": "notification."}).content.decode()
     assert "very-secret-token" not in audit_page
     assert "very-secret-token" not in str(AuditEvent.objects.get(action="notification.create").after)
     client.force_login(operator)
-    assert SECRET in client.get("/runs/schedules/").content.decode()
+    assert SECRET in client.get("/runs/notifications/").content.decode()
 
 
 @pytest.mark.parametrize(
@@ -60,7 +74,7 @@ def test_viewer_sees_webhooks_masked_and_operator_sees_them_whole(client, viewer
 )
 def test_operator_cannot_aim_a_webhook_at_an_internal_address(client, operator, url, address):
     client.force_login(operator)
-    response = client.post("/runs/schedules/", {"target-project": "", "target-webhook_url": url})
+    response = client.post("/runs/notifications/", {"target-project": "", "target-webhook_url": url})
     page = response.content.decode()
     assert response.status_code == 400
     assert f"resolves to {address}, a loopback, private or link-local address" in page
@@ -100,6 +114,98 @@ def test_redirects_are_not_followed_and_only_the_status_is_kept(client, operator
     assert (delivery.status, delivery.attempts, delivery.response_status) == ("failed", 1, 302)
     assert hook.fetched == [] and len(hook.received) == 1
     client.force_login(operator)
-    page = client.get("/runs/schedules/").content.decode()
+    page = client.get("/runs/notifications/").content.decode()
     assert "redirects are not followed" in page
     assert "internal answer" not in page and "internal-secret" not in page
+
+
+def test_failed_run_emails_and_posts_the_webhook(operator, webhook, settings):
+    hook, url = webhook
+    create_target(actor=operator, source="web", project="sleepy", emails="team@example.com", webhook_url=url)
+    create_target(actor=operator, source="web", project="other", emails="other@example.com")
+    run = failed_run()
+    assert notify_run(run.pk) == 2
+    assert [m.to for m in mail.outbox] == [["team@example.com"]]
+    assert "failed" in mail.outbox[0].subject and f"/runs/{run.pk}/" in mail.outbox[0].body
+    assert hook.received[0]["run_id"] == run.pk and hook.received[0]["state"] == "failed"
+    deliveries = set(NotificationDelivery.objects.values_list("channel", "status"))
+    assert deliveries == {("email", "sent"), ("webhook", "sent")}
+    assert AuditEvent.objects.filter(action="notification.create").count() == 2
+
+
+def test_webhook_failures_are_retried_and_recorded(operator, webhook):
+    hook, url = webhook
+    hook.statuses = [503]
+    create_target(actor=operator, source="web", webhook_url=url)
+    notify_run(failed_run().pk)
+    delivery = NotificationDelivery.objects.get()
+    assert delivery.status == "failed" and delivery.attempts == 3 and delivery.response_status == 503
+    assert len(hook.received) == 3
+
+
+def test_webhook_that_recovers_is_delivered_on_a_later_attempt(operator, webhook):
+    hook, url = webhook
+    hook.statuses = [502, 200]
+    create_target(actor=operator, source="web", webhook_url=url)
+    run = failed_run()
+    assert notify_run(run.pk) == 1
+    delivery = NotificationDelivery.objects.get()
+    assert delivery.status == "sent" and delivery.attempts == 2 and delivery.response_status == 200
+    assert [body["run_id"] for body in hook.received] == [run.pk, run.pk]
+
+
+@pytest.mark.parametrize("state, words", [(RunState.ERROR, "error"), (RunState.TIMED_OUT, "timed out")])
+def test_error_and_timed_out_runs_email_too(operator, state, words):
+    create_target(actor=operator, source="web", project="sleepy", emails="team@example.com")
+    assert notify_run(failed_run(state=state).pk) == 1
+    assert mail.outbox[0].subject.endswith(f"sleepy {words}")
+    assert NotificationDelivery.objects.get().destination == "team@example.com"
+
+
+@pytest.mark.parametrize(
+    "state, notified",
+    [
+        (RunState.FAILED, True),
+        (RunState.ERROR, True),
+        (RunState.TIMED_OUT, True),
+        (RunState.SUCCESS, True),  # for targets on success or recovery; notify_run picks them
+        (RunState.CANCELLED, False),
+        (RunState.SKIPPED, False),
+    ],
+)
+def test_which_final_states_send_notifications(queued, state, notified):
+    enqueue_notifications(failed_run(state=state))
+    assert queued() == (["runs.notifications.notify_run"] if notified else [])
+
+
+def test_manager_adds_a_target_on_the_page_and_it_needs_a_destination(client, operator, dbt_projects_dir):
+    client.force_login(operator)
+    response = client.post("/runs/notifications/", {"target-project": "sleepy", "target-emails": ""})
+    assert response.status_code == 400 and "at least one email address or a webhook" in response.content.decode()
+    form = {"target-project": "sleepy", "target-emails": "team@example.com", "target-on_success": "on"}
+    assert client.post("/runs/notifications/", form).status_code == 302
+    target = NotificationTarget.objects.get()
+    assert (target.on_failure, target.on_success, target.on_recovery) == (False, True, False)
+    assert "team@example.com" in client.get("/runs/notifications/").content.decode()
+
+
+def test_success_notices_go_only_to_targets_that_asked(operator):
+    create_target(actor=operator, source="web", project="sleepy", emails="failures@example.com")
+    create_target(actor=operator, source="web", project="sleepy", emails="news@example.com", on_success=True)
+    assert notify_run(failed_run(state=RunState.SUCCESS).pk) == 1
+    assert [m.to for m in mail.outbox] == [["news@example.com"]]
+
+
+def test_a_recovery_is_announced_once_after_a_failure_of_the_same_job(operator, dbt_projects_dir):
+    job = create_job(actor=operator, source="web", project="sleepy", name="nightly", steps=["dbt ls"])
+    other = create_job(actor=operator, source="web", project="sleepy", name="other", steps=["dbt ls"])
+    create_target(
+        actor=operator, source="web", project="sleepy", emails="oncall@example.com", on_failure=False, on_recovery=True
+    )
+    failed_run(job=job, minutes_ago=30)
+    failed_run(job=other, state=RunState.SUCCESS, minutes_ago=20)  # another job's success recovers nothing
+    recovered = failed_run(job=job, state=RunState.SUCCESS, minutes_ago=10)
+    again = failed_run(job=job, state=RunState.SUCCESS)
+    assert [notify_run(run.pk) for run in (recovered, again)] == [1, 0]
+    assert [m.to for m in mail.outbox] == [["oncall@example.com"]]
+    assert list(NotificationDelivery.objects.values_list("run_id", flat=True)) == [recovered.pk]
