@@ -48,8 +48,8 @@ class RunSerializer(serializers.ModelSerializer):
                 value = instance.triggered_by.username if instance.triggered_by_id else None
             elif name in ("rerun_of", "retry_of", "job", "environment"):
                 value = getattr(instance, f"{name}_id")
-            elif name == "steps":
-                value = fields["steps"].to_representation(instance.steps.all())
+            elif name == "steps":  # only dbt runs have steps: no query for a run kind's
+                value = fields["steps"].to_representation(instance.steps.all()) if instance.kind == "dbt" else []
             else:
                 value = getattr(instance, name)
                 if name in _DATETIMES and value is not None:
