@@ -38,12 +38,16 @@ def is_recovery(run: Run) -> bool:
     return run.state == RunState.SUCCESS and previous.first() in ALERT_STATES
 
 
+def target_scope(project: str, job_id: int | None) -> Q:
+    """Targets of every project, of `project`, and (with a job) of that job."""
+    scope = Q(job__isnull=True) & (Q(project="") | Q(project=project))
+    return scope | Q(job_id=job_id) if job_id else scope
+
+
 def targets_for(run: Run):
     """The enabled targets of the run's project (or of every project) and of its job, that
     asked for this kind of news."""
-    scope = Q(job__isnull=True) & (Q(project="") | Q(project=run.project))
-    if run.job_id:
-        scope |= Q(job_id=run.job_id)
+    scope = target_scope(run.project, run.job_id)
     if run.state in ALERT_STATES:
         wanted = Q(on_failure=True)
     else:
@@ -162,36 +166,42 @@ def post_webhook(url: str, body: dict[str, Any]) -> tuple[bool, int, int | None,
     return False, WEBHOOK_ATTEMPTS, status, error
 
 
+def deliver(target: NotificationTarget, subject: str, text: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Send one notice to the target by each of its channels (a mail failure is recorded, not
+    raised): each delivery's channel, destination, status, attempts, response status, error."""
+    deliveries = []
+    if target.email_list:
+        try:
+            send_mail(subject, text, None, target.email_list)
+            outcome = {"status": DeliveryStatus.SENT}
+        except Exception as exc:  # noqa: BLE001 - a mail failure is recorded, not raised
+            outcome = {"status": DeliveryStatus.FAILED, "error": str(exc)}
+        deliveries.append({"channel": "email", "destination": ", ".join(target.email_list), **outcome})
+    if target.webhook_url:
+        ok, attempts, status, error = post_webhook(target.webhook_url, body)
+        deliveries.append(
+            {
+                "channel": "webhook",
+                "destination": target.webhook_url,
+                "status": DeliveryStatus.SENT if ok else DeliveryStatus.FAILED,
+                "attempts": attempts,
+                "response_status": status,
+                "error": error,
+            }
+        )
+    return deliveries
+
+
 def notify_run(run_id: int) -> int:
     run = Run.objects.select_related("job").get(pk=run_id)
     body = payload(run)
+    subject = f"[portal] run #{run.pk} {run.project} {run.get_state_display().lower()}"
+    text = f"{run.title}\n{run.get_state_display()}: {run.reason}\n\n{body['url']}\n"
     sent = 0
     for target in targets_for(run):
-        if target.email_list:
-            subject = f"[portal] run #{run.pk} {run.project} {run.get_state_display().lower()}"
-            text = f"{run.title}\n{run.get_state_display()}: {run.reason}\n\n{body['url']}\n"
-            try:
-                send_mail(subject, text, None, target.email_list)
-                delivery = {"status": DeliveryStatus.SENT}
-            except Exception as exc:  # noqa: BLE001 - a mail failure is recorded, not raised
-                delivery = {"status": DeliveryStatus.FAILED, "error": str(exc)}
-            NotificationDelivery.objects.create(
-                run=run, target=target, channel="email", destination=", ".join(target.email_list), **delivery
-            )
+        for delivery in deliver(target, subject, text, body):
+            NotificationDelivery.objects.create(run=run, target=target, **delivery)
             sent += delivery["status"] == DeliveryStatus.SENT
-        if target.webhook_url:
-            ok, attempts, status, error = post_webhook(target.webhook_url, body)
-            NotificationDelivery.objects.create(
-                run=run,
-                target=target,
-                channel="webhook",
-                destination=target.webhook_url,
-                status=DeliveryStatus.SENT if ok else DeliveryStatus.FAILED,
-                attempts=attempts,
-                response_status=status,
-                error=error,
-            )
-            sent += ok
     return sent
 
 

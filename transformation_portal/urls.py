@@ -17,6 +17,7 @@ api_v1 = [
     path("", include("lineage.api_urls")),
     path("", include("runs.api_urls")),
     path("", include("entities.api_urls")),
+    path("", include("operations.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # Last: any other path under /api/v1/ (newlines included) is a JSON 404, e.g. /runs/0.5/.
@@ -35,6 +36,7 @@ urlpatterns = [
     path("runs/", include("runs.urls")),
     path("jobs/", include("runs.job_urls")),
     path("entities/", include("entities.urls")),
+    path("slas/", include("operations.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     # dbt Cloud's Administrative API (the subset its Airflow provider uses), in its own envelope.
