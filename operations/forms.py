@@ -29,7 +29,7 @@ class SlaForm(forms.Form):
     )
     max_minutes = forms.IntegerField(required=False, label="Max minutes", help_text="Runs no longer than: minutes.")
     project = forms.ChoiceField(required=False, help_text="Source is fresh: the source's project.")
-    source = forms.CharField(
+    source_unique_id = forms.CharField(
         required=False,
         max_length=500,
         help_text="Source is fresh: its unique_id, e.g. <code>source.proj.raw.orders</code>.",

@@ -35,7 +35,7 @@ class Sla(models.Model):
     kind = models.CharField(max_length=20, choices=SlaKind.choices)
     project = models.CharField(max_length=100, help_text="the job's project, or the source's")
     job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.CASCADE, related_name="slas")
-    source = models.CharField(max_length=500, blank=True, help_text="freshness: the source's unique_id")
+    source_unique_id = models.CharField(max_length=500, blank=True, help_text="freshness: the source's unique_id")
     deadline = models.TimeField(null=True, blank=True, help_text="deadline: HH:MM in time_zone")
     time_zone = models.CharField(max_length=64, default="UTC")
     weekdays = ArrayField(models.CharField(max_length=3), default=every_day, help_text="deadline: the days it is due")
@@ -60,7 +60,7 @@ class Sla(models.Model):
                 name="sla_duration_has_job_and_minutes",
             ),
             models.CheckConstraint(
-                condition=~Q(kind=SlaKind.FRESHNESS) | ~Q(source=""), name="sla_freshness_has_source"
+                condition=~Q(kind=SlaKind.FRESHNESS) | ~Q(source_unique_id=""), name="sla_freshness_has_source"
             ),
         ]
 
@@ -75,7 +75,7 @@ class Sla(models.Model):
             return f"job {self.job.name} succeeded by {self.deadline:%H:%M} {self.time_zone}, {days}"
         if self.kind == SlaKind.DURATION:
             return f"job {self.job.name} runs no longer than {self.max_minutes} min"
-        return f"source {self.source} of {self.project} is fresh"
+        return f"source {self.source_unique_id} of {self.project} is fresh"
 
 
 class SlaMissQuerySet(models.QuerySet):

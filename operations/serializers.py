@@ -11,7 +11,9 @@ class SlaSerializer(serializers.ModelSerializer):
     kind = serializers.ChoiceField(choices=SlaKind.choices)
     job = serializers.IntegerField(source="job_id", required=False, allow_null=True, help_text="deadline, duration")
     project = serializers.CharField(required=False, allow_blank=True, help_text="freshness (a job SLA: the job's)")
-    source = serializers.CharField(required=False, allow_blank=True, help_text="freshness: the source's unique_id")
+    source_unique_id = serializers.CharField(
+        required=False, allow_blank=True, help_text="freshness: the source's unique_id"
+    )
     deadline = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, help_text="deadline: HH:MM in time_zone"
     )
@@ -24,8 +26,8 @@ class SlaSerializer(serializers.ModelSerializer):
     class Meta:
         model = Sla
         fields = [
-            "id", "name", "kind", "job", "project", "source", "deadline", "time_zone", "weekdays", "max_minutes",
-            "enabled", "created_by", "created_at", "updated_at",
+            "id", "name", "kind", "job", "project", "source_unique_id", "deadline", "time_zone", "weekdays",
+            "max_minutes", "enabled", "created_by", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["id", "created_at", "updated_at"]
         extra_kwargs = {

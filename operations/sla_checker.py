@@ -16,6 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -172,9 +173,8 @@ def _check_durations(slas: list[Sla], found: Pass) -> None:
         sla = by_id[sla_id]
         took = ((finished_at or found.now) - started_at).total_seconds() / 60
         verb = "ran" if finished_at else "has been running for"
-        found.miss(
-            sla, started_at, f"run #{run_id} of job {sla.job.name} {verb} {took:.0f} min, over {sla.max_minutes}"
-        )
+        reason = f"run #{run_id} of job {sla.job.name} {verb} {took:.0f} min, over {sla.max_minutes}"
+        found.miss(sla, started_at, reason, run_id)
     missed = [sla for sla in slas if found.open.get(sla.pk)]
     if not missed:
         return
@@ -188,13 +188,13 @@ def _check_freshness(slas: list[Sla], found: Pass, readings: dict[tuple[str, str
     """Missed while the source's latest verdict is error (one miss per stale spell, from its
     first error verdict seen); met again at the first verdict that is not."""
     for sla in slas:
-        reading = readings.get((sla.project, sla.source))
+        reading = readings.get((sla.project, sla.source_unique_id))
         if reading is None or reading.created_at < sla.updated_at:
             continue
         if reading.status != STALE:
             found.recover(sla, reading.created_at, reading.run_id)
         elif not found.open.get(sla.pk):
-            reason = f"source {sla.source} of {sla.project} is stale (freshness {reading.status})"
+            reason = f"source {sla.source_unique_id} of {sla.project} is stale (freshness {reading.status})"
             if reading.max_loaded_at:
                 reason += f": last loaded {timezone.localtime(reading.max_loaded_at):%Y-%m-%d %H:%M}"
             found.miss(sla, reading.created_at, reason, reading.run_id)
@@ -206,9 +206,10 @@ def _save_recoveries(recoveries: list[Recovery]) -> None:
         return
     by_miss = {miss.pk: recovery for recovery in recoveries for miss in recovery.misses}
 
-    def per_miss(value, output: Field) -> Case:
-        whens = (When(pk=pk, then=Value(value(r, pk), output_field=output)) for pk, r in by_miss.items())
-        return Case(*whens, default=Value(None, output_field=output), output_field=output)
+    def per_miss(value, output: Field) -> Case | Value:
+        pairs = [(pk, value(r, pk)) for pk, r in by_miss.items()]
+        whens = [When(pk=pk, then=Value(v, output_field=output)) for pk, v in pairs if v is not None]
+        return Case(*whens, default=None, output_field=output) if whens else Value(None, output_field=output)
 
     SlaMiss.objects.filter(pk__in=by_miss, recovered_at__isnull=True).update(
         recovered_at=per_miss(lambda r, pk: r.at, DateTimeField()),
@@ -243,8 +244,8 @@ def payload(miss: SlaMiss, notice: str) -> dict[str, Any]:
         "terms": sla.terms,
         "project": sla.project,
         "job": sla.job.name if sla.job_id else None,
-        "source": sla.source or None,
-        "slot_at": iso(miss.slot_at),
+        "source_unique_id": sla.source_unique_id or None,
+        "slot_at": iso(miss.slot_at.astimezone(ZoneInfo(sla.time_zone))),  # the deadline as the SLA says it
         "reason": miss.reason,
         "run_id": miss.run_id,
         "detected_at": iso(miss.detected_at),

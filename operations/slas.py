@@ -20,7 +20,18 @@ from operations.models import WEEKDAYS, Sla, SlaKind, SlaMiss
 from runs.models import Job, Run, RunState
 from transformation_portal.errors import RequestError
 
-SLA_FIELDS = ("name", "kind", "job", "project", "source", "deadline", "time_zone", "weekdays", "max_minutes", "enabled")
+SLA_FIELDS = (
+    "name",
+    "kind",
+    "job",
+    "project",
+    "source_unique_id",
+    "deadline",
+    "time_zone",
+    "weekdays",
+    "max_minutes",
+    "enabled",
+)
 HH_MM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 MAX_MINUTES = 7 * 24 * 60
 
@@ -87,12 +98,14 @@ def _source(project: Any, source: Any) -> tuple[str, str]:
     if not isinstance(project, str) or not project:
         raise _refused("a freshness SLA needs the source's project", "project")
     if not isinstance(source, str) or not source:
-        raise _refused("a freshness SLA needs the source's unique_id, e.g. source.my_project.raw.orders", "source")
+        raise _refused(
+            "a freshness SLA needs the source's unique_id, e.g. source.my_project.raw.orders", "source_unique_id"
+        )
     current = Snapshot.objects.current().of_project(project).first()
     if current is None:
         raise _refused(f"project {project} has no manifest yet (run dbt parse first)", "project")
     if not Node.objects.filter(snapshot=current, resource_type="source", unique_id=source).exists():
-        raise _refused(f"project {project} has no source {source}", "source")
+        raise _refused(f"project {project} has no source {source}", "source_unique_id")
     return project, source
 
 
@@ -109,11 +122,11 @@ def validate_sla(fields: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(enabled, bool):
         raise _refused("enabled must be true or false", "enabled")
     clean = {
-        "name": name.strip(), "kind": kind, "enabled": enabled, "job": None, "source": "", "deadline": None,
+        "name": name.strip(), "kind": kind, "enabled": enabled, "job": None, "source_unique_id": "", "deadline": None,
         "time_zone": "UTC", "weekdays": list(WEEKDAYS), "max_minutes": None,
     }  # fmt: skip
     if kind == SlaKind.FRESHNESS:
-        clean["project"], clean["source"] = _source(fields.get("project"), fields.get("source"))
+        clean["project"], clean["source_unique_id"] = _source(fields.get("project"), fields.get("source_unique_id"))
         return clean
     if fields.get("job") in (None, ""):
         raise _refused("this SLA is on a job: give its id", "job")
@@ -302,7 +315,7 @@ def _not_missed(sla: Sla, now: datetime, success_at: datetime | None, freshness:
         if success_at is None:
             return Status.PENDING, "no successful run yet"
         return Status.MET, f"no run over {sla.max_minutes} min"
-    reading = freshness.get((sla.project, sla.source))
+    reading = freshness.get((sla.project, sla.source_unique_id))
     if reading is None:
         return Status.PENDING, "no freshness verdict yet"
     return Status.MET, f"freshness {reading.status}"
