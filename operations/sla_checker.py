@@ -35,9 +35,15 @@ logger = logging.getLogger(__name__)
 # an earlier pass, unless the checker was down all that time).
 LOOKBACK = timedelta(days=1)
 LOCK_KEY = "operations.sla_checker"
+NOTICES_PER_TASK = 20
 RUN_TABLE = Run._meta.db_table
 MISS_TABLE = SlaMiss._meta.db_table
 STALE = "error"  # the freshness verdict that misses the SLA
+# What a pass reads of each SLA (loading whole jobs would cost more than the checks).
+CHECKED_FIELDS = (
+    "kind", "project", "job__name", "source_unique_id", "deadline", "time_zone", "weekdays", "max_minutes",
+    "updated_at",
+)  # fmt: skip
 
 # Per deadline SLA: is there a success in the slot's window, is the slot's miss recorded
 # already, the first success after its earliest open miss, and its latest final run before
@@ -109,7 +115,7 @@ def check_slas(now: datetime | None = None) -> dict[str, int]:
             cursor.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s))", [LOCK_KEY])
             if not cursor.fetchone()[0]:
                 return {"skipped": 1}
-        slas = list(Sla.objects.filter(enabled=True).select_related("job"))
+        slas = list(Sla.objects.filter(enabled=True).select_related("job").only(*CHECKED_FIELDS))
         found = Pass(now, defaultdict(list))
         for miss in SlaMiss.objects.open().filter(sla__enabled=True).order_by("slot_at"):
             found.open[miss.sla_id].append(miss)
@@ -122,10 +128,10 @@ def check_slas(now: datetime | None = None) -> dict[str, int]:
             _check_freshness(by_kind[SlaKind.FRESHNESS], found, latest_freshness())
         created = SlaMiss.objects.bulk_create(found.new) if found.new else []
         _save_recoveries(found.recoveries)
-        for miss in created:
-            transaction.on_commit(lambda ids=[miss.pk]: _enqueue(ids, SlaNotice.MISS))
-        for recovery in found.recoveries:
-            transaction.on_commit(lambda ids=[m.pk for m in recovery.misses]: _enqueue(ids, SlaNotice.RECOVERY))
+        notices = [([miss.pk], SlaNotice.MISS) for miss in created]
+        notices += [([miss.pk for miss in recovery.misses], SlaNotice.RECOVERY) for recovery in found.recoveries]
+        if notices:
+            transaction.on_commit(lambda: _enqueue(notices))
     if created or found.recoveries:
         logger.info("SLA checker: %d new miss(es), %d recovery(ies)", len(created), len(found.recoveries))
     return {"slas": len(slas), "missed": len(created), "recovered": len(found.recoveries)}
@@ -218,14 +224,14 @@ def _save_recoveries(recoveries: list[Recovery]) -> None:
     )
 
 
-def _enqueue(miss_ids: list[int], notice: str) -> None:
-    async_task(
-        "operations.sla_checker.notify",
-        miss_ids,
-        notice,
-        task_name=f"sla-{notice}-{miss_ids[-1]}",
-        group="notifications",
-    )
+def _enqueue(notices: list[tuple[list[int], str]]) -> None:
+    """NOTICES_PER_TASK notices per queue task: a pass that finds many misses at once (after
+    an outage) sends a few tasks, not one each, and workers still deliver them in parallel."""
+    for start in range(0, len(notices), NOTICES_PER_TASK):
+        batch = notices[start : start + NOTICES_PER_TASK]
+        async_task(
+            "operations.sla_checker.notify", batch, task_name=f"sla-notices-{batch[0][0][0]}", group="notifications"
+        )
 
 
 # --- notices ---------------------------------------------------------------------------
@@ -256,10 +262,22 @@ def payload(miss: SlaMiss, notice: str) -> dict[str, Any]:
     }
 
 
-def notify(miss_ids: list[int], notice: str) -> int:
-    """The queue task of one notice (a miss's alert, or one recovery of some misses): claims
-    it (alerted_at / recovery_alerted_at, conditional), then tells the targets that asked for
-    failures (a miss) or recoveries. Returns how many deliveries were sent."""
+def notify(notices: list[tuple[list[int], str]]) -> int:
+    """The queue task of some notices (miss_ids, "miss" or "recovery"). Returns how many
+    deliveries were sent; one notice's failure never keeps the others from being sent."""
+    sent = 0
+    for miss_ids, notice in notices:
+        try:
+            sent += send_notice(miss_ids, notice)
+        except Exception:  # noqa: BLE001 - logged; the next notice still goes out
+            logger.exception("SLA notice %s of misses %s failed", notice, miss_ids)
+    return sent
+
+
+def send_notice(miss_ids: list[int], notice: str) -> int:
+    """One notice (a miss's alert, or one recovery of some misses): claims it (alerted_at /
+    recovery_alerted_at, conditional: a duplicate task sends nothing), then tells the targets
+    that asked for failures (a miss) or recoveries. Returns how many deliveries were sent."""
     claimed_field = "alerted_at" if notice == SlaNotice.MISS else "recovery_alerted_at"
     claimed = SlaMiss.objects.filter(pk__in=miss_ids, **{f"{claimed_field}__isnull": True})
     if not claimed.update(**{claimed_field: timezone.now()}):

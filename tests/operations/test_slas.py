@@ -58,7 +58,7 @@ def checker(django_capture_on_commit_callbacks, queued):
                 task = SignedPackage.loads(payload)
                 assert task["func"] == "operations.sla_checker.notify"
                 notify(*task["args"])
-                notices.append(task["args"][1])
+                notices += [notice for _ids, notice in task["args"][0]]
         return notices
 
     return check
@@ -115,7 +115,7 @@ def test_a_failed_job_misses_its_deadline_is_alerted_once_and_its_late_success_n
     assert [s.status for s in status_summary()] == ["missed"]
 
     assert checker() == []  # the same minute again: nothing recorded, nothing sent twice
-    assert notify([miss.pk], "miss") == 0  # a duplicate task claims nothing
+    assert notify([([miss.pk], "miss")]) == 0  # a duplicate task claims nothing
     assert len(hook.received) == 1 and SlaMiss.objects.count() == 1
 
     green = run_of(job, RunState.SUCCESS, started=timezone.now() - timedelta(minutes=1), finished=timezone.now())
