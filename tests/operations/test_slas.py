@@ -278,3 +278,50 @@ def test_slas_are_defined_changed_and_deleted_on_the_pages_audited(client, opera
         ("sla.delete", "web"),
     ]
     assert 'href="/slas/"' in client.get("/jobs/").content.decode()  # the nav link
+
+
+SOURCE = "source.chain.raw.orders"
+
+
+@pytest.fixture
+def chain_source():
+    """chain's current manifest, as lineage keeps it, with one source."""
+    from lineage.models import Node, Snapshot
+
+    snapshot = Snapshot.objects.create(
+        project="chain", dbt_version="1.9.0", manifest_schema_version=12, origin="run", is_current=True
+    )
+    Node.objects.create(snapshot=snapshot, unique_id=SOURCE, resource_type="source", name="orders")
+    return SOURCE
+
+
+def test_a_freshness_sla_names_a_source_of_the_current_manifest(api_client, operator, chain_source):
+    api_client.force_authenticate(operator)
+    body = {"name": "orders fresh", "kind": "freshness", "project": "chain"}
+    missing = api_client.post("/api/v1/slas/", body | {"source_unique_id": "source.chain.raw.nope"}, format="json")
+    assert missing.status_code == 400 and missing.json()["field"] == "source_unique_id"
+    created = api_client.post("/api/v1/slas/", body | {"source_unique_id": chain_source}, format="json")
+    assert created.status_code == 201, created.json()
+    assert [s.status for s in status_summary()] == ["pending"]  # no freshness verdict yet
+
+
+def test_a_stale_source_misses_its_sla_once_and_a_fresh_verdict_recovers_it(operator, chain_source, hook, checker):
+    freshness = pytest.importorskip(
+        "lineage.freshness", reason="source freshness ingestion (issue 10, item 4) is not in this branch yet"
+    )
+    from lineage.models import SourceFreshness
+
+    sla = defined_days_ago(
+        create_sla(actor=operator, source="api", name="orders fresh", kind="freshness", project="chain",
+                   source_unique_id=chain_source)
+    )  # fmt: skip
+    loaded = timezone.now() - timedelta(days=2)
+    SourceFreshness.objects.create(project="chain", unique_id=chain_source, status="error", max_loaded_at=loaded)
+    assert [row.status for row in freshness.latest()] == ["error"]
+    assert checker() == ["miss"]
+    assert SlaMiss.objects.get(sla=sla).reason.startswith(f"source {chain_source} of chain is stale")
+    SourceFreshness.objects.create(project="chain", unique_id=chain_source, status="error", max_loaded_at=loaded)
+    assert checker() == []  # still stale: the same miss
+    SourceFreshness.objects.create(project="chain", unique_id=chain_source, status="pass", max_loaded_at=timezone.now())
+    assert checker() == ["recovery"]
+    assert [body["notice"] for body in hook.received] == ["sla.miss", "sla.recovery"]
