@@ -49,7 +49,7 @@ def _refused(message: str, field: str) -> RequestError:
 def _job(value: Any) -> Job:
     if isinstance(value, Job):
         return value
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
         raise _refused("job must be a job id", "job")
     job = Job.objects.filter(pk=value).first()
     if job is None:
