@@ -23,9 +23,9 @@ class SlaForm(forms.Form):
     weekdays = forms.MultipleChoiceField(
         required=False,
         choices=[(day, day.title()) for day in WEEKDAYS],
-        widget=forms.CheckboxSelectMultiple,
+        widget=forms.SelectMultiple(attrs={"size": 7}),
         initial=WEEKDAYS,
-        help_text="The days it is due (none ticked = every day).",
+        help_text="The days it is due (none chosen = every day).",
     )
     max_minutes = forms.IntegerField(required=False, label="Max minutes", help_text="Runs no longer than: minutes.")
     project = forms.ChoiceField(required=False, help_text="Source is fresh: the source's project.")

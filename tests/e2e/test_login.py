@@ -8,15 +8,16 @@ from playwright.sync_api import expect
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 EXPECTED_NAV = {
-    "viewer": {"Home", "Entities", "Runs", "Jobs", "Lineage", "Audit", "API"},
-    "operator": {"Home", "Entities", "Runs", "Jobs", "Lineage", "Audit", "API", "Trigger run", "Notifications"},
-    "approver": {"Home", "Entities", "Runs", "Jobs", "Lineage", "Audit", "API", "Approvals"},
+    "viewer": {"Home", "Entities", "Runs", "Jobs", "Lineage", "SLAs", "Audit", "API"},
+    "operator": {"Home", "Entities", "Runs", "Jobs", "Lineage", "SLAs", "Audit", "API", "Trigger run", "Notifications"},
+    "approver": {"Home", "Entities", "Runs", "Jobs", "Lineage", "SLAs", "Audit", "API", "Approvals"},
     "admin_user": {
         "Home",
         "Entities",
         "Runs",
         "Jobs",
         "Lineage",
+        "SLAs",
         "Audit",
         "API",
         "Trigger run",

@@ -367,3 +367,18 @@ def test_a_stale_source_misses_its_sla_once_and_a_fresh_verdict_recovers_it(oper
     SourceFreshness.objects.create(project="chain", unique_id=chain_source, status="pass", max_loaded_at=timezone.now())
     assert checker() == ["recovery"]
     assert [body["notice"] for body in hook.received] == ["sla.miss", "sla.recovery"]
+
+
+def test_the_slas_page_makes_the_same_number_of_queries_for_any_number_of_slas(client, operator, job, checker):
+    client.force_login(operator)
+
+    def queries_for(count: int) -> int:
+        for number in range(count):
+            sla = create_sla(actor=operator, source="api", name=f"page {count}-{number}", kind="duration",
+                             job=job.pk, max_minutes=1)  # fmt: skip
+            SlaMiss.objects.create(sla=sla, slot_at=timezone.now() - timedelta(minutes=number), reason="slow")
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get("/slas/").status_code == 200
+        return len(queries)
+
+    assert queries_for(2) == queries_for(10)
