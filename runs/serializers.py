@@ -105,8 +105,8 @@ class JobSerializer(serializers.ModelSerializer):
         model = Job
         fields = [
             "id", "project", "name", "description", "environment", "steps", "timeout_seconds", "threads",
-            "generate_docs", "run_source_freshness", "cron", "schedule_enabled", "next_run", "created_by",
-            "created_at", "updated_at",
+            "generate_docs", "run_source_freshness", "cron", "schedule_enabled", "alert_on_warn", "next_run",
+            "created_by", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["id", "created_at", "updated_at"]
         validators = []
