@@ -12,9 +12,10 @@ from django.core import mail
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from runs.jobs import create_job
+from runs.jobs import create_job, trigger_job
 from runs.models import NodeResult, NotificationDelivery, NotificationTarget, Run, RunState
 from runs.notifications import create_target, notify_run
+from runs.worker import execute_run
 
 pytestmark = pytest.mark.django_db
 
@@ -113,6 +114,24 @@ def test_warnings_alert_nobody_when_the_job_does_not_opt_in(operator, webhook, d
     assert notify_run(warned_run(job).pk) == 0
     assert mail.outbox == [] and hook.received == []
     assert not NotificationDelivery.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_build_whose_warn_test_fails_alerts_the_job_that_opts_in(operator, seeded_warehouse, queued):
+    """inventory_transforms' app_owner_exists (warn severity) finds the seeds' orphaned
+    applications: dbt succeeds, the run is a success, and the job's on-failure target hears."""
+    job = create_job(
+        actor=operator, source="web", project="inventory_transforms", name="owners",
+        steps=["dbt build --select +app_owner_exists"], alert_on_warn=True,
+    )  # fmt: skip
+    create_target(actor=operator, source="web", job=job, emails="oncall@example.com")
+    run = trigger_job(job, actor=operator, source="web")
+    execute_run(run.pk)
+    run.refresh_from_db()
+    assert run.state == RunState.SUCCESS, run.reason
+    assert "runs.notifications.notify_run" in queued()
+    assert notify_run(run.pk) == 1
+    assert "test warning(s)" in mail.outbox[0].subject and "- app_owner_exists (" in mail.outbox[0].body
 
 
 def test_a_job_opts_in_on_its_page_and_through_the_api_audited(client, api_client, operator, dbt_projects_dir):
