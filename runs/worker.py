@@ -265,6 +265,8 @@ class RunExecution:
         for unique_id, message in erred.values_list("unique_id", "message"):
             node = nodes.get(unique_id)
             criteria = node.config.get("freshness") if node else None
+            # dbt logs the error itself as "Database Error in source <table> (<file>)…"
+            logged = next((e.strip() for e in self.log.errors if node and f" in source {node.name} (" in e), "")
             outcomes.append(
                 FreshnessOutcome(
                     unique_id=unique_id,
@@ -273,7 +275,7 @@ class RunExecution:
                     snapshotted_at=None,
                     age_seconds=None,
                     criteria=dict(criteria) if isinstance(criteria, Mapping) else {},
-                    error=message or f"see the log of run #{self.run.pk}",
+                    error=message or logged or f"see the log of run #{self.run.pk}",
                 )
             )
         return outcomes
