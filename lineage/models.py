@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Case, Count, Q, Value, When
+from django.utils import timezone
 
 from runs.dbt.manifest import TEST_TYPES
 
@@ -197,3 +200,10 @@ class SourceFreshness(models.Model):
 
     def __str__(self) -> str:
         return f"{self.unique_id}: {self.status} (run #{self.run_id})"
+
+    def age_now(self, now: datetime | None = None) -> float | None:
+        """The newest row's age now, not when dbt looked (the data keeps ageing between
+        freshness runs); None when dbt found no newest row."""
+        if self.max_loaded_at is None:
+            return None
+        return ((now or timezone.now()) - self.max_loaded_at).total_seconds()

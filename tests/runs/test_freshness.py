@@ -5,7 +5,9 @@ failure alert say."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -13,6 +15,7 @@ from django.template import Context, Template
 from psycopg import sql
 
 from lineage import freshness
+from runs.dbt.artifacts import read_sources, threshold_seconds
 from runs.dbt.invocation import DbtInvocation
 from runs.models import Run, RunState
 from runs.notifications import create_target, notify_run
@@ -68,7 +71,7 @@ def test_stale_raw_data_warns_then_errors_fails_the_run_and_alerts(
     latest = {row.source: row for row in freshness.latest(PROJECT)}
     assert {source: row.status for source, row in latest.items()} == {"raw.applications": "warn", "raw.users": "warn"}
     users = latest["raw.users"]
-    assert 30 * HOUR <= users.age_seconds < 31 * HOUR
+    assert 30 * HOUR <= users.age_seconds < 31 * HOUR and users.age_now() >= users.age_seconds
     assert (users.warn_after_seconds, users.error_after_seconds) == (24 * HOUR, 48 * HOUR)
     assert users.criteria["error_after"] == {"count": 48, "period": "hour"}
     assert users.run_id == warned.pk and (users.snapshotted_at - users.max_loaded_at).total_seconds() >= 30 * HOUR
@@ -160,3 +163,38 @@ def test_a_missing_or_garbled_sources_file_is_a_warning_in_the_run_log(operator,
     assert execution.read_freshness(invocation, None) is None
     execution.log.flush()
     assert warning in log_text(run) and freshness.latest(PROJECT) == []
+
+
+def test_sources_json_is_read_field_by_field(tmp_path):
+    """The reader on a v3 file as dbt writes it, with the shapes it tolerates."""
+    path = tmp_path / "sources.json"
+    path.write_text(
+        json.dumps(
+            {
+                "metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/sources/v3.json"},
+                "results": [
+                    {
+                        "unique_id": "source.p.raw.users", "status": "warn",
+                        "max_loaded_at": "2026-01-01T00:00:00+00:00", "snapshotted_at": "2026-01-02T06:00:00Z",
+                        "max_loaded_at_time_ago_in_s": 108000.0,
+                        "criteria": {
+                            "warn_after": {"count": 1, "period": "day"},
+                            "error_after": {"count": 90, "period": "minute"},
+                        },
+                    },
+                    {"unique_id": "source.p.raw.gone", "status": "runtime error", "error": "relation does not exist"},
+                    {"unique_id": "source.p.raw.odd", "status": "pass", "max_loaded_at": "yesterday",
+                     "snapshotted_at": "2026-01-02T06:00:00", "max_loaded_at_time_ago_in_s": -5},
+                ],
+            }
+        )
+    )  # fmt: skip
+    users, gone, odd = read_sources(path)
+    assert (users.source, users.status, users.age_seconds) == ("raw.users", "warn", 108000.0)
+    assert users.max_loaded_at == datetime(2026, 1, 1, tzinfo=UTC)
+    assert users.snapshotted_at == datetime(2026, 1, 2, 6, tzinfo=UTC)
+    assert threshold_seconds(users.criteria, "warn_after") == 86400
+    assert threshold_seconds(users.criteria, "error_after") == 5400
+    assert (gone.status, gone.error, gone.max_loaded_at) == ("runtime error", "relation does not exist", None)
+    assert threshold_seconds(gone.criteria, "warn_after") is None
+    assert (odd.max_loaded_at, odd.age_seconds, odd.snapshotted_at.tzinfo) == (None, None, UTC)
