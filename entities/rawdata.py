@@ -4,7 +4,8 @@ Produces the same dirty shapes as the inventory_transforms demo seeds (emails in
 case and padding, department names and codes in many spellings, blank and unknown
 departments, statuses in several spellings, duplicate accounts for one person,
 applications owned by people who left or by no one in the directory) at any size,
-deterministically for a given seed, and loads them with COPY.
+deterministically for a given seed, and loads them with COPY (each row stamped `_loaded_at`
+with the load's time by the database, as a loader would).
 
 Django-free: the management command `generate_raw_data` only supplies the connection.
 """
@@ -24,6 +25,10 @@ from psycopg import sql
 RAW_SCHEMA = "raw"
 USER_COLUMNS = ("id", "email", "full_name", "department", "status", "updated_at")
 APPLICATION_COLUMNS = ("id", "name", "owner_email", "department", "created_at")
+# When the loader wrote each row: what the dbt project's source freshness reads. Not part of
+# the export (the rules engine never reads it); the database stamps it on insert.
+LOADED_AT_COLUMN = "_loaded_at"
+LOADED_AT_TYPE = "timestamp with time zone"
 
 # Shares of generated rows. Duplicate and service-account rows are exact counts
 # (rounded); the others are probabilities per row.
@@ -85,6 +90,8 @@ APPLICATION_KINDS = (
 _DEPARTMENT_CHOICES = tuple(spelling for spellings in DEPARTMENT_SPELLINGS.values() for spelling in spellings)
 _EPOCH_START = int(datetime(2019, 1, 1, tzinfo=UTC).timestamp())
 _EPOCH_SPAN = int(datetime(2025, 7, 1, tzinfo=UTC).timestamp()) - _EPOCH_START
+
+_LOADED_AT_DEFINITION = sql.SQL("{} timestamptz not null default now()").format(sql.Identifier(LOADED_AT_COLUMN))
 
 UserRow: TypeAlias = tuple[str, str | None, str, str | None, str | None, str]
 ApplicationRow: TypeAlias = tuple[str, str, str | None, str | None, str]
@@ -193,8 +200,11 @@ def _prepare_table(cursor: psycopg.Cursor, table: str, columns: tuple[str, ...])
     )
     existing = cursor.fetchall()
     relation = sql.Identifier(RAW_SCHEMA, table)
-    if existing == [(column, "text") for column in columns]:
+    exported = [(column, "text") for column in columns]
+    if existing in (exported, [*exported, (LOADED_AT_COLUMN, LOADED_AT_TYPE)]):
         cursor.execute(sql.SQL("truncate table {}").format(relation))
+        if existing == exported:  # a table from before the loaded-at stamp: add it, keep the views
+            cursor.execute(sql.SQL("alter table {} add column {}").format(relation, _LOADED_AT_DEFINITION))
         return
     if existing:
         try:
@@ -206,9 +216,10 @@ def _prepare_table(cursor: psycopg.Cursor, table: str, columns: tuple[str, ...])
                 f" drop them or fix the table first ({error.diag.message_detail})"
             ) from error
     cursor.execute(
-        sql.SQL("create table {} ({})").format(
+        sql.SQL("create table {} ({}, {})").format(
             relation,
             sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in columns),
+            _LOADED_AT_DEFINITION,
         )
     )
 

@@ -12,8 +12,9 @@ from rest_framework.views import APIView
 from accounts.models import Capability
 from accounts.permissions import Requires
 from audit.models import Source
+from lineage import freshness
 from lineage.graph import neighbourhood
-from lineage.models import Edge, Node, NodeStatus, Snapshot
+from lineage.models import Edge, Node, NodeStatus, Snapshot, SourceFreshness
 from lineage.selectors import select
 from lineage.services import check_upload_size, ingest_upload, project_exists, project_names
 from lineage.views import hops_param, snapshot_for
@@ -58,6 +59,22 @@ class NodeDetailSerializer(serializers.ModelSerializer):
             "description", "tags", "materialization", "relation_name", "columns", "raw_code", "compiled_code", "fqn",
             "config", "attached_node", "column_name",
         ]  # fmt: skip
+
+
+class FreshnessRowSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SourceFreshness
+        fields = [
+            "status", "max_loaded_at", "snapshotted_at", "age_seconds", "warn_after_seconds", "error_after_seconds",
+            "criteria", "error", "run_id",
+        ]  # fmt: skip
+
+
+class SourceFreshnessSerializer(FreshnessRowSerializer):
+    history = FreshnessRowSerializer(many=True, required=False, help_text="Newest first; with ?history=N only")
+
+    class Meta(FreshnessRowSerializer.Meta):
+        fields = ["unique_id", "source", *FreshnessRowSerializer.Meta.fields, "history"]
 
 
 class ProjectSerializer(serializers.Serializer):
@@ -277,3 +294,32 @@ class SelectView(APIView):
             raise RequestError("give a dbt selector in ?select=", field="select", code=ErrorCode.INVALID_SELECTOR)
         selected = select(snapshot.pk, text, request.query_params.get("exclude", ""))
         return Response({"snapshot": snapshot.pk, "select": text, "count": len(selected), "nodes": selected})
+
+
+MAX_HISTORY = 100
+
+
+class FreshnessView(APIView):
+    """Each source's latest `dbt source freshness` result; ?history=N (1–100) adds its last
+    N results, newest first (the latest included)."""
+
+    permission_classes = READ
+
+    @extend_schema(
+        parameters=[OpenApiParameter("history", int, description="Results per source to include (1–100)")],
+        responses=SourceFreshnessSerializer(many=True),
+    )
+    def get(self, request: Request, project: str) -> Response:
+        _project(project)
+        value = request.query_params.get("history")
+        if value is not None and not (value.isdigit() and 1 <= int(value) <= MAX_HISTORY):
+            raise ValidationError({"history": [f"Must be a whole number from 1 to {MAX_HISTORY}."]})
+        if value is None:
+            return Response(SourceFreshnessSerializer(freshness.latest(project), many=True).data)
+        per_source = freshness.history(project, per_source=int(value))
+        return Response(
+            [
+                {**SourceFreshnessSerializer(rows[0]).data, "history": FreshnessRowSerializer(rows, many=True).data}
+                for rows in per_source.values()
+            ]
+        )

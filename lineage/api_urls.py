@@ -21,4 +21,5 @@ urlpatterns = [
         name="api-project-lineage",
     ),
     path("projects/<str:project>/select/", api.SelectView.as_view(), name="api-project-select"),
+    path("projects/<str:project>/freshness/", api.FreshnessView.as_view(), name="api-project-freshness"),
 ]

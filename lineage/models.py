@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Case, Count, Q, Value, When
+from django.utils import timezone
 
 from runs.dbt.manifest import TEST_TYPES
 
@@ -160,3 +163,47 @@ class NodeStatus(models.Model):
 
     def __str__(self) -> str:
         return f"{self.unique_id}: {self.status}"
+
+
+class FreshnessStatus(models.TextChoices):
+    PASS = "pass", "pass"
+    WARN = "warn", "warn"
+    ERROR = "error", "error"
+    RUNTIME_ERROR = "runtime error", "runtime error"
+
+
+class SourceFreshness(models.Model):
+    """One source's freshness as one run's `dbt source freshness` saw it, pushed by runs
+    (one row per source per run: the history; lineage.freshness.latest() reads the newest)."""
+
+    project = models.CharField(max_length=100)
+    unique_id = models.TextField()
+    source = models.TextField(help_text="source_name.table_name")
+    status = models.CharField(max_length=16, choices=FreshnessStatus.choices)
+    max_loaded_at = models.DateTimeField(null=True, blank=True, help_text="The newest loaded_at_field value")
+    snapshotted_at = models.DateTimeField(help_text="When dbt looked")
+    age_seconds = models.FloatField(null=True, blank=True, help_text="snapshotted_at − max_loaded_at")
+    criteria = models.JSONField(default=dict, help_text="dbt's {warn_after, error_after, filter}")
+    warn_after_seconds = models.FloatField(null=True, blank=True)
+    error_after_seconds = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True, help_text="A runtime error's message")
+    run_id = models.BigIntegerField()  # no FK: lineage never depends on runs
+
+    class Meta:
+        ordering = ["-snapshotted_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run_id", "unique_id"], name="lineage_freshness_one_per_source_per_run")
+        ]
+        indexes = [
+            models.Index(fields=["project", "unique_id", "-snapshotted_at"], name="lineage_freshness_latest_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.unique_id}: {self.status} (run #{self.run_id})"
+
+    def age_now(self, now: datetime | None = None) -> float | None:
+        """The newest row's age now, not when dbt looked (the data keeps ageing between
+        freshness runs); None when dbt found no newest row."""
+        if self.max_loaded_at is None:
+            return None
+        return ((now or timezone.now()) - self.max_loaded_at).total_seconds()

@@ -10,6 +10,7 @@ urlpatterns = [
     path("<str:project>/", views.project_detail, name="lineage-project"),
     path("<str:project>/upload/", views.upload_manifest, name="lineage-upload"),
     path("<str:project>/groups/", views.project_groups, name="lineage-groups"),
+    path("<str:project>/freshness/", views.project_freshness, name="lineage-freshness"),
     path("<str:project>/groups/nodes/", views.group_nodes, name="lineage-group-nodes"),
     path("<str:project>/nodes/<unique_id:unique_id>/", views.node_detail, name="lineage-node"),
 ]

@@ -9,6 +9,7 @@ from django.urls import reverse
 from accounts.models import Capability
 from accounts.permissions import requires
 from audit.models import Source
+from lineage import freshness
 from lineage.forms import ManifestUploadForm
 from lineage.graph import layers, neighbourhood
 from lineage.models import Edge, Node, NodeStatus, Snapshot
@@ -132,6 +133,15 @@ def node_detail(request: HttpRequest, project: str, unique_id: str) -> HttpRespo
         if uid not in test_uids
     ]
     return render(request, "lineage/node.html", ctx)
+
+
+@requires(Capability.READ)
+def project_freshness(request: HttpRequest, project: str) -> HttpResponse:
+    """Each source's latest `dbt source freshness` result, its thresholds and its recent runs."""
+    _project_or_404(project)
+    history = freshness.history(project)
+    sources = [{"latest": rows[0], "history": rows} for rows in history.values()]
+    return render(request, "lineage/freshness.html", {"project": project, "sources": sources})
 
 
 @requires(Capability.READ)

@@ -24,6 +24,7 @@ from django.db.models import BigIntegerField, Case, DateTimeField, Field, Q, Val
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from lineage.models import FreshnessStatus
 from operations.models import Sla, SlaDelivery, SlaKind, SlaMiss, SlaNotice
 from operations.slas import latest_freshness, latest_slot, slot_of
 from runs.models import DeliveryStatus, NotificationTarget, Run
@@ -38,7 +39,7 @@ LOCK_KEY = "operations.sla_checker"
 NOTICES_PER_TASK = 20
 RUN_TABLE = Run._meta.db_table
 MISS_TABLE = SlaMiss._meta.db_table
-STALE = "error"  # the freshness verdict that misses the SLA
+STALE = frozenset({FreshnessStatus.ERROR, FreshnessStatus.RUNTIME_ERROR})  # verdicts that miss the SLA
 # What a pass reads of each SLA (loading whole jobs would cost more than the checks).
 CHECKED_FIELDS = (
     "kind", "project", "job__name", "source_unique_id", "deadline", "time_zone", "weekdays", "max_minutes",
@@ -191,19 +192,21 @@ def _check_durations(slas: list[Sla], found: Pass) -> None:
 
 
 def _check_freshness(slas: list[Sla], found: Pass, readings: dict[tuple[str, str], Any]) -> None:
-    """Missed while the source's latest verdict is error (one miss per stale spell, from its
-    first error verdict seen); met again at the first verdict that is not."""
+    """Missed while the source's latest verdict is stale (error, or a runtime error: not
+    known fresh), one miss per stale spell, from its first stale verdict seen; met again at
+    the first verdict that is not. The verdict's run is named, not linked: lineage keeps
+    verdicts of runs that retention may since have pruned."""
     for sla in slas:
         reading = readings.get((sla.project, sla.source_unique_id))
-        if reading is None or reading.created_at < sla.updated_at:
+        if reading is None or reading.snapshotted_at < sla.updated_at:
             continue
-        if reading.status != STALE:
-            found.recover(sla, reading.created_at, reading.run_id)
+        if reading.status not in STALE:
+            found.recover(sla, reading.snapshotted_at, None)
         elif not found.open.get(sla.pk):
-            reason = f"source {sla.source_unique_id} of {sla.project} is stale (freshness {reading.status})"
+            reason = f"source {sla.source_unique_id} of {sla.project} is stale: freshness {reading.status}"
             if reading.max_loaded_at:
-                reason += f": last loaded {timezone.localtime(reading.max_loaded_at):%Y-%m-%d %H:%M}"
-            found.miss(sla, reading.created_at, reason, reading.run_id)
+                reason += f", last loaded {timezone.localtime(reading.max_loaded_at):%Y-%m-%d %H:%M}"
+            found.miss(sla, reading.snapshotted_at, f"{reason} (run #{reading.run_id})")
 
 
 def _save_recoveries(recoveries: list[Recovery]) -> None:

@@ -15,7 +15,8 @@ from django.db.models import Max
 from django.utils import timezone
 
 from audit.services import record, snapshot
-from lineage.models import Node, Snapshot
+from lineage import freshness
+from lineage.models import Node, Snapshot, SourceFreshness
 from operations.models import WEEKDAYS, Sla, SlaKind, SlaMiss
 from runs.models import Job, Run, RunState
 from transformation_portal.errors import RequestError
@@ -263,15 +264,9 @@ class SlaStatus:
     open_miss: SlaMiss | None = None
 
 
-def latest_freshness() -> dict[tuple[str, str], Any]:
-    """The latest `dbt source freshness` verdict (status pass/warn/error, max_loaded_at, run,
-    created_at) per (project, source unique_id), from lineage.freshness.latest(): the one
-    place freshness SLAs read sources.json's ingested rows. Empty until that module exists
-    (issue 10, item 4, built alongside)."""
-    try:
-        from lineage import freshness
-    except ImportError:
-        return {}
+def latest_freshness() -> dict[tuple[str, str], SourceFreshness]:
+    """The latest `dbt source freshness` verdict per (project, source unique_id)
+    (lineage.freshness, fed from each run's sources.json): all freshness SLAs read."""
     return {(row.project, row.unique_id): row for row in freshness.latest()}
 
 
@@ -290,7 +285,7 @@ def status_summary(now: datetime | None = None) -> list[SlaStatus]:
         .annotate(at=Max("finished_at"))
         .values_list("job_id", "at")
     )
-    freshness = latest_freshness() if any(sla.kind == SlaKind.FRESHNESS for sla in slas) else {}
+    readings = latest_freshness() if any(sla.kind == SlaKind.FRESHNESS for sla in slas) else {}
     summary = []
     for sla in slas:
         miss = open_misses.get(sla.pk)
@@ -299,11 +294,11 @@ def status_summary(now: datetime | None = None) -> list[SlaStatus]:
         elif miss is not None:
             summary.append(SlaStatus(sla, Status.MISSED, miss.reason, miss))
         else:
-            summary.append(SlaStatus(sla, *_not_missed(sla, now, last_success.get(sla.job_id), freshness)))
+            summary.append(SlaStatus(sla, *_not_missed(sla, now, last_success.get(sla.job_id), readings)))
     return summary
 
 
-def _not_missed(sla: Sla, now: datetime, success_at: datetime | None, freshness: dict) -> tuple[str, str]:
+def _not_missed(sla: Sla, now: datetime, success_at: datetime | None, readings: dict) -> tuple[str, str]:
     if sla.kind == SlaKind.DEADLINE:
         upcoming = upcoming_slot(sla, now)
         if upcoming is not None and (success_at is None or success_at < upcoming.opens):
@@ -315,7 +310,7 @@ def _not_missed(sla: Sla, now: datetime, success_at: datetime | None, freshness:
         if success_at is None:
             return Status.PENDING, "no successful run yet"
         return Status.MET, f"no run over {sla.max_minutes} min"
-    reading = freshness.get((sla.project, sla.source_unique_id))
+    reading = readings.get((sla.project, sla.source_unique_id))
     if reading is None:
         return Status.PENDING, "no freshness verdict yet"
     return Status.MET, f"freshness {reading.status}"

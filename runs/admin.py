@@ -63,6 +63,7 @@ class EnvironmentAdmin(ReadOnlyAdmin):
 @admin.register(NotificationTarget)
 class NotificationTargetAdmin(ReadOnlyAdmin):
     list_display = ("id", "project", "job", "emails", "webhook_url", "enabled")
+    exclude = ("secret",)  # shown once, when the target is made; never again
 
 
 @admin.register(NotificationDelivery)

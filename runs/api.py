@@ -20,13 +20,16 @@ from runs.environments import create_environment, delete_environment, update_env
 from runs.filters import RunFilter
 from runs.jobs import create_job, delete_job, retry_run, trigger_job, update_job, with_next_run
 from runs.logs import read_log
-from runs.models import FAILED_NODE_STATUSES, Environment, Job, Run, Worker
+from runs.models import FAILED_NODE_STATUSES, Environment, Job, NotificationTarget, Run, Worker
+from runs.notifications import create_target, delete_target, update_target
 from runs.pagination import RunPagination
 from runs.serializers import (
     EnvironmentSerializer,
     JobRunSerializer,
     JobSerializer,
     NodeResultSerializer,
+    NotificationTargetCreatedSerializer,
+    NotificationTargetSerializer,
     RunCreateSerializer,
     RunSerializer,
     WorkerSerializer,
@@ -190,6 +193,31 @@ class JobViewSet(_ManagedViewSet):
         data.is_valid(raise_exception=True)
         run = trigger_job(self.get_object(), actor=request.user, source=Source.API, **data.validated_data)
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class NotificationTargetViewSet(_ManagedViewSet):
+    """Who hears about runs (on failure, on success, on recovery), by email and a signed
+    webhook. The secret is write-only: the create answers it once, nothing reads it back."""
+
+    queryset = NotificationTarget.objects.select_related("job", "created_by")
+    serializer_class = NotificationTargetSerializer
+    filterset_fields = ["project", "job", "enabled"]
+
+    @extend_schema(responses={201: NotificationTargetCreatedSerializer})
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        data = self.get_serializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        target = create_target(actor=request.user, source=Source.API, **data.validated_data)
+        return Response({**self._read(target), "secret": target.secret}, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, *args, **kwargs) -> Response:
+        data = self.get_serializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        target = update_target(self.get_object(), actor=request.user, source=Source.API, **data.validated_data)
+        return Response(self._read(target))
+
+    def perform_destroy(self, instance: NotificationTarget) -> None:
+        delete_target(instance, actor=self.request.user, source=Source.API)
 
 
 class RunArtifactView(APIView):

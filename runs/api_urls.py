@@ -3,12 +3,21 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from runs.api import EnvironmentViewSet, JobViewSet, ProjectParseView, RunArtifactView, RunViewSet, WorkerListView
+from runs.api import (
+    EnvironmentViewSet,
+    JobViewSet,
+    NotificationTargetViewSet,
+    ProjectParseView,
+    RunArtifactView,
+    RunViewSet,
+    WorkerListView,
+)
 
 router = SimpleRouter()
 router.register("runs", RunViewSet, basename="api-run")
 router.register("jobs", JobViewSet, basename="api-job")
 router.register("environments", EnvironmentViewSet, basename="api-environment")
+router.register("notification-targets", NotificationTargetViewSet, basename="api-notification-target")
 
 urlpatterns = [
     *router.urls,

@@ -52,6 +52,13 @@ class NotificationTargetForm(forms.Form):
     on_failure = forms.BooleanField(required=False, initial=True, help_text="failed, error, timed out")
     on_success = forms.BooleanField(required=False)
     on_recovery = forms.BooleanField(required=False, help_text="the first success after a failure")
+    secret = forms.CharField(
+        required=False,
+        max_length=200,
+        widget=forms.PasswordInput,
+        label="Webhook secret",
+        help_text="Signs each webhook body (X-Portal-Signature). Blank = a random one, shown once after adding.",
+    )
 
     def __init__(self, *args, **kwargs) -> None:
         from runs.models import Job
@@ -99,6 +106,11 @@ class JobForm(forms.Form):
         required=False, max_length=100, help_text="minute hour day month weekday, e.g. <code>0 3 * * *</code>."
     )
     schedule_enabled = forms.BooleanField(required=False, label="Schedule enabled")
+    alert_on_warn = forms.BooleanField(
+        required=False,
+        label="Alert on warnings",
+        help_text="A success whose tests of warn severity fail notifies the on-failure targets.",
+    )
 
     def __init__(self, *args, job=None, **kwargs) -> None:
         from runs.models import Environment

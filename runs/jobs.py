@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 MAX_STEPS = 30
 JOB_FIELDS = (
     "name", "description", "environment", "steps", "timeout_seconds", "threads", "generate_docs",
-    "run_source_freshness", "cron", "schedule_enabled",
+    "run_source_freshness", "cron", "schedule_enabled", "alert_on_warn",
 )  # fmt: skip
 FRESHNESS_STEP = "dbt source freshness"
 DOCS_STEP = "dbt docs generate"
@@ -125,6 +125,7 @@ def validate_job(fields: dict[str, Any], *, project: str) -> dict[str, Any]:
         "run_source_freshness": _flag(fields, "run_source_freshness"),
         "cron": cron,
         "schedule_enabled": schedule_enabled,
+        "alert_on_warn": _flag(fields, "alert_on_warn"),
     }
 
 

@@ -287,6 +287,9 @@ class Job(models.Model):
     )
     cron = models.CharField(max_length=100, blank=True, help_text="minute hour day month weekday, server time zone")
     schedule_enabled = models.BooleanField(default=False, help_text="whether the cron trigger fires")
+    alert_on_warn = models.BooleanField(
+        default=False, help_text="a success with warn-severity test failures alerts the on-failure targets"
+    )
     q_schedule_id = models.IntegerField(null=True, blank=True, help_text="the django-q2 Schedule row")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)
@@ -331,8 +334,10 @@ class RunStep(models.Model):
 
 class NotificationTarget(models.Model):
     """Who hears about runs of a project (or all projects when project is empty), or only of
-    one job's runs: on failure (failed, error, timed out), on success, on recovery (the first
-    success after a failure of the same job, or project when the run has no job)."""
+    one job's runs: on failure (failed, error, timed out; and a success with warnings of a job
+    that alerts on warn), on success, on recovery (the first success after a failure of the
+    same job, or project when the run has no job). Webhook bodies are signed with `secret`,
+    kept as it is (it must sign) and shown only once, when the target is made."""
 
     project = models.CharField(max_length=100, blank=True, help_text="empty = every project")
     job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.CASCADE, related_name="notification_targets")
@@ -341,6 +346,7 @@ class NotificationTarget(models.Model):
     on_recovery = models.BooleanField(default=False)
     emails = models.TextField(blank=True, help_text="comma-separated addresses")
     webhook_url = models.URLField(blank=True, max_length=500)
+    secret = models.CharField(max_length=200, help_text="HMAC-SHA256 key of the webhook's X-Portal-Signature")
     enabled = models.BooleanField(default=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)

@@ -4,8 +4,12 @@ from typing import Any
 
 from rest_framework import serializers
 
+from accounts.models import Capability
+from accounts.permissions import can
+from lineage.projects import get_project
 from runs.dbt.selectors import MAX_SELECTOR_LENGTH
-from runs.models import Environment, Job, NodeResult, Run, RunStep, Worker
+from runs.models import Environment, Job, NodeResult, NotificationTarget, Run, RunStep, Worker
+from runs.notifications import SECRET_MAX_LENGTH, SECRET_MIN_LENGTH, mask_url
 
 _DATETIMES = frozenset({"queued_at", "started_at", "finished_at", "cancel_requested_at", "heartbeat_at"})
 
@@ -105,8 +109,8 @@ class JobSerializer(serializers.ModelSerializer):
         model = Job
         fields = [
             "id", "project", "name", "description", "environment", "steps", "timeout_seconds", "threads",
-            "generate_docs", "run_source_freshness", "cron", "schedule_enabled", "next_run", "created_by",
-            "created_at", "updated_at",
+            "generate_docs", "run_source_freshness", "cron", "schedule_enabled", "alert_on_warn", "next_run",
+            "created_by", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["id", "created_at", "updated_at"]
         validators = []
@@ -124,6 +128,53 @@ class JobRunSerializer(serializers.Serializer):
     timeout_seconds_override = serializers.IntegerField(required=False, allow_null=True, min_value=0)
     schema_override = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=100)
     generate_docs_override = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+class NotificationTargetSerializer(serializers.ModelSerializer):
+    """A target as anyone may read it: no secret, and the webhook URL (Slack's and Teams'
+    secret is its path) masked for whoever may not manage targets, as on the page."""
+
+    job = serializers.PrimaryKeyRelatedField(
+        queryset=Job.objects.all(), required=False, allow_null=True, help_text="only this job's runs (its project's)"
+    )
+    secret = serializers.CharField(
+        write_only=True,
+        required=False,
+        min_length=SECRET_MIN_LENGTH,
+        max_length=SECRET_MAX_LENGTH,
+        help_text="the webhook's HMAC-SHA256 key; on create, omitted: a random one. Answered once, by the create",
+    )
+    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True, allow_null=True)
+
+    class Meta:
+        model = NotificationTarget
+        fields = [
+            "id", "project", "job", "emails", "webhook_url", "on_failure", "on_success", "on_recovery", "enabled",
+            "secret", "created_by", "created_at",
+        ]  # fmt: skip
+        read_only_fields = ["id", "created_at"]
+        extra_kwargs = {
+            "project": {"help_text": "empty: every project; a job's target takes the job's project"},
+            "on_failure": {"help_text": "failed, error, timed out; and warnings of a job that alerts on warn"},
+            "on_recovery": {"help_text": "the first success after a failure"},
+        }
+
+    def validate_project(self, value: str) -> str:
+        if value and get_project(value) is None:
+            raise serializers.ValidationError(f"no dbt project {value!r}")
+        return value
+
+    def to_representation(self, instance: NotificationTarget) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if not can(self.context["request"].user, Capability.MANAGE_SCHEDULES):
+            data["webhook_url"] = mask_url(instance.webhook_url)
+        return data
+
+
+class NotificationTargetCreatedSerializer(NotificationTargetSerializer):
+    """The create's answer: the target and, this once, its secret."""
+
+    secret = serializers.CharField(read_only=True, help_text="shown this once: keep it to verify X-Portal-Signature")
 
 
 class WorkerSerializer(serializers.ModelSerializer):

@@ -176,6 +176,10 @@ def run_retry(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("run-detail", pk=new.pk)
 
 
+# The session key holding a new target's secret until the page shows it, once.
+SHOWN_ONCE_SESSION_KEY = "notification_target_secret"
+
+
 @requires(Capability.READ)
 def notification_list(request: HttpRequest) -> HttpResponse:
     manage = can(request.user, Capability.MANAGE_SCHEDULES)
@@ -186,14 +190,20 @@ def notification_list(request: HttpRequest) -> HttpResponse:
         target_form = NotificationTargetForm(request.POST, prefix="target")
         if target_form.is_valid():
             try:
-                create_target(actor=request.user, source=Source.WEB, **target_form.cleaned_data)
+                target = create_target(actor=request.user, source=Source.WEB, **target_form.cleaned_data)
             except RequestError as exc:
                 form_error(target_form, exc)
             else:
                 messages.success(request, "Notification target added.")
+                request.session[SHOWN_ONCE_SESSION_KEY] = [target.pk, target.secret]
                 return redirect("notification-list")
         status = 400
-    ctx = {**_notifications_shown(manage), "target_form": target_form, "can_manage": manage}
+    ctx = {
+        **_notifications_shown(manage),
+        "target_form": target_form,
+        "can_manage": manage,
+        "new_secret": request.session.pop(SHOWN_ONCE_SESSION_KEY, None) if manage else None,
+    }
     return render(request, "runs/notifications.html", ctx, status=status)
 
 

@@ -9,7 +9,7 @@ import shutil
 import signal
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import psycopg
@@ -19,7 +19,7 @@ from django.utils import timezone
 from lineage.projects import get_project
 from runs.artifacts import store_invocation
 from runs.backends import application_name, terminate_backends
-from runs.dbt.artifacts import ArtifactError, NodeOutcome
+from runs.dbt.artifacts import SOURCES_JSON, ArtifactError, FreshnessOutcome, NodeOutcome, read_sources
 from runs.dbt.commands import WRITE_COMMANDS
 from runs.dbt.environment import dbt_environment
 from runs.dbt.invocation import DbtInvocation
@@ -207,7 +207,8 @@ class RunExecution:
         outcomes = self.read_artifact(invocation.run_results) or []
         if (invocation.target_path / "run_results.json").is_file():
             progress.record_results(outcomes, invocation.target_path, manifest)
-        self.hand_to_lineage(invocation, manifest, outcomes)
+        freshness = self.read_freshness(invocation, manifest) if command == "source freshness" else None
+        self.hand_to_lineage(invocation, manifest, outcomes, freshness)
         return invocation.exit_code
 
     def follow(self, invocation: DbtInvocation, progress: NodeProgress) -> None:
@@ -246,9 +247,47 @@ class RunExecution:
             self.log.write(f"warning: {exc}")
             return None
 
+    def read_freshness(self, invocation: DbtInvocation, manifest: Manifest | None) -> list[FreshnessOutcome] | None:
+        """sources.json of a `source freshness`, plus the sources dbt found no age for (a
+        missing table or column, an empty table: a runtime error, which dbt leaves out of the
+        file but logs); None, with a warning in the log, when there is no readable file."""
+        path = invocation.target_path / SOURCES_JSON
+        if not path.is_file():
+            self.log.write(f"warning: dbt wrote no {SOURCES_JSON}: this run's source freshness is not recorded")
+            return None
+        outcomes = self.read_artifact(lambda: read_sources(path))
+        if outcomes is None:
+            return None
+        nodes = manifest.nodes if manifest else {}
+        erred = NodeResult.objects.filter(
+            run_id=self.run.pk, step=self.step, resource_type="source", status="runtime error"
+        ).exclude(unique_id__in=[outcome.unique_id for outcome in outcomes])
+        for unique_id, message in erred.values_list("unique_id", "message"):
+            node = nodes.get(unique_id)
+            criteria = node.config.get("freshness") if node else None
+            # dbt logs the error itself as "Database Error in source <table> (<file>)…"
+            logged = next((e.strip() for e in self.log.errors if node and f" in source {node.name} (" in e), "")
+            outcomes.append(
+                FreshnessOutcome(
+                    unique_id=unique_id,
+                    status="runtime error",
+                    max_loaded_at=None,
+                    snapshotted_at=None,
+                    age_seconds=None,
+                    criteria=dict(criteria) if isinstance(criteria, Mapping) else {},
+                    error=message or logged or f"see the log of run #{self.run.pk}",
+                )
+            )
+        return outcomes
+
     def hand_to_lineage(
-        self, invocation: DbtInvocation, manifest: Manifest | None, outcomes: list[NodeOutcome]
+        self,
+        invocation: DbtInvocation,
+        manifest: Manifest | None,
+        outcomes: list[NodeOutcome],
+        freshness: list[FreshnessOutcome] | None = None,
     ) -> None:
+        from lineage import freshness as lineage_freshness
         from lineage import services as lineage
 
         try:
@@ -265,6 +304,8 @@ class RunExecution:
                 lineage.record_run_results(
                     self.run.project, self.run.pk, [outcome.as_lineage_result() for outcome in outcomes]
                 )
+            if freshness is not None:
+                lineage_freshness.record(self.run.project, self.run.pk, freshness)
         except Exception as exc:  # noqa: BLE001 - lineage trouble must not change the run's outcome
             logger.exception("lineage ingest of run %s failed", self.run.pk)
             self.log.write(f"warning: lineage could not take this run's artifacts: {exc}")

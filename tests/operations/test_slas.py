@@ -347,26 +347,37 @@ def test_a_freshness_sla_names_a_source_of_the_current_manifest(api_client, oper
     assert [s.status for s in status_summary()] == ["pending"]  # no freshness verdict yet
 
 
-def test_a_stale_source_misses_its_sla_once_and_a_fresh_verdict_recovers_it(operator, chain_source, hook, checker):
-    freshness = pytest.importorskip(
-        "lineage.freshness", reason="source freshness ingestion (issue 10, item 4) is not in this branch yet"
-    )
+def verdict(source: str, status: str, run_id: int, loaded_hours_ago: float) -> None:
+    """What a run's `dbt source freshness` leaves in lineage (lineage.freshness.record)."""
     from lineage.models import SourceFreshness
 
+    now = timezone.now()
+    SourceFreshness.objects.create(
+        project="chain", unique_id=source, source="raw.orders", status=status, run_id=run_id, snapshotted_at=now,
+        max_loaded_at=now - timedelta(hours=loaded_hours_ago), age_seconds=loaded_hours_ago * 3600,
+    )  # fmt: skip
+
+
+def test_a_stale_source_misses_its_sla_once_and_a_fresh_verdict_recovers_it(operator, chain_source, hook, checker):
     sla = defined_days_ago(
         create_sla(actor=operator, source="api", name="orders fresh", kind="freshness", project="chain",
                    source_unique_id=chain_source)
     )  # fmt: skip
-    loaded = timezone.now() - timedelta(days=2)
-    SourceFreshness.objects.create(project="chain", unique_id=chain_source, status="error", max_loaded_at=loaded)
-    assert [row.status for row in freshness.latest()] == ["error"]
+    verdict(chain_source, "warn", run_id=1, loaded_hours_ago=13)
+    assert checker() == []  # warn is not a miss
+    verdict(chain_source, "error", run_id=2, loaded_hours_ago=25)
     assert checker() == ["miss"]
-    assert SlaMiss.objects.get(sla=sla).reason.startswith(f"source {chain_source} of chain is stale")
-    SourceFreshness.objects.create(project="chain", unique_id=chain_source, status="error", max_loaded_at=loaded)
+    miss = SlaMiss.objects.get(sla=sla)
+    assert miss.reason.startswith(f"source {chain_source} of chain is stale: freshness error, last loaded")
+    assert miss.reason.endswith("(run #2)")
+    assert [s.status for s in status_summary()] == ["missed"]
+    verdict(chain_source, "error", run_id=3, loaded_hours_ago=26)
     assert checker() == []  # still stale: the same miss
-    SourceFreshness.objects.create(project="chain", unique_id=chain_source, status="pass", max_loaded_at=timezone.now())
+    verdict(chain_source, "pass", run_id=4, loaded_hours_ago=0.1)
     assert checker() == ["recovery"]
+    assert checker() == []
     assert [body["notice"] for body in hook.received] == ["sla.miss", "sla.recovery"]
+    assert [s.status for s in status_summary()] == ["met"]
 
 
 def test_the_slas_page_makes_the_same_number_of_queries_for_any_number_of_slas(client, operator, job, checker):

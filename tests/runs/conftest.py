@@ -31,6 +31,8 @@ def wait_final(run, timeout: float = 120):
 
 class _Hook(BaseHTTPRequestHandler):
     received: list = []
+    raw: list[bytes] = []  # each POST's body, byte for byte (what a signature covers)
+    headers: list[dict[str, str]] = []  # each POST's headers
     statuses: list[int] = []  # answers in turn; the last one repeats
     hosts: list[str] = []  # the Host header of each POST
     fetched: list[str] = []  # paths asked for with GET (a followed redirect)
@@ -39,6 +41,8 @@ class _Hook(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         hook = type(self)
         hook.received.append(json.loads(body))
+        hook.raw.append(body)
+        hook.headers.append(dict(self.headers))
         hook.hosts.append(self.headers["Host"])
         status = hook.statuses[min(len(hook.received), len(hook.statuses)) - 1]
         self.send_response(status)
@@ -63,6 +67,8 @@ def webhook():
 
     class Hook(_Hook):
         received = []
+        raw = []
+        headers = []
         statuses = [200]
         hosts = []
         fetched = []

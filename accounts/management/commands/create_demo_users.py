@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
+from django.contrib.contenttypes.models import ContentType
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts.checks import demo_password
 from accounts.models import Role
+from accounts.roles import sync_roles
 from audit.models import Source
 from audit.services import record, snapshot
 
@@ -23,6 +25,7 @@ class Command(BaseCommand):
             raise CommandError("demo users are never created under PORTAL_ENV=production")
         if not settings.EMBEDDED_POSTGRES:
             raise CommandError("demo users are only created on the embedded database (DATABASE_URL is set)")
+        sync_roles(Group, Permission, ContentType)  # the roles they join (idempotent; a flushed database has none)
         for role, password in DEMO_PASSWORDS.items():
             with transaction.atomic():
                 user, created = User.objects.get_or_create(username=role, defaults={"email": f"{role}@example.com"})

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("runs", "0011_jobs_and_environments"),
+        ("runs", "0012_alerts"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
