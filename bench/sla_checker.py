@@ -1,6 +1,7 @@
 """The SLA checker over 1,000 SLAs (400 "succeeded by", 400 "runs no longer than", 200 on
 sources) on 250 jobs with 40 runs each (10,000 runs: successes, failures, a few over-long
-and still-running ones), on a migrated throw-away database. Times one pass that records the
+and still-running ones) and 10 freshness verdicts per source, on a migrated throw-away
+database. Times one pass that records the
 first misses, then the steady passes (nothing new), and counts each pass's queries: the
 count does not grow with the SLAs. Prints the median steady pass last (budget ≤ 1 s).
 
@@ -19,11 +20,13 @@ from runs_common import setup
 
 JOBS, RUNS_PER_JOB = 250, 40
 DEADLINES, DURATIONS, SOURCES = 400, 400, 200
+FRESHNESS_RUNS = 10  # verdicts kept per source
 
 
 def populate() -> None:
     from django.utils import timezone
 
+    from lineage.models import SourceFreshness
     from operations.models import WEEKDAYS, Sla
     from runs.models import Environment, Job, Run, RunState
 
@@ -74,6 +77,19 @@ def populate() -> None:
         for n in range(SOURCES)
     ]  # fmt: skip
     Sla.objects.bulk_create(slas)
+    SourceFreshness.objects.bulk_create(
+        SourceFreshness(
+            project="inventory_transforms",
+            unique_id=f"source.inventory_transforms.raw.table_{n}",
+            source=f"raw.table_{n}",
+            status=rng.choice(["pass"] * 6 + ["warn", "error"]),
+            run_id=run_id,
+            snapshotted_at=now - timedelta(hours=6 * (FRESHNESS_RUNS - run_id)),
+            max_loaded_at=now - timedelta(hours=rng.randrange(1, 48)),
+        )  # fmt: skip
+        for n in range(SOURCES)
+        for run_id in range(FRESHNESS_RUNS)
+    )
 
 
 def timed_pass() -> tuple[float, int, dict]:
