@@ -78,6 +78,23 @@ class NodeResultSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class HistoryResultSerializer(serializers.ModelSerializer):
+    at = serializers.DateTimeField(read_only=True, help_text="when it ended (the node's end, else its run's)")
+
+    class Meta:
+        model = NodeResult
+        fields = ["run", "step", "status", "failures", "message", "execution_time", "rows_affected", "started_at", "at"]
+        read_only_fields = fields
+
+
+class NodeHistorySerializer(serializers.Serializer):
+    project = serializers.CharField()
+    unique_id = serializers.CharField()
+    flips = serializers.IntegerField(help_text="changes between passing and not passing in the last 10 results")
+    flaky = serializers.BooleanField(help_text="flips ≥ 3")
+    results = HistoryResultSerializer(many=True, help_text="the last 30 results, newest first")
+
+
 class EnvironmentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Environment
