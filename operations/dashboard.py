@@ -74,7 +74,7 @@ def success_rates(since: datetime) -> tuple[dict, list[dict]]:
         FROM {Run._meta.db_table} r LEFT JOIN {Job._meta.db_table} j ON j.id = r.job_id
         WHERE r.queued_at >= %(since)s AND r.state = ANY(%(counted)s)
         GROUP BY GROUPING SETS ((r.job_id, j.name, j.project), ())
-        ORDER BY count(*) FILTER (WHERE r.state = 'success')::float / count(*), j.name NULLS LAST
+        ORDER BY count(*) FILTER (WHERE r.state = 'success')::float / NULLIF(count(*), 0), j.name NULLS LAST
         """,
         {"since": since, "counted": list(COUNTED)},
     )
