@@ -41,12 +41,14 @@ JOIN runs_environment e ON e.project = 'project_' || (j %% %(projects)s);
 -- One run every ~26 s over 30 days; 97%% succeed, job runs for 80%%; queue waits of 0-5 s,
 -- durations of 20-200 s.
 INSERT INTO runs_run (project, kind, params, command, "select", exclude, vars, full_refresh, target,
-                      timeout_seconds, source, state, reason, queued_at, enqueued_at, enqueue_attempts, started_at, finished_at,
+                      timeout_seconds, source, state, reason, queued_at, enqueued_at, enqueue_attempts,
+                      started_at, finished_at,
                       worker, target_path, log_path, nodes_total, nodes_done, nodes_failed, log_lines, job_id,
                       schema, cause)
 SELECT 'project_' || (i %% %(projects)s), 'dbt', '{}', 'build', '', '', '{}', false, '', 3600, 'schedule',
        CASE WHEN random() < 0.97 THEN 'success' WHEN random() < 0.5 THEN 'failed' ELSE 'error' END, '',
-       q, q, 1, q + random() * interval '5 seconds', q + interval '5 seconds' + (20 + random() * 180) * interval '1 second',
+       q, q, 1, q + random() * interval '5 seconds',
+       q + interval '5 seconds' + (20 + random() * 180) * interval '1 second',
        'bench', '', '', %(per_run)s, %(per_run)s, 0, 0,
        CASE WHEN i %% 5 <> 0 THEN (SELECT min(id) FROM runs_job) + (i %% %(jobs)s) END, '', ''
 FROM generate_series(1, %(runs)s) i,
@@ -98,9 +100,9 @@ def main(per_window: int) -> None:
     from operations.dashboard import store
 
     figures = {}
-    for window in WINDOWS:
+    for window in WINDOWS:  # a server each: gunicorn's access log has the path, not the query
         computed = store(DASHBOARD_WINDOWS[window])  # what the scheduler does every minute
-        print(f"refresh task ?window={window}: {computed.seconds * 1000:.0f} ms to compute")  # a server each: gunicorn's access log has the path, not the query
+        print(f"refresh task ?window={window}: {computed.seconds * 1000:.0f} ms to compute")
         access_log = Path(os.environ["RUNS_DIR"]) / f"access-{window}.log"
         with web_server(access_log) as base:
             for _ in range(per_window):

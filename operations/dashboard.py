@@ -24,9 +24,9 @@ from django.utils.dateparse import parse_datetime
 
 from entities.models import EntityType
 from entities.queries import with_latest_report
+from operations.models import DashboardSnapshot
 from runs.charts import line_chart, percent_bars
 from runs.history import slowest_models
-from operations.models import DashboardSnapshot
 from runs.models import FAILED_NODE_STATUSES, Job, NodeResult, Run, RunState
 
 TARGET_SUCCESS_PERCENT = 99.0

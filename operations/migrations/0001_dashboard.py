@@ -18,7 +18,6 @@ def delete_refresh(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -27,13 +26,13 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='DashboardSnapshot',
+            name="DashboardSnapshot",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('window', models.CharField(max_length=10, unique=True)),
-                ('computed_at', models.DateTimeField()),
-                ('seconds', models.FloatField(help_text='how long computing them took')),
-                ('numbers', models.JSONField(encoder=django.core.serializers.json.DjangoJSONEncoder)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("window", models.CharField(max_length=10, unique=True)),
+                ("computed_at", models.DateTimeField()),
+                ("seconds", models.FloatField(help_text="how long computing them took")),
+                ("numbers", models.JSONField(encoder=django.core.serializers.json.DjangoJSONEncoder)),
             ],
         ),
         migrations.RunPython(create_refresh, delete_refresh),

@@ -5,27 +5,35 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('runs', '0011_jobs_and_environments'),
+        ("runs", "0011_jobs_and_environments"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='noderesult',
-            index=models.Index(fields=['unique_id', '-run', '-step'], name='noderesult_history'),
+            model_name="noderesult",
+            index=models.Index(fields=["unique_id", "-run", "-step"], name="noderesult_history"),
         ),
         migrations.AddIndex(
-            model_name='noderesult',
-            index=models.Index(condition=models.Q(('resource_type', 'test'), ('status__in', ['error', 'fail', 'runtime error'])), fields=['run'], name='noderesult_failing_tests'),
+            model_name="noderesult",
+            index=models.Index(
+                condition=models.Q(("resource_type", "test"), ("status__in", ["error", "fail", "runtime error"])),
+                fields=["run"],
+                name="noderesult_failing_tests",
+            ),
         ),
         migrations.AddIndex(
-            model_name='noderesult',
-            index=models.Index(condition=models.Q(('resource_type', 'model')), fields=['run'], include=('unique_id', 'name', 'execution_time'), name='noderesult_model_times'),
+            model_name="noderesult",
+            index=models.Index(
+                condition=models.Q(("resource_type", "model")),
+                fields=["run"],
+                include=("unique_id", "name", "execution_time"),
+                name="noderesult_model_times",
+            ),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['job', 'finished_at'], name='run_job_finished'),
+            model_name="run",
+            index=models.Index(fields=["job", "finished_at"], name="run_job_finished"),
         ),
     ]

@@ -97,7 +97,9 @@ def test_the_last_24_hours_against_the_database(client, viewer, seeded):
         ("t2", "1"),
     ]
     slowest = page[page.index('data-testid="slowest-models"') :]
-    assert re.findall(r">(m\d)</a> <span class=\"muted\">sleepy</span></td><td data-testid=\"mean\">([\d.]+)<", slowest) == [
+    assert re.findall(
+        r">(m\d)</a> <span class=\"muted\">sleepy</span></td><td data-testid=\"mean\">([\d.]+)<", slowest
+    ) == [
         ("m1", "15.00"),
         ("m2", "5.00"),
     ]
@@ -126,7 +128,9 @@ def test_the_page_reads_the_minutely_snapshot_and_makes_a_fixed_number_of_querie
     with CaptureQueriesContext(connection) as reading:
         before = client.get("/dashboard/?window=30d").content.decode()
     add_run(None, "failed", HOUR / 2, 1, 1)
-    assert shown(client.get("/dashboard/?window=30d").content.decode(), "overall-ended") == shown(before, "overall-ended")
+    assert shown(client.get("/dashboard/?window=30d").content.decode(), "overall-ended") == shown(
+        before, "overall-ended"
+    )
     refresh_snapshots()  # the scheduler's minute
     after = client.get("/dashboard/?window=30d").content.decode()
     assert shown(after, "overall-ended") == ["9"] and shown(before, "overall-ended") == ["8"]
