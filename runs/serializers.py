@@ -5,6 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from runs.dbt.selectors import MAX_SELECTOR_LENGTH
+from runs.history import FLAKY_FLIPS, FLAKY_WINDOW, HISTORY_LENGTH
 from runs.models import Environment, Job, NodeResult, Run, RunStep, Worker
 
 _DATETIMES = frozenset({"queued_at", "started_at", "finished_at", "cancel_requested_at", "heartbeat_at"})
@@ -90,9 +91,11 @@ class HistoryResultSerializer(serializers.ModelSerializer):
 class NodeHistorySerializer(serializers.Serializer):
     project = serializers.CharField()
     unique_id = serializers.CharField()
-    flips = serializers.IntegerField(help_text="changes between passing and not passing in the last 10 results")
-    flaky = serializers.BooleanField(help_text="flips ≥ 3")
-    results = HistoryResultSerializer(many=True, help_text="the last 30 results, newest first")
+    flips = serializers.IntegerField(
+        help_text=f"changes between passing and not passing in the last {FLAKY_WINDOW} results"
+    )
+    flaky = serializers.BooleanField(help_text=f"flips ≥ {FLAKY_FLIPS}")
+    results = HistoryResultSerializer(many=True, help_text=f"the last {HISTORY_LENGTH} results, newest first")
 
 
 class EnvironmentSerializer(serializers.ModelSerializer):

@@ -9,6 +9,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django_q.models import Schedule
 
 from entities.models import EntityType, ParityReport
 from operations.dashboard import refresh_snapshots
@@ -140,6 +141,7 @@ def test_the_page_reads_the_minutely_snapshot_and_makes_a_fixed_number_of_querie
     with CaptureQueriesContext(connection) as more:
         client.get("/dashboard/?window=7d")  # no snapshot of 7 d yet: computed
     assert len(more) == len(computing) and len(reading) < len(computing)
+    assert Schedule.objects.get(name="operations-dashboard").func == "operations.dashboard.refresh_snapshots"
 
 
 def test_an_unknown_window_is_the_default_and_the_page_needs_read(client, viewer, nobody):

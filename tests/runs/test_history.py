@@ -94,3 +94,11 @@ def test_history_api_needs_read_and_a_known_project(api_client, nobody, viewer):
         "project": "flaky", "unique_id": TEST_ID, "flips": 0, "flaky": False, "results": []
     }  # fmt: skip
     assert api_client.get(f"/api/v1/projects/nope/nodes/{TEST_ID}/history/").status_code == 404
+
+
+def test_history_api_is_in_the_openapi_schema(api_client, viewer):
+    api_client.force_authenticate(viewer)
+    paths = api_client.get("/api/v1/schema/", {"format": "json"}).json()["paths"]
+    history = paths["/api/v1/projects/{project}/nodes/{unique_id}/history/"]["get"]["responses"]
+    assert {"200", "403", "404"} <= set(history)
+    assert history["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/NodeHistory"}
