@@ -8,21 +8,20 @@ then its step (run ids grow with queue time, and a retry is a later run)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db.models import Avg, Count, F, Max, QuerySet
 from django.db.models.functions import Coalesce
-from django.utils import timezone
 
 from runs.charts import LineChart, line_chart
-from runs.models import NodeResult, NodeStatus
+from runs.models import NodeResult, NodeStatus, Run
 
 HISTORY_LENGTH = 30
 FLAKY_WINDOW = 10  # a test is flaky when, in its last FLAKY_WINDOW results,
 FLAKY_FLIPS = 3  # it changed between passing and not passing at least FLAKY_FLIPS times
 PASSING = frozenset({NodeStatus.PASS, NodeStatus.SUCCESS})
 NOT_PASSING = frozenset({NodeStatus.FAIL, NodeStatus.ERROR, NodeStatus.WARN, NodeStatus.RUNTIME_ERROR})
-SLOWEST_DAYS = 7
+SLOWEST_RUNS = 50
 SLOWEST_LIMIT = 10
 
 
@@ -79,12 +78,15 @@ def node_history(project: str, unique_id: str, limit: int = HISTORY_LENGTH) -> N
 
 
 def slowest_models(*, since: datetime | None = None, project: str | None = None, limit: int = SLOWEST_LIMIT) -> list:
-    """Models by mean execution time over the results of runs queued since `since` (default
-    the last SLOWEST_DAYS days), slowest first, with their slowest time and result count."""
-    since = since or timezone.now() - timedelta(days=SLOWEST_DAYS)
-    rows = NodeResult.objects.filter(resource_type="model", run__queued_at__gte=since, execution_time__isnull=False)
+    """Models by mean execution time, slowest first, with their slowest time and result count:
+    over the results of runs queued since `since` (the dashboard's window), or, for a
+    project's page, over its last SLOWEST_RUNS runs (bounded however many runs it has)."""
+    rows = NodeResult.objects.filter(resource_type="model", execution_time__isnull=False)
+    if since is not None:
+        rows = rows.filter(run__queued_at__gte=since)
     if project is not None:
-        rows = rows.filter(run__project=project)
+        recent = Run.objects.filter(project=project).order_by("-queued_at").values("id")[:SLOWEST_RUNS]
+        rows = rows.filter(run__project=project, run_id__in=recent)
     return list(
         rows.values("unique_id", "name", project_name=F("run__project"))
         .annotate(mean=Avg("execution_time"), slowest=Max("execution_time"), results=Count("id"))

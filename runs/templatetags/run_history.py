@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django import template
 
-from runs.history import FLAKY_FLIPS, FLAKY_WINDOW, HISTORY_LENGTH, SLOWEST_DAYS, node_history, slowest_models
+from runs.history import FLAKY_FLIPS, FLAKY_WINDOW, HISTORY_LENGTH, SLOWEST_RUNS, node_history, slowest_models
 
 register = template.Library()
 
@@ -26,4 +26,4 @@ def node_history_strip(project: str, node) -> dict:
 
 @register.inclusion_tag("runs/snippets/slowest_models.html")
 def slowest_models_of(project: str) -> dict:
-    return {"models": slowest_models(project=project), "days": SLOWEST_DAYS, "project": project}
+    return {"models": slowest_models(project=project), "last_runs": SLOWEST_RUNS}
