@@ -1,16 +1,33 @@
-"""Service-level agreements on jobs and sources, their misses and the notices sent about
-them. The checker (operations/sla_checker.py) writes misses; people define SLAs through
-operations/slas.py (pages and API alike), which validates and audits."""
+"""The dashboard's snapshots; service-level agreements on jobs and sources, their misses and
+the notices sent about them. The SLA checker (operations/sla_checker.py) writes misses;
+people define SLAs through operations/slas.py (pages and API alike), which validates and
+audits."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from runs.models import DeliveryStatus, Job, NotificationTarget, Run
+
+
+class DashboardSnapshot(models.Model):
+    """The dashboard's numbers for one window, computed every minute by the queue's scheduler
+    (operations.dashboard.refresh_snapshots): aggregating 30 days of runs and node results
+    takes seconds, reading them takes milliseconds."""
+
+    window = models.CharField(max_length=10, unique=True)
+    computed_at = models.DateTimeField()
+    seconds = models.FloatField(help_text="how long computing them took")
+    numbers = models.JSONField(encoder=DjangoJSONEncoder)
+
+    def __str__(self) -> str:
+        return f"dashboard {self.window} at {self.computed_at:%Y-%m-%d %H:%M:%S}"
+
 
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]  # index = datetime.weekday()
 

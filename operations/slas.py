@@ -298,6 +298,12 @@ def status_summary(now: datetime | None = None) -> list[SlaStatus]:
     return summary
 
 
+def count_by_status(statuses: list[SlaStatus]) -> dict[str, int]:
+    """How many SLAs are missed, pending and met (in that order: the worst first)."""
+    order = (Status.MISSED, Status.PENDING, Status.MET)
+    return {status: sum(s.status == status for s in statuses) for status in order}
+
+
 def _not_missed(sla: Sla, now: datetime, success_at: datetime | None, readings: dict) -> tuple[str, str]:
     if sla.kind == SlaKind.DEADLINE:
         upcoming = upcoming_slot(sla, now)

@@ -18,6 +18,7 @@ from lineage.projects import get_project
 from runs.artifacts import artifact_response
 from runs.environments import create_environment, delete_environment, update_environment
 from runs.filters import RunFilter
+from runs.history import node_history
 from runs.jobs import create_job, delete_job, retry_run, trigger_job, update_job, with_next_run
 from runs.logs import read_log
 from runs.models import FAILED_NODE_STATUSES, Environment, Job, NotificationTarget, Run, Worker
@@ -27,6 +28,7 @@ from runs.serializers import (
     EnvironmentSerializer,
     JobRunSerializer,
     JobSerializer,
+    NodeHistorySerializer,
     NodeResultSerializer,
     NotificationTargetCreatedSerializer,
     NotificationTargetSerializer,
@@ -258,3 +260,18 @@ class WorkerListView(APIView):
     @extend_schema(responses=WorkerSerializer(many=True))
     def get(self, request: Request) -> Response:
         return Response(WorkerSerializer(Worker.objects.with_alive(), many=True).data)
+
+
+class NodeHistoryView(APIView):
+    """GET /api/v1/projects/{project}/nodes/{unique_id}/history/: the node's last 30 results
+    across runs, newest first, and (for a test) whether it is flaky."""
+
+    permission_classes = [Requires(Capability.READ)]
+
+    @extend_schema(responses=NodeHistorySerializer)
+    def get(self, request: Request, project: str, unique_id: str) -> Response:
+        if get_project(project) is None:
+            raise NotFound(f"No dbt project {project!r}.")
+        history = node_history(project, unique_id)
+        data = {"project": project, "unique_id": unique_id, "flips": history.flips, "flaky": history.flaky}
+        return Response(NodeHistorySerializer({**data, "results": history.results}).data)

@@ -121,7 +121,7 @@ class Run(models.Model):
             # The list's state filter: its COUNT is an index-only scan instead of a table scan.
             models.Index(fields=["state", "-queued_at", "-id"], name="run_state_recent"),
             models.Index(fields=["state"], name="run_active", condition=Q(state__in=["queued", "starting", "running"])),
-            # The SLA checker's look-ups per job: a success between two times, the latest run before one.
+            # Mean time to recovery: a job's runs in the order they ended (operations.dashboard).
             models.Index(fields=["job", "finished_at"], name="run_job_finished"),
         ]
         constraints = [
@@ -216,6 +216,22 @@ class NodeResult(models.Model):
     class Meta:
         ordering = ["run", "step", "started_at", "id"]
         constraints = [models.UniqueConstraint(fields=["run", "step", "unique_id"], name="noderesult_unique_per_step")]
+        indexes = [
+            # A node's history, newest first (runs.history).
+            models.Index(fields=["unique_id", "-run", "-step"], name="noderesult_history"),
+            # The dashboard's failing tests and slowest models over a window of runs.
+            models.Index(
+                fields=["run"],
+                name="noderesult_failing_tests",
+                condition=Q(resource_type="test", status__in=sorted(FAILED_NODE_STATUSES)),
+            ),
+            models.Index(
+                fields=["run"],
+                name="noderesult_model_times",
+                include=["unique_id", "name", "execution_time"],
+                condition=Q(resource_type="model"),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.unique_id}: {self.status}"

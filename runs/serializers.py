@@ -8,6 +8,7 @@ from accounts.models import Capability
 from accounts.permissions import can
 from lineage.projects import get_project
 from runs.dbt.selectors import MAX_SELECTOR_LENGTH
+from runs.history import FLAKY_FLIPS, FLAKY_WINDOW, HISTORY_LENGTH
 from runs.models import Environment, Job, NodeResult, NotificationTarget, Run, RunStep, Worker
 from runs.notifications import SECRET_MAX_LENGTH, SECRET_MIN_LENGTH, mask_url
 
@@ -80,6 +81,25 @@ class NodeResultSerializer(serializers.ModelSerializer):
             "execution_time", "rows_affected", "failures", "message", "compiled_path",
         ]  # fmt: skip
         read_only_fields = fields
+
+
+class HistoryResultSerializer(serializers.ModelSerializer):
+    at = serializers.DateTimeField(read_only=True, help_text="when it ended (the node's end, else its run's)")
+
+    class Meta:
+        model = NodeResult
+        fields = ["run", "step", "status", "failures", "message", "execution_time", "rows_affected", "started_at", "at"]
+        read_only_fields = fields
+
+
+class NodeHistorySerializer(serializers.Serializer):
+    project = serializers.CharField()
+    unique_id = serializers.CharField()
+    flips = serializers.IntegerField(
+        help_text=f"changes between passing and not passing in the last {FLAKY_WINDOW} results"
+    )
+    flaky = serializers.BooleanField(help_text=f"flips ≥ {FLAKY_FLIPS}")
+    results = HistoryResultSerializer(many=True, help_text=f"the last {HISTORY_LENGTH} results, newest first")
 
 
 class EnvironmentSerializer(serializers.ModelSerializer):

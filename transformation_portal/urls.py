@@ -29,6 +29,7 @@ urlpatterns = [
     # Public probes (no login): liveness and readiness of this web process.
     path("healthz", operations_views.healthz, name="healthz"),
     path("readyz", operations_views.readyz, name="readyz"),
+    path("dashboard/", operations_views.dashboard_page, name="dashboard"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("audit/", include("accounts.urls")),

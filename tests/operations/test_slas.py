@@ -90,7 +90,7 @@ def daytime_zone() -> str:
 
 
 def test_a_failed_job_misses_its_deadline_is_alerted_once_and_its_late_success_noticed_once(
-    operator, job, hook, checker
+    client, operator, job, hook, checker
 ):
     zone = daytime_zone()
     now = timezone.now()
@@ -115,6 +115,9 @@ def test_a_failed_job_misses_its_deadline_is_alerted_once_and_its_late_success_n
     assert hook.received[0]["sla"] == "nightly by" and hook.received[0]["slot_at"] == due.isoformat()
     assert [m.subject for m in mail.outbox] == ["[portal] SLA nightly by missed"]
     assert [s.status for s in status_summary()] == ["missed"]
+    client.force_login(operator)
+    dashboard = client.get("/dashboard/").content.decode()
+    assert 'data-status="missed"' in dashboard and "1 missed · 0 pending · 0 met" in dashboard
 
     assert checker() == []  # the same minute again: nothing recorded, nothing sent twice
     assert notify([([miss.pk], "miss")]) == 0  # a duplicate task claims nothing

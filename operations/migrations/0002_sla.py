@@ -10,10 +10,9 @@ import operations.models
 
 
 class Migration(migrations.Migration):
-    initial = True
-
     dependencies = [
-        ("runs", "0011_jobs_and_environments"),
+        ("runs", "0013_history_indexes"),
+        ("operations", "0001_dashboard"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

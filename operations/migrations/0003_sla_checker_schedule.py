@@ -19,7 +19,7 @@ def delete_checker(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("operations", "0001_sla"),
+        ("operations", "0002_sla"),
         ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
     ]
 
