@@ -8,9 +8,21 @@ from playwright.sync_api import expect
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 EXPECTED_NAV = {
-    "viewer": {"Home", "Entities", "Runs", "Jobs", "Lineage", "SLAs", "Audit", "API"},
-    "operator": {"Home", "Entities", "Runs", "Jobs", "Lineage", "SLAs", "Audit", "API", "Trigger run", "Notifications"},
-    "approver": {"Home", "Entities", "Runs", "Jobs", "Lineage", "SLAs", "Audit", "API", "Approvals"},
+    "viewer": {"Home", "Entities", "Runs", "Jobs", "Lineage", "SLAs", "Audit", "Dashboard", "API"},
+    "operator": {
+        "Home",
+        "Entities",
+        "Runs",
+        "Jobs",
+        "Lineage",
+        "SLAs",
+        "Audit",
+        "Dashboard",
+        "API",
+        "Trigger run",
+        "Notifications",
+    },
+    "approver": {"Home", "Entities", "Runs", "Jobs", "Lineage", "SLAs", "Audit", "Dashboard", "API", "Approvals"},
     "admin_user": {
         "Home",
         "Entities",
@@ -19,6 +31,7 @@ EXPECTED_NAV = {
         "Lineage",
         "SLAs",
         "Audit",
+        "Dashboard",
         "API",
         "Trigger run",
         "Notifications",
