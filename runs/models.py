@@ -214,6 +214,14 @@ class NodeResult(models.Model):
     class Meta:
         ordering = ["run", "step", "started_at", "id"]
         constraints = [models.UniqueConstraint(fields=["run", "step", "unique_id"], name="noderesult_unique_per_step")]
+        indexes = [
+            # /metrics' failures by project and resource type: an index-only scan of the few failed rows.
+            models.Index(
+                fields=["run", "resource_type"],
+                name="noderesult_failed",
+                condition=Q(status__in=sorted(FAILED_NODE_STATUSES)),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.unique_id}: {self.status}"

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import psycopg
 from django.conf import settings
@@ -68,10 +71,27 @@ class Command(BaseCommand):
         if settings.TLS_PAIR:  # gunicorn serves HTTPS itself (validated in settings)
             gunicorn += ["--certfile", settings.TLS_PAIR[0], "--keyfile", settings.TLS_PAIR[1]]
             scheme = "https"
-        children = {"web": subprocess.Popen(gunicorn)}
-        if not web_only:
-            children["worker"] = subprocess.Popen(worker)
-        self._supervise(children, f"\nTransformation Portal is up: {scheme}://{host}:{port}/")
+        metrics_dir = self._metrics_dir()
+        try:
+            children = {"web": subprocess.Popen(gunicorn, env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir})}
+            if not web_only:
+                children["worker"] = subprocess.Popen(worker)
+            self._supervise(children, f"\nTransformation Portal is up: {scheme}://{host}:{port}/")
+        finally:
+            if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                shutil.rmtree(metrics_dir, ignore_errors=True)
+
+    def _metrics_dir(self) -> str:
+        """Where the gunicorn workers keep their request figures for /metrics (prometheus-client's
+        multiprocess mode: a scrape of any worker sums them all). It must start empty: a fresh
+        temporary directory, or PROMETHEUS_MULTIPROC_DIR's when set, emptied of its figures."""
+        given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if not given:
+            return tempfile.mkdtemp(prefix="portal-metrics-")
+        Path(given).mkdir(parents=True, exist_ok=True)
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+        return given
 
     def _supervise(self, children: dict[str, subprocess.Popen], up: str) -> None:
         """Until Ctrl-C or SIGTERM, or one child exits (then all stop, exit code 1). Only the
