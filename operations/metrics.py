@@ -2,12 +2,10 @@
 
 - Domain figures (runs, queue, workers, node failures, source freshness, SLA misses, entity
   modes and parity) are read from the metadata database at each scrape by DatabaseCollector,
-  so every web process, on every host, answers the same numbers. The runs table is read once
-  per scrape: one GROUP BY whose FILTER aggregates count each histogram bucket in SQL.
+  so every web process, on every host, answers the same numbers. Runs and node failures come
+  from operations/figures.py (settled figures plus the runs finished since, buckets counted
+  in SQL); the rest are small tables read whole.
 - Request figures (operations/request_metrics.py) are per process by nature; see there.
-
-Counters derived from rows drop when rows are deleted: RUN_RETENTION_DAYS prunes node
-results, so portal_node_failures_total falls at a prune (Prometheus reads that as a reset).
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
-from django.db import connection
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -23,12 +20,9 @@ from prometheus_client.utils import floatToGoString
 
 from entities.models import EntityType, Mode, ParityReport
 from operations import request_metrics
-from runs.models import ACTIVE_STATES, FAILED_NODE_STATUSES, FINAL_STATES, Worker
+from operations.figures import DURATION_BUCKETS, WAIT_BUCKETS, failure_figures, run_figures, settle
+from runs.models import ACTIVE_STATES, FINAL_STATES, Worker
 from transformation_portal.db import viewer_statement_timeout
-
-# Seconds: a run's duration (started → finished) and its wait in the queue (queued → started).
-DURATION_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 21600)
-WAIT_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
 
 def freshness_ages() -> list[tuple[str, str, float]]:
@@ -41,35 +35,6 @@ def sla_misses() -> list[tuple[str, int]]:
     """(SLA name, misses recorded) per SLA. Empty until SLAs exist (issue 10, item 5); that
     work fills this function in."""
     return []
-
-
-def _bucket_sql(column: str, bounds: tuple[float, ...]) -> str:
-    """count and sum of `column` (NULLs left out), then one cumulative count per bound."""
-    filters = "".join(f", count(*) FILTER (WHERE {column} <= {float(bound)!r})" for bound in bounds)
-    return f"count({column}), coalesce(sum({column}), 0){filters}"
-
-
-# date_part is float8; extract() is numeric since PostgreSQL 14, three times slower here.
-RUNS_SQL = f"""
-    WITH r AS (
-        SELECT project, job_id, state,
-               date_part('epoch', finished_at - started_at) AS duration,
-               date_part('epoch', started_at - queued_at) AS wait
-        FROM runs_run
-    )
-    SELECT r.project, coalesce(j.name, ''), r.state, count(*),
-           {_bucket_sql("duration", DURATION_BUCKETS)},
-           {_bucket_sql("wait", WAIT_BUCKETS)}
-    FROM r LEFT JOIN runs_job j ON j.id = r.job_id
-    GROUP BY 1, 2, 3
-"""
-# Failed node results by project and resource type (the partial index runs 0012 adds).
-NODE_FAILURES_SQL = """
-    SELECT r.project, n.resource_type, count(*)
-    FROM runs_noderesult n JOIN runs_run r ON r.id = n.run_id
-    WHERE n.status = ANY(%s)
-    GROUP BY 1, 2
-"""
 
 
 class Histograms:
@@ -116,7 +81,7 @@ class DatabaseCollector(Collector):
         yield misses
 
     def runs(self) -> Iterator[Metric]:
-        total = CounterMetricFamily(
+        ended = CounterMetricFamily(
             "portal_runs",
             "Runs that ended, by project, job ('' for none) and final state",
             labels=["project", "job", "state"],
@@ -125,25 +90,23 @@ class DatabaseCollector(Collector):
             "portal_runs_active", "Runs queued, starting or running, by project and state", labels=["project", "state"]
         )
         durations, waits = Histograms(DURATION_BUCKETS), Histograms(WAIT_BUCKETS)
-        depth = 0
-        width = len(DURATION_BUCKETS) + 2
-        with connection.cursor() as cursor:
-            cursor.execute(RUNS_SQL)
-            rows = cursor.fetchall()
-        active_counts: dict[tuple[str, str], int] = defaultdict(int)
-        for project, job, state, count, *figures in rows:
+        finals: dict[tuple[str, str, str], int] = defaultdict(int)
+        actives: dict[tuple[str, str], int] = defaultdict(int)
+        for project, job, state, runs, *figures in run_figures():
+            duration_count, duration_sum, duration_buckets, wait_count, wait_sum, wait_buckets = figures
             if state in FINAL_STATES:
-                total.add_metric([project, job, state], count)
+                finals[project, job, state] += runs
             elif state in ACTIVE_STATES:
-                active_counts[project, state] += count
-            depth += count if state == "queued" else 0
-            durations.add((project, job), figures[:width])
-            waits.add((project,), figures[width:])
-        for labels, count in sorted(active_counts.items()):
+                actives[project, state] += runs
+            durations.add((project, job), (duration_count, duration_sum, *duration_buckets))
+            waits.add((project,), (wait_count, wait_sum, *wait_buckets))
+        for labels, count in sorted(finals.items()):
+            ended.add_metric(list(labels), count)
+        for labels, count in sorted(actives.items()):
             active.add_metric(list(labels), count)
         queue = GaugeMetricFamily("portal_queue_depth", "Runs waiting in the queue (state queued)")
-        queue.add_metric([], depth)
-        yield from (total, active, queue)
+        queue.add_metric([], sum(count for (_, state), count in actives.items() if state == "queued"))
+        yield from (ended, active, queue)
         yield durations.family(
             "portal_run_duration_seconds", "Run duration, started to finished, of runs that ended", ["project", "job"]
         )
@@ -155,10 +118,8 @@ class DatabaseCollector(Collector):
             "Node results (models, tests, seeds, …) that failed: error, fail, runtime error",
             labels=["project", "resource_type"],
         )
-        with connection.cursor() as cursor:
-            cursor.execute(NODE_FAILURES_SQL, [sorted(FAILED_NODE_STATUSES)])
-            for project, resource_type, count in cursor.fetchall():
-                family.add_metric([project, resource_type], count)
+        for project, resource_type, count in failure_figures():
+            family.add_metric([project, resource_type], count)
         return family
 
     def entities(self) -> Iterator[Metric]:
@@ -191,4 +152,5 @@ def exposition() -> bytes:
     registry.register(DatabaseCollector())
     request_metrics.register(registry)
     with viewer_statement_timeout():
+        settle()
         return generate_latest(registry)

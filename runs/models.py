@@ -121,6 +121,8 @@ class Run(models.Model):
             # The list's state filter: its COUNT is an index-only scan instead of a table scan.
             models.Index(fields=["state", "-queued_at", "-id"], name="run_state_recent"),
             models.Index(fields=["state"], name="run_active", condition=Q(state__in=["queued", "starting", "running"])),
+            # /metrics reads the runs finished since its settled figures' mark, and those not finished.
+            models.Index(fields=["finished_at"], name="run_finished"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(state__in=RunState.values), name="run_state_valid"),

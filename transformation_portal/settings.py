@@ -70,6 +70,14 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
+def env_networks(name: str, default: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma-separated addresses or CIDR networks."""
+    try:
+        return [ipaddress.ip_network(item, strict=False) for item in env_list(name, default)]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None
+
+
 def env_artifact_storage(name: str) -> dict:
     """The STORAGES entry NAME selects: `database` (the default) or `s3://bucket/prefix`
     (django-storages, with the usual AWS variables and AWS_S3_ENDPOINT_URL)."""
@@ -407,14 +415,6 @@ WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1)
 WEBHOOK_ALLOWED_HOSTS = [host.lower().strip("[]") for host in env_list("WEBHOOK_ALLOWED_HOSTS")]
 # /readyz: the worker check (when present) fails when no worker has beaten for this long.
 READY_WORKER_MAX_AGE = env_int("READY_WORKER_MAX_AGE", 60, minimum=1)
-
-
-def env_networks(name: str, default: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    """Comma-separated addresses or CIDR networks."""
-    try:
-        return [ipaddress.ip_network(item, strict=False) for item in env_list(name, default)]
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name}: {exc}") from None
 
 
 # --- metrics (GET /metrics, operations/metrics.py) ---------------------------------------

@@ -14,7 +14,9 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from entities.models import EntityType, Mode, ParityReport
-from operations.metrics import DURATION_BUCKETS, WAIT_BUCKETS
+from operations import figures
+from operations.figures import DURATION_BUCKETS, WAIT_BUCKETS
+from operations.models import FiguresMark, NodeFailureFigures, RunFigures
 from runs.models import FAILED_NODE_STATUSES, FINAL_STATES, Environment, Job, NodeResult, Run, RunState, Worker
 
 TOKEN = "metrics-token-for-the-tests-0123"
@@ -165,6 +167,24 @@ def test_the_scrape_equals_the_databases_counts(client, history):
         sum(v for (name, _), v in found.items() if name == "portal_node_failures_total")
         == NodeResult.objects.filter(status__in=FAILED_NODE_STATUSES).count()
     )
+
+
+def test_settled_figures_plus_the_runs_finished_since_stay_the_databases_counts(client, history, monkeypatch):
+    client.get("/metrics")  # settles the fixture's runs: they finished hours ago
+    assert RunFigures.objects.filter(project="alpha", state="success").exists()
+    assert NodeFailureFigures.objects.exists()
+    now = timezone.now()
+    ended = Run.objects.filter(project="alpha", state=RunState.QUEUED).get()
+    Run.objects.filter(pk=ended.pk).update(state=RunState.SUCCESS, started_at=now, finished_at=now)
+    NodeResult.objects.create(run=ended, unique_id="test.p.late", resource_type="test", status="fail")
+    assert_matches_database(samples(client.get("/metrics").content.decode()))  # counted live
+
+    monkeypatch.setattr(figures, "SETTLE_MARGIN", timedelta(0))
+    monkeypatch.setattr(figures, "SETTLE_EVERY", timedelta(0))
+    found = samples(client.get("/metrics").content.decode())  # settles it too
+    assert FiguresMark.objects.get().settled_before > now
+    assert_matches_database(found)
+    assert value(found, "portal_runs_total", project="alpha", job="", state="success") == 2  # added to a settled row
 
 
 def test_request_figures_count_each_request_by_view_and_status(client, db):
