@@ -40,3 +40,20 @@ def logging_config(log_format: str, level: str) -> dict[str, Any]:
         # django-q2 adds a text handler of its own to its logger unless it already has one.
         config["loggers"]["django-q"] = {"handlers": ["console"], "level": level, "propagate": False}
     return config
+
+
+def gunicorn_logging_config() -> dict[str, Any]:
+    """gunicorn's own loggers (its start, worker boots, the access log) as JSON lines too, for
+    `--log-config-json` when `runportal` starts it with LOG_FORMAT=json."""
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": JSON_FORMATTER},
+        "handlers": {"console": handler},
+        "root": {"handlers": ["console"], "level": "INFO"},
+        "loggers": {
+            name: {"handlers": ["console"], "level": "INFO", "propagate": False}
+            for name in ("gunicorn.error", "gunicorn.access")
+        },
+    }

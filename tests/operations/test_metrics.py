@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import urllib.request
 from collections import Counter
@@ -234,7 +235,8 @@ def test_two_web_processes_answer_the_same_domain_figures_the_database_holds(his
 
     env = {**os.environ, "DATABASE_NAME": connection.settings_dict["NAME"], "WEB_WORKERS": "2"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    hosts = [Host("web", f"web-{n}", tmp_path, env) for n in (1, 2)]
+    # The second also logs JSON (LOG_FORMAT=json), gunicorn's own lines included.
+    hosts = [Host("web", "web-1", tmp_path, env), Host("web", "web-2", tmp_path, {**env, "LOG_FORMAT": "json"})]
     try:
         for host in hosts:
             host.start()
@@ -253,6 +255,26 @@ def test_two_web_processes_answer_the_same_domain_figures_the_database_holds(his
         for _ in range(6):
             urllib.request.urlopen(f"{hosts[0].url}/healthz", timeout=10).read()
         assert [scrape(hosts[0])[key] for _ in range(4)] == [before + 6] * 4
+
+        logged = [json.loads(line) for line in hosts[1].log_text().splitlines() if line.startswith("{")]
+        assert any(line["logger"] == "gunicorn.error" and "Booting worker" in line["message"] for line in logged)
+        assert any(line["logger"] == "gunicorn.access" and "/metrics" in line["message"] for line in logged)
+        assert not [line for line in hosts[1].log_text().splitlines() if line.startswith("[20")]  # gunicorn's text
     finally:
         for host in hosts:
             host.stop()
+
+
+@pytest.mark.parametrize(
+    ("variable", "bad", "says"),
+    [
+        ("METRICS_ALLOWED_IPS", "127.0.0.1,10.0.0.0/33", "METRICS_ALLOWED_IPS"),
+        ("METRICS_TOKEN", "short", "METRICS_TOKEN must be at least 16 characters"),
+    ],
+)
+def test_a_bad_metrics_setting_stops_the_start_naming_it(variable, bad, says):
+    from tests.test_settings import manage
+
+    result = manage("check", **{variable: bad})
+    assert result.returncode != 0
+    assert says in result.stderr

@@ -49,3 +49,11 @@ def test_every_line_of_a_runs_lifecycle_is_json_naming_the_run_project_job_and_u
     assert {(line["project"], line["job"], line["user"]) for line in of_run} == {("chain", "listing", "otto_operator")}
     outside = next(line for line in lines if line["message"] == "outside any run")
     assert "run_id" not in outside
+
+
+def test_an_unknown_log_format_stops_the_start_naming_it():
+    from tests.test_settings import manage
+
+    result = manage("check", LOG_FORMAT="xml")
+    assert result.returncode != 0
+    assert "LOG_FORMAT='xml': use text or json" in result.stderr

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 
 from transformation_portal import embedded_postgres
+from transformation_portal.logformat import gunicorn_logging_config
 
 DEMO_PROJECT = "inventory_transforms"
 
@@ -71,23 +73,27 @@ class Command(BaseCommand):
         if settings.TLS_PAIR:  # gunicorn serves HTTPS itself (validated in settings)
             gunicorn += ["--certfile", settings.TLS_PAIR[0], "--keyfile", settings.TLS_PAIR[1]]
             scheme = "https"
-        metrics_dir = self._metrics_dir()
+        scratch = Path(tempfile.mkdtemp(prefix="portal-web-"))  # this start's own files, removed at the end
+        if settings.LOG_FORMAT == "json":
+            (scratch / "logging.json").write_text(json.dumps(gunicorn_logging_config()))
+            gunicorn += ["--log-config-json", str(scratch / "logging.json")]
+        web_env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": self._metrics_dir(scratch)}
         try:
-            children = {"web": subprocess.Popen(gunicorn, env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir})}
+            children = {"web": subprocess.Popen(gunicorn, env=web_env)}
             if not web_only:
                 children["worker"] = subprocess.Popen(worker)
             self._supervise(children, f"\nTransformation Portal is up: {scheme}://{host}:{port}/")
         finally:
-            if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-                shutil.rmtree(metrics_dir, ignore_errors=True)
+            shutil.rmtree(scratch, ignore_errors=True)
 
-    def _metrics_dir(self) -> str:
+    def _metrics_dir(self, scratch: Path) -> str:
         """Where the gunicorn workers keep their request figures for /metrics (prometheus-client's
-        multiprocess mode: a scrape of any worker sums them all). It must start empty: a fresh
-        temporary directory, or PROMETHEUS_MULTIPROC_DIR's when set, emptied of its figures."""
+        multiprocess mode: a scrape of any worker sums them all). It must start empty: PROMETHEUS_MULTIPROC_DIR
+        emptied of its figures when set, else a directory of this start's own."""
         given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         if not given:
-            return tempfile.mkdtemp(prefix="portal-metrics-")
+            (scratch / "metrics").mkdir()
+            return str(scratch / "metrics")
         Path(given).mkdir(parents=True, exist_ok=True)
         for stale in Path(given).glob("*.db"):
             stale.unlink()
