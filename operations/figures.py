@@ -1,9 +1,9 @@
 """Run and node-failure figures for GET /metrics, from the metadata database, without reading
 every run at every scrape. A run that finished is never changed again, so the runs finished
 before a mark are added up once into RunFigures and NodeFailureFigures (settle()); a scrape
-reads those few rows plus the runs finished since the mark or not finished yet, in one
-statement each, so it sees one snapshot: a settle committing meanwhile in another process
-never counts a run twice or not at all. Every web process thus answers the same numbers.
+reads those few rows plus the runs finished since the mark or not finished yet, with the mark
+locked for the scrape (reading_mark()): a settle in another process never makes it count a
+run twice or not at all. Every web process thus answers the same numbers.
 
 settle() runs from a scrape, at most every SETTLE_EVERY, one process at a time. The mark
 stays SETTLE_MARGIN behind the clock: a run's finished_at comes from its worker host's clock
@@ -29,10 +29,7 @@ SETTLE_LOCK = 0x6D657472  # pg advisory lock key: one settling process at a time
 
 # Runs finished in [after, before): what a settle adds. Runs not finished, or since the mark.
 SETTLING = "r.finished_at >= %(after)s AND r.finished_at < %(before)s"
-LIVE = (
-    "(r.finished_at IS NULL OR r.finished_at >= "
-    "(SELECT coalesce(max(settled_before), '-infinity') FROM operations_figuresmark))"
-)
+LIVE = "(r.finished_at IS NULL OR r.finished_at >= %(mark)s)"
 
 
 def _buckets(column: str, bounds: tuple[float, ...]) -> str:
@@ -58,6 +55,7 @@ def _run_figures(where: str) -> str:
 
 
 def _failures(where: str) -> str:
+    """Failed node results by project and resource type, of the runs matching `where`."""
     return f"""
         SELECT r.project, n.resource_type, count(*) AS failures
         FROM runs_noderesult n JOIN runs_run r ON r.id = n.run_id
@@ -70,13 +68,16 @@ FIGURE_COLUMNS = "runs, duration_count, duration_sum, duration_buckets, wait_cou
 RUN_FIGURES_SQL = f"""
     SELECT f.project, coalesce(j.name, ''), f.state, {FIGURE_COLUMNS}
     FROM (
-        SELECT project, job_id, state, {FIGURE_COLUMNS} FROM operations_runfigures
+        SELECT project, job_id, state, {FIGURE_COLUMNS} FROM operations_runfigures WHERE %(settled)s
         UNION ALL {_run_figures(LIVE)}
     ) f LEFT JOIN runs_job j ON j.id = f.job_id
 """
 FAILURE_FIGURES_SQL = f"""
     SELECT project, resource_type, sum(failures)
-    FROM (SELECT project, resource_type, failures FROM operations_nodefailurefigures UNION ALL {_failures(LIVE)}) f
+    FROM (
+        SELECT project, resource_type, failures FROM operations_nodefailurefigures WHERE %(settled)s
+        UNION ALL {_failures(LIVE)}
+    ) f
     GROUP BY 1, 2
 """
 
@@ -133,16 +134,36 @@ def settle() -> None:
         FiguresMark.objects.update_or_create(pk=1, defaults={"settled_before": before})
 
 
-def run_figures() -> list[tuple]:
-    """(project, job name or '', state, runs, duration count, sum, cumulative buckets, wait
-    count, sum, cumulative buckets) rows; one label set may come twice (settled and live)."""
+def reading_mark() -> datetime | None:
+    """The mark, locked FOR SHARE until the scrape's transaction ends, so no settle moves it, nor
+    commits the runs it adds, between the scrape's reading of the settled figures and of the runs
+    since (a settle updates the mark last, in the transaction that adds them). None: nothing is
+    settled yet (a first settle may be under way: its figures are then left out)."""
     with connection.cursor() as cursor:
-        cursor.execute(RUN_FIGURES_SQL)
+        cursor.execute("SELECT settled_before FROM operations_figuresmark WHERE id = 1 FOR SHARE")
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _params(mark: datetime | None) -> dict[str, object]:
+    return {
+        "mark": mark or datetime.min.replace(tzinfo=UTC),
+        "settled": mark is not None,
+        "failed": sorted(FAILED_NODE_STATUSES),
+    }
+
+
+def run_figures(mark: datetime | None) -> list[tuple]:
+    """(project, job name or '', state, runs, duration count, sum, cumulative buckets, wait
+    count, sum, cumulative buckets) rows, settled at `mark` (reading_mark()) and since; one label
+    set may come twice."""
+    with connection.cursor() as cursor:
+        cursor.execute(RUN_FIGURES_SQL, _params(mark))
         return cursor.fetchall()
 
 
-def failure_figures() -> list[tuple[str, str, int]]:
-    """(project, resource type, failed node results) rows."""
+def failure_figures(mark: datetime | None) -> list[tuple[str, str, int]]:
+    """(project, resource type, failed node results) rows, settled at `mark` and since."""
     with connection.cursor() as cursor:
-        cursor.execute(FAILURE_FIGURES_SQL, {"failed": sorted(FAILED_NODE_STATUSES)})
+        cursor.execute(FAILURE_FIGURES_SQL, _params(mark))
         return cursor.fetchall()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -20,7 +21,7 @@ from prometheus_client.utils import floatToGoString
 
 from entities.models import EntityType, Mode, ParityReport
 from operations import request_metrics
-from operations.figures import DURATION_BUCKETS, WAIT_BUCKETS, failure_figures, run_figures, settle
+from operations.figures import DURATION_BUCKETS, WAIT_BUCKETS, failure_figures, reading_mark, run_figures, settle
 from runs.models import ACTIVE_STATES, FINAL_STATES, Worker
 from transformation_portal.db import viewer_statement_timeout
 
@@ -58,7 +59,11 @@ class Histograms:
 
 
 class DatabaseCollector(Collector):
-    """The domain figures, read from the metadata database when Prometheus scrapes."""
+    """The domain figures, read from the metadata database when Prometheus scrapes; runs and
+    node failures settled at `mark` (operations.figures.reading_mark()) and since."""
+
+    def __init__(self, mark: datetime | None) -> None:
+        self.mark = mark
 
     def collect(self) -> Iterator[Metric]:
         yield from self.runs()
@@ -92,7 +97,7 @@ class DatabaseCollector(Collector):
         durations, waits = Histograms(DURATION_BUCKETS), Histograms(WAIT_BUCKETS)
         finals: dict[tuple[str, str, str], int] = defaultdict(int)
         actives: dict[tuple[str, str], int] = defaultdict(int)
-        for project, job, state, runs, *figures in run_figures():
+        for project, job, state, runs, *figures in run_figures(self.mark):
             duration_count, duration_sum, duration_buckets, wait_count, wait_sum, wait_buckets = figures
             if state in FINAL_STATES:
                 finals[project, job, state] += runs
@@ -118,7 +123,7 @@ class DatabaseCollector(Collector):
             "Node results (models, tests, seeds, …) that failed: error, fail, runtime error",
             labels=["project", "resource_type"],
         )
-        for project, resource_type, count in failure_figures():
+        for project, resource_type, count in failure_figures(self.mark):
             family.add_metric([project, resource_type], count)
         return family
 
@@ -148,9 +153,10 @@ class DatabaseCollector(Collector):
 def exposition() -> bytes:
     """The scrape's body: domain figures (under the viewers' statement timeout) and this host's
     request figures."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(DatabaseCollector())
-    request_metrics.register(registry)
-    with viewer_statement_timeout():
+    with viewer_statement_timeout():  # a transaction of its own, committed before the scrape's
         settle()
+    with viewer_statement_timeout():
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(DatabaseCollector(reading_mark()))
+        request_metrics.register(registry)
         return generate_latest(registry)
