@@ -123,6 +123,8 @@ class Run(models.Model):
             models.Index(fields=["state"], name="run_active", condition=Q(state__in=["queued", "starting", "running"])),
             # Mean time to recovery: a job's runs in the order they ended (operations.dashboard).
             models.Index(fields=["job", "finished_at"], name="run_job_finished"),
+            # /metrics reads the runs finished since its settled figures' mark, and those not finished.
+            models.Index(fields=["finished_at"], name="run_finished"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(state__in=RunState.values), name="run_state_valid"),
@@ -230,6 +232,12 @@ class NodeResult(models.Model):
                 name="noderesult_model_times",
                 include=["unique_id", "name", "execution_time"],
                 condition=Q(resource_type="model"),
+            ),
+            # /metrics' failures by project and resource type: an index-only scan of the few failed rows.
+            models.Index(
+                fields=["run", "resource_type"],
+                name="noderesult_failed",
+                condition=Q(status__in=sorted(FAILED_NODE_STATUSES)),
             ),
         ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,9 +27,12 @@ from runs.dbt.selectors import check_selector
 from runs.dbt.selectors import select as select_nodes
 from runs.environments import connection, default_environment
 from runs.kinds import get_kind
+from runs.logcontext import run_logging
 from runs.models import Environment, Job, Run, RunState, RunStep
 from runs.retention import check_free_space
 from transformation_portal.errors import ErrorCode, RequestError
+
+logger = logging.getLogger(__name__)
 
 
 def project_state_dir(project: str) -> Path:
@@ -217,6 +221,8 @@ def create_run(
         record(actor, action, run, after=run_summary(run), reason=cause or why, source=source)
         if enqueue:
             enqueue_on_commit(run.pk)
+    with run_logging(run):
+        logger.info("run %s triggered (%s): %s", run.pk, source, run.title)
     return run
 
 

@@ -29,6 +29,7 @@ from runs.environments import PORTAL_CONNECTION_VARIABLES, default_environment, 
 from runs.interrupts import InterruptWatch
 from runs.kinds import RunContext, RunFailed, RunInterrupted, RunKind, get_kind
 from runs.locks import ProjectWriteLock
+from runs.logcontext import run_logging
 from runs.models import FAILED_NODE_STATUSES, FINAL_STATES, NodeResult, Run, RunState, RunStep, StepState
 from runs.notifications import enqueue_notifications
 from runs.progress import LogWriter, NodeProgress
@@ -455,6 +456,9 @@ class RunExecution:
             if ended:
                 self.run.state = state
                 enqueue_notifications(self.run)
+            logger.info(
+                "run %s ended %s%s", self.run.pk, state if ended else "elsewhere", f": {reason}" if reason else ""
+            )
 
 
 def execute_run(run_id: int, echo: Callable[[str], None] | None = None) -> None:
@@ -474,10 +478,13 @@ def execute_run(run_id: int, echo: Callable[[str], None] | None = None) -> None:
         logger.info("run %s: not queued any more, delivery ignored", run_id)
         return
     global _current
-    _current = RunExecution(Run.objects.get(pk=run_id), echo=echo)
-    try:
-        _current.execute()
-    finally:
-        stopping, _current = _current.shutdown, None
+    run = Run.objects.select_related("job", "triggered_by").get(pk=run_id)
+    with run_logging(run):
+        logger.info("run %s claimed by worker %s (pid %s)", run_id, settings.PORTAL_WORKER_NAME, os.getpid())
+        _current = RunExecution(run, echo=echo)
+        try:
+            _current.execute()
+        finally:
+            stopping, _current = _current.shutdown, None
     if stopping:  # SIGTERM arrived during the run: exit now, as asked
         os.kill(os.getpid(), signal.SIGTERM)

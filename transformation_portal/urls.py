@@ -30,6 +30,8 @@ urlpatterns = [
     path("healthz", operations_views.healthz, name="healthz"),
     path("readyz", operations_views.readyz, name="readyz"),
     path("dashboard/", operations_views.dashboard_page, name="dashboard"),
+    # Prometheus' scrape: METRICS_ALLOWED_IPS or a METRICS_TOKEN bearer token.
+    path("metrics", operations_views.metrics, name="metrics"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("audit/", include("accounts.urls")),

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import psycopg
 from django.conf import settings
@@ -14,6 +18,7 @@ from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 
 from transformation_portal import embedded_postgres
+from transformation_portal.logformat import gunicorn_logging_config
 
 DEMO_PROJECT = "inventory_transforms"
 
@@ -68,10 +73,31 @@ class Command(BaseCommand):
         if settings.TLS_PAIR:  # gunicorn serves HTTPS itself (validated in settings)
             gunicorn += ["--certfile", settings.TLS_PAIR[0], "--keyfile", settings.TLS_PAIR[1]]
             scheme = "https"
-        children = {"web": subprocess.Popen(gunicorn)}
-        if not web_only:
-            children["worker"] = subprocess.Popen(worker)
-        self._supervise(children, f"\nTransformation Portal is up: {scheme}://{host}:{port}/")
+        scratch = Path(tempfile.mkdtemp(prefix="portal-web-"))  # this start's own files, removed at the end
+        if settings.LOG_FORMAT == "json":
+            (scratch / "logging.json").write_text(json.dumps(gunicorn_logging_config()))
+            gunicorn += ["--log-config-json", str(scratch / "logging.json")]
+        web_env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": self._metrics_dir(scratch)}
+        try:
+            children = {"web": subprocess.Popen(gunicorn, env=web_env)}
+            if not web_only:
+                children["worker"] = subprocess.Popen(worker)
+            self._supervise(children, f"\nTransformation Portal is up: {scheme}://{host}:{port}/")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _metrics_dir(self, scratch: Path) -> str:
+        """Where the gunicorn workers keep their request figures for /metrics (prometheus-client's
+        multiprocess mode: a scrape of any worker sums them all). It must start empty: PROMETHEUS_MULTIPROC_DIR
+        emptied of its figures when set, else a directory of this start's own."""
+        given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if not given:
+            (scratch / "metrics").mkdir()
+            return str(scratch / "metrics")
+        Path(given).mkdir(parents=True, exist_ok=True)
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+        return given
 
     def _supervise(self, children: dict[str, subprocess.Popen], up: str) -> None:
         """Until Ctrl-C or SIGTERM, or one child exits (then all stop, exit code 1). Only the
