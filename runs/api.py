@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.db.models import Case, IntegerField, Value, When
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
@@ -112,80 +115,76 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         return Response(NodeResultSerializer(nodes, many=True).data)
 
 
-class _ManagedViewSet(viewsets.ModelViewSet):
+class ManagedViewSet(viewsets.ModelViewSet):
     """Viewer and up read; whoever manages schedules (operator, admin) creates, changes and
-    deletes, through the audited service functions."""
+    deletes, through the audited service functions `create_with(actor=, source=, **fields)`,
+    `update_with(instance, actor=, source=, **fields)` and `delete_with(instance, actor=,
+    source=)`. `fixed_on_update`: fields a PATCH leaves as they are."""
 
     permission_classes = [Requires(Capability.READ)]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    fixed_on_update: tuple[str, ...] = ()
+    create_with: Callable[..., Any]
+    update_with: Callable[..., Any]
+    delete_with: Callable[..., Any]
 
     def get_permissions(self):
         if self.action not in ("list", "retrieve"):
             return [Requires(Capability.MANAGE_SCHEDULES)()]
         return super().get_permissions()
 
-    def _fields(self, serializer) -> dict:
+    def service_fields(self, serializer) -> dict:
+        """The validated fields as the service takes them (related objects by pk)."""
         return {key: getattr(value, "pk", value) for key, value in serializer.validated_data.items()}
 
-    def _read(self, instance) -> dict:
+    def read(self, instance) -> dict:
         return self.get_serializer(self.get_queryset().get(pk=instance.pk)).data
 
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        data = self.get_serializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        instance = type(self).create_with(actor=request.user, source=Source.API, **self.service_fields(data))
+        return Response(self.created(instance), status=status.HTTP_201_CREATED)
 
-class EnvironmentViewSet(_ManagedViewSet):
+    def created(self, instance) -> dict:
+        return self.read(instance)
+
+    def partial_update(self, request: Request, *args, **kwargs) -> Response:
+        data = self.get_serializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        fields = {k: v for k, v in self.service_fields(data).items() if k not in self.fixed_on_update}
+        instance = type(self).update_with(self.get_object(), actor=request.user, source=Source.API, **fields)
+        return Response(self.read(instance))
+
+    def perform_destroy(self, instance) -> None:
+        type(self).delete_with(instance, actor=self.request.user, source=Source.API)
+
+
+class EnvironmentViewSet(ManagedViewSet):
     """Environments per project: dbt target and warehouse connection (the password only by
     the name of the worker's variable holding it)."""
 
     queryset = Environment.objects.all()
     serializer_class = EnvironmentSerializer
     filterset_fields = ["project", "name"]
-
-    def create(self, request: Request, *args, **kwargs) -> Response:
-        data = self.get_serializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        environment = create_environment(actor=request.user, source=Source.API, **self._fields(data))
-        return Response(self._read(environment), status=status.HTTP_201_CREATED)
-
-    def partial_update(self, request: Request, *args, **kwargs) -> Response:
-        data = self.get_serializer(data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        fields = self._fields(data)
-        fields.pop("project", None)
-        environment = update_environment(self.get_object(), actor=request.user, source=Source.API, **fields)
-        return Response(self._read(environment))
-
-    def perform_destroy(self, instance: Environment) -> None:
-        delete_environment(instance, actor=self.request.user, source=Source.API)
+    fixed_on_update = ("project",)
+    create_with, update_with, delete_with = create_environment, update_environment, delete_environment
 
 
-class JobViewSet(_ManagedViewSet):
+class JobViewSet(ManagedViewSet):
     """Saved dbt jobs: ordered steps, environment, timeout, cron trigger. A job's runs:
     GET /api/v1/runs/?job={id}; POST /api/v1/jobs/{id}/run/ (operator, admin) triggers one."""
 
     queryset = with_next_run(Job.objects.select_related("created_by", "environment"))
     serializer_class = JobSerializer
     filterset_fields = ["project", "environment", "schedule_enabled"]
+    fixed_on_update = ("project",)
+    create_with, update_with, delete_with = create_job, update_job, delete_job
 
     def get_permissions(self):
         if self.action == "run":
             return [Requires(Capability.OPERATE)()]
         return super().get_permissions()
-
-    def create(self, request: Request, *args, **kwargs) -> Response:
-        data = self.get_serializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        job = create_job(actor=request.user, source=Source.API, **self._fields(data))
-        return Response(self._read(job), status=status.HTTP_201_CREATED)
-
-    def partial_update(self, request: Request, *args, **kwargs) -> Response:
-        data = self.get_serializer(data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        fields = self._fields(data)
-        fields.pop("project", None)
-        job = update_job(self.get_object(), actor=request.user, source=Source.API, **fields)
-        return Response(self._read(job))
-
-    def perform_destroy(self, instance: Job) -> None:
-        delete_job(instance, actor=self.request.user, source=Source.API)
 
     @extend_schema(request=JobRunSerializer, responses={202: RunSerializer})
     @action(detail=True, methods=["post"])
@@ -197,29 +196,24 @@ class JobViewSet(_ManagedViewSet):
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
-class NotificationTargetViewSet(_ManagedViewSet):
+class NotificationTargetViewSet(ManagedViewSet):
     """Who hears about runs (on failure, on success, on recovery), by email and a signed
     webhook. The secret is write-only: the create answers it once, nothing reads it back."""
 
     queryset = NotificationTarget.objects.select_related("job", "created_by")
     serializer_class = NotificationTargetSerializer
     filterset_fields = ["project", "job", "enabled"]
+    create_with, update_with, delete_with = create_target, update_target, delete_target
+
+    def service_fields(self, serializer) -> dict:
+        return dict(serializer.validated_data)
 
     @extend_schema(responses={201: NotificationTargetCreatedSerializer})
     def create(self, request: Request, *args, **kwargs) -> Response:
-        data = self.get_serializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        target = create_target(actor=request.user, source=Source.API, **data.validated_data)
-        return Response({**self._read(target), "secret": target.secret}, status=status.HTTP_201_CREATED)
+        return super().create(request, *args, **kwargs)
 
-    def partial_update(self, request: Request, *args, **kwargs) -> Response:
-        data = self.get_serializer(data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        target = update_target(self.get_object(), actor=request.user, source=Source.API, **data.validated_data)
-        return Response(self._read(target))
-
-    def perform_destroy(self, instance: NotificationTarget) -> None:
-        delete_target(instance, actor=self.request.user, source=Source.API)
+    def created(self, instance: NotificationTarget) -> dict:
+        return {**self.read(instance), "secret": instance.secret}
 
 
 class RunArtifactView(APIView):

@@ -307,3 +307,18 @@ def backend_env(request) -> dict[str, str]:
     if request.param == "database":
         return {"ARTIFACT_STORAGE": "database"}
     return request.getfixturevalue("moto_s3").env()
+
+
+@pytest.fixture
+def gate(warehouse_conninfo):
+    """chain's model b (tests/runs/projects/chain) fails until chain_gate.gate exists: open() makes it."""
+    import psycopg
+
+    class Gate:
+        def open(self) -> None:
+            with psycopg.connect(warehouse_conninfo, autocommit=True) as conn:
+                conn.execute("CREATE SCHEMA IF NOT EXISTS chain_gate; CREATE TABLE IF NOT EXISTS chain_gate.gate ()")
+
+    with psycopg.connect(warehouse_conninfo, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS chain_gate CASCADE")
+    return Gate()

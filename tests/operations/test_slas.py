@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import psycopg
 import pytest
 from django.core import mail
 from django.db import connection
@@ -137,20 +136,6 @@ def test_a_failed_job_misses_its_deadline_is_alerted_once_and_its_late_success_n
         ("recovery", "email", "sent"), ("recovery", "webhook", "sent"),
     ]  # fmt: skip
     assert [s.status for s in status_summary()] == ["met"]
-
-
-@pytest.fixture
-def gate(warehouse_conninfo):
-    """chain's model b fails until chain_gate.gate exists: open() makes it."""
-
-    class Gate:
-        def open(self) -> None:
-            with psycopg.connect(warehouse_conninfo, autocommit=True) as conn:
-                conn.execute("CREATE SCHEMA IF NOT EXISTS chain_gate; CREATE TABLE IF NOT EXISTS chain_gate.gate ()")
-
-    with psycopg.connect(warehouse_conninfo, autocommit=True) as conn:
-        conn.execute("DROP SCHEMA IF EXISTS chain_gate CASCADE")
-    return Gate()
 
 
 @pytest.mark.django_db(transaction=True)

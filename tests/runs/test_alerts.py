@@ -28,7 +28,6 @@ KNOWN_SECRET = "a-receivers-known-secret-0123456789"
 def verify():
     """The README's verification example, run as written."""
     code = re.search(r"```python\n(import hashlib.*?)```", README.read_text(), re.S).group(1)
-    assert len(code.strip().splitlines()) == 5
     namespace: dict = {}
     exec(code, namespace)  # noqa: S102 - the README's own snippet
     return namespace["verify"]

@@ -3,7 +3,6 @@ code in the test process against the real warehouse, with real dbt."""
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 import yaml
 
@@ -15,20 +14,6 @@ from runs.worker import execute_run
 from transformation_portal.errors import RequestError
 
 pytestmark = pytest.mark.usefixtures("transactional_db", "dbt_projects_dir")
-
-
-@pytest.fixture
-def gate(warehouse_conninfo):
-    """chain's model b fails until chain_gate.gate exists: open() makes it."""
-
-    class Gate:
-        def open(self) -> None:
-            with psycopg.connect(warehouse_conninfo, autocommit=True) as conn:
-                conn.execute("CREATE SCHEMA IF NOT EXISTS chain_gate; CREATE TABLE IF NOT EXISTS chain_gate.gate ()")
-
-    with psycopg.connect(warehouse_conninfo, autocommit=True) as conn:
-        conn.execute("DROP SCHEMA IF EXISTS chain_gate CASCADE")
-    return Gate()
 
 
 def executed(run: Run) -> Run:
