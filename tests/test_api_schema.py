@@ -24,7 +24,9 @@ def test_every_refusal_is_declared_with_the_error_body(schema):
     cancel = paths["/api/v1/runs/{id}/cancel/"]["post"]["responses"]
     assert set(cancel) == {"202", "401", "403", "404", "409", "429"}
     assert all(cancel[code]["content"] == ERROR for code in ("401", "403", "404", "409", "429"))
-    assert set(paths["/api/v1/runs/"]["get"]["responses"]) == {"200", "400", "401", "403", "404", "429"}
+    runs = paths["/api/v1/runs/"]["get"]["responses"]
+    assert set(runs) == {"200", "400", "401", "403", "404", "414", "429"}
+    assert runs["414"]["content"] == {"text/html": {"schema": {"type": "string"}}}  # gunicorn's page
     assert set(paths["/api/v1/runs/"]["post"]["responses"]) == {"202", "400", "401", "403", "409", "429", "507"}
     assert "507" in paths["/api/v1/entities/{name}/refresh/"]["post"]["responses"]
     assert "413" in paths["/api/v1/projects/{project}/manifests/"]["post"]["responses"]

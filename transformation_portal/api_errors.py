@@ -85,10 +85,13 @@ ERROR_DESCRIPTIONS = {
     "404": "No such object, or no such page",
     "409": "The object's state refuses the action",
     "413": "The upload is larger than its cap",
+    "414": "The request line (path and query) is longer than the web server takes (gunicorn: 4094 bytes)",
     "429": "Too many requests: try again after Retry-After seconds",
     "503": "The query ran past VIEWER_STATEMENT_TIMEOUT_MS: narrow it",
     "507": "Too little free space for a new run's files",
 }
+# gunicorn's own refusal, before Django: an HTML page.
+SERVER_PAGE = {"text/html": {"schema": {"type": "string"}}}
 WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
 # The heavy reads any viewer can start, bounded by transformation_portal.db.
 VIEWER_TIMEOUT_PATHS = frozenset({"/api/v1/audit/", "/api/v1/projects/{project}/nodes/"})
@@ -98,7 +101,8 @@ def _error_statuses(path: str, method: str, operation: dict) -> list[str]:
     """The refusals an operation can answer with: every one needs a login and a role and may
     be throttled; parameters or a body can be bad; a path names an object (and a page number
     a page) that may not exist; a write can meet a state that refuses it; a manifest upload
-    can be too large; what starts a run (answers 202) can meet a full disk; a heavy read can
+    can be too large; too long a query string is refused by the web server (HTML, not JSON);
+    what starts a run (answers 202) can meet a full disk; a heavy read can
     run out of time."""
     params = operation.get("parameters", [])
     statuses = ["401", "403", "429"]
@@ -110,6 +114,8 @@ def _error_statuses(path: str, method: str, operation: dict) -> list[str]:
         statuses.append("409")
     if path.endswith("/manifests/") and method == "post":
         statuses.append("413")
+    if any(p["in"] == "query" for p in params):
+        statuses.append("414")
     if "202" in operation.get("responses", {}) and not path.endswith("/cancel/"):
         statuses.append("507")
     if method == "get" and path in VIEWER_TIMEOUT_PATHS:
@@ -126,6 +132,7 @@ def add_error_responses(result: dict, generator: Any, request: Any, public: bool
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             for code in _error_statuses(path, method, operation):
-                responses.setdefault(code, {"description": ERROR_DESCRIPTIONS[code], "content": body})
+                content = SERVER_PAGE if code == "414" else body
+                responses.setdefault(code, {"description": ERROR_DESCRIPTIONS[code], "content": content})
             operation["responses"] = dict(sorted(responses.items()))
     return result

@@ -379,6 +379,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `status` with its own choices: each enum gets a name of its own.
+    "ENUM_NAME_OVERRIDES": {
+        "ModeRequestStatusEnum": "entities.models.RequestStatus",
+        "FreshnessStatusEnum": "lineage.models.FreshnessStatus",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "transformation_portal.api_errors.add_error_responses",

@@ -56,11 +56,13 @@ def _walk(patterns, prefix=""):
 
 
 PUBLIC = {"login/", "logout/", "healthz", "readyz"}  # probes carry no session or token
+# Prometheus carries no session either: METRICS_ALLOWED_IPS or METRICS_TOKEN (tests/operations/test_metrics.py).
+BY_ADDRESS_OR_TOKEN = {"metrics"}
 
 
 def test_every_url_declares_its_permission():
     for route, view in _walk(get_resolver().url_patterns):
-        if route in PUBLIC:
+        if route in PUBLIC | BY_ADDRESS_OR_TOKEN:
             continue
         cls = getattr(view, "cls", None)
         if cls is not None:  # DRF view: explicit permission classes, never the deny-all default
