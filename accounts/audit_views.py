@@ -14,12 +14,13 @@ from rest_framework import serializers, viewsets
 
 from accounts.models import Capability
 from accounts.permissions import Requires, requires
+from audit.display import for_page
 from audit.filters import AuditEventFilter
 from audit.models import AuditEvent
 from transformation_portal.db import bounded_page, viewer_statement_timeout
 
 EXPORT_FIELDS = [
-    "id", "created_at", "actor_username", "action", "target_type", "target_id",
+    "id", "created_at", "actor_username", "action", "target_type", "target_id", "target_label",
     "before", "after", "reason", "source", "request_id", "prev_hash", "hash",
 ]  # fmt: skip
 
@@ -77,9 +78,11 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         return response
     query = request.GET.copy()
     query.pop("page", None)
+    page = Paginator(queryset, 50).get_page(request.GET.get("page"))
+    page.object_list = for_page(page.object_list)
     ctx = {
         "filter": events,
-        "page": Paginator(queryset, 50).get_page(request.GET.get("page")),
+        "page": page,
         "query": query.urlencode(),
         "actions": AuditEvent.objects.order_by("action").values_list("action", flat=True).distinct(),
     }

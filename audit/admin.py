@@ -51,9 +51,18 @@ class AuditedAdminMixin:
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ("id", "created_at", "actor_username", "action", "target_type", "target_id", "source")
+    list_display = (
+        "id",
+        "created_at",
+        "actor_username",
+        "action",
+        "target_type",
+        "target_id",
+        "target_label",
+        "source",
+    )
     list_filter = ("source", "action")
-    search_fields = ("actor_username", "action", "target_id", "reason")
+    search_fields = ("actor_username", "action", "target_id", "target_label", "reason")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -35,6 +35,9 @@ class AuditEvent(models.Model):
     action = models.CharField(max_length=100, db_index=True)
     target_type = models.CharField(max_length=100, blank=True)
     target_id = models.CharField(max_length=255, blank=True)
+    target_label = models.CharField(
+        max_length=200, blank=True, help_text="the target's name (str()) when the event was recorded"
+    )
     before = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
     after = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
     reason = models.TextField(blank=True)

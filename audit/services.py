@@ -23,20 +23,23 @@ def _jsonable(value: Any) -> Any:
 
 
 def _canonical(event: AuditEvent) -> str:
+    row = {
+        "created_at": event.created_at.isoformat(),
+        "actor_id": event.actor_id,
+        "actor_username": event.actor_username,
+        "action": event.action,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "before": event.before,
+        "after": event.after,
+        "reason": event.reason,
+        "source": event.source,
+        "request_id": event.request_id,
+    }
+    if event.target_label:  # rows recorded before targets were named hash as they always did
+        row["target_label"] = event.target_label
     return json.dumps(
-        {
-            "created_at": event.created_at.isoformat(),
-            "actor_id": event.actor_id,
-            "actor_username": event.actor_username,
-            "action": event.action,
-            "target_type": event.target_type,
-            "target_id": event.target_id,
-            "before": event.before,
-            "after": event.after,
-            "reason": event.reason,
-            "source": event.source,
-            "request_id": event.request_id,
-        },
+        row,
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
@@ -45,6 +48,13 @@ def _canonical(event: AuditEvent) -> str:
 
 def compute_hash(prev_hash: str, event: AuditEvent) -> str:
     return hashlib.sha256((prev_hash + _canonical(event)).encode()).hexdigest()
+
+
+def _label(target: models.Model) -> str:
+    """The target's name as people know it (str()), cut to fit the column."""
+    limit = AuditEvent._meta.get_field("target_label").max_length
+    label = str(target)
+    return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
 def record(
@@ -59,8 +69,9 @@ def record(
 ) -> AuditEvent:
     """Append one audit event. Call it inside the transaction of the change it describes,
     so the change and its audit row commit (or roll back) together."""
+    target_label = ""
     if isinstance(target, models.Model):
-        target_type, target_id = target._meta.label_lower, str(target.pk)
+        target_type, target_id, target_label = target._meta.label_lower, str(target.pk), _label(target)
     elif target is not None:
         target_type, target_id = target[0], str(target[1])
     else:
@@ -78,6 +89,7 @@ def record(
             action=action,
             target_type=target_type,
             target_id=target_id,
+            target_label=target_label,
             before=_jsonable(before),
             after=_jsonable(after),
             reason=reason or "",

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from urllib.parse import unquote_plus
+
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
@@ -274,25 +276,71 @@ class LineageView(APIView):
         )
 
 
+class SelectRequestSerializer(serializers.Serializer):
+    select = serializers.CharField(help_text="A dbt selector, as on dbt's command line (`+model`, `tag:x model+`)")
+    exclude = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="A dbt selector of nodes to leave out"
+    )
+    snapshot = serializers.IntegerField(
+        required=False, min_value=1, help_text="A snapshot id; default: the current one"
+    )
+
+
+def _plus_read_as_space(request: Request, name: str) -> bool:
+    """Whether the raw query string starts or ends parameter `name` with a `+`: a form-encoded
+    space, which dbt ignores there, so the `+` of `+model` or `model+` was surely meant."""
+    for part in request.META.get("QUERY_STRING", "").split("&"):
+        key, _, raw = part.partition("=")
+        if unquote_plus(key) == name and (raw.startswith("+") or raw.endswith("+")):
+            return True
+    return False
+
+
 class SelectView(APIView):
-    """?select=<dbt selector>[&exclude=<dbt selector>]: the unique_ids `dbt ls` would list."""
+    """The unique_ids `dbt ls --select … --exclude …` would list: GET with ?select=[&exclude=],
+    or POST the selectors as JSON (no URL encoding to get wrong)."""
 
     permission_classes = READ
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("select", str, required=True, description="A dbt selector"),
-            OpenApiParameter("exclude", str, description="A dbt selector of nodes to leave out"),
+            OpenApiParameter(
+                "select",
+                str,
+                required=True,
+                description="A dbt selector, URL-encoded: `+` as %2B (a bare `+` is a space; one at an end is a 400)",
+            ),
+            OpenApiParameter("exclude", str, description="A dbt selector of nodes to leave out, URL-encoded"),
             SNAPSHOT_PARAM,
         ],
         responses=SELECT_RESPONSE,
     )
     def get(self, request: Request, project: str) -> Response:
         snapshot = _snapshot(request, project)
+        for name in ("select", "exclude"):
+            if _plus_read_as_space(request, name):
+                raise RequestError(
+                    f"a + in a query string is a space: send ?{name}= with + as %2B "
+                    f"(curl -G --data-urlencode '{name}=+model'), or POST the selector as JSON",
+                    field=name,
+                    code=ErrorCode.INVALID_SELECTOR,
+                )
         text = request.query_params.get("select", "")
         if not text.strip():
             raise RequestError("give a dbt selector in ?select=", field="select", code=ErrorCode.INVALID_SELECTOR)
-        selected = select(snapshot.pk, text, request.query_params.get("exclude", ""))
+        return self._selection(snapshot, text, request.query_params.get("exclude", ""))
+
+    @extend_schema(request=SelectRequestSerializer, responses=SELECT_RESPONSE)
+    def post(self, request: Request, project: str) -> Response:
+        """The same answer as GET for selectors given in a JSON body: {"select", "exclude", "snapshot"}."""
+        body = SelectRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        chosen = body.validated_data.get("snapshot")
+        snapshot = snapshot_for(_project(project), str(chosen) if chosen else None)
+        return self._selection(snapshot, body.validated_data["select"], body.validated_data["exclude"])
+
+    def _selection(self, snapshot: Snapshot, text: str, exclude: str) -> Response:
+        selected = select(snapshot.pk, text, exclude)
         return Response({"snapshot": snapshot.pk, "select": text, "count": len(selected), "nodes": selected})
 
 

@@ -9,7 +9,9 @@ run's dbt invocations from 1. A run serves each name from its latest invocation.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from django.core.files import File
 from django.core.files.storage import Storage, storages
@@ -22,6 +24,10 @@ from transformation_portal.security import mask_secrets
 
 COMPILED_SQL = "compiled.sql"
 COMPILED_PREFIX = "compiled/"
+# Artifacts a page shows (runs/<id>/artifacts/<name>/view/), by file name; larger ones and
+# any that are not UTF-8 text are offered as a download only.
+TEXT_SUFFIXES = (".sql", ".log", ".json", ".yml", ".yaml", ".txt", ".md")
+ARTIFACT_PAGE_MAX_BYTES = 512 * 1024
 
 
 def artifact_storage() -> Storage:
@@ -107,9 +113,18 @@ def _unindexed_file(run: Run, name: str) -> Path | None:
     return path
 
 
-def artifact_response(run: Run, name: str, node: str = "", invocation: int | None = None) -> FileResponse:
+@dataclass(frozen=True)
+class OpenedArtifact:
+    """An artifact's stored file, open for reading, under the file name it is served as."""
+
+    content: IO[bytes]
+    size: int
+    filename: str
+
+
+def open_artifact(run: Run, name: str, node: str = "", invocation: int | None = None) -> OpenedArtifact:
     """An allowlisted artifact of the run (COMPILED_SQL needs ?node=<unique_id>; a stored
-    `compiled/…` path is served by its index row), streamed from the storage: of `invocation`
+    `compiled/…` path is served by its index row), opened in the storage: of `invocation`
     when given (a job step's, RunStep.invocation), else of the latest that wrote it."""
     if name in DOWNLOADABLE:
         stored, missing = name, f"This run has no {name}."
@@ -133,8 +148,33 @@ def artifact_response(run: Run, name: str, node: str = "", invocation: int | Non
         content, size = path.open("rb"), path.stat().st_size
     else:
         raise Http404(missing)
-    filename = PurePosixPath(stored).name
-    content_type = "application/json" if filename.endswith(".json") else "text/plain; charset=utf-8"
-    response = FileResponse(content, as_attachment=True, filename=filename, content_type=content_type)
-    response["Content-Length"] = str(size)
+    return OpenedArtifact(content=content, size=size, filename=PurePosixPath(stored).name)
+
+
+def artifact_response(run: Run, name: str, node: str = "", invocation: int | None = None) -> FileResponse:
+    """open_artifact()'s file as a download, streamed from the storage."""
+    artifact = open_artifact(run, name, node, invocation)
+    content_type = "application/json" if artifact.filename.endswith(".json") else "text/plain; charset=utf-8"
+    response = FileResponse(artifact.content, as_attachment=True, filename=artifact.filename, content_type=content_type)
+    response["Content-Length"] = str(artifact.size)
     return response
+
+
+def artifact_text(artifact: OpenedArtifact) -> tuple[str | None, str]:
+    """The artifact's text for its page, or None and why it is a download only: not a text
+    file (by name, or its bytes are not UTF-8 text), or larger than ARTIFACT_PAGE_MAX_BYTES."""
+    if not artifact.filename.endswith(TEXT_SUFFIXES):
+        return None, "This file is not text"
+    limit = f"too large to show here ({artifact.size:,} bytes, more than {ARTIFACT_PAGE_MAX_BYTES:,})"
+    if artifact.size > ARTIFACT_PAGE_MAX_BYTES:
+        return None, f"This file is {limit}"
+    data = artifact.content.read(ARTIFACT_PAGE_MAX_BYTES + 1)
+    if len(data) > ARTIFACT_PAGE_MAX_BYTES:
+        return None, f"This file is {limit}"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "This file is not text (it is not UTF-8)"
+    if "\x00" in text:
+        return None, "This file is not text (it holds NUL bytes)"
+    return text, ""

@@ -384,8 +384,12 @@ class NotificationTarget(models.Model):
         ]
 
     def __str__(self) -> str:
+        """The webhook by its host only: str() reaches the audit log and the admin, and the
+        path is Slack's/Teams' secret."""
+        from runs.notifications import mask_url  # it imports this module
+
         scope = f"job {self.job}" if self.job_id else (self.project or "all projects")
-        return f"{scope} → {', '.join(filter(None, [self.emails, self.webhook_url]))}"
+        return f"{scope} → {', '.join(filter(None, [self.emails, mask_url(self.webhook_url)]))}"
 
     @property
     def email_list(self) -> list[str]:

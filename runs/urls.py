@@ -12,6 +12,7 @@ urlpatterns = [
     path("<int:pk>/rerun/", views.run_rerun, name="run-rerun"),
     path("<int:pk>/retry/", views.run_retry, name="run-retry"),
     path("<int:pk>/artifacts/<str:name>", views.run_artifact, name="run-artifact"),
+    path("<int:pk>/artifacts/<str:name>/view/", views.run_artifact_page, name="run-artifact-page"),
     path("notifications/", views.notification_list, name="notification-list"),
     path("notifications/<int:pk>/delete/", views.notification_delete, name="run-notification-delete"),
 ]

@@ -10,9 +10,10 @@ from accounts.models import Capability
 from accounts.permissions import can, require, requires
 from audit.models import Source
 from runs.api import failures_first
-from runs.artifacts import COMPILED_SQL, artifact_response, stored_names
+from runs.artifacts import COMPILED_SQL, artifact_response, artifact_text, open_artifact, stored_names
 from runs.filters import RunFilter
 from runs.forms import NotificationTargetForm, TriggerRunForm
+from runs.highlight import highlighted
 from runs.jobs import retry_run
 from runs.models import NodeResult, NotificationDelivery, NotificationTarget, Run, RunState, RunStep, Worker
 from runs.notifications import create_target, delete_target, mask_url
@@ -114,6 +115,26 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @requires(Capability.READ)
 def run_artifact(request: HttpRequest, pk: int, name: str) -> FileResponse:
     return artifact_response(get_object_or_404(Run, pk=pk), name, request.GET.get("node", ""))
+
+
+@requires(Capability.READ)
+def run_artifact_page(request: HttpRequest, pk: int, name: str) -> HttpResponse:
+    """A text artifact (compiled SQL, dbt's JSON, dbt.log) shown highlighted, with its
+    download; large or binary ones with their download only."""
+    run = get_object_or_404(Run, pk=pk)
+    node = request.GET.get("node", "")
+    artifact = open_artifact(run, name, node)
+    with artifact.content:
+        text, refusal = artifact_text(artifact)
+    ctx = {
+        "run": run,
+        "name": name,
+        "node": node,
+        "artifact": artifact,
+        "code": highlighted(text, artifact.filename) if text is not None else None,
+        "refusal": refusal,
+    }
+    return render(request, "runs/artifact.html", ctx)
 
 
 @requires(Capability.OPERATE)

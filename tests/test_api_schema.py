@@ -127,3 +127,16 @@ def test_the_workers_endpoint_is_declared(schema):
     assert set(schema["components"]["schemas"]["Worker"]["properties"]) == {
         "name", "hostname", "pid", "started_at", "heartbeat_at", "alive",
     }  # fmt: skip
+
+
+def test_selectors_may_be_posted_as_json(schema):
+    select = schema["paths"]["/api/v1/projects/{project}/select/"]
+    assert set(select) == {"get", "post"}
+    body = select["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    request = schema["components"]["schemas"][body]
+    assert set(request["properties"]) == {"select", "exclude", "snapshot"} and request["required"] == ["select"]
+    answer = select["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer == select["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert set(select["post"]["responses"]) == {"200", "400", "401", "403", "404", "429"}
+    (get_select,) = [p for p in select["get"]["parameters"] if p["name"] == "select"]
+    assert "%2B" in get_select["description"]

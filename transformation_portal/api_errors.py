@@ -93,6 +93,8 @@ ERROR_DESCRIPTIONS = {
 # gunicorn's own refusal, before Django: an HTML page.
 SERVER_PAGE = {"text/html": {"schema": {"type": "string"}}}
 WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
+# POSTs that only read (a selector in a JSON body): no state to refuse them.
+READS_BY_POST = frozenset({"/api/v1/projects/{project}/select/"})
 # The heavy reads any viewer can start, bounded by transformation_portal.db.
 VIEWER_TIMEOUT_PATHS = frozenset({"/api/v1/audit/", "/api/v1/projects/{project}/nodes/"})
 
@@ -110,7 +112,7 @@ def _error_statuses(path: str, method: str, operation: dict) -> list[str]:
         statuses.append("400")
     if any(p["in"] == "path" or p["name"] == "page" for p in params):
         statuses.append("404")
-    if method in WRITE_METHODS:
+    if method in WRITE_METHODS and path not in READS_BY_POST:
         statuses.append("409")
     if path.endswith("/manifests/") and method == "post":
         statuses.append("413")

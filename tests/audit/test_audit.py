@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import csv
+import html as html_module
 import io
+import json
+import re
 import threading
 
 import pytest
@@ -160,3 +163,77 @@ def test_csv_export_neutralises_spreadsheet_formulas(client, viewer):
         "'=HYPERLINK(\"http://evil.example\",\"x\")", "'+1+1", "'-2+3", "'@SUM(A1)", "'\tx", "'\rx", "a=b",
     ]  # fmt: skip
     assert all(r["target_id"][0] == "'" for r in rows[:-1]) and rows[-1]["target_id"] == "plain"
+
+
+def page_text(html: str) -> str:
+    """What a reader sees of a page: tags dropped, entities decoded, spaces collapsed."""
+    return " ".join(html_module.unescape(re.sub(r"<[^>]+>", "", html)).split())
+
+
+@pytest.mark.django_db
+def test_audit_page_names_the_target_and_shows_what_changed(client, admin_user, viewer):
+    client.force_login(admin_user)
+    client.post("/admin/auth/group/add/", {"name": "auditors", "permissions": []})
+    group = Group.objects.get(name="auditors")
+    client.post(f"/admin/auth/group/{group.pk}/change/", {"name": "reviewers", "permissions": []})
+    client.post(f"/admin/auth/group/{group.pk}/delete/", {"post": "yes"})
+    record(
+        viewer,
+        "test.nested",
+        viewer,
+        before={"env_vars": {"DBT_A": "1", "DBT_B": "2"}, "threads": 4},
+        after={"env_vars": {"DBT_A": "3", "DBT_C": "4"}},
+    )
+    client.force_login(viewer)
+    html = client.get("/audit/").content.decode()
+    rows = {page_text(row).split(" ")[0]: page_text(row) for row in html.split("<tr>")[2:]}
+    update = rows[str(AuditEvent.objects.get(action="auth.group.update").pk)]
+    assert "reviewers" in update and 'name: "auditors" → "reviewers"' in update
+    deleted = rows[str(AuditEvent.objects.get(action="auth.group.delete").pk)]
+    assert "reviewers" in deleted and '− name: "reviewers"' in deleted  # named though the group is gone
+    assert '+ name: "auditors"' in rows[str(AuditEvent.objects.get(action="auth.group.create").pk)]
+    nested = rows[str(AuditEvent.objects.get(action="test.nested").pk)]
+    assert viewer.username in nested
+    assert 'env_vars.DBT_A: "1" → "3"' in nested and '+ env_vars.DBT_C: "4"' in nested
+    assert '− env_vars.DBT_B: "2"' in nested and "− threads: 4" in nested
+    assert "{'name'" not in html and "{&#x27;name&#x27;" not in html  # no Python dicts
+    assert verify_chain().ok
+
+
+@pytest.mark.django_db
+def test_audit_page_names_targets_recorded_without_a_name(client, viewer, operator):
+    group = Group.objects.create(name="<b>ops</b>")
+    record(operator, "test.legacy", ("auth.group", group.pk))  # a (type, id) target, as rows before names
+    record(operator, "test.gone", ("auth.group", 999999))
+    record(operator, "test.odd", ("auth.user", "not-a-number"))
+    client.force_login(viewer)
+    html = client.get("/audit/").content.decode()
+    text = page_text(html)
+    assert "<b>ops</b>" in text and "<b>ops</b>" not in html  # resolved, escaped
+    assert "auth.group:999999" in text and "auth.user:not-a-number" in text
+
+
+@pytest.mark.django_db
+def test_audit_exports_carry_the_target_name(client, viewer, operator):
+    record(operator, "test.named", operator, before={"a": 1}, after={"a": 2})
+    client.force_login(viewer)
+    export = client.get("/audit/", {"action": "test.", "format": "csv"})
+    rows = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode())))
+    assert [(r["target_label"], r["before"], r["after"]) for r in rows] == [(operator.username, '{"a": 1}', '{"a": 2}')]
+    export = client.get("/audit/", {"action": "test.", "format": "json"})
+    (row,) = json.loads(b"".join(export.streaming_content))
+    assert (row["target_type"], row["target_label"], row["after"]) == ("auth.user", operator.username, {"a": 2})
+
+
+@pytest.mark.django_db
+def test_a_webhook_targets_name_keeps_its_secret_path_out_of_the_audit(client, viewer, operator, settings):
+    from runs.notifications import create_target
+
+    settings.WEBHOOK_ALLOWED_HOSTS = ["localhost"]  # resolves offline
+    url = "https://localhost/services/T000/B000/XXXXSECRET"
+    target = create_target(actor=operator, source="web", project="sleepy", webhook_url=url)
+    client.force_login(viewer)
+    text = page_text(client.get("/audit/").content.decode())
+    assert "sleepy → https://localhost…" in text and "XXXXSECRET" not in text
+    assert "XXXXSECRET" not in AuditEvent.objects.get(action="notification.create").target_label
+    assert "XXXXSECRET" not in str(target)

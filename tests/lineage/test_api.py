@@ -1,5 +1,11 @@
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from audit.models import AuditEvent
@@ -8,6 +14,7 @@ from tests.lineage.conftest import PROJECT
 
 API = f"/api/v1/projects/{PROJECT}"
 FCT_APPS = "model.inventory_transforms.fct_applications"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_projects_and_snapshots(api_client, viewer, snapshot):
@@ -57,6 +64,49 @@ def test_select_answers_and_bad_selector_is_400(api_client, viewer, snapshot):
     assert bad.json()["field"] == "select" and '"colour" is not a selector method' in bad.json()["detail"]
 
 
+def test_select_takes_the_selector_in_a_json_body(api_client, viewer, nobody, snapshot):
+    api_client.force_authenticate(viewer)
+    body = {"select": "+fct_users", "exclude": "resource_type:test"}
+    response = api_client.post(f"{API}/select/", body, format="json")
+    assert response.status_code == 200
+    data = response.json()
+    assert (data["snapshot"], data["select"]) == (snapshot.pk, "+fct_users")
+    assert [n for n in data["nodes"] if n.startswith("model.")] == [
+        "model.inventory_transforms.fct_users",
+        "model.inventory_transforms.stg_users",
+    ]
+    assert data["count"] == len(data["nodes"]) and not any(n.startswith("test.") for n in data["nodes"])
+    assert api_client.get(f"{API}/select/?select=%2Bfct_users&exclude=resource_type%3Atest").json() == data
+    chosen = api_client.post(f"{API}/select/", {**body, "snapshot": snapshot.pk}, format="json")
+    assert chosen.json() == data
+    for missing in (999999, 10**20):
+        assert api_client.post(f"{API}/select/", {**body, "snapshot": missing}, format="json").status_code == 404
+    for bad, field in (({"select": ""}, "select"), ({}, "select"), ({"select": "colour:blue"}, "select")):
+        refused = api_client.post(f"{API}/select/", bad, format="json")
+        assert (refused.status_code, refused.json()["field"]) == (400, field), refused.json()
+    api_client.force_authenticate(nobody)
+    assert api_client.post(f"{API}/select/", body, format="json").status_code == 403
+
+
+def test_a_plus_read_as_a_space_in_a_query_string_is_a_400_that_says_how_to_send_it(api_client, viewer, snapshot):
+    api_client.force_authenticate(viewer)
+    for query, field in (
+        ("select=+fct_users", "select"),
+        ("select=fct_users+", "select"),
+        ("select=fct_users&exclude=+stg_users", "exclude"),
+    ):
+        response = api_client.get(f"{API}/select/?{query}")
+        assert response.status_code == 400, query
+        error = response.json()
+        assert error["field"] == field and error["code"] == "invalid_selector"
+        assert "%2B" in error["detail"] and "--data-urlencode" in error["detail"] and "POST" in error["detail"]
+    union = api_client.get(f"{API}/select/?select=fct_users+stg_users").json()  # a + between two: a space
+    assert [n for n in union["nodes"] if n.startswith("model.")] == [
+        "model.inventory_transforms.fct_users",
+        "model.inventory_transforms.stg_users",
+    ]
+
+
 def test_upload_needs_operator_and_refuses_bad_files(api_client, viewer, operator, snapshot, manifest_path):
     api_client.force_authenticate(viewer)
     upload = SimpleUploadedFile("manifest.json", manifest_path.read_bytes())
@@ -80,3 +130,23 @@ def test_upload_needs_operator_and_refuses_bad_files(api_client, viewer, operato
 
 def test_anonymous_is_refused(api_client, snapshot):
     assert api_client.get("/api/v1/projects/").status_code in (401, 403)
+
+
+def test_the_readme_select_examples_run_as_written(live_server, viewer, snapshot):
+    """Both curl commands of the README's lineage section, against a live portal: the same
+    selection, `+fct_users` read with its `+`."""
+    from accounts.models import ApiToken
+
+    block = re.search(r"```sh\n(# GET: curl -G.*?)```", README.read_text(), re.S).group(1)
+    _token, plaintext = ApiToken.issue(viewer, "readme", 1)
+    env = {**os.environ, "PORTAL": live_server.url, "TOKEN": plaintext}
+    out = subprocess.run(["bash", "-euo", "pipefail", "-c", block], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    decoder, answers, position = json.JSONDecoder(), [], 0
+    while position < len(out.stdout):
+        answer, position = decoder.raw_decode(out.stdout, position)
+        answers.append(answer)
+    got, posted = answers
+    assert got == posted and got["select"] == "+fct_users" and got["snapshot"] == snapshot.pk
+    assert "model.inventory_transforms.stg_users" in got["nodes"]
+    assert not any(n.startswith("test.") for n in got["nodes"])

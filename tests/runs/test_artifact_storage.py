@@ -83,7 +83,10 @@ def test_artifacts_are_served_from_the_storage_after_the_run_directory_is_gone(
     page = client.get(f"/runs/{run.pk}/").content.decode()
     for name in ("manifest.json", "run_results.json", "dbt.log"):
         assert f'href="/runs/{run.pk}/artifacts/{name}"' in page
-    assert f"/runs/{run.pk}/artifacts/compiled.sql?node=model.sleepy.fast" in page
+    compiled_page = f"/runs/{run.pk}/artifacts/compiled.sql/view/?node=model.sleepy.fast"
+    assert compiled_page in page
+    shown = client.get(compiled_page).content.decode()
+    assert '<span class="k">select</span><span class="w"> </span><span class="mi">1</span>' in shown
     manifest_bytes = fetched(client, f"/runs/{run.pk}/artifacts/manifest.json")
     source_sql = (dbt_projects_dir / "sleepy" / "models" / "fast.sql").read_text()
     assert json.loads(manifest_bytes)["nodes"]["model.sleepy.fast"]["raw_code"].strip() == source_sql.strip()

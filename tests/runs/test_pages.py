@@ -120,3 +120,81 @@ def test_workers_show_on_the_runs_page_and_the_api_for_viewers(client, api_clien
     api_client.force_authenticate(nobody)
     assert api_client.get("/api/v1/workers/").status_code == 403
     assert set(Worker.objects.alive(within_seconds=60).values_list("name", flat=True)) == {"wk-up"}
+
+
+def stored_artifact(run: Run, name: str, content: bytes) -> None:
+    """A file the worker stored for the run's first dbt invocation, with its index row."""
+    from django.core.files.base import ContentFile
+
+    from runs.artifacts import artifact_key, artifact_storage
+    from runs.models import RunArtifact
+
+    key = artifact_storage().save(artifact_key(run.pk, 1, name), ContentFile(content, name=name))
+    RunArtifact.objects.create(run=run, invocation=1, name=name, key=key, size=len(content))
+
+
+def finished_run_with_model(compiled: bytes) -> Run:
+    run = make_run(state=RunState.SUCCESS, finished_at=timezone.now())
+    path = "compiled/sleepy/models/fast.sql"
+    NodeResult.objects.create(run=run, unique_id="model.sleepy.fast", name="fast", status="success", compiled_path=path)
+    stored_artifact(run, path, compiled)
+    return run
+
+
+def test_compiled_sql_and_json_artifacts_open_in_a_page_with_their_download(client, viewer):
+    run = finished_run_with_model(b"select id, 'a' as name\nfrom raw.customers -- kept\n")
+    stored_artifact(run, "run_results.json", b'{"results": [{"unique_id": "model.sleepy.fast", "status": "success"}]}')
+    client.force_login(viewer)
+    detail = client.get(f"/runs/{run.pk}/").content.decode()
+    assert f'href="/runs/{run.pk}/artifacts/run_results.json/view/"' in detail
+    assert f'href="/runs/{run.pk}/artifacts/run_results.json"' in detail  # the download stays
+    assert f'href="/runs/{run.pk}/artifacts/compiled.sql/view/?node=model.sleepy.fast"' in detail
+
+    response = client.get(f"/runs/{run.pk}/artifacts/compiled.sql/view/?node=model.sleepy.fast")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "fast.sql" in page and "model.sleepy.fast" in page
+    code = page.split('data-testid="artifact-content"')[1].split("</pre>")[0]
+    assert '<span class="k">select</span>' in code and "raw" in code and "-- kept" in code
+    assert f'href="/runs/{run.pk}/artifacts/compiled.sql?node=model.sleepy.fast"' in page
+
+    page = client.get(f"/runs/{run.pk}/artifacts/run_results.json/view/").content.decode()
+    code = page.split('data-testid="artifact-content"')[1].split("</pre>")[0]
+    assert '\n<span class="w">  </span><span class="nt">"results"</span>' in code  # pretty-printed, 2 spaces a level
+    assert '<span class="s2">"model.sleepy.fast"</span>' in code
+    assert f'href="/runs/{run.pk}/artifacts/run_results.json"' in page
+
+
+def test_a_hostile_artifact_is_shown_escaped(client, viewer):
+    run = finished_run_with_model(b"select '</script><script>alert(1)</script>' as x\n")
+    stored_artifact(run, "dbt.log", b"<img src=x onerror=alert(2)>\n")
+    client.force_login(viewer)
+    page = client.get(f"/runs/{run.pk}/artifacts/compiled.sql/view/?node=model.sleepy.fast").content.decode()
+    assert "<script>alert(1)" not in page and "</script><script>" not in page
+    assert "&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    page = client.get(f"/runs/{run.pk}/artifacts/dbt.log/view/").content.decode()
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(2)&gt;" in page
+
+
+def test_binary_and_large_artifacts_offer_only_their_download(client, viewer):
+    from runs.artifacts import ARTIFACT_PAGE_MAX_BYTES
+
+    run = finished_run_with_model(b"select 1\x00\xff\xfe as x\n")
+    stored_artifact(run, "manifest.json", b'{"nodes": {}, "pad": "' + b"x" * ARTIFACT_PAGE_MAX_BYTES + b'"}')
+    client.force_login(viewer)
+    pages = {"compiled.sql/view/?node=model.sleepy.fast": "not text", "manifest.json/view/": "too large"}
+    for path, shown in pages.items():
+        response = client.get(f"/runs/{run.pk}/artifacts/{path}")
+        page = response.content.decode()
+        assert response.status_code == 200 and shown in page, page
+        assert 'data-testid="artifact-content"' not in page and "Download" in page
+
+
+def test_artifact_pages_need_the_download_permission_and_a_known_name(client, viewer, nobody):
+    run = finished_run_with_model(b"select 1\n")
+    client.force_login(nobody)
+    assert client.get(f"/runs/{run.pk}/artifacts/compiled.sql/view/?node=model.sleepy.fast").status_code == 403
+    client.force_login(viewer)
+    assert client.get(f"/runs/{run.pk}/artifacts/profiles.yml/view/").status_code == 404
+    assert client.get(f"/runs/{run.pk}/artifacts/catalog.json/view/").status_code == 404
+    assert client.get(f"/runs/{run.pk}/artifacts/compiled.sql/view/?node=model.sleepy.nope").status_code == 404
