@@ -40,6 +40,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("audit/", include("accounts.urls")),
+    path("account/tokens/", include("accounts.token_urls")),
     path("lineage/", include("lineage.urls")),
     path("runs/", include("runs.urls")),
     path("jobs/", include("runs.job_urls")),
