@@ -5,12 +5,11 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.http import HttpRequest
-from django.utils import timezone
 
 from accounts.models import ApiToken
+from accounts.tokens import revoke_token
 from audit.admin import AuditedAdminMixin
 from audit.models import Source
-from audit.services import record
 
 admin.site.site_header = "Transformation Portal administration"
 admin.site.unregister(User)
@@ -70,7 +69,7 @@ class ApiTokenAdmin(AuditedAdminMixin, admin.ModelAdmin):
     actions = ["revoke"]
 
     def has_add_permission(self, request) -> bool:
-        return False  # tokens are issued with `manage.py issue_token` (plaintext shown once)
+        return False  # tokens are issued on the tokens page or by `manage.py issue_token` (plaintext shown once)
 
     def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple[str, ...]:
         if obj is not None and obj.revoked_at is not None:
@@ -80,8 +79,6 @@ class ApiTokenAdmin(AuditedAdminMixin, admin.ModelAdmin):
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request, queryset) -> None:
         with transaction.atomic():
-            for token in queryset.select_for_update().filter(revoked_at__isnull=True):
-                token.revoked_at = timezone.now()
-                token.save(update_fields=["revoked_at"])
-                record(request.user, "accounts.apitoken.revoke", token, source=Source.ADMIN)
+            for token in queryset.filter(revoked_at__isnull=True):
+                revoke_token(token, actor=request.user, source=Source.ADMIN)
         messages.success(request, "Tokens revoked.")

@@ -2,13 +2,12 @@ from __future__ import annotations
 
 from axes.backends import AxesStandaloneBackend
 from django.db import transaction
-from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, throttling
 
 from accounts.models import ApiToken
+from accounts.tokens import revoke_token
 from audit.models import Source
-from audit.services import record
 
 
 class LoginLockoutBackend(AxesStandaloneBackend):
@@ -75,7 +74,7 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "bearer", "description": "`manage.py issue_token <username>`"}
+        return {"type": "http", "scheme": "bearer", "description": "Your API tokens page: /account/tokens/"}
 
 
 class RevokeTokensOnPasswordChange:
@@ -93,8 +92,5 @@ class RevokeTokensOnPasswordChange:
         if user is None or user.pk is None:
             return
         with transaction.atomic():
-            for token in ApiToken.objects.usable().select_for_update().filter(user=user):
-                token.revoked_at = timezone.now()
-                token.save(update_fields=["revoked_at"])
-                reason = "owner's password changed"
-                record("system", "accounts.apitoken.revoke", token, reason=reason, source=Source.SYSTEM)
+            for token in ApiToken.objects.usable().filter(user=user):
+                revoke_token(token, actor="system", source=Source.SYSTEM, reason="owner's password changed")

@@ -197,22 +197,32 @@ def test_a_worker_host_waits_for_the_web_host_to_migrate_then_beats(empty_databa
             log.close()
 
 
-def test_the_web_side_serves_https_with_the_given_certificate(transactional_db, tmp_path):
+def test_the_web_side_serves_https_with_the_given_certificate(transactional_db, tmp_path, operator):
     """TLS_CERT_FILE and TLS_KEY_FILE: gunicorn speaks HTTPS, verified against the CA that
-    signed the pair, and the start line names the https URL."""
+    signed the pair, the start line names the https URL, and so do the API's links (no
+    PORTAL_BASE_URL: it follows the --port given and TLS)."""
     from django.db import connection
 
+    from accounts.models import ApiToken
+    from runs.models import Run
     from tests.hosts import Host
     from tests.tls import make_tls
 
     tls = make_tls(tmp_path / "tls")
     env = _session_env(DATABASE_NAME=connection.settings_dict["NAME"], SSL_CERT_FILE=str(tls.ca), **tls.server_env())
+    env.pop("PORTAL_BASE_URL", None)
     web = Host("web", "web", tmp_path, env).start()
     try:
         trust = ssl.create_default_context(cafile=tls.ca)
         with urllib.request.urlopen(f"https://127.0.0.1:{web.port}/healthz", timeout=10, context=trust) as answer:
             assert (answer.status, json.loads(answer.read())) == (200, {"status": "ok"})
         assert f"Transformation Portal is up: https://127.0.0.1:{web.port}/" in web.log_text()
+        run = Run.objects.create(project="inventory_transforms", command="build", timeout_seconds=60, source="api")
+        token = ApiToken.issue(operator, "tests", 1)[1]
+        run_url = f"https://127.0.0.1:{web.port}/api/v2/accounts/1/runs/{run.pk}/"
+        request = urllib.request.Request(run_url, headers={"Authorization": f"Token {token}"})
+        with urllib.request.urlopen(request, timeout=10, context=trust) as answer:
+            assert json.loads(answer.read())["data"]["href"] == f"https://127.0.0.1:{web.port}/runs/{run.pk}/"
         system_store_only = ssl.create_default_context()
         with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
             urllib.request.urlopen(f"https://127.0.0.1:{web.port}/healthz", timeout=10, context=system_store_only)

@@ -175,3 +175,39 @@ def test_the_default_worker_name_is_the_host_name_and_the_boot_id():
     assert result.returncode == 0, result.stderr
     boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")
     assert result.stdout.splitlines()[-1] == f"{socket.gethostname()}-{boot_id[:8]}"
+
+
+def portal_base_url(**env: str) -> str:
+    """PORTAL_BASE_URL as a fresh process computes it from `env` (nothing else of the kind set)."""
+    unset = dict.fromkeys(("PORTAL_BASE_URL", "HOST", "PORT", "TLS_CERT_FILE", "TLS_KEY_FILE"))
+    code = "from django.conf import settings; print(settings.PORTAL_BASE_URL)"
+    result = manage("shell", "-c", code, **{**unset, **env})
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("env", "base_url"),
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"PORT": "9000"}, "http://127.0.0.1:9000"),
+        ({"HOST": "portal.internal", "PORT": "80"}, "http://portal.internal"),
+        ({"HOST": "::1", "PORT": "8080"}, "http://[::1]:8080"),
+        ({"PORTAL_BASE_URL": "https://portal.example.com/", "PORT": "9000"}, "https://portal.example.com"),
+    ],
+)
+def test_links_point_at_where_the_portal_listens(env, base_url):
+    assert portal_base_url(**env) == base_url
+
+
+@pytest.mark.parametrize("every_address", ["0.0.0.0", "::"])  # noqa: S104 - the Dockerfile's HOST
+def test_links_name_the_machine_when_the_portal_listens_on_every_address(every_address):
+    assert portal_base_url(HOST=every_address, PORT="8001") == f"http://{socket.getfqdn()}:8001"
+
+
+def test_links_are_https_when_the_portal_serves_tls(tmp_path):
+    from tests.tls import make_tls
+
+    tls = make_tls(tmp_path)
+    assert portal_base_url(PORT="8443", **tls.server_env()) == "https://127.0.0.1:8443"
+    assert portal_base_url(HOST="localhost", PORT="443", **tls.server_env()) == "https://localhost"

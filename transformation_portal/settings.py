@@ -339,6 +339,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.locked_out"  # a portal page saying when to try again
 if BEHIND_TLS_PROXY:  # the client's address is the proxy's X-Forwarded-For
     AXES_IPWARE_PROXY_COUNT = 1
     AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
@@ -430,7 +431,6 @@ METRICS_TOKEN = env_str("METRICS_TOKEN").strip()
 if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
     raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters")
 
-PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 # The dbt Cloud API (orchestration/): the one account id it answers to, and its default page size.
 PORTAL_ACCOUNT_ID = env_int("PORTAL_ACCOUNT_ID", 1, minimum=1)
 PORTAL_API_PAGE_SIZE = env_int("PORTAL_API_PAGE_SIZE", 100, minimum=1)
@@ -460,6 +460,32 @@ def tls_pair(cert_file: str, key_file: str) -> tuple[str, str] | None:
 
 
 TLS_PAIR = tls_pair(os.environ.get("TLS_CERT_FILE", "").strip(), os.environ.get("TLS_KEY_FILE", "").strip())
+# Where `runportal` serves (its --host and --port default to these; it hands what it was given
+# to the processes it starts).
+WEB_HOST = env_str("HOST", "127.0.0.1").strip()
+WEB_PORT = env_int("PORT", 8000, minimum=1)
+
+
+def served_base_url(host: str, port: int, tls: bool) -> str:
+    """The URL `runportal` serves at: the machine's name when it listens on every address,
+    https under TLS, the port left out when it is the scheme's own."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:  # a host name
+        address = None
+    if not host or (address and address.is_unspecified):
+        host = socket.getfqdn()
+    elif address and address.version == 6:
+        host = f"[{address}]"
+    scheme, default_port = ("https", 443) if tls else ("http", 80)
+    return f"{scheme}://{host}" + ("" if port == default_port else f":{port}")
+
+
+# The portal's address in links (notifications, webhooks, the dbt Cloud API's run `href`).
+# Behind a proxy, set it to the public URL.
+PORTAL_BASE_URL = env_str("PORTAL_BASE_URL").strip().rstrip("/") or served_base_url(
+    WEB_HOST, WEB_PORT, TLS_PAIR is not None
+)
 
 
 def _default_worker_name() -> str:

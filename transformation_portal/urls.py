@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from entities import views as entity_views
 from operations import views as operations_views
@@ -19,7 +19,12 @@ api_v1 = [
     path("", include("entities.api_urls")),
     path("", include("operations.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Swagger UI with its init script at docs/?script= (no inline script under the CSP).
+    path(
+        "docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="api-schema", template_name="api/swagger_ui.html"),
+        name="api-docs",
+    ),
     # Last: any other path under /api/v1/ (newlines included) is a JSON 404, e.g. /runs/0.5/.
     re_path(r"^[\s\S]*$", ApiNotFoundView.as_view(), name="api-not-found"),
 ]
@@ -35,6 +40,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("audit/", include("accounts.urls")),
+    path("account/tokens/", include("accounts.token_urls")),
     path("lineage/", include("lineage.urls")),
     path("runs/", include("runs.urls")),
     path("jobs/", include("runs.job_urls")),

@@ -4,7 +4,9 @@ gets one row per burst, never what was typed unless it names an existing user.""
 from __future__ import annotations
 
 import pytest
+from axes.models import AccessAttempt
 from django.conf import settings
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from tests.conftest import PASSWORD
@@ -41,3 +43,19 @@ def test_a_failed_login_never_stores_an_unknown_username_verbatim(client, viewer
     assert event.target_id == "h… (19 characters, no such user)"
     client.force_login(viewer)
     assert "hunter2" not in client.get("/audit/").content.decode()
+
+
+@pytest.mark.parametrize("url", ["/login/", "/admin/login/"])
+def test_the_lockout_is_a_portal_page_saying_when_to_try_again(client, viewer, url, settings):
+    settings.TIME_ZONE = "Europe/Berlin"
+    for _ in range(settings.AXES_FAILURE_LIMIT + 1):
+        response = client.post(url, {"username": viewer.username, "password": "guess"})
+    assert response.status_code == 429
+    assert response["Content-Type"].startswith("text/html")
+    page = response.content.decode()
+    assert "<title>Login locked · Transformation Portal</title>" in page
+    last_attempt = AccessAttempt.objects.get(username=viewer.username).attempt_time
+    again = timezone.localtime(last_attempt + settings.AXES_COOLOFF_TIME)
+    assert f"Try again after {again:%H:%M} ({again.tzname()})" in page
+    assert f"{settings.LOGIN_LOCKOUT_MINUTES} minutes after the last attempt" in page
+    assert f'href="{url}">Back to the login page' in page

@@ -3,11 +3,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
-from accounts.models import ApiToken
+from accounts.tokens import MAX_TOKEN_DAYS, issue_token
 from audit.models import Source
-from audit.services import record
 
 
 class Command(BaseCommand):
@@ -19,19 +17,11 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="cli")
 
     def handle(self, *args, username: str, days: int, name: str, **options) -> None:
-        if not 1 <= days <= 3650:
-            raise CommandError("--days must be between 1 and 3650")
+        if not 1 <= days <= MAX_TOKEN_DAYS:
+            raise CommandError(f"--days must be between 1 and {MAX_TOKEN_DAYS}")
         user = get_user_model().objects.filter(username=username, is_active=True).first()
         if user is None:
             raise CommandError(f"no active user named {username!r}")
-        with transaction.atomic():
-            token, plaintext = ApiToken.issue(user, name, days)
-            record(
-                "manage.py issue_token",
-                "accounts.apitoken.issue",
-                token,
-                after={"user": username, "name": name, "expires_at": token.expires_at},
-                source=Source.COMMAND,
-            )
+        token, plaintext = issue_token(user, name=name, days=days, actor="manage.py issue_token", source=Source.COMMAND)
         self.stdout.write(f"token {token.prefix}… for {username}, expires {token.expires_at:%Y-%m-%d %H:%M} UTC")
         self.stdout.write(plaintext)

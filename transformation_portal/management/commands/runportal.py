@@ -33,8 +33,8 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--host", default=settings.WEB_HOST)
+        parser.add_argument("--port", type=int, default=settings.WEB_PORT)
         parser.add_argument("--web-workers", type=int, default=int(os.environ.get("WEB_WORKERS", "2")))
         parser.add_argument("--web-only", action="store_true", help="the web server without a queue worker")
         parser.add_argument("--worker-only", action="store_true", help="a queue worker cluster without web server")
@@ -77,11 +77,13 @@ class Command(BaseCommand):
         if settings.LOG_FORMAT == "json":
             (scratch / "logging.json").write_text(json.dumps(gunicorn_logging_config()))
             gunicorn += ["--log-config-json", str(scratch / "logging.json")]
-        web_env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": self._metrics_dir(scratch)}
+        # Both sides derive PORTAL_BASE_URL (unless set) from where the web side really listens.
+        served = {**os.environ, "HOST": host, "PORT": str(port)}
+        web_env = {**served, "PROMETHEUS_MULTIPROC_DIR": self._metrics_dir(scratch)}
         try:
             children = {"web": subprocess.Popen(gunicorn, env=web_env)}
             if not web_only:
-                children["worker"] = subprocess.Popen(worker)
+                children["worker"] = subprocess.Popen(worker, env=served)
             self._supervise(children, f"\nTransformation Portal is up: {scheme}://{host}:{port}/")
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
