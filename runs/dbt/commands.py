@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,9 @@ WRITE_COMMANDS = frozenset({"build", "run", "test", "seed", "snapshot"})
 SELECTING_COMMANDS = frozenset(set(ALLOWED_COMMANDS) - {"parse", "deps"})
 FULL_REFRESH_COMMANDS = frozenset({"build", "run", "seed"})
 
+# dbt renders a var's string values as Jinja (with run_query, env_var, log …): an operator's
+# var must never be code.
+JINJA_MARKS = ("{{", "{%", "{#")
 _TARGET = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 
@@ -58,7 +62,22 @@ def check_vars(value: Any, declared: set[str]) -> dict[str, Any]:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
         raise RequestError("var values must be JSON values", field="vars") from None
+    if any(mark in text for text in _texts(value) for mark in JINJA_MARKS):
+        raise RequestError("var values may not hold Jinja ('{{', '{%' or '{#'): dbt would run it", field="vars")
     return value
+
+
+def _texts(value: Any) -> Iterator[str]:
+    """Every string in a JSON value, keys included: dbt renders each as Jinja when var() reads it."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from _texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
 
 
 def check_target(value: str) -> str:

@@ -264,6 +264,17 @@ def test_every_bad_trigger_is_a_400_envelope_naming_the_field_and_queues_nothing
     assert not AuditEvent.objects.filter(action="run.trigger").exists()
 
 
+def test_a_steps_override_with_jinja_in_its_vars_is_refused(as_operator, queued):
+    """dbt renders a var's text as Jinja (run_query, env_var): a step may not smuggle code in."""
+    job = make_job(project="sleepy")
+    step = """dbt run -s slow --vars '{"sleep_seconds": "{{ run_query(\\"drop schema raw cascade\\") }}0"}'"""
+    answer = refused(
+        as_operator.post(f"{V2}/jobs/{job.pk}/run/", {"cause": "c", "steps_override": [step]}, format="json"), 400
+    )
+    assert answer["data"]["field"] == "steps_override" and "Jinja" in answer["status"]["user_message"]
+    assert not Run.objects.exists()
+
+
 @pytest.mark.django_db
 def test_malformed_json_and_unknown_objects_queue_nothing(as_operator, queued):
     job = make_job()

@@ -250,6 +250,13 @@ def test_vars_only_for_declared_keys_with_json_values():
         check_vars("{a: 1}", {"a"})
 
 
+@pytest.mark.parametrize("value", ["{{ run_query('x') }}", {"k": "{% set x = 1 %}"}, ["{# #}"], {"{{ k }}": 1}])
+def test_vars_never_carry_jinja_that_dbt_would_render(value):
+    with pytest.raises(RequestError, match="Jinja"):
+        check_vars({"a": value}, {"a"})
+    assert check_vars({"a": "{ not jinja }"}, {"a"}) == {"a": "{ not jinja }"}
+
+
 def test_json_log_lines_become_events():
     line = json.dumps(
         {

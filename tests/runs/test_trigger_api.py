@@ -33,6 +33,8 @@ def as_operator(api_client, operator, dbt_projects_dir):
         ({"project": "inventory_transforms", "vars": {"anything": 1}}, "vars", "declares no var 'anything'"),
         ({"project": "sleepy", "vars": {"sleep_seconds": 1, "other": 2}}, "vars", "declares no var 'other'"),
         ({"project": "sleepy", "vars": [1]}, "vars", "JSON object"),
+        ({"project": "sleepy", "vars": {"sleep_seconds": "{{ run_query('drop table x') }}0"}}, "vars", "Jinja"),
+        ({"project": "sleepy", "vars": {"sleep_seconds": ["{% do log(env_var('SECRET_KEY')) %}"]}}, "vars", "Jinja"),
         ({"project": "inventory_transforms", "timeout_seconds": 10**9}, "timeout_seconds", "between 1 and"),
         ({"project": "inventory_transforms", "timeout_seconds": 0}, "timeout_seconds", "between 1 and"),
     ],
