@@ -5,6 +5,7 @@ each backed by one django-q2 Schedule row."""
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,9 @@ from runs.models import FAILED_NODE_STATUSES, Environment, Job, NodeStatus, Run,
 from runs.services import create_run, validate_request
 from transformation_portal.errors import ErrorCode, RequestError
 
+# A PostgreSQL schema name as dbt writes it: longer names are cut to 63 bytes by the server,
+# so two different overrides could name one schema (and escape the write lock).
+SCHEMA = re.compile(r"[A-Za-z0-9_]{1,63}")
 logger = logging.getLogger(__name__)
 
 MAX_STEPS = 30
@@ -248,9 +252,11 @@ def trigger_job(
     if generate_docs_override is not None and not isinstance(generate_docs_override, bool):
         raise RequestError("generate_docs_override must be true or false", field="generate_docs_override")
     if schema_override not in (None, "") and not (
-        isinstance(schema_override, str) and schema_override.replace("_", "").isalnum() and len(schema_override) <= 100
+        isinstance(schema_override, str) and SCHEMA.fullmatch(schema_override)
     ):
-        raise RequestError("schema_override must be a schema name", field="schema_override")
+        raise RequestError(
+            "schema_override must be a schema name: 1-63 ASCII letters, digits or '_'", field="schema_override"
+        )
     if steps is None:
         try:
             steps = validate_steps(
@@ -333,7 +339,16 @@ def retry_run(run: Run, *, actor: Any, source: str) -> Run:
     steps = [step, *rest]
     if run.job_id:
         return trigger_job(
-            run.job, actor=actor, source=source, cause=f"retry of run #{run.pk}", retry_of=run, steps=steps
+            run.job,
+            actor=actor,
+            source=source,
+            cause=f"retry of run #{run.pk}",
+            retry_of=run,
+            steps=steps,
+            schema_override=run.schema,
+            target_name_override=run.target,
+            threads_override=run.threads,
+            timeout_seconds_override=run.timeout_seconds,
         )
     request = validate_request(
         project=run.project,

@@ -32,7 +32,7 @@ FULL_REFRESH_COMMANDS = frozenset({"build", "run", "seed"})
 # dbt renders a var's string values as Jinja (with run_query, env_var, log …): an operator's
 # var must never be code.
 JINJA_MARKS = ("{{", "{%", "{#")
-_TARGET = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+_TARGET = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 
 def check_command(command: str) -> str:
@@ -81,7 +81,7 @@ def _texts(value: Any) -> Iterator[str]:
 
 
 def check_target(value: str) -> str:
-    if value and not _TARGET.match(value):
+    if value and not _TARGET.fullmatch(value):
         raise RequestError("target must be a profile target name", field="target")
     return value
 

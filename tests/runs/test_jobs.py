@@ -57,7 +57,8 @@ def test_a_two_step_job_runs_each_step_with_its_own_log_section_and_nodes(operat
 
 def test_a_failed_step_stops_the_rest_and_a_rerun_from_failure_runs_only_what_failed(operator, gate):
     job = create_job(actor=operator, source="api", project="chain", name="all", steps=["dbt run", "dbt run -s d"])
-    failed = executed(trigger_job(job, actor=operator, source="api"))
+    overrides = {"schema_override": "pr_42", "target_name_override": "ci", "threads_override": 2}
+    failed = executed(trigger_job(job, actor=operator, source="api", timeout_seconds_override=300, **overrides))
     assert failed.state == RunState.FAILED, failed.reason
     assert [s.state for s in failed.steps.order_by("index")] == [StepState.FAILED, StepState.SKIPPED]
     assert nodes_by_step(failed)[1] == {"a": "success", "b": "error", "c": "skipped", "d": "success"}
@@ -65,6 +66,8 @@ def test_a_failed_step_stops_the_rest_and_a_rerun_from_failure_runs_only_what_fa
     gate.open()
     retry = retry_run(failed, actor=operator, source="web")
     assert (retry.retry_of_id, retry.job_id) == (failed.pk, job.pk)
+    # the failed nodes are rebuilt where the run wrote them, not in the environment's schema
+    assert (retry.schema, retry.target, retry.threads, retry.timeout_seconds) == ("pr_42", "ci", 2, 300)
     assert [s.name for s in retry.steps.order_by("index")] == ["dbt run --select b c", "dbt run -s d"]
     retry = executed(retry)
     assert retry.state == RunState.SUCCESS, retry.reason
