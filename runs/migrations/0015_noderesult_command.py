@@ -33,21 +33,6 @@ class Migration(migrations.Migration):
                 max_length=30,
             ),
         ),
-        migrations.RunSQL(
-            """
-            UPDATE runs_noderesult AS n
-            SET command = COALESCE(
-                (SELECT s.command FROM runs_runstep AS s WHERE s.run_id = n.run_id AND s.index = n.step),
-                CASE WHEN r.kind = 'dbt' THEN r.command ELSE 'build' END
-            )
-            FROM runs_run AS r
-            WHERE r.id = n.run_id
-            """,
-            migrations.RunSQL.noop,
-        ),
-        migrations.RunSQL(
-            "UPDATE runs_noderesult SET rows_affected = NULL WHERE resource_type = 'test'", migrations.RunSQL.noop
-        ),
         migrations.AlterField(
             model_name="noderesult",
             name="failures",
@@ -82,5 +67,22 @@ class Migration(migrations.Migration):
                 include=("unique_id", "name", "execution_time"),
                 name="noderesult_model_times",
             ),
+        ),
+        # Data last: no schema change may follow the updates in this transaction (PostgreSQL
+        # refuses DDL on a table with pending deferred-constraint events).
+        migrations.RunSQL(
+            """
+            UPDATE runs_noderesult AS n
+            SET command = COALESCE(
+                (SELECT s.command FROM runs_runstep AS s WHERE s.run_id = n.run_id AND s.index = n.step),
+                CASE WHEN r.kind = 'dbt' THEN r.command ELSE 'build' END
+            )
+            FROM runs_run AS r
+            WHERE r.id = n.run_id
+            """,
+            migrations.RunSQL.noop,
+        ),
+        migrations.RunSQL(
+            "UPDATE runs_noderesult SET rows_affected = NULL WHERE resource_type = 'test'", migrations.RunSQL.noop
         ),
     ]
