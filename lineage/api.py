@@ -34,7 +34,8 @@ class SnapshotSerializer(serializers.ModelSerializer):
         model = Snapshot
         fields = [
             "id", "project", "dbt_version", "manifest_schema_version", "generated_at", "invocation_id", "origin",
-            "run_id", "ingested_at", "ingested_by", "node_count", "counts_by_type", "has_catalog", "is_current",
+            "run_id", "ingested_at", "ingested_by", "node_count", "counts_by_type", "has_catalog",
+            "catalog_generated_at", "is_current",
         ]  # fmt: skip
 
 

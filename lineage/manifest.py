@@ -13,13 +13,39 @@ from typing import Any
 
 from runs.dbt.manifest import TEST_TYPES, Column, DbtNode, Manifest, ManifestError, load_json
 
-__all__ = ["ManifestError", "counts_by_type", "folder_of", "folder_summary", "node_rows", "read_catalog"]
+__all__ = [
+    "ManifestError", "catalog_columns", "counts_by_type", "folder_of", "folder_summary", "node_rows", "read_catalog",
+]  # fmt: skip
 
 _DOC_CALL = re.compile(r"""\{\{\s*doc\(\s*['"]([^'"]+)['"]\s*(?:,\s*['"]([^'"]+)['"]\s*)?\)\s*\}\}""")
 
 
 def read_catalog(path: Path | None) -> dict[str, Any] | None:
     return load_json(path, "catalog") if path is not None else None
+
+
+def catalog_columns(catalog: dict[str, Any]) -> dict[str, Any]:
+    """What lineage keeps of a catalog: each node's and source's columns (name, type, index),
+    in the catalog's own shape, so node_rows reads it as it reads the whole file."""
+    trimmed: dict[str, Any] = {}
+    for collection in ("nodes", "sources"):
+        entries = catalog.get(collection)
+        trimmed[collection] = {
+            unique_id: {"columns": _typed_columns(entry)}
+            for unique_id, entry in (entries.items() if isinstance(entries, dict) else ())
+        }
+    return trimmed
+
+
+def _typed_columns(entry: Any) -> dict[str, dict[str, Any]]:
+    columns = entry.get("columns") if isinstance(entry, dict) else None
+    if not isinstance(columns, dict):
+        return {}
+    return {
+        key: {field: column.get(field) for field in ("name", "type", "index")}
+        for key, column in columns.items()
+        if isinstance(column, dict)
+    }
 
 
 def folder_of(node: DbtNode) -> str:

@@ -43,7 +43,10 @@ class Snapshot(models.Model):
     ingested_by_label = models.CharField(max_length=150, blank=True, help_text="Who, when not a user (worker)")
     node_count = models.PositiveIntegerField(default=0)
     counts_by_type = models.JSONField(default=dict)
-    has_catalog = models.BooleanField(default=False)
+    has_catalog = models.BooleanField(default=False, help_text="its column types come from a catalog")
+    catalog_generated_at = models.DateTimeField(
+        null=True, blank=True, help_text="when dbt generated that catalog (it may be an earlier run's)"
+    )
     folder_summary = models.JSONField(default=list, help_text="[{folder, counts, feeds: {folder: edges}}]")
     is_current = models.BooleanField(default=False)
 
@@ -64,6 +67,23 @@ class Snapshot(models.Model):
     @property
     def ingested_by_name(self) -> str:
         return self.ingested_by.get_username() if self.ingested_by else self.ingested_by_label
+
+
+class Catalog(models.Model):
+    """A project's latest catalog.json (dbt docs generate), trimmed to its column types: a
+    snapshot ingested without a catalog takes its column types from it, so they stay until a
+    newer catalog replaces it (runs without docs generation do not blank them)."""
+
+    project = models.CharField(max_length=100, unique=True)
+    columns = models.JSONField(
+        help_text='{"nodes": {unique_id: {"columns": {name: {name, type, index}}}}, "sources": …}'
+    )
+    generated_at = models.DateTimeField(help_text="catalog.json's metadata.generated_at (else when it came)")
+    run_id = models.BigIntegerField(null=True, blank=True, help_text="the run that generated it; none: an upload")
+    stored_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.project} catalog of {self.generated_at:%Y-%m-%d %H:%M}"
 
 
 class NodeQuerySet(models.QuerySet):

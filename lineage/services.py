@@ -11,13 +11,14 @@ from typing import Any
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import DataError, connection, transaction
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from psycopg.types.json import Jsonb
 
 from audit.models import Source
 from audit.services import record
-from lineage.manifest import counts_by_type, folder_summary, node_rows, read_catalog
-from lineage.models import Edge, Node, NodeStatus, Snapshot, SnapshotOrigin
+from lineage.manifest import catalog_columns, counts_by_type, folder_summary, node_rows, read_catalog
+from lineage.models import Catalog, Edge, Node, NodeStatus, Snapshot, SnapshotOrigin
 from lineage.projects import discover_projects, get_project
 from runs.dbt.manifest import Manifest, ManifestError, load_json
 from transformation_portal.errors import ErrorCode, RequestError
@@ -107,7 +108,8 @@ def ingest_manifest(
     source: str = Source.WORKER,
 ) -> Snapshot:
     """Store a manifest (parsed already, or its file) as a new snapshot and make it the
-    project's current one.
+    project's current one. Its column types come from the catalog given, which becomes the
+    project's latest, else from the project's latest catalog (lineage.models.Catalog).
 
     Raises ManifestError (nothing stored, the current snapshot untouched) for a garbled file
     or a manifest schema other than v10–v12."""
@@ -123,6 +125,20 @@ def ingest_manifest(
         raise ManifestError(f"PostgreSQL refused a value of the manifest: {str(exc).splitlines()[0]}") from None
 
 
+def _latest_catalog(project: str, catalog: dict[str, Any] | None, run_id: int | None) -> Catalog | None:
+    """The catalog a new snapshot's column types come from: the one that came with it, which
+    replaces the project's latest, else that latest (None before any catalog came)."""
+    if catalog is None:
+        return Catalog.objects.filter(project=project).first()
+    metadata = catalog.get("metadata")
+    generated_at = _datetime(metadata.get("generated_at") if isinstance(metadata, dict) else None) or timezone.now()
+    latest, _ = Catalog.objects.update_or_create(
+        project=project,
+        defaults={"columns": catalog_columns(catalog), "generated_at": generated_at, "run_id": run_id},
+    )
+    return latest
+
+
 def _store(
     project: str, parsed: Manifest, catalog: dict[str, Any] | None, *, run_id: int | None, actor: Any, source: str
 ) -> Snapshot:
@@ -132,6 +148,7 @@ def _store(
         with connection.cursor() as cursor:
             # Serialize ingests of one project, so "current" flips one at a time.
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"lineage-ingest:{project}"])
+        latest_catalog = _latest_catalog(project, catalog, run_id)
         snapshot = Snapshot.objects.create(
             project=project,
             dbt_version=parsed.dbt_version,
@@ -145,9 +162,10 @@ def _store(
             node_count=len(parsed.nodes),
             counts_by_type=counts_by_type(parsed),
             folder_summary=folder_summary(parsed),
-            has_catalog=catalog is not None,
+            has_catalog=latest_catalog is not None,
+            catalog_generated_at=latest_catalog.generated_at if latest_catalog else None,
         )
-        _copy_rows(snapshot.pk, parsed, catalog)
+        _copy_rows(snapshot.pk, parsed, latest_catalog.columns if latest_catalog else None)
         with connection.cursor() as cursor:
             # Fresh statistics, so the first graph queries on a big snapshot get good plans.
             cursor.execute(f"ANALYZE {Node._meta.db_table}, {Edge._meta.db_table}")
@@ -171,6 +189,7 @@ def _store(
                 "node_count": snapshot.node_count,
                 "edge_count": len(parsed.edges),
                 "catalog": catalog is not None,
+                "catalog_generated_at": latest_catalog.generated_at.isoformat() if latest_catalog else None,
                 "pruned_snapshots": pruned,
             },
             source=source,
@@ -178,10 +197,13 @@ def _store(
     return snapshot
 
 
-def _completed_at(value: Any) -> datetime | None:
+def _datetime(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value
-    return parse_datetime(value.replace("Z", "+00:00")) if isinstance(value, str) and value else None
+    try:
+        return parse_datetime(value.replace("Z", "+00:00")) if isinstance(value, str) and value else None
+    except ValueError:  # well-formed but no date (month 13)
+        return None
 
 
 def record_run_results(project: str, run_id: int, results: list[dict]) -> None:
@@ -195,7 +217,7 @@ def record_run_results(project: str, run_id: int, results: list[dict]) -> None:
             unique_id=unique_id,
             status=str(result.get("status") or ""),
             execution_time=float(result["execution_time"]) if result.get("execution_time") is not None else None,
-            completed_at=_completed_at(result.get("completed_at")),
+            completed_at=_datetime(result.get("completed_at")),
             message=str(result.get("message") or ""),
             run_id=run_id,
         )

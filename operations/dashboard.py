@@ -26,6 +26,7 @@ from entities.models import EntityType
 from entities.queries import with_latest_report
 from operations.models import DashboardSnapshot
 from runs.charts import line_chart, percent_bars
+from runs.dbt.commands import EXECUTING_COMMANDS
 from runs.history import slowest_models
 from runs.models import FAILED_NODE_STATUSES, Job, NodeResult, Run, RunState
 
@@ -147,17 +148,19 @@ def queue_wait(since: datetime) -> dict:
 
 
 def failing_tests(since: datetime) -> list[dict]:
-    """Tests by how many of their results in the window failed (fail, error), most first."""
+    """Tests by how many of their results in the window failed (fail, error), most first
+    (results of invocations that executed them, as in runs.history)."""
     return _rows(
         f"""
         SELECT r.project, n.unique_id, max(n.name) AS name, count(*) AS failures,
                max(r.id) AS last_run
         FROM {NodeResult._meta.db_table} n JOIN {Run._meta.db_table} r ON r.id = n.run_id
-        WHERE n.resource_type = 'test' AND n.status = ANY(%(failed)s) AND r.queued_at >= %(since)s
+        WHERE n.resource_type = 'test' AND n.status = ANY(%(failed)s) AND n.command = ANY(%(executing)s)
+              AND r.queued_at >= %(since)s
         GROUP BY r.project, n.unique_id
         ORDER BY failures DESC, n.unique_id LIMIT %(top)s
         """,
-        {"since": since, "failed": sorted(FAILED_NODE_STATUSES), "top": TOP},
+        {"since": since, "failed": sorted(FAILED_NODE_STATUSES), "executing": sorted(EXECUTING_COMMANDS), "top": TOP},
     )
 
 

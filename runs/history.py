@@ -1,7 +1,10 @@
 """A node's history across runs (its NodeResult rows: status, failures, message, time) and
 the aggregates built on it: the flaky flag of a test and the slowest models of a project.
 
-History spans what retention keeps: node results of runs finished more than
+History is the results of invocations that executed nodes (build, run, test, seed,
+snapshot): a compile or docs generate reports every node it compiled as `success` in next to
+no time, and source freshness has its own history (lineage.freshness). History spans what
+retention keeps: node results of runs finished more than
 RUN_RETENTION_DAYS ago are pruned (runs/retention.py). A result's order is its run's id,
 then its step (run ids grow with queue time, and a retry is a later run)."""
 
@@ -29,7 +32,8 @@ def results_of(project: str, unique_id: str) -> QuerySet[NodeResult]:
     """The node's finished results in `project`, newest first, each with `at` (when it ended:
     the node's own end, else its run's)."""
     return (
-        NodeResult.objects.filter(unique_id=unique_id, run__project=project)
+        NodeResult.objects.executed()
+        .filter(unique_id=unique_id, run__project=project)
         .exclude(status=NodeStatus.RUNNING)
         .annotate(at=Coalesce("finished_at", "run__finished_at", "run__queued_at"))
         .order_by("-run_id", "-step")
@@ -81,7 +85,7 @@ def slowest_models(*, since: datetime | None = None, project: str | None = None,
     """Models by mean execution time, slowest first, with their slowest time and result count:
     over the results of runs queued since `since` (the dashboard's window), or, for a
     project's page, over its last SLOWEST_RUNS runs (bounded however many runs it has)."""
-    rows = NodeResult.objects.filter(resource_type="model", execution_time__isnull=False)
+    rows = NodeResult.objects.executed().filter(resource_type="model", execution_time__isnull=False)
     if since is not None:
         rows = rows.filter(run__queued_at__gte=since)
     if project is not None:

@@ -8,6 +8,7 @@ from django.db.models import ExpressionWrapper, Q
 from django.utils import timezone
 
 from audit.models import Source
+from runs.dbt.commands import EXECUTING_COMMANDS
 
 
 class RunState(models.TextChoices):
@@ -198,11 +199,22 @@ class NodeStatus(models.TextChoices):
 
 
 FAILED_NODE_STATUSES = frozenset({NodeStatus.ERROR, NodeStatus.FAIL, NodeStatus.RUNTIME_ERROR})
+# The results that are a node's history: those of invocations that executed it.
+EXECUTED = Q(command__in=sorted(EXECUTING_COMMANDS))
+
+
+class NodeResultQuerySet(models.QuerySet):
+    def executed(self) -> NodeResultQuerySet:
+        """Results of invocations that executed their node (runs.dbt.commands.EXECUTING_COMMANDS)."""
+        return self.filter(EXECUTED)
 
 
 class NodeResult(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="node_results")
     step = models.PositiveSmallIntegerField(default=1, help_text="the run's step (1 for a run of one command)")
+    command = models.CharField(
+        max_length=30, blank=True, help_text="the dbt command of the invocation that reported it"
+    )
     unique_id = models.CharField(max_length=500)
     name = models.CharField(max_length=300, blank=True)
     resource_type = models.CharField(max_length=30, blank=True)
@@ -210,10 +222,14 @@ class NodeResult(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     execution_time = models.FloatField(null=True, blank=True, help_text="seconds")
-    rows_affected = models.BigIntegerField(null=True, blank=True)
-    failures = models.IntegerField(null=True, blank=True)
+    rows_affected = models.BigIntegerField(
+        null=True, blank=True, help_text="none for a test: its query's one row is no row it affected"
+    )
+    failures = models.IntegerField(null=True, blank=True, help_text="a test's failing rows")
     message = models.TextField(blank=True)
     compiled_path = models.CharField(max_length=500, blank=True, help_text="relative to the run's target path")
+
+    objects = NodeResultQuerySet.as_manager()
 
     class Meta:
         ordering = ["run", "step", "started_at", "id"]
@@ -225,13 +241,13 @@ class NodeResult(models.Model):
             models.Index(
                 fields=["run"],
                 name="noderesult_failing_tests",
-                condition=Q(resource_type="test", status__in=sorted(FAILED_NODE_STATUSES)),
+                condition=Q(resource_type="test", status__in=sorted(FAILED_NODE_STATUSES)) & EXECUTED,
             ),
             models.Index(
                 fields=["run"],
                 name="noderesult_model_times",
                 include=["unique_id", "name", "execution_time"],
-                condition=Q(resource_type="model"),
+                condition=Q(resource_type="model") & EXECUTED,
             ),
             # /metrics' failures by project and resource type: an index-only scan of the few failed rows.
             models.Index(

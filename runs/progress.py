@@ -66,9 +66,10 @@ class NodeProgress:
     """Node rows and the run's node counters for one dbt invocation inside a run (a run
     may invoke dbt several times: its counters add up across invocations)."""
 
-    def __init__(self, run: Run, log: LogWriter, step: int = 1) -> None:
+    def __init__(self, run: Run, log: LogWriter, command: str, step: int = 1) -> None:
         self.run = run
         self.log = log
+        self.command = command
         self.step = step
         self.nodes_base = Run.objects.filter(pk=run.pk).values_list("nodes_total", flat=True).first() or 0
         self.total = 0
@@ -107,7 +108,12 @@ class NodeProgress:
             run_id=self.run.pk,
             step=self.step,
             unique_id=info["unique_id"],
-            defaults={"name": info.get("node_name", ""), "resource_type": info.get("resource_type", ""), **fields},
+            defaults={
+                "name": info.get("node_name", ""),
+                "resource_type": info.get("resource_type", ""),
+                "command": self.command,
+                **fields,
+            },
         )
 
     def _node_started(self, event: DbtEvent) -> None:
@@ -137,18 +143,21 @@ class NodeProgress:
         nodes = manifest.nodes if manifest else {}
         for outcome in outcomes:
             node = nodes.get(outcome.unique_id)
+            resource_type = node.resource_type if node else outcome.unique_id.split(".", 1)[0]
             NodeResult.objects.update_or_create(
                 run_id=self.run.pk,
                 step=self.step,
                 unique_id=outcome.unique_id,
                 defaults={
                     "name": node.name if node else outcome.unique_id.rsplit(".", 1)[-1],
-                    "resource_type": node.resource_type if node else outcome.unique_id.split(".", 1)[0],
+                    "resource_type": resource_type,
+                    "command": self.command,
                     "status": outcome.status,
                     "started_at": parse_dbt_time(outcome.started_at),
                     "finished_at": parse_dbt_time(outcome.completed_at),
                     "execution_time": outcome.execution_time,
-                    "rows_affected": outcome.rows_affected,
+                    # a test's query returns one row (its count of failures): no row it affected
+                    "rows_affected": None if resource_type == "test" else outcome.rows_affected,
                     "failures": outcome.failures,
                     "message": outcome.message,
                     "compiled_path": compiled_sql_path(target_path, node) if node else "",

@@ -9,7 +9,9 @@ import shutil
 import signal
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -20,7 +22,7 @@ from lineage.projects import get_project
 from runs.artifacts import store_invocation
 from runs.backends import application_name, terminate_backends
 from runs.dbt.artifacts import SOURCES_JSON, ArtifactError, FreshnessOutcome, NodeOutcome, read_sources
-from runs.dbt.commands import WRITE_COMMANDS
+from runs.dbt.commands import EXECUTING_COMMANDS, WRITE_COMMANDS
 from runs.dbt.environment import dbt_environment
 from runs.dbt.invocation import DbtInvocation
 from runs.dbt.launcher import DbtExit, Launcher
@@ -102,6 +104,9 @@ class RunExecution:
         self.artifacts_stored = True  # every invocation's files went to the artifact storage
         self.step = 1  # the step whose node results dbt's lines are
         self.profile_env: dict[str, str] | None = None  # the generated profile's variables
+        # The run's newest manifest and catalog.json: lineage takes them once, when it ends.
+        self.manifest: Manifest | None = None
+        self.catalog_path: Path | None = None
 
     # --- cancel, timeout, heartbeat ---------------------------------------------------
     def check(self) -> str | None:
@@ -193,7 +198,7 @@ class RunExecution:
             log_path=str(invocation.log_path),
             reason="",
         )
-        progress = NodeProgress(self.run, self.log, step=self.step)
+        progress = NodeProgress(self.run, self.log, command, step=self.step)
         started = time.monotonic()
         try:
             self.follow(invocation, progress)
@@ -209,7 +214,10 @@ class RunExecution:
         if (invocation.target_path / "run_results.json").is_file():
             progress.record_results(outcomes, invocation.target_path, manifest)
         freshness = self.read_freshness(invocation, manifest) if command == "source freshness" else None
-        self.hand_to_lineage(invocation, manifest, outcomes, freshness)
+        self.hand_to_lineage(command, outcomes, freshness)
+        self.manifest = manifest or self.manifest
+        catalog = invocation.target_path / "catalog.json"
+        self.catalog_path = catalog if catalog.is_file() else self.catalog_path
         return invocation.exit_code
 
     def follow(self, invocation: DbtInvocation, progress: NodeProgress) -> None:
@@ -281,35 +289,46 @@ class RunExecution:
             )
         return outcomes
 
+    @contextmanager
+    def lineage_trouble_logged(self) -> Iterator[None]:
+        """Lineage trouble never changes the run's outcome: it is a warning in the log."""
+        try:
+            yield
+        except Exception as exc:  # noqa: BLE001 - lineage trouble must not change the run's outcome
+            logger.exception("lineage ingest of run %s failed", self.run.pk)
+            self.log.write(f"warning: lineage could not take this run's artifacts: {exc}")
+
     def hand_to_lineage(
-        self,
-        invocation: DbtInvocation,
-        manifest: Manifest | None,
-        outcomes: list[NodeOutcome],
-        freshness: list[FreshnessOutcome] | None = None,
+        self, command: str, outcomes: list[NodeOutcome], freshness: list[FreshnessOutcome] | None = None
     ) -> None:
+        """Each node's latest result, from an invocation that executed nodes (a compile or docs
+        generate says `success` for every node it compiled), and the sources' freshness."""
         from lineage import freshness as lineage_freshness
         from lineage import services as lineage
 
-        try:
-            if manifest is not None:
-                catalog = invocation.target_path / "catalog.json"
-                lineage.ingest_manifest(
-                    self.run.project,
-                    manifest,
-                    catalog_path=catalog if catalog.is_file() else None,
-                    run_id=self.run.pk,
-                    actor=f"run #{self.run.pk}",
-                )
-            if outcomes:
+        with self.lineage_trouble_logged():
+            if outcomes and command in EXECUTING_COMMANDS:
                 lineage.record_run_results(
                     self.run.project, self.run.pk, [outcome.as_lineage_result() for outcome in outcomes]
                 )
             if freshness is not None:
                 lineage_freshness.record(self.run.project, self.run.pk, freshness)
-        except Exception as exc:  # noqa: BLE001 - lineage trouble must not change the run's outcome
-            logger.exception("lineage ingest of run %s failed", self.run.pk)
-            self.log.write(f"warning: lineage could not take this run's artifacts: {exc}")
+
+    def ingest_manifest(self) -> None:
+        """One lineage snapshot per run, however many steps: its newest manifest, with the
+        newest catalog any of its steps generated (else lineage keeps the project's latest)."""
+        from lineage import services as lineage
+
+        if self.manifest is None:
+            return
+        with self.lineage_trouble_logged():
+            lineage.ingest_manifest(
+                self.run.project,
+                self.manifest,
+                catalog_path=self.catalog_path,
+                run_id=self.run.pk,
+                actor=f"run #{self.run.pk}",
+            )
 
     # --- the whole run ----------------------------------------------------------------
     def execute(self) -> None:
@@ -347,6 +366,7 @@ class RunExecution:
             state, reason = RunState.ERROR, disk_full_reason(run_dir(self.run.pk)) or str(exc) or type(exc).__name__
             self.log.write("".join(traceback.format_exception(exc)).rstrip())
         finally:
+            self.ingest_manifest()
             heartbeat.stop()
             self.finish(state, reason, exit_code)
 

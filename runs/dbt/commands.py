@@ -24,6 +24,10 @@ ALLOWED_COMMANDS: tuple[str, ...] = (
     "source freshness",
     "deps",
 )
+# Commands that execute nodes: only their results are a node's history (a compile, docs
+# generate, ls or parse reports every node it compiled as `success`; source freshness has a
+# history of its own).
+EXECUTING_COMMANDS = frozenset({"build", "run", "test", "seed", "snapshot"})
 # Commands that write to the warehouse: serialized per project and target.
 WRITE_COMMANDS = frozenset({"build", "run", "test", "seed", "snapshot"})
 SELECTING_COMMANDS = frozenset(set(ALLOWED_COMMANDS) - {"parse", "deps"})

@@ -79,7 +79,9 @@
       badge.textContent = node.status;
       cell(row, "").append(badge);
       cell(row, node.execution_time == null ? "" : node.execution_time.toFixed(2) + " s");
-      cell(row, node.rows_affected);
+      // A test's rows are its failing rows (dbt's failures), as the page renders them.
+      const failing = node.failures == null ? "" : node.failures + " failing";
+      cell(row, node.resource_type === "test" ? failing : node.rows_affected).dataset.testid = "rows";
       cell(row, node.message).className = "message";
       cell(row, "");
     }

@@ -34,11 +34,11 @@ def history(db, manifest_path):  # noqa: F811 - the imported fixture
             state="success" if status == "pass" else "failed",
         )  # fmt: skip
         NodeResult.objects.create(
-            run=run, unique_id=MODEL, name="fct_users", resource_type="model", status="success",
+            run=run, command="build", unique_id=MODEL, name="fct_users", resource_type="model", status="success",
             execution_time=1.25 * (number + 1),
         )  # fmt: skip
         NodeResult.objects.create(
-            run=run, unique_id=test.unique_id, name=test.name, resource_type="test", status=status,
+            run=run, command="build", unique_id=test.unique_id, name=test.name, resource_type="test", status=status,
             failures=0 if status == "pass" else 3, message="" if status == "pass" else "Got 3 results",
         )  # fmt: skip
     return test

@@ -82,15 +82,16 @@ def test_a_failure_midway_leaves_the_current_snapshot_untouched(snapshot, tmp_pa
     assert Snapshot.objects.get().pk == snapshot.pk and Snapshot.objects.get().is_current
 
 
-def test_catalog_types_fill_column_data_types(db, manifest_path, tmp_path):
-    catalog = tmp_path / "catalog.json"
+def catalog_file(tmp_path, user_id_type: str, generated_at: str = "2026-11-27T10:00:00Z"):
+    catalog = tmp_path / f"catalog-{user_id_type}.json"
     catalog.write_text(
         json.dumps(
             {
+                "metadata": {"generated_at": generated_at},
                 "nodes": {
                     "model.inventory_transforms.fct_users": {
                         "columns": {
-                            "USER_ID": {"name": "user_id", "type": "text", "index": 1},
+                            "USER_ID": {"name": "user_id", "type": user_id_type, "index": 1},
                             "extra_col": {"name": "extra_col", "type": "integer", "index": 9},
                         }
                     }
@@ -99,14 +100,38 @@ def test_catalog_types_fill_column_data_types(db, manifest_path, tmp_path):
             }
         )
     )
-    snap = ingest_manifest(PROJECT, manifest_path, catalog_path=catalog)
-    columns = Node.objects.get(snapshot=snap, unique_id="model.inventory_transforms.fct_users").columns
+    return catalog
+
+
+def fct_users_columns(snapshot: Snapshot) -> list[dict]:
+    return Node.objects.get(snapshot=snapshot, unique_id="model.inventory_transforms.fct_users").columns
+
+
+def test_catalog_types_fill_column_data_types(db, manifest_path, tmp_path):
+    snap = ingest_manifest(PROJECT, manifest_path, catalog_path=catalog_file(tmp_path, "text"))
+    columns = fct_users_columns(snap)
     assert columns[0] == {
         "name": "user_id",
         "description": "Primary key; raw id of the surviving account.",
         "data_type": "text",
     }
     assert columns[-1] == {"name": "extra_col", "description": "", "data_type": "integer"}
+
+
+def test_the_latest_catalog_stays_until_a_newer_one_replaces_it(db, manifest_path, tmp_path, settings):
+    settings.LINEAGE_KEEP_SNAPSHOTS = 1
+    ingest_manifest(PROJECT, manifest_path, catalog_path=catalog_file(tmp_path, "text"), run_id=1)
+    for run_id in (2, 3):  # runs without docs generation; the catalog's snapshot is pruned
+        later = ingest_manifest(PROJECT, manifest_path, run_id=run_id)
+    assert Snapshot.objects.get() == later and later.has_catalog
+    columns = fct_users_columns(later)
+    assert (columns[0]["data_type"], columns[-1]["data_type"]) == ("text", "integer")
+    assert later.catalog_generated_at.isoformat() == "2026-11-27T10:00:00+00:00"
+    newer = ingest_manifest(
+        PROJECT, manifest_path, catalog_path=catalog_file(tmp_path, "varchar", "2026-11-28T10:00:00Z"), run_id=4
+    )
+    assert fct_users_columns(newer)[0]["data_type"] == "varchar"
+    assert newer.catalog_generated_at.isoformat() == "2026-11-28T10:00:00+00:00"
 
 
 def test_run_results_keep_the_latest_status_across_reingests(snapshot, manifest_path):

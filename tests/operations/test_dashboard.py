@@ -38,8 +38,8 @@ def add_run(job, state, ago, wait, duration, project="sleepy", results=()) -> Ru
     )  # fmt: skip
     for uid, status, seconds in results:
         NodeResult.objects.create(
-            run=run, unique_id=uid, name=uid.split(".")[-1], resource_type=uid.split(".")[0], status=status,
-            execution_time=seconds,
+            run=run, command="build", unique_id=uid, name=uid.split(".")[-1], resource_type=uid.split(".")[0],
+            status=status, execution_time=seconds,
         )  # fmt: skip
     return run
 

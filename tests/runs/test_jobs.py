@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from audit.models import AuditEvent
+from lineage.models import Snapshot
 from runs.environments import create_environment
 from runs.jobs import create_job, retry_run, trigger_job
 from runs.models import Environment, NodeResult, Run, RunState, StepState
@@ -91,6 +92,34 @@ def test_the_freshness_step_does_not_stop_the_job(operator, gate):
         ("dbt run -s fast", StepState.SKIPPED),
     ]
     assert run.state == RunState.FAILED
+
+
+def test_column_types_outlive_runs_without_docs_and_a_run_makes_one_snapshot(client, operator, viewer):
+    """The catalog of a docs step stays until a newer one comes; each run, however many steps,
+    is one lineage snapshot (so LINEAGE_KEEP_SNAPSHOTS counts runs)."""
+    client.force_login(viewer)
+    numbers_type = "<tr><td><code>n</code></td><td>integer</td>"
+    jobs = {
+        name: create_job(actor=operator, source="api", project="warns", name=name, steps=steps)
+        for name, steps in (
+            ("docs", ["dbt build", "dbt docs generate"]),
+            ("build", ["dbt build"]),
+            ("four", ["dbt seed", "dbt run", "dbt test", "dbt docs generate"]),
+        )
+    }
+    docs = executed(trigger_job(jobs["docs"], actor=operator, source="api"))
+    assert numbers_type in client.get("/lineage/warns/nodes/model.warns.numbers/").content.decode()
+    generated = Snapshot.objects.get(run_id=docs.pk).catalog_generated_at
+    build = executed(trigger_job(jobs["build"], actor=operator, source="api"))
+    current = Snapshot.objects.get(project="warns", is_current=True)
+    assert (current.run_id, current.catalog_generated_at) == (build.pk, generated)
+    page = client.get("/lineage/warns/nodes/model.warns.numbers/").content.decode()
+    assert numbers_type in page and f'<time datetime="{generated.isoformat()}">' in page
+    four = executed(trigger_job(jobs["four"], actor=operator, source="api"))
+    assert [r.state for r in (docs, build, four)] == [RunState.SUCCESS] * 3, four.reason
+    assert list(Snapshot.objects.filter(project="warns").order_by("pk").values_list("run_id", flat=True)) == [
+        docs.pk, build.pk, four.pk
+    ]  # fmt: skip
 
 
 def test_bad_steps_are_refused_naming_the_step_and_nothing_is_saved(operator):

@@ -1,0 +1,1 @@
+select n from generate_series(1, 10) as n

@@ -1,0 +1,2 @@
+{{ config(severity='warn') }}
+select n from {{ ref('numbers') }}
