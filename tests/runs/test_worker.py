@@ -99,11 +99,11 @@ def test_failing_model_is_failed_with_the_node_error_on_page_and_api(
     assert hook.received[0]["run_id"] == run.pk and hook.received[0]["state"] == "failed"
 
 
-def test_an_unreachable_environment_is_error_with_the_message(runs_cluster, operator):
+def test_an_unreachable_environment_is_error_with_the_message(runs_cluster, operator, admin_user):
     from runs.environments import create_environment
 
     create_environment(
-        actor=operator, source="api", project="sleepy", name="down", host="127.0.0.1", port=1, is_default=True
+        actor=admin_user, source="api", project="sleepy", name="down", host="127.0.0.1", port=1, is_default=True
     )
     run = wait_final(trigger_run(project="sleepy", command="run", select="fast", actor=operator, source="api"))
     assert run.state == RunState.ERROR and run.exit_code == 2
