@@ -30,7 +30,6 @@ from lineage.projects import DbtProject, discover_projects
 from orchestration import shapes
 from orchestration.envelope import envelope, exception_handler, not_found, page
 from runs.artifacts import artifact_response, indexed_paths
-from runs.environments import default_environment
 from runs.jobs import rerun_job, trigger_job, with_next_run
 from runs.models import Environment, Job, Run
 from runs.services import cancel_run
@@ -226,11 +225,11 @@ class ProjectView(DbtCloudView):
 
 
 class EnvironmentListView(DbtCloudView):
-    """v3: a project's environments (its default one, `dev`, is made on first use)."""
+    """v3: a project's environments, as stored (its default one, `dev`, is made by its first
+    run or job, never by a read)."""
 
     def get(self, request: Request, account_id: str, project_id: str) -> Response:
         found = _project(project_id)
-        default_environment(found.name)
         environments = Environment.objects.filter(project=found.name)
         if needle := request.query_params.get("name__icontains"):
             environments = environments.filter(name__icontains=needle)

@@ -57,7 +57,17 @@ class JobAdmin(ReadOnlyAdmin):
 
 @admin.register(Environment)
 class EnvironmentAdmin(ReadOnlyAdmin):
+    """Below the operator role, env vars by name only (their values may be secrets)."""
+
     list_display = ("name", "project", "target_name", "host", "dbname", "schema", "is_default")
+    readonly_fields = ("env_var_names",)
+
+    @admin.display(description="env var names")
+    def env_var_names(self, environment: Environment) -> str:
+        return ", ".join(sorted(environment.env_vars or {})) or "—"
+
+    def get_exclude(self, request: HttpRequest, obj=None) -> tuple[str, ...]:
+        return () if can(request.user, Capability.OPERATE) else ("env_vars",)
 
 
 @admin.register(NotificationTarget)

@@ -10,6 +10,7 @@ class RunsConfig(AppConfig):
     def ready(self) -> None:
         from django_q.signals import post_spawn
 
+        from runs import checks  # noqa: F401
         from runs.worker import warm_up
 
         post_spawn.connect(warm_up, dispatch_uid="runs-warm-dbt-launcher")

@@ -1,17 +1,28 @@
 """Environments: per project, where its runs connect. Each run's dbt reads a profiles.yml
 generated from its environment (runs/dbt/profiles.py); the password comes from the worker's
-own environment variable named by the environment (or NAME_FILE), never from the database."""
+own environment variable named by the environment (or NAME_FILE), never from the database.
+
+Who may change what: the connection (host, port, user, dbname, password_env, env_vars) is an
+admin's; operators create environments on the portal's own warehouse (a blank connection),
+change their name, target, schema, threads and default, and delete the ones without a
+connection of their own. Which variables: password_env names a DBT_ENV_SECRET_* variable (or
+one of ENVIRONMENT_PASSWORD_VARIABLES), never one of the portal's own; env_vars names start
+with DBT_VAR_, a prefix dbt gives no meaning to. Both rules are checked again when a run
+starts, so a row stored before them never sends a worker secret anywhere."""
 
 from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from accounts.models import Capability
+from accounts.permissions import can
 from audit.models import Source
 from audit.services import record, snapshot
 from lineage.projects import get_project
@@ -23,12 +34,22 @@ from transformation_portal.errors import ErrorCode, RequestError
 ENVIRONMENT_FIELDS = (
     "name", "target_name", "host", "port", "user", "dbname", "schema", "password_env", "threads", "env_vars",
 )  # fmt: skip
+CONNECTION_FIELDS = ("host", "port", "user", "dbname", "password_env", "env_vars")
+# dbt masks DBT_ENV_SECRET_* values in its logs and refuses them outside profiles.yml.
+PASSWORD_VARIABLE_PREFIX = "DBT_ENV_SECRET_"  # noqa: S105 - a prefix of variable names
+# A project's own variables: no flag of dbt, no DBT_ENGINE_/DBT_ENV_* name dbt interprets,
+# nothing libpq (PG*), Python, the loader, git or OpenSSL reads.
+PROJECT_VARIABLE_PREFIX = "DBT_VAR_"
+# Never a password reference, even when ENVIRONMENT_PASSWORD_VARIABLES lists one: besides
+# the portal's settings (settings.PORTAL_VARIABLES), cloud credentials, libpq's, dbt's.
+PORTAL_VARIABLE_PREFIXES = ("AWS_", "PG", "DBT_")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .-]{0,99}$")
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_$-]{1,100}$")
 # The portal's own warehouse variables (dbt_projects/profiles.yml, for dbt at a shell): a run
 # reads its generated profile instead, so they are not passed on to its dbt.
 PORTAL_CONNECTION_VARIABLES = frozenset({"DBT_HOST", "DBT_PORT", "DBT_USER", "DBT_PASSWORD", "DBT_DBNAME"})
+MASKED = "…"  # an env var's value as people below the operator role see it
 
 
 class EnvironmentUnusableError(RequestError):
@@ -47,10 +68,68 @@ def default_environment(project: str) -> Environment:
                 project=project, name="dev", defaults={"is_default": True, "target_name": "dev"}
             )
             if created:
-                record("system", "environment.create", environment, after=snapshot(environment), source=Source.SYSTEM)
+                after = environment_snapshot(environment)
+                record("system", "environment.create", environment, after=after, source=Source.SYSTEM)
     except IntegrityError:  # made at the same moment by another request
         return Environment.objects.get(project=project, is_default=True)
     return environment
+
+
+def project_default(project: str) -> Environment:
+    """The project's default environment for a read: the stored one, else the `dev` that
+    default_environment would make (unsaved: a read never writes)."""
+    found = Environment.objects.filter(project=project, is_default=True).first()
+    return found or Environment(project=project, name="dev", is_default=True, target_name="dev")
+
+
+def may_set_connection(actor: Any) -> bool:
+    """Admins (and the portal's own code, a system actor) set an environment's connection."""
+    return isinstance(actor, str) or can(actor, Capability.ADMINISTER)
+
+
+def _blank(value: Any) -> bool:
+    return value in (None, "", {})
+
+
+def check_connection_change(actor: Any, before: dict[str, Any], after: dict[str, Any]) -> None:
+    """RequestError 403 on the first connection field `after` changes from `before`, unless
+    the actor may set connections."""
+    changed = [
+        name
+        for name in CONNECTION_FIELDS
+        if name in after and not (_blank(before.get(name)) and _blank(after[name])) and before.get(name) != after[name]
+    ]
+    if changed and not may_set_connection(actor):
+        raise RequestError(
+            f"only an admin may set an environment's connection ({', '.join(changed)}); "
+            "leave it blank for the portal's warehouse",
+            field=changed[0],
+            code=ErrorCode.PERMISSION_DENIED,
+        )
+
+
+def password_variable_problem(name: str) -> str:
+    """Why `name` may not hold an environment's password ("" when it may)."""
+    if name.startswith(PASSWORD_VARIABLE_PREFIX):
+        return ""
+    portal = settings.PORTAL_VARIABLES
+    if name in portal or f"{name}_FILE" in portal or name.startswith(PORTAL_VARIABLE_PREFIXES):
+        own = "one of the portal's own variables"
+        return f"password_env may not name {name}, {own}: name a {PASSWORD_VARIABLE_PREFIX}* one"
+    if name in settings.ENVIRONMENT_PASSWORD_VARIABLES:
+        return ""
+    return (
+        f"password_env must name a {PASSWORD_VARIABLE_PREFIX}* variable (or one listed in "
+        f"ENVIRONMENT_PASSWORD_VARIABLES), not {name}"
+    )
+
+
+def env_vars_problem(env_vars: dict[str, Any]) -> str:
+    """Why these env_vars may not be set for dbt ("" when they may)."""
+    refused = sorted(name for name in env_vars if not name.startswith(PROJECT_VARIABLE_PREFIX))
+    if refused:
+        return f"env_vars names must start with {PROJECT_VARIABLE_PREFIX}; refused: {', '.join(refused)}"
+    return ""
 
 
 def _text(fields: dict, name: str, pattern: re.Pattern | None = None, what: str = "") -> str:
@@ -83,10 +162,11 @@ def validate_environment(fields: dict[str, Any], *, project: str) -> dict[str, A
         isinstance(k, str) and _VARIABLE.match(k) and isinstance(v, str) for k, v in env_vars.items()
     ):
         raise RequestError("env_vars must be an object of NAME → text", field="env_vars")
-    if PASSWORD_VARIABLE in env_vars or PORTAL_CONNECTION_VARIABLES & set(env_vars):
-        raise RequestError(
-            f"env_vars may not set {PASSWORD_VARIABLE} or the portal's DBT_* variables", field="env_vars"
-        )
+    if problem := env_vars_problem(env_vars):
+        raise RequestError(problem, field="env_vars")
+    password_env = _text(fields, "password_env", _VARIABLE, "an environment variable name")
+    if password_env and (problem := password_variable_problem(password_env)):
+        raise RequestError(problem, field="password_env")
     host = _text(fields, "host", re.compile(r"^[^\s'\"{}]{1,255}$"), "a host name, address or socket directory")
     return {
         "name": name,
@@ -96,13 +176,19 @@ def validate_environment(fields: dict[str, Any], *, project: str) -> dict[str, A
         "user": _text(fields, "user", _IDENTIFIER, "a database user name"),
         "dbname": _text(fields, "dbname", _IDENTIFIER, "a database name"),
         "schema": _text(fields, "schema", _IDENTIFIER, "a schema name"),
-        "password_env": _text(fields, "password_env", _VARIABLE, "an environment variable name"),
+        "password_env": password_env,
         "threads": threads,
         "env_vars": env_vars,
     }
 
 
+def environment_snapshot(environment: Environment) -> dict[str, Any]:
+    """What the audit keeps of an environment: env_vars by name, never their values."""
+    return snapshot(environment) | {"env_vars": sorted(environment.env_vars or {})}
+
+
 def create_environment(*, actor: Any, source: str, project: str, **fields: Any) -> Environment:
+    check_connection_change(actor, {}, fields)
     clean = validate_environment(fields, project=project)
     with transaction.atomic():
         if Environment.objects.filter(project=project, name=clean["name"]).exists():
@@ -116,33 +202,38 @@ def create_environment(*, actor: Any, source: str, project: str, **fields: Any) 
             created_by=actor if getattr(actor, "is_authenticated", False) else None,
             **clean,
         )
-        record(actor, "environment.create", environment, after=snapshot(environment), source=source)
+        record(actor, "environment.create", environment, after=environment_snapshot(environment), source=source)
     return environment
 
 
 def update_environment(environment: Environment, *, actor: Any, source: str, **fields: Any) -> Environment:
-    merged = {name: getattr(environment, name) for name in ENVIRONMENT_FIELDS} | fields
+    stored = {name: getattr(environment, name) for name in ENVIRONMENT_FIELDS}
+    check_connection_change(actor, stored, fields)
+    merged = stored | fields
     clean = validate_environment(merged, project=environment.project)
     with transaction.atomic():
         if Environment.objects.filter(project=environment.project, name=clean["name"]).exclude(pk=environment.pk):
             raise RequestError(f"an environment {clean['name']!r} exists already", field="name")
-        before = snapshot(environment)
+        before = environment_snapshot(environment)
         if fields.get("is_default") and not environment.is_default:
             Environment.objects.filter(project=environment.project, is_default=True).update(is_default=False)
             environment.is_default = True
         for name, value in clean.items():
             setattr(environment, name, value)
         environment.save()
-        record(actor, "environment.update", environment, before=before, after=snapshot(environment), source=source)
+        after = environment_snapshot(environment)
+        record(actor, "environment.update", environment, before=before, after=after, source=source)
     return environment
 
 
 def delete_environment(environment: Environment, *, actor: Any, source: str) -> None:
+    stored = {name: getattr(environment, name) for name in CONNECTION_FIELDS}
+    check_connection_change(actor, stored, dict.fromkeys(CONNECTION_FIELDS))
     if Job.objects.filter(environment=environment).exists():
         message = f"environment {environment.name!r} is used by jobs: move or delete them first"
         raise RequestError(message, field="id", code=ErrorCode.CONFLICT)
     with transaction.atomic():
-        before = snapshot(environment)
+        before = environment_snapshot(environment)
         record(actor, "environment.delete", environment, before=before, source=source)
         environment.delete()
 
@@ -160,13 +251,25 @@ def connection(environment: Environment, schema: str = "") -> dict[str, Any]:
     }
 
 
+def on_portal_warehouse(environment: Environment) -> bool:
+    """Whether its dbt connects to the portal's own warehouse server (blank host and port)."""
+    return not environment.host and environment.port in (None, settings.WAREHOUSE["port"])
+
+
+def _unusable(environment: Environment, problem: str, field: str) -> EnvironmentUnusableError:
+    return EnvironmentUnusableError(f"environment {environment.name!r}: {problem}", field=field)
+
+
 def password(environment: Environment) -> str:
     """The password from the worker's environment: the variable password_env names, else the
-    file NAME_FILE names; with no password_env and no host of its own, the portal's warehouse
-    password. EnvironmentUnusableError when the named variable is set nowhere."""
+    file NAME_FILE names; with no password_env, on the portal's warehouse server, the portal's
+    warehouse password. EnvironmentUnusableError when the name breaks the password rule (a
+    row stored before it) or the variable is set nowhere."""
     name = environment.password_env
     if not name:
-        return "" if environment.host else str(settings.WAREHOUSE["password"] or "")
+        return str(settings.WAREHOUSE["password"] or "") if on_portal_warehouse(environment) else ""
+    if problem := password_variable_problem(name):
+        raise _unusable(environment, problem, "password_env")
     if name in os.environ:
         return os.environ[name]
     path = os.environ.get(f"{name}_FILE")
@@ -183,6 +286,16 @@ def password(environment: Environment) -> str:
     )
 
 
+@dataclass(frozen=True)
+class RunVariables:
+    """What a run's dbt gets besides the worker's allowlisted variables: the project's own
+    (the environment's env_vars, DBT_VAR_* only; they override nothing) and the portal's
+    (its DBT_* and pass-through variables, the password)."""
+
+    project: dict[str, str]
+    portal: dict[str, str]
+
+
 def prepare_profile(
     profiles_dir: Path,
     environment: Environment,
@@ -191,9 +304,12 @@ def prepare_profile(
     target: str = "",
     schema: str = "",
     threads: int | None = None,
-) -> dict[str, str]:
-    """Write the run's profiles.yml; returns the variables its dbt needs besides the portal's
-    (the password, the environment's extra variables)."""
+) -> RunVariables:
+    """Check the environment against the password and env var rules (EnvironmentUnusableError
+    naming the field), write the run's profiles.yml, and return its dbt's variables."""
+    if problem := env_vars_problem(environment.env_vars):
+        raise _unusable(environment, problem, "env_vars")
+    secret = password(environment)
     write_profile(
         profiles_dir,
         profile=profile_name(project_dir),
@@ -201,4 +317,11 @@ def prepare_profile(
         connection=connection(environment, schema),
         threads=threads or environment.threads,
     )
-    return {**environment.env_vars, PASSWORD_VARIABLE: password(environment)}
+    portal = {k: v for k, v in settings.DBT_ENV.items() if k not in PORTAL_CONNECTION_VARIABLES}
+    return RunVariables(project=dict(environment.env_vars), portal={**portal, PASSWORD_VARIABLE: secret})
+
+
+def write_target(environment: Environment, schema: str = "") -> str:
+    """Where a run's dbt writes: host, port, database and schema of the resolved connection."""
+    where = connection(environment, schema)
+    return f"{str(where['host']).lower()}:{where['port']}/{where['dbname']}/{where['schema']}"

@@ -140,12 +140,15 @@ class JobForm(forms.Form):
 
 
 class EnvironmentForm(forms.Form):
-    """An environment's connection; blank connection fields take the portal's warehouse's."""
+    """An environment; blank connection fields take the portal's warehouse's. The connection
+    (host, port, user, dbname, password variable, env vars) is set by admins only."""
 
     project = forms.ChoiceField()
     name = forms.CharField(max_length=100, help_text="dev, prod, …")
     target_name = forms.CharField(max_length=100, initial="dev", help_text="dbt's <code>target.name</code>.")
-    host = forms.CharField(required=False, max_length=255, help_text="Blank = the portal's warehouse.")
+    host = forms.CharField(
+        required=False, max_length=255, help_text="Blank = the portal's warehouse. Admins only, as all the connection."
+    )
     port = forms.IntegerField(required=False, min_value=1, max_value=65535, help_text="Blank = the portal's warehouse.")
     user = forms.CharField(required=False, max_length=100, help_text="Blank = the portal's warehouse.")
     dbname = forms.CharField(required=False, max_length=100, help_text="Blank = the portal's warehouse.")
@@ -154,16 +157,18 @@ class EnvironmentForm(forms.Form):
         required=False,
         max_length=100,
         label="Password variable",
-        help_text="The name of an environment variable (e.g. <code>PROD_DB_PASSWORD</code>): the worker reads "
-        "the password from it, or from the file named by <code>NAME_FILE</code>. The password itself is never "
-        "stored or shown by the portal. Blank with a blank host = the portal's warehouse password.",
+        help_text="The name of a worker environment variable starting with <code>DBT_ENV_SECRET_</code> (e.g. "
+        "<code>DBT_ENV_SECRET_PROD_PASSWORD</code>, or one listed in <code>ENVIRONMENT_PASSWORD_VARIABLES</code>): "
+        "the worker reads the password from it, or from the file named by <code>NAME_FILE</code>. The password "
+        "itself is never stored or shown by the portal. Blank with a blank host = the portal's warehouse password.",
     )
     threads = forms.IntegerField(min_value=1, max_value=64, initial=4)
     env_vars = forms.CharField(
         required=False,
         label="Extra env vars",
-        widget=forms.Textarea(attrs={"rows": 2, "placeholder": '{"DBT_ENV_CUSTOM_ENV_TEAM": "data"}'}),
-        help_text="JSON object of NAME → text, set for dbt.",
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": '{"DBT_VAR_TEAM": "data"}'}),
+        help_text="JSON object of NAME → text for the project's <code>env_var()</code>; names start with "
+        "<code>DBT_VAR_</code>.",
     )
     is_default = forms.BooleanField(required=False, label="Project default", help_text="Jobs with no environment.")
 

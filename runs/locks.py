@@ -1,4 +1,6 @@
-"""Writes to one project+target run one at a time (docs/decisions/0004-write-serialisation-per-project-target.md);
+"""Writes of one project to one place run one at a time: the place is where its dbt really
+writes, the resolved connection (host, port, database) and schema of the run's environment,
+whatever target name a run gives (docs/decisions/0004-write-serialisation-per-project-target.md);
 reads overlap. A session-level PostgreSQL advisory lock, held by the worker's connection
 for as long as the run writes: it is released by the run's end once its dbt is gone, or by
 the connection's (a dead worker; its launcher then stops the dbt it started)."""
@@ -13,25 +15,33 @@ from django.conf import settings
 from django.db import connection
 
 from runs.dbt.launcher import group_alive, stop_group
+from runs.environments import project_default, write_target
 from runs.models import Run, RunState
 from runs.progress import LogWriter
 
 logger = logging.getLogger(__name__)
 
-_LOCK_CLASS = 0x72756E73  # "runs": advisory-lock namespace for project+target write locks
+_LOCK_CLASS = 0x72756E73  # "runs": advisory-lock namespace for the write locks
+
+
+def write_key(run: Run) -> str:
+    """The lock's key: the project and where the run's dbt writes."""
+    environment = run.environment or project_default(run.project)
+    return f"{run.project}:{write_target(environment, run.schema)}"
 
 
 class ProjectWriteLock:
     def __init__(self, run: Run, log: LogWriter) -> None:
         self.run = run
         self.log = log
-        self.key = f"{run.project}:{run.target}"
+        self.key = ""  # known once the run waits for it
         self.held = False
 
     def acquire(self, check_interrupted: Callable[[], None]) -> None:
         """Wait for the lock, saying which run holds it; check_interrupted raises when the
         waiting run is cancelled or times out."""
         waiting_on: int | None = None
+        self.key = write_key(self.run)
         while not self.held:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", [_LOCK_CLASS, self.key])
@@ -43,7 +53,7 @@ class ProjectWriteLock:
             holder = self._holder()
             if holder != waiting_on and holder is not None:
                 waiting_on = holder
-                reason = f"waiting for run #{holder} (writes to {self.run.project} run one at a time)"
+                reason = f"waiting for run #{holder} (writes of {self.run.project} to one schema run one at a time)"
                 Run.objects.filter(pk=self.run.pk).update(reason=reason)
                 self.log.write(reason)
                 self.log.flush()
@@ -51,15 +61,16 @@ class ProjectWriteLock:
             time.sleep(0.25)
 
     def _holder(self) -> int | None:
-        return (
+        """The earliest started active run of the project that writes where this one does."""
+        others = (
             Run.objects.active()
-            .filter(project=self.run.project, target=self.run.target)
+            .filter(project=self.run.project)
             .exclude(pk=self.run.pk)
             .exclude(state=RunState.QUEUED)
+            .select_related("environment")
             .order_by("started_at")
-            .values_list("pk", flat=True)
-            .first()
         )
+        return next((other.pk for other in others if write_key(other) == self.key), None)
 
     def release(self, process_group: int | None) -> None:
         """Release the lock, only once the run's dbt process group (if any) is gone: a

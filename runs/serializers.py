@@ -8,6 +8,7 @@ from accounts.models import Capability
 from accounts.permissions import can
 from lineage.projects import get_project
 from runs.dbt.selectors import MAX_SELECTOR_LENGTH
+from runs.environments import MASKED
 from runs.history import FLAKY_FLIPS, FLAKY_WINDOW, HISTORY_LENGTH
 from runs.models import Environment, Job, NodeResult, NotificationTarget, Run, RunStep, Worker
 from runs.notifications import SECRET_MAX_LENGTH, SECRET_MIN_LENGTH, mask_url
@@ -112,9 +113,21 @@ class EnvironmentSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at"]
         extra_kwargs = {
             "host": {"help_text": "blank: the portal's warehouse (so are port, user, dbname when blank)"},
-            "password_env": {"help_text": "the worker's environment variable holding the password, or NAME_FILE"},
+            "password_env": {
+                "help_text": "the worker's environment variable holding the password (DBT_ENV_SECRET_*, or one "
+                "ENVIRONMENT_PASSWORD_VARIABLES lists), or NAME_FILE; host, port, user, dbname, password_env "
+                "and env_vars: admins only"
+            },
+            "env_vars": {"help_text": "DBT_VAR_* names → text, for the project's env_var(); values shown to operators"},
         }
         validators = []  # the service checks names and uniqueness, with clear messages
+
+    def to_representation(self, instance: Environment) -> dict[str, Any]:
+        """env_vars values masked for whoever may not operate (viewers, approvers)."""
+        data = super().to_representation(instance)
+        if not can(self.context["request"].user, Capability.OPERATE):
+            data["env_vars"] = dict.fromkeys(instance.env_vars or {}, MASKED)
+        return data
 
 
 class JobSerializer(serializers.ModelSerializer):

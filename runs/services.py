@@ -25,7 +25,7 @@ from runs.dbt.profiles import profile_name, write_profile
 from runs.dbt.project import declared_vars, newest_source_mtime, parse_project
 from runs.dbt.selectors import check_selector
 from runs.dbt.selectors import select as select_nodes
-from runs.environments import connection, default_environment
+from runs.environments import connection, default_environment, project_default
 from runs.kinds import get_kind
 from runs.logcontext import run_logging
 from runs.models import Environment, Job, Run, RunState, RunStep
@@ -62,8 +62,8 @@ def latest_manifest(found: DbtProject) -> Manifest:
 
 def parse_profile(found: DbtProject) -> Path:
     """A profiles dir for validation's `dbt parse`: the default environment's connection
-    (parse does not connect, so no password)."""
-    environment = default_environment(found.name)
+    (parse does not connect, so no password; nothing is stored)."""
+    environment = project_default(found.name)
     profiles_dir = project_state_dir(found.name) / "profile"
     write_profile(
         profiles_dir,

@@ -1,5 +1,5 @@
 """The queue task that executes one run in a django-q2 worker: claim, heartbeat, the
-project+target write lock, the dbt invocations it drives, and the final state."""
+write lock (project + where dbt writes), the dbt invocations it drives, and the final state."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from runs.dbt.environment import dbt_environment
 from runs.dbt.invocation import DbtInvocation
 from runs.dbt.launcher import DbtExit, Launcher
 from runs.dbt.manifest import Manifest, ManifestError
-from runs.environments import PORTAL_CONNECTION_VARIABLES, default_environment, prepare_profile
+from runs.environments import RunVariables, default_environment, prepare_profile
 from runs.interrupts import InterruptWatch
 from runs.kinds import RunContext, RunFailed, RunInterrupted, RunKind, get_kind
 from runs.locks import ProjectWriteLock
@@ -103,7 +103,7 @@ class RunExecution:
         self.process_group: int | None = None
         self.artifacts_stored = True  # every invocation's files went to the artifact storage
         self.step = 1  # the step whose node results dbt's lines are
-        self.profile_env: dict[str, str] | None = None  # the generated profile's variables
+        self.variables: RunVariables | None = None  # its dbt's, with the generated profile
         # The run's newest manifest and catalog.json: lineage takes them once, when it ends.
         self.manifest: Manifest | None = None
         self.catalog_path: Path | None = None
@@ -155,14 +155,11 @@ class RunExecution:
         found = get_project(self.run.project)
         if found is None:
             raise RuntimeError(f"dbt project {self.run.project!r} no longer exists")
-        if command in WRITE_COMMANDS:
-            self.write_lock.acquire(self.raise_if_interrupted)
-        self.raise_if_interrupted()
         parse_state = project_state_dir(self.run.project)
         profiles_dir = run_dir(self.run.pk) / "profile"
-        if self.profile_env is None:
+        if self.variables is None:
             environment = self.run.environment or default_environment(self.run.project)
-            self.profile_env = prepare_profile(
+            self.variables = prepare_profile(
                 profiles_dir,
                 environment,
                 project_dir=found.path,
@@ -171,6 +168,9 @@ class RunExecution:
                 threads=self.run.threads,
             )
             self.log.write(f"environment {environment.name}: dbt target {self.run.target or environment.target_name}")
+        if command in WRITE_COMMANDS:
+            self.write_lock.acquire(self.raise_if_interrupted)
+        self.raise_if_interrupted()
         invocation = DbtInvocation.prepare(
             command,
             project_dir=found.path,
@@ -183,10 +183,10 @@ class RunExecution:
         self.invocations += 1
         self.log.write(invocation.display)
         self.log.flush()
-        portal = {k: v for k, v in settings.DBT_ENV.items() if k not in PORTAL_CONNECTION_VARIABLES}
         env = dbt_environment(
             os.environ,
-            {**portal, **self.profile_env},
+            self.variables.portal,
+            project=self.variables.project,
             DBT_APPLICATION_NAME=application_name(self.run.pk),
             DBT_SEND_ANONYMOUS_USAGE_STATS="false",
         )

@@ -31,8 +31,14 @@ from transformation_portal.logformat import logging_config
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+# Every variable this module reads (filled as it reads them): the portal's own, which no
+# environment's password_env may name (runs/environments.py).
+PORTAL_VARIABLES: set[str] = {"TLS_CERT_FILE", "TLS_KEY_FILE"}
+
+
 def env_str(name: str, default: str = "") -> str:
     """A value from NAME, or from the file named by NAME_FILE (for secrets)."""
+    PORTAL_VARIABLES.update({name, f"{name}_FILE"})
     file_name = os.environ.get(f"{name}_FILE")
     if file_name:
         try:
@@ -216,6 +222,9 @@ if DEMO_SEEDS_INTO_RAW:
 # other variable a project's env_var() needs is named here and passed on as it is.
 DBT_ENV_PASSTHROUGH = env_list("DBT_ENV_PASSTHROUGH")
 DBT_ENV.update({name: os.environ[name] for name in DBT_ENV_PASSTHROUGH if name in os.environ})
+# An environment's password_env names a DBT_ENV_SECRET_* variable, or one listed here (never
+# one of the portal's own settings: runs/environments.py refuses those even when listed).
+ENVIRONMENT_PASSWORD_VARIABLES = env_list("ENVIRONMENT_PASSWORD_VARIABLES")
 
 # --- applications ------------------------------------------------------------------------
 INSTALLED_APPS = [

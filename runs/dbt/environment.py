@@ -34,11 +34,19 @@ def allowed(name: str) -> bool:
     return name in ALLOWED_NAMES or name.startswith(ALLOWED_PREFIXES)
 
 
-def dbt_environment(base: Mapping[str, str], warehouse: Mapping[str, str], **extra: str) -> dict[str, str]:
-    """The allowlisted part of `base` (no DBT_* variable of the worker's), then the
-    portal's DBT_* and declared pass-through variables (`warehouse`), then extras such as
+def dbt_environment(
+    base: Mapping[str, str],
+    warehouse: Mapping[str, str],
+    *,
+    project: Mapping[str, str] | None = None,
+    **extra: str,
+) -> dict[str, str]:
+    """The project's own variables (an environment's env_vars) first, so they override
+    nothing; then the allowlisted part of `base` (no DBT_* variable of the worker's), the
+    portal's DBT_* and declared pass-through variables (`warehouse`), extras such as
     DBT_APPLICATION_NAME."""
-    env = {k: v for k, v in base.items() if allowed(k)}
+    env = dict(project or {})
+    env.update((k, v) for k, v in base.items() if allowed(k))
     env.update(warehouse)
     env.update(extra)
     return env

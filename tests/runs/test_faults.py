@@ -128,7 +128,7 @@ def test_kill_9_of_a_worker_mid_node_leaves_one_terminal_state_no_dbt_and_a_free
     os.kill(run.worker_pid, signal.SIGKILL)
     # The launcher sees its worker's pipe close and stops dbt; no reaper needed for that.
     wait_until(lambda: not group_alive(run.process_group), "the launcher to stop the dead worker's dbt", timeout=60)
-    wait_until(lambda: advisory_lock_free("sleepy"), "the dead worker's write lock to be let go", timeout=30)
+    wait_until(lambda: advisory_lock_free(run), "the dead worker's write lock to be let go", timeout=30)
     with override_settings(RUN_STALE_AFTER_SECONDS=5):
         wait_until(lambda: reap_lost_runs() or Run.objects.get(pk=run.pk).is_final, "the reaper", timeout=60)
     run.refresh_from_db()
@@ -159,7 +159,7 @@ def test_sigterm_to_qcluster_cancels_or_finishes_every_running_run(cluster, oper
         assert not run.process_group or not group_alive(run.process_group)
     slow.refresh_from_db()
     assert slow.state == RunState.CANCELLED and "queue worker was stopped" in slow.reason
-    assert backends_of(slow) == [] and advisory_lock_free("sleepy")
+    assert backends_of(slow) == [] and advisory_lock_free(slow)
 
 
 @needs_redis

@@ -137,15 +137,15 @@ def test_bad_steps_are_refused_naming_the_step_and_nothing_is_saved(operator):
 
 
 def test_a_run_reads_the_profile_generated_from_its_environment_and_never_writes_the_password(
-    operator, gate, monkeypatch, tmp_path
+    operator, admin_user, gate, monkeypatch, tmp_path
 ):
     gate.open()
     secret = tmp_path / "pw"
     secret.write_text("s3cret-pw\n")
-    monkeypatch.setenv("CHAIN_PW_FILE", str(secret))
+    monkeypatch.setenv("DBT_ENV_SECRET_CHAIN_PW_FILE", str(secret))
     environment = create_environment(
-        actor=operator, source="api", project="chain", name="prod", target_name="prod", password_env="CHAIN_PW",
-        threads=2,
+        actor=admin_user, source="api", project="chain", name="prod", target_name="prod",
+        password_env="DBT_ENV_SECRET_CHAIN_PW", threads=2,
     )  # fmt: skip
     job = create_job(
         actor=operator, source="api", project="chain", name="p", steps=["dbt run -s a"], environment=environment.pk
@@ -156,9 +156,9 @@ def test_a_run_reads_the_profile_generated_from_its_environment_and_never_writes
     assert not any("s3cret-pw" in line for line in log_lines(run))
     assert not any("s3cret-pw" in str(a.after) for a in AuditEvent.objects.all())
 
-    monkeypatch.delenv("CHAIN_PW_FILE")
+    monkeypatch.delenv("DBT_ENV_SECRET_CHAIN_PW_FILE")
     run = executed(trigger_job(job, actor=operator, source="api"))
-    assert run.state == RunState.ERROR and "reads its password from CHAIN_PW" in run.reason
+    assert run.state == RunState.ERROR and "reads its password from DBT_ENV_SECRET_CHAIN_PW" in run.reason
 
 
 def test_a_dropped_in_project_gets_a_dev_environment_and_its_own_profile_name(operator, gate, settings):

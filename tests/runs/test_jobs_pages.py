@@ -178,25 +178,26 @@ def environment_post(**overrides) -> dict:
     return {key: value for key, value in {**data, **overrides}.items() if value is not None}
 
 
-def test_manager_creates_and_edits_an_environment(client, operator, dbt_projects_dir, monkeypatch):
-    client.force_login(operator)
+def test_admin_creates_and_edits_an_environment(client, admin_user, dbt_projects_dir, monkeypatch):
+    client.force_login(admin_user)
     page = client.get("/jobs/environments/").content.decode()
     assert "never stored or shown" in page and "Blank = the portal's warehouse." in page
     response = client.post(
         "/jobs/environments/",
-        environment_post(password_env="PROD_DB_PASSWORD", env_vars='{"DBT_ENV_CUSTOM_ENV_TEAM": "data"}'),
+        environment_post(password_env="DBT_ENV_SECRET_PROD", env_vars='{"DBT_VAR_TEAM": "data"}'),
     )
     assert response.status_code == 302
     environment = Environment.objects.get(name="prod")
-    assert (environment.schema, environment.threads, environment.password_env) == ("analytics", 8, "PROD_DB_PASSWORD")
-    assert environment.env_vars == {"DBT_ENV_CUSTOM_ENV_TEAM": "data"}
-    monkeypatch.setenv("PROD_DB_PASSWORD", "s3cret-value")
+    assert (environment.schema, environment.threads) == ("analytics", 8)
+    assert environment.password_env == "DBT_ENV_SECRET_PROD"
+    assert environment.env_vars == {"DBT_VAR_TEAM": "data"}
+    monkeypatch.setenv("DBT_ENV_SECRET_PROD", "s3cret-value")
     listing = client.get("/jobs/environments/").content.decode()
-    assert "PROD_DB_PASSWORD" in listing and "s3cret-value" not in listing and "DBT_ENV_CUSTOM_ENV_TEAM" in listing
+    assert "DBT_ENV_SECRET_PROD" in listing and "s3cret-value" not in listing and "DBT_VAR_TEAM" in listing
 
     form = client.get(f"/jobs/environments/{environment.pk}/").content.decode()
     assert 'value="analytics"' in form and "s3cret-value" not in form
-    edit = environment_post(schema="marts", threads="2", env_vars='{"DBT_ENV_CUSTOM_ENV_TEAM": "data"}')
+    edit = environment_post(schema="marts", threads="2", env_vars='{"DBT_VAR_TEAM": "data"}')
     del edit["project"]
     assert client.post(f"/jobs/environments/{environment.pk}/", edit).status_code == 302
     environment.refresh_from_db()
@@ -212,14 +213,15 @@ def test_manager_creates_and_edits_an_environment(client, operator, dbt_projects
     [
         ({"env_vars": "[1, 2]"}, "env vars must be a JSON object"),
         ({"env_vars": "{nope"}, "env vars are not valid JSON"),
-        ({"env_vars": '{"DBT_PASSWORD": "x"}'}, "may not set"),
+        ({"env_vars": '{"DBT_PASSWORD": "x"}'}, "must start with DBT_VAR_"),
+        ({"password_env": "SECRET_KEY"}, "one of the portal&#x27;s own variables"),
         ({"port": "70000"}, "less than or equal to 65535"),
         ({"password_env": "not a name"}, "password_env must be an environment variable name"),
         ({"schema": "a;drop"}, "schema must be a schema name"),
     ],
 )
-def test_bad_environment_is_a_form_error_and_nothing_changes(client, operator, dbt_projects_dir, overrides, words):
-    client.force_login(operator)
+def test_bad_environment_is_a_form_error_and_nothing_changes(client, admin_user, dbt_projects_dir, overrides, words):
+    client.force_login(admin_user)
     response = client.post("/jobs/environments/", environment_post(**overrides))
     assert response.status_code == 400 and words in response.content.decode()
     assert not Environment.objects.filter(name="prod").exists()

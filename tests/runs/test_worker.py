@@ -99,11 +99,11 @@ def test_failing_model_is_failed_with_the_node_error_on_page_and_api(
     assert hook.received[0]["run_id"] == run.pk and hook.received[0]["state"] == "failed"
 
 
-def test_an_unreachable_environment_is_error_with_the_message(runs_cluster, operator):
+def test_an_unreachable_environment_is_error_with_the_message(runs_cluster, operator, admin_user):
     from runs.environments import create_environment
 
     create_environment(
-        actor=operator, source="api", project="sleepy", name="down", host="127.0.0.1", port=1, is_default=True
+        actor=admin_user, source="api", project="sleepy", name="down", host="127.0.0.1", port=1, is_default=True
     )
     run = wait_final(trigger_run(project="sleepy", command="run", select="fast", actor=operator, source="api"))
     assert run.state == RunState.ERROR and run.exit_code == 2
@@ -283,11 +283,11 @@ def test_heartbeat_survives_a_database_error(transactional_db, operator):
     assert not heartbeat.is_alive()
 
 
-def advisory_lock_free(project: str, target: str = "") -> bool:
-    """Whether a run could take the project+target write lock now (taken and let go at once)."""
-    from runs.locks import _LOCK_CLASS
+def advisory_lock_free(run: Run) -> bool:
+    """Whether a run could take the write lock `run` takes now (taken and let go at once)."""
+    from runs.locks import _LOCK_CLASS, write_key
 
-    key = f"{project}:{target}"
+    key = write_key(run)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", [_LOCK_CLASS, key])
         free = cursor.fetchone()[0]
@@ -305,7 +305,7 @@ def test_an_exception_while_following_dbt_stops_dbt_before_the_run_is_final(runs
     run = wait_final(run)
     assert not group_alive(run.process_group), "dbt outlived its run"
     assert run.state == RunState.ERROR and "NUL" in run.reason
-    assert backends_of(run) == [] and advisory_lock_free("sleepy")
+    assert backends_of(run) == [] and advisory_lock_free(run)
     assert "stopping dbt (process group" in log_text(run)
 
 
@@ -325,7 +325,7 @@ def test_a_run_ended_elsewhere_stops_its_dbt(runs_cluster, operator):
     run.refresh_from_db()
     assert run.state == RunState.ERROR and run.reason == reason
     assert "this run was ended elsewhere" in log_text(run)
-    assert backends_of(run) == [] and advisory_lock_free("sleepy")
+    assert backends_of(run) == [] and advisory_lock_free(run)
 
 
 def _lost_in_queue(attempts: int) -> Run:
