@@ -24,6 +24,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        """Only the list's own filters: Django takes any lookup on the model's fields from the
+        query string, and the result count of `?secret__startswith=a` would read a write-only
+        secret (or a masked webhook URL, an env var value) one character at a time."""
+        filters = {
+            entry if isinstance(entry, str) else entry[0] for entry in self.list_filter if not isinstance(entry, type)
+        }
+        return lookup.split("__")[0] in filters and super().lookup_allowed(lookup, value, request)
+
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 

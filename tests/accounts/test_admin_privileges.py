@@ -126,3 +126,20 @@ def test_revoked_token_cannot_be_revived(client, admin_user, viewer):
     with pytest.raises(DatabaseError, match="revocation is final"), transaction.atomic():
         ApiToken.objects.filter(pk=token.pk).update(revoked_at=None)
     assert ApiToken.objects.get(pk=token.pk).revoked_at is not None
+
+
+def test_read_only_staff_cannot_probe_secrets_through_the_admins_filters(client, viewer, admin_user):
+    """The admin's list takes lookups from the query string; the result count would read a
+    write-only secret or a masked webhook a character at a time. Only the list's own filters go."""
+    from runs.notifications import create_target
+
+    target = create_target(actor=admin_user, source="web", webhook_url="http://127.0.0.1:9/T0/secret-path")
+    viewer.is_staff = True
+    viewer.save()
+    client.force_login(viewer)
+    listing = "/admin/runs/notificationtarget/"
+    assert client.get(listing).status_code == 200
+    for probe in (f"secret__startswith={target.secret[:1]}", "webhook_url__startswith=http://127.0.0.1:9/T0"):
+        assert client.get(f"{listing}?{probe}").status_code == 400, probe
+    assert client.get("/admin/runs/environment/?env_vars__has_key=DBT_VAR_X").status_code == 400
+    assert client.get("/admin/runs/run/?state__exact=success").status_code == 200  # a listed filter still works
