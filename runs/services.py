@@ -255,6 +255,9 @@ def run_summary(run: Run) -> dict[str, Any]:
         "params": run.params,
         "job": run.job_id,
         "environment": run.environment.name if run.environment_id else None,
+        "target": run.target,
+        "schema": run.schema,
+        "threads": run.threads,
         "steps": [step.name for step in run.steps.all()],
         "cause": run.cause,
     }

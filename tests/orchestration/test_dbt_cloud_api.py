@@ -216,7 +216,7 @@ def test_trigger_queues_a_run_with_status_1_and_audits_the_cause(
 ):
     job = make_job()
     cause = "Triggered via Apache Airflow by task 'run' in the nightly DAG."
-    body = {"cause": cause, "steps_override": None, "schema_override": None, "threads_override": 2}
+    body = {"cause": cause, "steps_override": None, "schema_override": "pr_7", "threads_override": 2}
     with django_capture_on_commit_callbacks(execute=True):
         response = as_operator.post(f"{V2}/jobs/{job.pk}/run/", body, format="json")
     assert response.status_code == 200, response.content
@@ -225,7 +225,8 @@ def test_trigger_queues_a_run_with_status_1_and_audits_the_cause(
     run = Run.objects.get(pk=data["id"])
     assert (run.job, run.cause, run.source, run.threads, run.triggered_by) == (job, cause, Source.API, 2, operator)
     assert data["trigger"]["cause"] == cause and data["href"].endswith(f"/runs/{run.pk}/")
-    assert AuditEvent.objects.get(action="run.trigger", target_id=str(run.pk)).reason == cause
+    event = AuditEvent.objects.get(action="run.trigger", target_id=str(run.pk))
+    assert (event.reason, event.after["schema"], event.after["threads"]) == (cause, "pr_7", 2)  # where it writes
     assert queued() == ["runs.worker.execute_run"]
     assert as_operator.get(f"{V2}/runs/{run.pk}/").json()["data"]["status"] == 1
 
