@@ -21,6 +21,7 @@ from audit.services import record, snapshot
 from runs.dbt.steps import parse_step, step_text
 from runs.environments import default_environment
 from runs.models import FAILED_NODE_STATUSES, Environment, Job, NodeStatus, Run, RunState, StepState
+from runs.notifications import delete_target, enqueue_notifications
 from runs.services import create_run, validate_request
 from transformation_portal.errors import ErrorCode, RequestError
 
@@ -182,6 +183,8 @@ def delete_job(job: Job, *, actor: Any, source: str) -> None:
         before = _audited(job)
         if job.q_schedule_id:
             Schedule.objects.filter(pk=job.q_schedule_id).delete()
+        for target in job.notification_targets.all():  # they go with the job: each is audited
+            delete_target(target, actor=actor, source=source)
         record(actor, "job.delete", job, before=before, source=source)
         job.delete()
 
@@ -402,7 +405,5 @@ def run_scheduled(job_id: int | str) -> int | None:
     except RequestError as exc:
         run = Run.objects.create(**base, state=RunState.ERROR, reason=f"schedule could not trigger: {exc.message}")
         logger.warning("job %s: %s", job.pk, exc.message)
-        from runs.notifications import enqueue_notifications
-
         enqueue_notifications(run)
     return run.pk

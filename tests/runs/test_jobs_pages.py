@@ -15,6 +15,7 @@ from audit.models import AuditEvent
 from runs.environments import create_environment
 from runs.jobs import create_job, run_scheduled
 from runs.models import Environment, Job, NodeResult, Run, RunState, RunStep, StepState
+from runs.notifications import create_target
 
 pytestmark = pytest.mark.django_db
 
@@ -116,9 +117,11 @@ def test_disable_enable_and_delete_the_cron_trigger(client, operator, dbt_projec
     assert Schedule.objects.get(pk=job.q_schedule_id).repeats == -1
     changes = AuditEvent.objects.filter(action="job.update", target_id=str(job.pk)).order_by("id")
     assert [event.after for event in changes] == [{"schedule_enabled": False}, {"schedule_enabled": True}]
+    target = create_target(actor=operator, source="web", job=job, emails="team@example.com")
     client.post(f"/jobs/{job.pk}/delete/")
     assert not Job.objects.exists() and not Schedule.objects.filter(pk=job.q_schedule_id).exists()
     assert AuditEvent.objects.filter(action="job.delete", target_id=str(job.pk)).exists()
+    assert AuditEvent.objects.filter(action="notification.delete", target_id=str(target.pk)).exists()
 
 
 def test_run_now_queues_a_run_of_the_job_with_its_steps(client, operator, dbt_projects_dir, queued):
