@@ -28,7 +28,7 @@ from audit.services import record, snapshot
 from lineage.projects import get_project
 from runs.dbt.commands import check_target
 from runs.dbt.profiles import PASSWORD_VARIABLE, profile_name, write_profile
-from runs.models import Environment, Job
+from runs.models import Environment, Job, Run
 from transformation_portal.errors import ErrorCode, RequestError
 
 ENVIRONMENT_FIELDS = (
@@ -231,6 +231,9 @@ def delete_environment(environment: Environment, *, actor: Any, source: str) -> 
     check_connection_change(actor, stored, dict.fromkeys(CONNECTION_FIELDS))
     if Job.objects.filter(environment=environment).exists():
         message = f"environment {environment.name!r} is used by jobs: move or delete them first"
+        raise RequestError(message, field="id", code=ErrorCode.CONFLICT)
+    if Run.objects.active().filter(environment=environment).exists():  # it would run on the default one
+        message = f"environment {environment.name!r} has queued or running runs: wait for them or cancel them"
         raise RequestError(message, field="id", code=ErrorCode.CONFLICT)
     with transaction.atomic():
         before = environment_snapshot(environment)

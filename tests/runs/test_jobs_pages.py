@@ -238,6 +238,18 @@ def test_an_environment_used_by_a_job_is_not_deleted(client, operator, dbt_proje
     assert "is used by jobs" in response.content.decode() and Environment.objects.filter(pk=environment.pk).exists()
 
 
+def test_an_environment_with_a_queued_run_is_not_deleted(client, operator, dbt_projects_dir):
+    environment = create_environment(actor=operator, source="web", project="sleepy", name="scratch")
+    run = Run.objects.create(
+        project="sleepy", command="build", environment=environment, timeout_seconds=60, source="web"
+    )
+    client.force_login(operator)
+    response = client.post(f"/jobs/environments/{environment.pk}/delete/", follow=True)
+    assert "has queued or running runs" in response.content.decode()
+    run.refresh_from_db()
+    assert run.environment == environment  # it still runs where it was asked to
+
+
 def test_viewer_sees_environments_but_cannot_change_them(client, viewer, operator, dbt_projects_dir):
     environment = create_environment(actor=operator, source="web", project="sleepy", name="prod")
     client.force_login(viewer)
