@@ -136,7 +136,7 @@ def _text(fields: dict, name: str, pattern: re.Pattern | None = None, what: str 
     value = fields.get(name)
     if value in (None, ""):
         return ""
-    if not isinstance(value, str) or (pattern and not pattern.match(value)):
+    if not isinstance(value, str) or (pattern and not pattern.fullmatch(value)):
         raise RequestError(f"{name} must be {what or 'text'}", field=name)
     return value
 
@@ -159,7 +159,7 @@ def validate_environment(fields: dict[str, Any], *, project: str) -> dict[str, A
         raise RequestError("threads must be between 1 and 64", field="threads")
     env_vars = fields.get("env_vars") or {}
     if not isinstance(env_vars, dict) or not all(
-        isinstance(k, str) and _VARIABLE.match(k) and isinstance(v, str) for k, v in env_vars.items()
+        isinstance(k, str) and _VARIABLE.fullmatch(k) and isinstance(v, str) for k, v in env_vars.items()
     ):
         raise RequestError("env_vars must be an object of NAME → text", field="env_vars")
     if problem := env_vars_problem(env_vars):

@@ -279,6 +279,13 @@ def test_env_vars_take_only_the_projects_prefix(admin_user, name):
     assert not Environment.objects.exists()
 
 
+@pytest.mark.parametrize("fields", [{"env_vars": {"DBT_VAR_TEAM\n": "x"}}, {"name": "p\n"}, {"dbname": "d\n"}])
+def test_a_trailing_newline_is_no_name(admin_user, fields):
+    with pytest.raises(RequestError) as refused:
+        create_environment(actor=admin_user, source="api", project="chain", **{"name": "p", **fields})
+    assert refused.value.field == next(iter(fields)) and not Environment.objects.exists()
+
+
 def test_no_variable_dbt_reads_has_the_projects_prefix():
     """dbt's own variables (its flags, DBT_ENGINE_*, DBT_ENV_SECRET/PRIVATE/CUSTOM_ENV_*)
     are none of the project's: a newer dbt that read one would fail here."""
