@@ -141,6 +141,14 @@ def _text(fields: dict, name: str, pattern: re.Pattern | None = None, what: str 
     return value
 
 
+def check_schema(value: str, field: str) -> str:
+    """A schema a run may write as its own: never one of PROTECTED_SCHEMAS."""
+    if value.lower() in settings.PROTECTED_SCHEMAS:
+        protected = ", ".join(settings.PROTECTED_SCHEMAS)
+        raise RequestError(f"{field} may not be a protected schema ({protected}): the portal owns it", field=field)
+    return value
+
+
 def validate_environment(fields: dict[str, Any], *, project: str) -> dict[str, Any]:
     """The clean fields of an environment of `project`; RequestError naming the field."""
     if get_project(project) is None:
@@ -175,7 +183,7 @@ def validate_environment(fields: dict[str, Any], *, project: str) -> dict[str, A
         "port": port,
         "user": _text(fields, "user", _IDENTIFIER, "a database user name"),
         "dbname": _text(fields, "dbname", _IDENTIFIER, "a database name"),
-        "schema": _text(fields, "schema", _IDENTIFIER, "a schema name"),
+        "schema": check_schema(_text(fields, "schema", _IDENTIFIER, "a schema name"), "schema"),
         "password_env": password_env,
         "threads": threads,
         "env_vars": env_vars,

@@ -19,7 +19,7 @@ from django_q.models import Schedule
 from audit.models import Source
 from audit.services import record, snapshot
 from runs.dbt.steps import parse_step, step_text
-from runs.environments import default_environment
+from runs.environments import check_schema, default_environment
 from runs.models import FAILED_NODE_STATUSES, Environment, Job, NodeStatus, Run, RunState, StepState
 from runs.notifications import delete_target, enqueue_notifications
 from runs.services import create_run, validate_request
@@ -260,6 +260,7 @@ def trigger_job(
         raise RequestError(
             "schema_override must be a schema name: 1-63 ASCII letters, digits or '_'", field="schema_override"
         )
+    check_schema(schema_override or "", "schema_override")
     if steps is None:
         try:
             steps = validate_steps(

@@ -225,6 +225,10 @@ DBT_ENV.update({name: os.environ[name] for name in DBT_ENV_PASSTHROUGH if name i
 # An environment's password_env names a DBT_ENV_SECRET_* variable, or one listed here (never
 # one of the portal's own settings: runs/environments.py refuses those even when listed).
 ENVIRONMENT_PASSWORD_VARIABLES = env_list("ENVIRONMENT_PASSWORD_VARIABLES")
+# Warehouse schemas no run writes as its own schema (an environment's or a schema override):
+# the loader's raw data, the rules engine's output and the serving views, changed only by the
+# portal's audited, approved paths.
+PROTECTED_SCHEMAS = [name.lower() for name in env_list("PROTECTED_SCHEMAS", "raw,rules_engine,serving")]
 
 # --- applications ------------------------------------------------------------------------
 INSTALLED_APPS = [

@@ -253,6 +253,9 @@ def test_trigger_queues_a_run_with_status_1_and_audits_the_cause(
         ({"cause": "c", "timeout_seconds_override": 1.5}, "timeout_seconds_override"),
         ({"cause": "c", "target_name_override": ["prod"]}, "target_name_override"),
         ({"cause": "c", "schema_override": "a; drop"}, "schema_override"),
+        ({"cause": "c", "schema_override": "RAW"}, "schema_override"),
+        ({"cause": "c", "schema_override": "rules_engine"}, "schema_override"),
+        ({"cause": "c", "schema_override": "s" * 64}, "schema_override"),
         (["cause"], None),
     ],
 )

@@ -279,8 +279,10 @@ def test_env_vars_take_only_the_projects_prefix(admin_user, name):
     assert not Environment.objects.exists()
 
 
-@pytest.mark.parametrize("fields", [{"env_vars": {"DBT_VAR_TEAM\n": "x"}}, {"name": "p\n"}, {"dbname": "d\n"}])
-def test_a_trailing_newline_is_no_name(admin_user, fields):
+@pytest.mark.parametrize(
+    "fields", [{"env_vars": {"DBT_VAR_TEAM\n": "x"}}, {"name": "p\n"}, {"dbname": "d\n"}, {"schema": "serving"}]
+)
+def test_a_trailing_newline_is_no_name_and_a_protected_schema_no_schema(admin_user, fields):
     with pytest.raises(RequestError) as refused:
         create_environment(actor=admin_user, source="api", project="chain", **{"name": "p", **fields})
     assert refused.value.field == next(iter(fields)) and not Environment.objects.exists()
