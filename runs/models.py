@@ -8,6 +8,7 @@ from django.db.models import ExpressionWrapper, Q
 from django.utils import timezone
 
 from audit.models import Source
+from transformation_portal.security import mask_url
 
 
 class RunState(models.TextChoices):
@@ -385,7 +386,7 @@ class NotificationTarget(models.Model):
 
     def __str__(self) -> str:
         scope = f"job {self.job}" if self.job_id else (self.project or "all projects")
-        return f"{scope} → {', '.join(filter(None, [self.emails, self.webhook_url]))}"
+        return f"{scope} → {', '.join(filter(None, [self.emails, mask_url(self.webhook_url)]))}"
 
     @property
     def email_list(self) -> list[str]:

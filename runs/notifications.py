@@ -36,6 +36,7 @@ from runs.models import (
     RunState,
 )
 from transformation_portal.errors import RequestError
+from transformation_portal.security import mask_url
 
 WEBHOOK_ATTEMPTS = 3
 SIGNATURE_HEADER = "X-Portal-Signature"
@@ -117,14 +118,6 @@ def email_message(run: Run, warnings: list[dict[str, Any]]) -> tuple[str, str]:
             f"- {test['name']} ({test['failures']} failing row(s)): {test['message']}\n" for test in warnings
         )
     return f"[portal] run #{run.pk} {run.project} {state}", f"{text}\n{settings.PORTAL_BASE_URL}/runs/{run.pk}/\n"
-
-
-def mask_url(url: str) -> str:
-    """What people below the operator role see of a webhook (its path is Slack's/Teams' secret)."""
-    if not url:
-        return ""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}…"
 
 
 def _refused(message: str) -> RequestError:

@@ -61,6 +61,30 @@ def test_viewer_sees_webhooks_masked_and_operator_sees_them_whole(client, viewer
     assert SECRET in client.get("/runs/notifications/").content.decode()
 
 
+def test_read_only_staff_see_webhooks_masked_in_the_django_admin(client, viewer, admin_user, monkeypatch):
+    resolving(monkeypatch, {"hooks.slack.com": "52.1.2.3"})
+    target = create_target(actor=admin_user, source="web", webhook_url=SECRET)
+    delivery = NotificationDelivery.objects.create(
+        run=failed_run(), target=target, channel="webhook", destination=SECRET, status="failed", error="HTTP 500"
+    )
+    viewer.is_staff = True
+    viewer.save()
+    client.force_login(viewer)
+    pages = [
+        "/admin/runs/notificationtarget/",
+        f"/admin/runs/notificationtarget/{target.pk}/change/",
+        "/admin/runs/notificationdelivery/",
+        f"/admin/runs/notificationdelivery/{delivery.pk}/change/",
+    ]
+    for url in pages:
+        response = client.get(url)
+        page = response.content.decode()
+        assert response.status_code == 200, url
+        assert "very-secret-token" not in page and "https://hooks.slack.com…" in page, url
+    client.force_login(admin_user)  # who may manage targets sees them whole, as on the portal's pages
+    assert SECRET in client.get(f"/admin/runs/notificationtarget/{target.pk}/change/").content.decode()
+
+
 @pytest.mark.parametrize(
     "url, address",
     [
