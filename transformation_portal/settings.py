@@ -416,6 +416,9 @@ MANIFEST_UPLOAD_MAX_MB = env_int("MANIFEST_UPLOAD_MAX_MB", 200, minimum=1)
 # statement_timeout of the heavy read queries any viewer can start (lineage search, audit list).
 VIEWER_STATEMENT_TIMEOUT_MS = env_int("VIEWER_STATEMENT_TIMEOUT_MS", 10000, minimum=1)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1)
+# One wall-clock bound on a webhook delivery, its retries and their backoff included: a
+# receiver that trickles bytes (each read within WEBHOOK_TIMEOUT_SECONDS) is cut off here.
+WEBHOOK_DEADLINE_SECONDS = env_int("WEBHOOK_DEADLINE_SECONDS", 30, minimum=1)
 # Webhook hosts exempt from the refusal of loopback, private and link-local addresses.
 WEBHOOK_ALLOWED_HOSTS = [host.lower().strip("[]") for host in env_list("WEBHOOK_ALLOWED_HOSTS")]
 # /readyz: the worker check (when present) fails when no worker has beaten for this long.
