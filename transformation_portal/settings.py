@@ -339,9 +339,11 @@ AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
-if BEHIND_TLS_PROXY:  # the client's address is the proxy's X-Forwarded-For
-    AXES_IPWARE_PROXY_COUNT = 1
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+# The client's address, for the login lockout and the bad-token throttle alike
+# (accounts.authentication.client_address): the TCP peer, or behind TRUSTED_PROXY_COUNT proxies
+# (one, nginx, when BEHIND_TLS_PROXY) the X-Forwarded-For entry the outermost proxy wrote.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1 if BEHIND_TLS_PROXY else 0)
+AXES_CLIENT_IP_CALLABLE = "accounts.authentication.client_address"
 
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
@@ -503,6 +505,20 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+# One cache every web process shares (the bad-token throttle counts there): Redis when
+# configured, else a table of the metadata database (made by accounts' migrations).
+CACHE_TABLE = "portal_cache"
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "portal"}
+        if REDIS_URL
+        else {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": CACHE_TABLE,
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        }
+    )
+}
 
 # LOG_FORMAT=json: one JSON object per line (python-json-logger); a record logged while a run
 # is triggered or executed carries its run_id, project, job and user (runs/logcontext.py).
