@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from runs.dbt.launcher import stop_group
+from runs.dbt.launcher import leads_group_writing_to, stop_group
 from runs.models import FINAL_STATES, Run, Worker
 from runs.progress import LogWriter
 from runs.services import run_dir
@@ -117,14 +117,8 @@ def stop_leftovers() -> int:
 def dbt_of_run(pgid: int, run_id: int) -> bool:
     """Whether process `pgid` is that run's dbt on this host, not a process that got the pid
     later: it still leads its own process group and its stdout is the run's own dbt-N.jsonl
-    under RUNS_DIR/<id>/ (its environment cannot tell: the launcher forks dbt without exec, so
-    /proc/<pid>/environ still shows the launcher's)."""
-    try:
-        out = os.readlink(f"/proc/{pgid}/fd/1")
-        leads = os.getpgid(pgid) == pgid
-    except OSError:
-        return False
-    return leads and out.startswith(f"{run_dir(run_id)}{os.sep}dbt-")
+    under RUNS_DIR/<id>/ (the check a run's worker makes before each signal, DbtProcess)."""
+    return leads_group_writing_to(pgid, f"{run_dir(run_id)}{os.sep}dbt-")
 
 
 def stop_leftover_dbt(run: Run, who: str) -> bool:
