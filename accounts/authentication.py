@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 from axes.backends import AxesStandaloneBackend
+from django.conf import settings
 from django.db import transaction
+from django.http import HttpRequest
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, throttling
 
@@ -21,14 +23,28 @@ class LoginLockoutBackend(AxesStandaloneBackend):
         return super().authenticate(request, username, password, **kwargs)
 
 
+def client_address(request: HttpRequest) -> str:
+    """The client's address as every door counts it (the login lockout, the bad-token
+    throttle): the TCP peer, or behind TRUSTED_PROXY_COUNT proxies the entry the outermost of
+    them wrote into X-Forwarded-For (what the client wrote there itself is to its left). A
+    header shorter than that did not come through the proxies: the peer counts."""
+    peer = request.META.get("REMOTE_ADDR", "")
+    proxies = settings.TRUSTED_PROXY_COUNT
+    forwarded = [entry.strip() for entry in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    if proxies and len(forwarded) >= proxies and forwarded[-proxies]:
+        return forwarded[-proxies]
+    return peer
+
+
 class BadTokenThrottle(throttling.SimpleRateThrottle):
-    """Counts refused bearer tokens per client address (DEFAULT_THROTTLE_RATES["bad_token"]).
-    Authentication runs before DRF's throttles, so the authenticator asks this one itself."""
+    """Counts refused bearer tokens per client address (DEFAULT_THROTTLE_RATES["bad_token"])
+    in the cache every web process shares. Authentication runs before DRF's throttles, so the
+    authenticator asks this one itself, and only for a token it refused."""
 
     scope = "bad_token"
 
     def get_cache_key(self, request, view) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+        return self.cache_format % {"scope": self.scope, "ident": client_address(request)}
 
     def refuse_if_exceeded(self, request) -> None:
         self.key = self.get_cache_key(request, None)
@@ -52,16 +68,16 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         scheme, _, plaintext = header.partition(" ")
         if scheme.lower() not in ("bearer", "token"):
             return None
-        throttle = BadTokenThrottle()
-        throttle.refuse_if_exceeded(request)
         plaintext = plaintext.strip()
         token = ApiToken.find_usable(plaintext) if plaintext else None
-        if token is None or not token.user.is_active:
-            throttle.count_failure()
-            raise exceptions.AuthenticationFailed(
-                "Invalid, expired or revoked token." if plaintext else "Empty bearer token."
-            )
-        return token.user, token
+        if token is not None and token.user.is_active:
+            return token.user, token  # whatever others sent from this address
+        throttle = BadTokenThrottle()
+        throttle.refuse_if_exceeded(request)
+        throttle.count_failure()
+        raise exceptions.AuthenticationFailed(
+            "Invalid, expired or revoked token." if plaintext else "Empty bearer token."
+        )
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="api"'

@@ -310,7 +310,7 @@ class RunListView(DbtCloudView):
         statuses = _statuses(params)
         if statuses is not None:
             runs = runs.filter(state__in=[state for status in statuses for state in shapes.states_of(status)])
-        return page(_ordered(runs, params, RUN_ORDER), params, lambda item: shapes.run(item, related))
+        return page(_ordered(runs, params, RUN_ORDER), params, lambda item: shapes.run(item, related), bounded=True)
 
 
 def _statuses(params: Any) -> list[int] | None:

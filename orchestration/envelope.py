@@ -12,6 +12,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from runs.pagination import bounded_count
 from transformation_portal.errors import ErrorCode, RequestError
 
 MAX_LIMIT = 100  # dbt Cloud's largest page
@@ -75,20 +76,28 @@ def _whole(params: Any, name: str, default: int, low: int, high: int) -> int:
     return value
 
 
-def page(queryset: Any, params: Any, shape: Any) -> Response:
+def page(queryset: Any, params: Any, shape: Any, *, bounded: bool = False) -> Response:
     """One page of `queryset` by `limit` (default PORTAL_API_PAGE_SIZE) and `offset`, each row
-    through `shape`, with the counts the dbt Cloud provider pages by."""
+    through `shape`, with the counts the dbt Cloud provider pages by. `bounded` (a history
+    that grows without end, the runs): the total is runs.pagination's bounded count, exact up
+    to its limit and an estimate above, as `total_count_is_estimate` says."""
     limit = _whole(params, "limit", min(settings.PORTAL_API_PAGE_SIZE, MAX_LIMIT), 1, MAX_LIMIT)
     offset = _whole(params, "offset", 0, 0, 2**31)
     rows = list(queryset[offset : offset + limit])
+    exact = True
     if not offset and len(rows) < limit:
         total = len(rows)
+    elif bounded:
+        total, exact = bounded_count(queryset)
     else:
         total = len(queryset) if isinstance(queryset, list) else queryset.count()
+    pagination = {"count": len(rows), "total_count": total}
+    if bounded:
+        pagination["total_count_is_estimate"] = not exact
     extra = {
         "filters": {**{k: v for k, v in params.items() if k not in PAGING}, "limit": limit, "offset": offset},
         "order_by": params.get("order_by"),
-        "pagination": {"count": len(rows), "total_count": total},
+        "pagination": pagination,
     }
     return envelope([shape(row) for row in rows], extra=extra)
 

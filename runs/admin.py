@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from accounts.models import Capability
 from accounts.permissions import can
 from runs.models import Environment, Job, NodeResult, NotificationDelivery, NotificationTarget, Run
+from transformation_portal.security import mask_url
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -79,13 +80,46 @@ class EnvironmentAdmin(ReadOnlyAdmin):
         return () if can(request.user, Capability.OPERATE) else ("env_vars",)
 
 
+class WebhookMaskingAdmin(ReadOnlyAdmin):
+    """Webhook URLs (Slack's and Teams' secret is the path) masked for staff who may not manage
+    notification targets, as on the portal's pages and API: each field named in `webhook_fields`
+    is shown as its `masked_<field>` method instead, in the list and on the detail page."""
+
+    webhook_fields: tuple[str, ...] = ()
+
+    def _shown(self, request: HttpRequest, names) -> list[str]:
+        masks = not can(request.user, Capability.MANAGE_SCHEDULES)
+        masked = {f"masked_{name}" for name in self.webhook_fields}
+        shown = [name for name in names if name not in masked]
+        return [f"masked_{name}" if masks and name in self.webhook_fields else name for name in shown]
+
+    def get_list_display(self, request: HttpRequest):
+        return self._shown(request, super().get_list_display(request))
+
+    def get_fields(self, request: HttpRequest, obj=None):
+        return self._shown(request, super().get_fields(request, obj))
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        return (*super().get_readonly_fields(request, obj), *(f"masked_{name}" for name in self.webhook_fields))
+
+
 @admin.register(NotificationTarget)
-class NotificationTargetAdmin(ReadOnlyAdmin):
+class NotificationTargetAdmin(WebhookMaskingAdmin):
     list_display = ("id", "project", "job", "emails", "webhook_url", "enabled")
     exclude = ("secret",)  # shown once, when the target is made; never again
+    webhook_fields = ("webhook_url",)
+
+    @admin.display(description="webhook url")
+    def masked_webhook_url(self, target: NotificationTarget) -> str:
+        return mask_url(target.webhook_url)
 
 
 @admin.register(NotificationDelivery)
-class NotificationDeliveryAdmin(ReadOnlyAdmin):
+class NotificationDeliveryAdmin(WebhookMaskingAdmin):
     list_display = ("id", "run", "channel", "destination", "status", "attempts", "response_status", "created_at")
     list_filter = ("channel", "status")
+    webhook_fields = ("destination",)
+
+    @admin.display(description="destination")
+    def masked_destination(self, delivery: NotificationDelivery) -> str:
+        return mask_url(delivery.destination) if delivery.channel == "webhook" else delivery.destination

@@ -9,7 +9,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, OuterRef, QuerySet, Subquery, When
@@ -103,6 +103,19 @@ def _environment(project: str, value: Any) -> Environment:
     return found
 
 
+def _cron(value: Any) -> str:
+    """A cron expression of five fields with a next slot (`0 0 31 2 *` parses but never fires)."""
+    cron = " ".join(str(value or "").split())
+    if cron and (len(cron.split()) != 5 or not croniter.is_valid(cron)):
+        raise RequestError(f"{cron!r} is not a cron expression (minute hour day month weekday)", field="cron")
+    if cron:
+        try:
+            next_fire(cron)
+        except CroniterBadDateError:
+            raise RequestError(f"{cron!r} never fires (no such date)", field="cron") from None
+    return cron
+
+
 def validate_job(fields: dict[str, Any], *, project: str) -> dict[str, Any]:
     """The clean fields of a job of `project`; RequestError naming the field."""
     validate_request(project=project, kind="dbt", command="parse")  # the project exists
@@ -112,9 +125,7 @@ def validate_job(fields: dict[str, Any], *, project: str) -> dict[str, Any]:
     description = fields.get("description") or ""
     if not isinstance(description, str) or len(description) > 5000:
         raise RequestError("description must be text of at most 5000 characters", field="description")
-    cron = " ".join(str(fields.get("cron") or "").split())
-    if cron and (len(cron.split()) != 5 or not croniter.is_valid(cron)):
-        raise RequestError(f"{cron!r} is not a cron expression (minute hour day month weekday)", field="cron")
+    cron = _cron(fields.get("cron"))
     schedule_enabled = _flag(fields, "schedule_enabled")
     if schedule_enabled and not cron:
         raise RequestError("a schedule needs a cron expression", field="cron")

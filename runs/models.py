@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from audit.models import Source
 from runs.dbt.commands import EXECUTING_COMMANDS
+from transformation_portal.security import mask_url
 
 
 class RunState(models.TextChoices):
@@ -402,8 +403,6 @@ class NotificationTarget(models.Model):
     def __str__(self) -> str:
         """The webhook by its host only: str() reaches the audit log and the admin, and the
         path is Slack's/Teams' secret."""
-        from runs.notifications import mask_url  # it imports this module
-
         scope = f"job {self.job}" if self.job_id else (self.project or "all projects")
         return f"{scope} → {', '.join(filter(None, [self.emails, mask_url(self.webhook_url)]))}"
 

@@ -6,6 +6,7 @@ a queue task, so a slow webhook never holds up a run's worker."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -13,6 +14,7 @@ import ipaddress
 import json
 import secrets
 import socket
+import threading
 import time
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
@@ -36,6 +38,7 @@ from runs.models import (
     RunState,
 )
 from transformation_portal.errors import RequestError
+from transformation_portal.security import mask_url
 
 WEBHOOK_ATTEMPTS = 3
 SIGNATURE_HEADER = "X-Portal-Signature"
@@ -119,14 +122,6 @@ def email_message(run: Run, warnings: list[dict[str, Any]]) -> tuple[str, str]:
     return f"[portal] run #{run.pk} {run.project} {state}", f"{text}\n{settings.PORTAL_BASE_URL}/runs/{run.pk}/\n"
 
 
-def mask_url(url: str) -> str:
-    """What people below the operator role see of a webhook (its path is Slack's/Teams' secret)."""
-    if not url:
-        return ""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}…"
-
-
 def _refused(message: str) -> RequestError:
     return RequestError(message, field="webhook_url")
 
@@ -180,13 +175,32 @@ def sign(secret: str, timestamp: str, data: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + data, hashlib.sha256).hexdigest()
 
 
-def _post_once(parts: SplitResult, port: int, address: str, data: bytes, secret: str) -> int:
+def _left(deadline: float) -> float:
+    return max(deadline - time.monotonic(), 0.0)
+
+
+def _cut(connection: http.client.HTTPConnection, cut: threading.Event) -> None:
+    """The delivery's deadline passed: end whatever the connection waits for (a read, a
+    write, the TLS handshake)."""
+    cut.set()
+    if connection.sock is not None:
+        with contextlib.suppress(OSError):
+            connection.sock.shutdown(socket.SHUT_RDWR)
+
+
+def _post_once(parts: SplitResult, port: int, address: str, data: bytes, secret: str, deadline: float) -> int:
     """One signed POST to the checked address; the far end's status only (no redirect
-    followed, no body kept). Each attempt is signed with its own timestamp."""
+    followed, no body kept). Each attempt is signed with its own timestamp. Each read waits
+    at most WEBHOOK_TIMEOUT_SECONDS, and a watchdog shuts the socket at the delivery's
+    `deadline` (time.monotonic()): a receiver trickling bytes resets the one, never the other."""
     pinned = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
-    connection = pinned(parts.hostname, port, address, settings.WEBHOOK_TIMEOUT_SECONDS)
+    connection = pinned(parts.hostname, port, address, min(settings.WEBHOOK_TIMEOUT_SECONDS, _left(deadline)))
     path = parts.path or "/"
     timestamp = str(int(time.time()))
+    cut = threading.Event()
+    watchdog = threading.Timer(_left(deadline), _cut, [connection, cut])
+    watchdog.daemon = True
+    watchdog.start()
     try:
         connection.request(
             "POST",
@@ -199,35 +213,43 @@ def _post_once(parts: SplitResult, port: int, address: str, data: bytes, secret:
                 SIGNATURE_HEADER: sign(secret, timestamp, data),
             },
         )
-        return connection.getresponse().status
+        status = connection.getresponse().status
     finally:
+        watchdog.cancel()
         connection.close()
+    if cut.is_set():  # a cut connection reads as the end of the headers: not an answer
+        raise TimeoutError("the delivery deadline passed")
+    return status
 
 
 def post_webhook(url: str, body: dict[str, Any], *, secret: str) -> tuple[bool, int, int | None, str]:
-    """POST JSON signed with `secret`, with a bounded timeout, retried with backoff: (ok,
-    attempts, status, error). The host is checked again here (DNS may have changed since the
-    target was saved)."""
+    """POST JSON signed with `secret`, retried with backoff, all within one wall-clock deadline
+    (WEBHOOK_DEADLINE_SECONDS): (ok, attempts, status, error). The host is checked again here
+    (DNS may have changed since the target was saved)."""
     try:
         parts, port, address = check_webhook(url)
     except RequestError as exc:
         return False, 0, None, f"refused: {exc.message}"
     data = json.dumps(body).encode()
+    seconds = settings.WEBHOOK_DEADLINE_SECONDS
+    deadline = time.monotonic() + seconds
+    out_of_time = f"no answer within the delivery deadline (WEBHOOK_DEADLINE_SECONDS={seconds})"
     status, error = None, ""
     for attempt in range(1, WEBHOOK_ATTEMPTS + 1):
         try:
-            status = _post_once(parts, port, address, data, secret)
+            status = _post_once(parts, port, address, data, secret, deadline)
         except (OSError, http.client.HTTPException) as exc:
-            status, error = None, str(exc) or type(exc).__name__
+            status, error = None, out_of_time if not _left(deadline) else str(exc) or type(exc).__name__
         else:
             if 200 <= status < 300:
                 return True, attempt, status, ""
             error = f"HTTP {status}" + (" (redirects are not followed)" if 300 <= status < 400 else "")
             if status < 500 and status != 429:
                 return False, attempt, status, error
-        if attempt < WEBHOOK_ATTEMPTS:
-            time.sleep(attempt)
-    return False, WEBHOOK_ATTEMPTS, status, error
+        if attempt == WEBHOOK_ATTEMPTS or _left(deadline) <= attempt:  # no time for the backoff and a try
+            break
+        time.sleep(attempt)
+    return False, attempt, status, error
 
 
 def deliver(target: NotificationTarget, subject: str, text: str, body: dict[str, Any]) -> list[dict[str, Any]]:

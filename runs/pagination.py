@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
+from django.db.models import QuerySet
 from django.utils.functional import cached_property
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
@@ -28,21 +29,28 @@ class _OpenEndedPage(Page):
         return self.has_more
 
 
+def bounded_count(queryset: QuerySet) -> tuple[int, bool]:
+    """How many rows, and whether that is exact: counted up to EXACT_COUNT_LIMIT rows (a
+    bounded scan), PostgreSQL's row estimate above."""
+    counted = queryset.order_by()[: EXACT_COUNT_LIMIT + 1].count()
+    if counted <= EXACT_COUNT_LIMIT:
+        return counted, True
+    plan = json.loads(queryset.order_by().explain(format="json"))
+    return max(EXACT_COUNT_LIMIT + 1, int(plan[0]["Plan"]["Plan Rows"])), False
+
+
 class EstimatingPaginator(Paginator):
     @cached_property
-    def count_is_exact(self) -> bool:
-        return self._bounded_count <= EXACT_COUNT_LIMIT
+    def _counted(self) -> tuple[int, bool]:
+        return bounded_count(self.object_list)
 
     @cached_property
-    def _bounded_count(self) -> int:
-        return self.object_list.order_by()[: EXACT_COUNT_LIMIT + 1].count()
+    def count_is_exact(self) -> bool:
+        return self._counted[1]
 
     @cached_property
     def count(self) -> int:
-        if self.count_is_exact:
-            return self._bounded_count
-        plan = json.loads(self.object_list.order_by().explain(format="json"))
-        return max(EXACT_COUNT_LIMIT + 1, int(plan[0]["Plan"]["Plan Rows"]))
+        return self._counted[0]
 
     def validate_number(self, number: Any) -> int:
         if self.count_is_exact:

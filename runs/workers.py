@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from runs.dbt.launcher import stop_group
+from runs.dbt.launcher import leads_group_writing_to, stop_group
 from runs.models import FINAL_STATES, Run, Worker
 from runs.progress import LogWriter
 from runs.services import run_dir
@@ -83,6 +83,32 @@ def register() -> None:
     )
 
 
+def name_taken() -> str | None:
+    """Why no cluster may start under PORTAL_WORKER_NAME here, or None: another cluster of the
+    name beat within RUN_STALE_AFTER_SECONDS, on another host or on this one with its
+    supervising process still there. A stale row, or this host's cluster that is gone (a
+    restart after a crash), leaves the name free."""
+    name = settings.PORTAL_WORKER_NAME
+    other = Worker.objects.alive().filter(name=name).first()
+    if other is None or (other.hostname == socket.gethostname() and not _process_exists(other.pid)):
+        return None
+    return (
+        f"PORTAL_WORKER_NAME={name} is in use by {other.hostname} (pid {other.pid}), which beat "
+        f"{(timezone.now() - other.heartbeat_at).total_seconds():.0f} s ago: give each worker host its own name "
+        f"(or stop that one and start this one {settings.RUN_STALE_AFTER_SECONDS} s after its last beat)"
+    )
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def start_worker() -> WorkerBeat:
     """A worker process's start (warm_up): register, stop what reaped runs of this name left,
     then beat. Retries until the database answers: no task is taken before that is done."""
@@ -117,14 +143,8 @@ def stop_leftovers() -> int:
 def dbt_of_run(pgid: int, run_id: int) -> bool:
     """Whether process `pgid` is that run's dbt on this host, not a process that got the pid
     later: it still leads its own process group and its stdout is the run's own dbt-N.jsonl
-    under RUNS_DIR/<id>/ (its environment cannot tell: the launcher forks dbt without exec, so
-    /proc/<pid>/environ still shows the launcher's)."""
-    try:
-        out = os.readlink(f"/proc/{pgid}/fd/1")
-        leads = os.getpgid(pgid) == pgid
-    except OSError:
-        return False
-    return leads and out.startswith(f"{run_dir(run_id)}{os.sep}dbt-")
+    under RUNS_DIR/<id>/ (the check a run's worker makes before each signal, DbtProcess)."""
+    return leads_group_writing_to(pgid, f"{run_dir(run_id)}{os.sep}dbt-")
 
 
 def stop_leftover_dbt(run: Run, who: str) -> bool:

@@ -133,3 +133,61 @@ def test_units_stop_gently_and_restart(unit, settings):
     assert int(service["TimeoutStopSec"]) > settings.RUN_CANCEL_GRACE_SECONDS
     role = "--web-only" if unit == "portal-web.service" else "--worker-only"
     assert service["ExecStart"].endswith(f"manage.py runportal {role}")
+
+
+def test_the_images_code_is_not_writable_by_the_user_that_runs_it():
+    """Root owns /app's code: a process of the portal's user (a dbt package, a hook, a bug)
+    cannot change what the next start runs. Only the data and collected static files are its."""
+    text = (DEPLOY / "Dockerfile").read_text()
+    copies = [line for line in text.splitlines() if line.startswith(("COPY", "ADD"))]
+    assert copies and not any("--chown" in line or "--chmod" in line for line in copies), copies
+    chowned = re.findall(r"chown\s+(?:-R\s+)?\S+\s+([^&\n\\]+)", text)
+    assert chowned and all(set(paths.split()) <= {"/data", "/app/staticfiles"} for paths in chowned), chowned
+
+
+def test_minio_has_no_default_password_and_refuses_to_start_without_one(compose, tmp_path):
+    minio = compose["services"]["minio"]
+    password = minio["environment"]["MINIO_ROOT_PASSWORD"]
+    assert re.fullmatch(r"\$\{[A-Z_]+:-\}", password), f"a default password: {password}"
+    shell, flag, script = minio["entrypoint"]
+    assert (shell, flag) == ("/bin/sh", "-c")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "minio").write_text('#!/bin/sh\necho "minio $*"\n')
+    (fake / "minio").chmod(0o755)
+    script = script.replace("$$", "$")  # compose's escape of a literal $
+    env = {"PATH": f"{fake}:/usr/bin:/bin"}
+    refused = subprocess.run(
+        [shell, flag, script], env={**env, "MINIO_ROOT_PASSWORD": ""}, capture_output=True, text=True
+    )
+    assert refused.returncode != 0 and "MINIO_ROOT_PASSWORD" in refused.stderr
+    started = subprocess.run(
+        [shell, flag, script], env={**env, "MINIO_ROOT_PASSWORD": "s3cret-pass"}, capture_output=True, text=True
+    )
+    assert started.returncode == 0 and started.stdout.strip() == "minio server /data"
+
+
+def test_readyz_through_nginx_only_from_the_networks_the_operator_lists(compose, tmp_path):
+    conf = (DEPLOY / "nginx.conf").read_text()
+    readyz = conf.split("location = /readyz {")[1].split("}")[0]
+    directives = [line.strip() for line in readyz.splitlines() if line.strip()]
+    assert "include /etc/nginx/readyz-allow.conf;" in directives and "deny all;" in directives
+    assert not any(line.startswith("allow ") for line in directives), "networks written into nginx.conf"
+    proxy = compose["services"]["proxy"]
+    assert proxy["environment"]["READYZ_ALLOWED_NETWORKS"] == "${READYZ_ALLOWED_NETWORKS:-}"
+    hook = DEPLOY / "nginx-readyz-allow.sh"
+    assert f"./{hook.name}:/docker-entrypoint.d/40-readyz-allow.sh:ro" in proxy["volumes"]
+    assert hook.stat().st_mode & 0o111, "the nginx image runs only executable hooks"
+    allow_file = tmp_path / "readyz-allow.conf"
+    script = hook.read_text().replace("/etc/nginx/readyz-allow.conf", str(allow_file))
+
+    def run(networks: str) -> subprocess.CompletedProcess:
+        env = {"PATH": "/usr/bin:/bin", "READYZ_ALLOWED_NETWORKS": networks}
+        return subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True)
+
+    assert run("10.20.0.0/16, 192.168.5.7,fd00::/8").returncode == 0
+    assert allow_file.read_text().splitlines() == ["allow 10.20.0.0/16;", "allow 192.168.5.7;", "allow fd00::/8;"]
+    assert run("").returncode == 0 and allow_file.read_text() == ""  # nobody: /readyz is 403 through the proxy
+    bad = run("10.0.0.0/8; allow all")
+    assert bad.returncode != 0 and "not an address or CIDR network" in bad.stderr
+    assert "READYZ_ALLOWED_NETWORKS" in (ROOT / "docs" / "deploy.md").read_text()

@@ -1,11 +1,12 @@
-"""Response headers every page carries (Content-Security-Policy, Permissions-Policy) and the
-masking of connection strings on debug pages and in log lines."""
+"""Response headers every page carries (Content-Security-Policy, Permissions-Policy), the
+masking of connection strings on debug pages and in log lines, and of webhook URLs."""
 
 from __future__ import annotations
 
 import logging
 import re
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from django.http import HttpRequest, HttpResponse
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
@@ -52,6 +53,14 @@ MASK = "********"
 def mask_secrets(text: str) -> str:
     """The text with any password in a connection URL or conninfo replaced by MASK."""
     return _CONNINFO_PASSWORD.sub(rf"\g<1>{MASK}", _URL_PASSWORD.sub(rf"\g<1>{MASK}@", text))
+
+
+def mask_url(url: str) -> str:
+    """What people below the operator role see of a webhook (its path is Slack's/Teams' secret)."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}…"
 
 
 class ConnectionStringReporterFilter(SafeExceptionReporterFilter):

@@ -353,9 +353,11 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.locked_out"  # a portal page saying when to try again
-if BEHIND_TLS_PROXY:  # the client's address is the proxy's X-Forwarded-For
-    AXES_IPWARE_PROXY_COUNT = 1
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+# The client's address, for the login lockout and the bad-token throttle alike
+# (accounts.authentication.client_address): the TCP peer, or behind TRUSTED_PROXY_COUNT proxies
+# (one, nginx, when BEHIND_TLS_PROXY) the X-Forwarded-For entry the outermost proxy wrote.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1 if BEHIND_TLS_PROXY else 0)
+AXES_CLIENT_IP_CALLABLE = "accounts.authentication.client_address"
 
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
@@ -430,6 +432,9 @@ MANIFEST_UPLOAD_MAX_MB = env_int("MANIFEST_UPLOAD_MAX_MB", 200, minimum=1)
 # statement_timeout of the heavy read queries any viewer can start (lineage search, audit list).
 VIEWER_STATEMENT_TIMEOUT_MS = env_int("VIEWER_STATEMENT_TIMEOUT_MS", 10000, minimum=1)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1)
+# One wall-clock bound on a webhook delivery, its retries and their backoff included: a
+# receiver that trickles bytes (each read within WEBHOOK_TIMEOUT_SECONDS) is cut off here.
+WEBHOOK_DEADLINE_SECONDS = env_int("WEBHOOK_DEADLINE_SECONDS", 30, minimum=1)
 # Webhook hosts exempt from the refusal of loopback, private and link-local addresses.
 WEBHOOK_ALLOWED_HOSTS = [host.lower().strip("[]") for host in env_list("WEBHOOK_ALLOWED_HOSTS")]
 # /readyz: the worker check (when present) fails when no worker has beaten for this long.
@@ -539,6 +544,20 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+# One cache every web process shares (the bad-token throttle counts there): Redis when
+# configured, else a table of the metadata database (made by accounts' migrations).
+CACHE_TABLE = "portal_cache"
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "portal"}
+        if REDIS_URL
+        else {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": CACHE_TABLE,
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        }
+    )
+}
 
 # LOG_FORMAT=json: one JSON object per line (python-json-logger); a record logged while a run
 # is triggered or executed carries its run_id, project, job and user (runs/logcontext.py).

@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from multiprocessing import resource_tracker
@@ -92,8 +92,6 @@ def _child(request: dict, started_w: int) -> None:
     code = DbtExit.ERROR
     try:
         os.setsid()
-        os.write(started_w, b"1")
-        os.close(started_w)
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -104,6 +102,8 @@ def _child(request: dict, started_w: int) -> None:
         os.dup2(log_fd, 2)
         os.close(log_fd)
         os.close(null_fd)
+        os.write(started_w, b"1")  # leads its group, stdout on its log file: DbtProcess can tell it is the one
+        os.close(started_w)
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
@@ -181,13 +181,20 @@ def _serve_requests(children: set[int]) -> None:
 
 @dataclass
 class DbtProcess:
-    """One dbt invocation, identified by its process group (= the child's pid)."""
+    """One dbt invocation, identified by its process group (= the child's pid) and its log file."""
 
     pid: int
     exit_file: Path
+    log_file: Path
 
     def is_running(self) -> bool:
-        return group_alive(self.pid)
+        """Whether this dbt still runs: its process group is alive and, while its leader lives,
+        the leader is this dbt (leads_group_writing_to), not a process that got the pid after
+        dbt ended. A group whose leader is gone is still dbt's (Linux reuses no pid that a
+        process group still has), as is any live group where /proc is missing (not Linux)."""
+        if not group_alive(self.pid):
+            return False
+        return not Path(f"/proc/{self.pid}").exists() or leads_group_writing_to(self.pid, str(self.log_file))
 
     def exit_code(self) -> DbtExit | int | None:
         """dbt's exit code once it ended; None if it was killed before writing one."""
@@ -201,7 +208,21 @@ class DbtProcess:
             return code
 
     def stop(self, grace_seconds: float) -> None:
-        stop_group(self.pid, grace_seconds)
+        """stop_group, each signal only while the group is still this dbt."""
+        stop_group(self.pid, grace_seconds, alive=self.is_running)
+
+
+def leads_group_writing_to(pgid: int, prefix: str) -> bool:
+    """Whether process `pgid` leads its own process group with its stdout on a file whose path
+    starts with `prefix`: a dbt child the launcher started with that log file, not a process
+    that got the pid later (its environment cannot tell: the launcher forks dbt without exec,
+    so /proc/<pid>/environ still shows the launcher's). False where /proc cannot tell."""
+    try:
+        out = os.readlink(f"/proc/{pgid}/fd/1")
+        leads = os.getpgid(pgid) == pgid
+    except OSError:
+        return False
+    return leads and out.startswith(prefix)
 
 
 def group_alive(pgid: int) -> bool:
@@ -221,16 +242,20 @@ def signal_group(pgid: int, sig: int) -> None:
         pass
 
 
-def stop_group(pgid: int, grace_seconds: float) -> None:
-    """SIGINT (dbt cancels its queries), then SIGKILL after the grace period."""
+def stop_group(pgid: int, grace_seconds: float, alive: Callable[[], bool] | None = None) -> None:
+    """SIGINT (dbt cancels its queries), then SIGKILL after the grace period; each signal only
+    while `alive()` holds (default: the group is alive)."""
+    alive = alive or (lambda: group_alive(pgid))
+    if not alive():
+        return
     signal_group(pgid, signal.SIGINT)
     deadline = time.monotonic() + grace_seconds
-    while group_alive(pgid) and time.monotonic() < deadline:
+    while alive() and time.monotonic() < deadline:
         time.sleep(0.1)
-    if group_alive(pgid):
+    if alive():
         signal_group(pgid, signal.SIGKILL)
         deadline = time.monotonic() + 5
-        while group_alive(pgid) and time.monotonic() < deadline:
+        while alive() and time.monotonic() < deadline:
             time.sleep(0.05)
 
 
@@ -287,7 +312,7 @@ class Launcher:
                     reply = proc.stdout.readline()
                     if not reply:
                         raise BrokenPipeError("dbt launcher exited")
-                    return DbtProcess(int(json.loads(reply)["pid"]), exit_file)
+                    return DbtProcess(int(json.loads(reply)["pid"]), exit_file, log_file)
                 except (BrokenPipeError, OSError, ValueError):
                     proc.kill()
                     self._proc = None

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from datetime import timedelta
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.cache import cache
@@ -11,6 +15,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.utils import timezone
 
+from accounts.authentication import BadTokenThrottle
 from accounts.models import ApiToken
 from audit.models import AuditEvent
 
@@ -101,16 +106,88 @@ def test_password_change_revokes_the_tokens_issued_before_it(api_client, client,
     assert api_client.get("/api/v1/audit/", HTTP_AUTHORIZATION=f"Bearer {fresh}").status_code == 200
 
 
-def test_a_burst_of_bad_tokens_is_throttled(api_client, viewer, settings):
-    cache.clear()
-    good = issue(viewer.username)
-    limit = int(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["bad_token"].split("/")[0])
-    statuses = [
-        api_client.get("/api/v1/audit/", HTTP_AUTHORIZATION=f"Bearer tp_guess{i}").status_code for i in range(limit + 1)
+ROOT = Path(__file__).resolve().parents[2]
+VICTIM, ATTACKER = "203.0.113.7", "198.51.100.9"
+
+
+@pytest.fixture
+def bad_token_limit(settings) -> int:
+    """The throttle's limit per minute, with the counts of this test's addresses forgotten
+    before and after (the shared cache outlives a test's transaction; with Redis it is the
+    broker's database, so it is never cleared whole)."""
+    keys = [BadTokenThrottle.cache_format % {"scope": "bad_token", "ident": a} for a in ("127.0.0.1", VICTIM, ATTACKER)]
+    cache.delete_many(keys)
+    yield int(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["bad_token"].split("/")[0])
+    cache.delete_many(keys)
+
+
+def guesses(api_client, count: int, **meta: str) -> list[int]:
+    return [
+        api_client.get("/api/v1/audit/", HTTP_AUTHORIZATION=f"Bearer tp_guess{i}", **meta).status_code
+        for i in range(count)
     ]
-    assert statuses == [401] * limit + [429]
-    response = api_client.get("/api/v1/audit/", HTTP_AUTHORIZATION=f"Bearer {good}")
-    assert response.status_code == 429  # the address is refused until the window passes
-    assert response.json()["code"] == "throttled"
-    cache.clear()
+
+
+def test_a_burst_of_bad_tokens_is_throttled_and_a_valid_token_still_works(api_client, viewer, bad_token_limit):
+    good = issue(viewer.username)
+    assert guesses(api_client, bad_token_limit + 1) == [401] * bad_token_limit + [429]
+    refused = api_client.get("/api/v1/audit/", HTTP_AUTHORIZATION="Bearer tp_one_more")
+    assert refused.status_code == 429 and refused.json()["code"] == "throttled"
     assert api_client.get("/api/v1/audit/", HTTP_AUTHORIZATION=f"Bearer {good}").status_code == 200
+
+
+def test_rotating_x_forwarded_for_straight_to_the_app_is_still_throttled(api_client, bad_token_limit):
+    statuses = [
+        api_client.get(
+            "/api/v1/audit/", HTTP_AUTHORIZATION=f"Bearer tp_guess{i}", HTTP_X_FORWARDED_FOR=f"10.9.{i}.1"
+        ).status_code
+        for i in range(bad_token_limit + 1)
+    ]
+    assert statuses == [401] * bad_token_limit + [429]
+
+
+def test_behind_the_proxy_the_address_it_adds_is_counted_not_what_the_client_wrote(
+    api_client, bad_token_limit, settings
+):
+    settings.TRUSTED_PROXY_COUNT = 1  # nginx sets X-Forwarded-For to the address it sees
+    spoofed = [f"10.9.{i}.1, {ATTACKER}" for i in range(bad_token_limit + 1)]
+    statuses = [
+        api_client.get("/api/v1/audit/", HTTP_AUTHORIZATION="Bearer tp_guess", HTTP_X_FORWARDED_FOR=chain).status_code
+        for chain in spoofed
+    ]
+    assert statuses == [401] * bad_token_limit + [429]
+    victim = api_client.get("/api/v1/audit/", HTTP_AUTHORIZATION="Bearer tp_typo", HTTP_X_FORWARDED_FOR=VICTIM)
+    assert victim.status_code == 401  # its own count, not the attacker's
+
+
+def test_spoofing_a_victims_address_never_locks_out_its_valid_token(api_client, viewer, bad_token_limit):
+    good = issue(viewer.username)
+    spoofed = {"REMOTE_ADDR": ATTACKER, "HTTP_X_FORWARDED_FOR": VICTIM}
+    assert guesses(api_client, bad_token_limit + 1, **spoofed)[-1] == 429
+    answer = api_client.get("/api/v1/audit/", HTTP_AUTHORIZATION=f"Bearer {good}", REMOTE_ADDR=VICTIM)
+    assert answer.status_code == 200
+    assert api_client.get("/api/v1/audit/", HTTP_AUTHORIZATION="Bearer tp_typo", REMOTE_ADDR=VICTIM).status_code == 401
+
+
+def test_every_web_process_shares_the_count(transactional_db, api_client, viewer, bad_token_limit):
+    """The failures counted here refuse the next guess in another process (a second web
+    process of the same installation): the count lives in the shared cache, not in memory."""
+    assert guesses(api_client, bad_token_limit) == [401] * bad_token_limit
+    good = issue(viewer.username)
+    code = (
+        "from django.test.utils import setup_test_environment; setup_test_environment()\n"
+        "from django.test import Client\n"
+        "client = Client()\n"
+        "print(client.get('/api/v1/audit/', HTTP_AUTHORIZATION='Bearer tp_elsewhere').status_code)\n"
+        f"print(client.get('/api/v1/audit/', HTTP_AUTHORIZATION='Bearer {good}').status_code)\n"
+    )
+    env = {**os.environ, "DATABASE_NAME": connection.settings_dict["NAME"]}
+    other = subprocess.run(
+        [sys.executable, "manage.py", "shell", "--verbosity", "0", "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert other.returncode == 0, other.stderr[-3000:]
+    assert other.stdout.split() == ["429", "200"]

@@ -8,6 +8,8 @@ import json
 
 import pytest
 from django.core.files.base import ContentFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken
@@ -160,6 +162,26 @@ def test_runs_filter_by_job_and_status_and_the_provider_walks_every_page(as_view
     refused(as_viewer.get(f"{V2}/runs/", {"status": 4}), 400)
     refused(as_viewer.get(f"{V2}/runs/", {"status__in": "[1, x]"}), 400)
     refused(as_viewer.get(f"{V2}/runs/", {"include_related": "debug_logz"}), 400)
+
+
+@pytest.mark.django_db
+def test_a_full_page_of_runs_counts_them_bounded_as_the_v1_list_does(as_viewer, monkeypatch):
+    """A full page needs a total: counted up to EXACT_COUNT_LIMIT runs, PostgreSQL's estimate
+    above (flagged), never a COUNT(*) over the whole history."""
+    from runs import pagination
+
+    monkeypatch.setattr(pagination, "EXACT_COUNT_LIMIT", 5)
+    for _ in range(12):
+        make_run()
+    with CaptureQueriesContext(connection) as queries:
+        body = as_viewer.get(f"{V2}/runs/", {"limit": 2}).json()
+    assert len(body["data"]) == 2
+    assert body["extra"]["pagination"]["total_count_is_estimate"] is True
+    assert body["extra"]["pagination"]["total_count"] >= 6
+    counts = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper() and "runs_run" in q["sql"]]
+    assert counts and all("LIMIT 6" in sql for sql in counts), counts
+    small = as_viewer.get(f"{V2}/runs/", {"limit": 2, "status": 20}).json()["extra"]["pagination"]
+    assert small == {"count": 0, "total_count": 0, "total_count_is_estimate": False}
 
 
 @pytest.mark.django_db

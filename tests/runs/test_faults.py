@@ -16,13 +16,16 @@ from pathlib import Path
 import pytest
 from django.db import connection
 from django.test import override_settings
+from django.utils import timezone
 from django_q.conf import Conf
 
-from runs.dbt.launcher import group_alive
+from runs.dbt.invocation import DbtInvocation
+from runs.dbt.launcher import DbtProcess, group_alive, signal_group
 from runs.models import Run, RunState
+from runs.progress import NodeProgress
 from runs.reaper import reap_lost_runs
-from runs.services import trigger_run
-from runs.worker import execute_run
+from runs.services import run_dir, trigger_run
+from runs.worker import RunExecution, execute_run
 from tests.conftest import drain_queue
 from tests.runs.conftest import wait_final, wait_for, wait_until
 from tests.runs.test_worker import advisory_lock_free, backends_of, log_text
@@ -182,3 +185,37 @@ def test_redis_restarted_with_queued_runs_runs_each_exactly_once(
             assert reap_lost_runs() == 0
     finally:
         cluster.stop()
+
+
+def test_a_cancel_never_signals_a_process_that_got_the_pid_of_the_runs_dbt(transactional_db, tmp_path, settings):
+    """dbt ended and another process took its pid, leading a process group of its own (the
+    decoy, in a session of its own). A cancel reaching the worker's follow loop, and the end
+    of the invocation, leave it alone: its stdout is not the run's dbt log."""
+    settings.RUNS_DIR = tmp_path / "runs"
+    now = timezone.now()
+    run = Run.objects.create(
+        project="sleepy", command="run", timeout_seconds=60, source="api", state=RunState.RUNNING,
+        started_at=now, cancel_requested_at=now, reason="cancel requested by otto_operator",
+    )  # fmt: skip
+    work = run_dir(run.pk)
+    work.mkdir(parents=True)
+    invocation = DbtInvocation(
+        command="run", argv=["run"], cwd=work, target_path=work / "target", log_path=work / "logs",
+        output_file=work / "dbt-1.jsonl", exit_file=work / "dbt-1.exit",
+    )  # fmt: skip
+    invocation.output_file.touch()
+    started = subprocess.run(  # not this process's child: gone once it ends, as a stranger's process is
+        ["sh", "-c", "setsid sleep 120 >/dev/null 2>&1 & echo $!"], capture_output=True, text=True, check=True
+    )
+    decoy = int(started.stdout)
+    wait_until(lambda: os.getpgid(decoy) == decoy, "the decoy to lead its process group", timeout=10)
+    try:
+        invocation.process = DbtProcess(decoy, invocation.exit_file, invocation.output_file)
+        execution = RunExecution(run)
+        execution.follow(invocation, NodeProgress(run, execution.log, step=1))
+        execution.end_dbt(invocation)
+        execution.log.flush()
+        assert group_alive(decoy), "the worker signalled a process that is not the run's dbt"
+        assert "stopping dbt" not in log_text(run)
+    finally:
+        signal_group(decoy, signal.SIGKILL)

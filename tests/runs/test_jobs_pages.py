@@ -58,6 +58,7 @@ def test_manager_creates_a_job_on_the_page_and_sees_it_listed(client, operator, 
     "overrides, words",
     [
         ({"cron": "every night"}, "is not a cron expression"),
+        ({"cron": "0 0 31 2 *"}, "never fires"),
         ({"steps": "dbt run --select nope"}, "matches no node"),
         ({"steps": "dbt run-operation drop_everything"}, "run-operation"),
         ({"steps": " "}, "This field is required"),
@@ -71,6 +72,21 @@ def test_bad_job_is_a_form_error_and_nothing_changes(client, operator, dbt_proje
     assert response.status_code == 400 and words in response.content.decode()
     assert not Job.objects.exists() and not Schedule.objects.filter(func__startswith="runs.jobs").exists()
     assert not AuditEvent.objects.filter(action__startswith="job.").exists()
+
+
+def test_an_impossible_cron_is_a_400_on_cron_through_the_api(api_client, operator, dbt_projects_dir):
+    """February has no 31st: the expression parses but has no next slot."""
+    api_client.force_authenticate(operator)
+    job = {"project": "sleepy", "name": "never", "steps": ["dbt run --select fast"], "cron": "0 0 31 2 *"}
+    response = api_client.post("/api/v1/jobs/", job, format="json")
+    assert response.status_code == 400
+    assert response.json()["field"] == "cron" and "never fires" in response.json()["detail"]
+    made = make_job(operator)
+    response = api_client.patch(f"/api/v1/jobs/{made.pk}/", {"cron": "0 0 30 2 *"}, format="json")
+    assert response.status_code == 400 and response.json()["field"] == "cron"
+    made.refresh_from_db()
+    assert made.cron == "0 3 * * *" and Schedule.objects.get(pk=made.q_schedule_id).cron == "0 3 * * *"
+    assert not AuditEvent.objects.filter(action="job.update").exists()
 
 
 def test_a_second_job_of_the_same_name_is_refused(client, operator, dbt_projects_dir):

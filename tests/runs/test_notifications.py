@@ -7,6 +7,9 @@ far end is a local HTTP server, mail Django's outbox)."""
 from __future__ import annotations
 
 import socket
+import threading
+import time
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -59,6 +62,30 @@ def test_viewer_sees_webhooks_masked_and_operator_sees_them_whole(client, viewer
     assert "very-secret-token" not in str(AuditEvent.objects.get(action="notification.create").after)
     client.force_login(operator)
     assert SECRET in client.get("/runs/notifications/").content.decode()
+
+
+def test_read_only_staff_see_webhooks_masked_in_the_django_admin(client, viewer, admin_user, monkeypatch):
+    resolving(monkeypatch, {"hooks.slack.com": "52.1.2.3"})
+    target = create_target(actor=admin_user, source="web", webhook_url=SECRET)
+    delivery = NotificationDelivery.objects.create(
+        run=failed_run(), target=target, channel="webhook", destination=SECRET, status="failed", error="HTTP 500"
+    )
+    viewer.is_staff = True
+    viewer.save()
+    client.force_login(viewer)
+    pages = [
+        "/admin/runs/notificationtarget/",
+        f"/admin/runs/notificationtarget/{target.pk}/change/",
+        "/admin/runs/notificationdelivery/",
+        f"/admin/runs/notificationdelivery/{delivery.pk}/change/",
+    ]
+    for url in pages:
+        response = client.get(url)
+        page = response.content.decode()
+        assert response.status_code == 200, url
+        assert "very-secret-token" not in page and "https://hooks.slack.com…" in page, url
+    client.force_login(admin_user)  # who may manage targets sees them whole, as on the portal's pages
+    assert SECRET in client.get(f"/admin/runs/notificationtarget/{target.pk}/change/").content.decode()
 
 
 @pytest.mark.parametrize(
@@ -152,6 +179,55 @@ def test_webhook_that_recovers_is_delivered_on_a_later_attempt(operator, webhook
     delivery = NotificationDelivery.objects.get()
     assert delivery.status == "sent" and delivery.attempts == 2 and delivery.response_status == 200
     assert [body["run_id"] for body in hook.received] == [run.pk, run.pk]
+
+
+class Trickler:
+    """A webhook receiver that reads the POST, then answers one byte at a time, each well within
+    the read timeout, for up to `seconds` (a response whose headers never end)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/hook"
+        self.connections = 0
+        self.hung_up_early = threading.Event()  # the client closed before the trickle ended
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                ends = time.monotonic() + self.seconds
+                try:
+                    while time.monotonic() < ends:
+                        conn.sendall(b"z")
+                        time.sleep(0.2)
+                except OSError:
+                    self.hung_up_early.set()
+
+
+@pytest.fixture
+def trickler() -> Iterator[Trickler]:
+    server = Trickler(seconds=30)
+    yield server
+    server.listener.close()
+
+
+def test_a_receiver_that_trickles_bytes_is_given_up_at_the_delivery_deadline(operator, trickler, settings):
+    settings.WEBHOOK_TIMEOUT_SECONDS = 1  # each read gets a byte well within it
+    settings.WEBHOOK_DEADLINE_SECONDS = 2
+    create_target(actor=operator, source="web", webhook_url=trickler.url)
+    assert notify_run(failed_run().pk) == 0
+    delivery = NotificationDelivery.objects.get()
+    assert (delivery.status, delivery.attempts, delivery.response_status) == ("failed", 1, None)
+    assert delivery.error == "no answer within the delivery deadline (WEBHOOK_DEADLINE_SECONDS=2)"
+    assert trickler.hung_up_early.wait(10) and trickler.connections == 1
 
 
 @pytest.mark.parametrize("state, words", [(RunState.ERROR, "error"), (RunState.TIMED_OUT, "timed out")])

@@ -98,6 +98,19 @@ def test_two_clusters_record_their_own_names_and_beat_the_registry(clusters, tmp
     assert api_client.get(f"/api/v1/runs/{second.pk}/").json()["worker"] == "identity-b"
 
 
+def test_a_second_host_under_a_name_that_beats_refuses_to_start(clusters, tmp_path, operator):
+    clusters("identity-b", tmp_path / "runs-b")
+    log = tmp_path / "identity-b" / "worker.log"  # the two hosts share it: the first's part first
+    first_part = log.read_text()
+    second = clusters("identity-b", tmp_path / "runs-b2")  # another host, the same PORTAL_WORKER_NAME
+    assert second.process.wait(timeout=120) == 1
+    said = log.read_text()[len(first_part) :]
+    assert "PORTAL_WORKER_NAME=identity-b is in use by" in said and "give each worker host its own name" in said
+    assert "ready for work" not in said
+    run = fast(operator)
+    assert run.state == RunState.SUCCESS and run.worker == "identity-b", run.reason
+
+
 def test_a_reaper_leaves_another_names_dbt_and_that_name_stops_it_when_it_starts_again(
     clusters, tmp_path, gate, operator
 ):

@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 
+from runs.workers import name_taken
 from transformation_portal import embedded_postgres
 from transformation_portal.logformat import gunicorn_logging_config
 
@@ -55,6 +56,7 @@ class Command(BaseCommand):
         worker = [python, str(settings.BASE_DIR / "manage.py"), "qcluster"]
         if worker_only:
             self._wait_for_migrations(options["wait_for_migrations"])
+            self._refuse_a_taken_worker_name()
             self._supervise({"worker": subprocess.Popen(worker)}, f"Queue worker {settings.PORTAL_WORKER_NAME} is up.")
             return
         call_command("migrate", interactive=False, verbosity=0)
@@ -80,6 +82,8 @@ class Command(BaseCommand):
         # Both sides derive PORTAL_BASE_URL (unless set) from where the web side really listens.
         served = {**os.environ, "HOST": host, "PORT": str(port)}
         web_env = {**served, "PROMETHEUS_MULTIPROC_DIR": self._metrics_dir(scratch)}
+        if not web_only:
+            self._refuse_a_taken_worker_name()
         try:
             children = {"web": subprocess.Popen(gunicorn, env=web_env)}
             if not web_only:
@@ -154,6 +158,16 @@ class Command(BaseCommand):
                 self.stdout.write(f"--worker-only: {problem}; waiting up to {seconds} s for the web side to migrate…")
                 said = True
             time.sleep(2)
+
+    def _refuse_a_taken_worker_name(self) -> None:
+        """Two clusters under one PORTAL_WORKER_NAME would each take the other's runs for its
+        own: the second refuses to start while the first beats (runs.workers.name_taken)."""
+        try:
+            taken = name_taken()
+        finally:
+            connection.close()
+        if taken:
+            raise CommandError(taken)
 
     def _shutdown(self, children: dict[str, subprocess.Popen], stop_database: bool) -> None:
         for child in children.values():
