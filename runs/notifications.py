@@ -143,12 +143,21 @@ def check_webhook(url: str) -> tuple[SplitResult, int, str]:
         raise _refused(f"the webhook's host {host} does not resolve") from None
     if host not in settings.WEBHOOK_ALLOWED_HOSTS:
         for address in addresses:
-            if not ipaddress.ip_address(address.partition("%")[0]).is_global:
+            if not _is_public(ipaddress.ip_address(address.partition("%")[0])):
                 raise _refused(
                     f"the webhook's host {host} resolves to {address}, a loopback, private or link-local address; "
                     "list the host in WEBHOOK_ALLOWED_HOSTS to allow it"
                 )
     return parts, port, addresses[0]
+
+
+# IPv6 ranges that carry an IPv4 address a gateway may route to (NAT64, 6to4, the deprecated
+# IPv4-compatible form): Python calls them global whatever IPv4 address they embed.
+_EMBEDDING_IPV4 = tuple(ipaddress.ip_network(net) for net in ("64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "::/96"))
+
+
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return address.is_global and not any(address in network for network in _EMBEDDING_IPV4)
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):

@@ -97,6 +97,9 @@ def test_read_only_staff_see_webhooks_masked_in_the_django_admin(client, viewer,
         ("http://localhost:8000/admin/", "127.0.0.1"),
         ("http://[::1]:9000/hook", "::1"),
         ("http://0.0.0.0/hook", "0.0.0.0"),  # noqa: S104 - the address refused
+        ("http://[64:ff9b::a9fe:a9fe]/hook", "64:ff9b::a9fe:a9fe"),  # NAT64 of 169.254.169.254
+        ("http://[2002:a00:1::]/hook", "2002:a00:1::"),  # 6to4 of 10.0.0.1
+        ("http://[::127.0.0.1]/hook", "::127.0.0.1"),
     ],
 )
 def test_operator_cannot_aim_a_webhook_at_an_internal_address(client, operator, url, address):
