@@ -30,11 +30,23 @@ def pytest_configure(config: pytest.Config) -> None:
     bootstrap()  # settings, embedded server and databases ready; pytest-django then sets Django up
 
 
+# Fixtures whose tests' outcome depends on the broker: a task is put on it and a worker (or the
+# test) takes it off again. With them, a test is marked `services` (docs/testing.md).
+BROKER_FIXTURES = frozenset({"queue_cluster", "queue_cluster_process", "runs_cluster", "queued"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m services` selects by the marks added here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Cross-process suites run in one CI pass only, the one whose services they need: modules
-    that set FIRST_PASS_ONLY (the minutes-long schemathesis fuzz) on the embedded PostgreSQL,
-    modules that set SECOND_PASS_ONLY (the three-host proof, on the machine's PostgreSQL and
-    Redis) with DATABASE_URL set. The others are deselected, with a note, not skipped."""
+    """Tests whose outcome depends on the services CI's second pass brings (the broker, several
+    hosts, the database server and the cache behind the web processes) are marked `services`:
+    those that use a broker fixture, and those marked by hand. Cross-process suites run in one
+    CI pass only, the one whose services they need: modules that set FIRST_PASS_ONLY (the
+    minutes-long schemathesis fuzz) on the embedded PostgreSQL, modules that set
+    SECOND_PASS_ONLY (the three-host proof, on the machine's PostgreSQL and Redis) with
+    DATABASE_URL set. The others are deselected, with a note, not skipped."""
+    for item in items:
+        if BROKER_FIXTURES & set(getattr(item, "fixturenames", ())) or getattr(item.module, "SECOND_PASS_ONLY", False):
+            item.add_marker(pytest.mark.services)
     external = bool(os.environ.get("DATABASE_URL"))
     flag = "FIRST_PASS_ONLY" if external else "SECOND_PASS_ONLY"
     kept = [item for item in items if not getattr(item.module, flag, False)]

@@ -169,6 +169,7 @@ def test_spoofing_a_victims_address_never_locks_out_its_valid_token(api_client, 
     assert api_client.get("/api/v1/audit/", HTTP_AUTHORIZATION="Bearer tp_typo", REMOTE_ADDR=VICTIM).status_code == 401
 
 
+@pytest.mark.services  # the shared cache: Redis with REDIS_URL, else the database's table
 def test_every_web_process_shares_the_count(transactional_db, api_client, viewer, bad_token_limit):
     """The failures counted here refuse the next guess in another process (a second web
     process of the same installation): the count lives in the shared cache, not in memory."""
