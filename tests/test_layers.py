@@ -1,7 +1,7 @@
 """Imports point one way: operations → orchestration → entities → runs → lineage → accounts →
 audit. Each app may import the apps to its right, never to its left (`operations`, the health
 endpoints, sits on top: nothing imports it; `orchestration`, dbt Cloud's API over jobs and runs,
-is imported by nothing but the wiring). `runs.dbt` is a Django-free library any app may use (and it imports no
+is imported by nothing but the wiring). `dbtlib` is a Django-free library any app may use (and it imports no
 app itself); `transformation_portal` is the wiring that may import every app, while apps may
 import only its `errors`, `db` and `security` modules (they import no app)."""
 
@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ["operations", "orchestration", "entities", "runs", "lineage", "accounts", "audit"]
-LIBRARY = "runs.dbt"
+LIBRARY = "dbtlib"
 SHARED = {"transformation_portal.errors", "transformation_portal.db", "transformation_portal.security"}
 
 
@@ -68,9 +68,9 @@ def test_apps_import_only_to_their_right():
     [
         ("audit.views", "accounts.models.Capability", True),
         ("accounts.views", "audit.models.AuditEvent", False),
-        ("lineage.ingest", "runs.dbt.manifest.Manifest", False),
+        ("lineage.ingest", "dbtlib.manifest.Manifest", False),
         ("lineage.ingest", "runs.models.Run", True),
-        ("runs.dbt.launcher", "runs.models.Run", True),
+        ("dbtlib.launcher", "runs.models.Run", True),
         ("runs.worker", "transformation_portal.errors.RequestError", False),
         ("runs.worker", "transformation_portal.settings", True),
         ("entities.services", "runs.services.trigger_run", False),

@@ -218,7 +218,7 @@ DEMO_SEEDS_INTO_RAW = env_bool(
 )
 if DEMO_SEEDS_INTO_RAW:
     DBT_ENV["DBT_SEED_SCHEMA"] = "raw"
-# dbt sees only an allowlist of the worker's environment (runs/dbt/environment.py): any
+# dbt sees only an allowlist of the worker's environment (dbtlib/environment.py): any
 # other variable a project's env_var() needs is named here and passed on as it is.
 DBT_ENV_PASSTHROUGH = env_list("DBT_ENV_PASSTHROUGH")
 DBT_ENV.update({name: os.environ[name] for name in DBT_ENV_PASSTHROUGH if name in os.environ})

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from runs.dbt.invocation import DbtError, DbtInvocation
-from runs.dbt.launcher import DbtExit, Launcher
-from runs.dbt.project import parse_project
+from dbtlib.errors import DbtError
+from dbtlib.invocation import DbtInvocation
+from dbtlib.launcher import DbtExit, Launcher
+from dbtlib.project import parse_project
 
 PROJECTS = Path(__file__).resolve().parents[2] / "dbt_projects"
 
@@ -87,7 +88,7 @@ def test_parse_project_failure_carries_command_exit_code_and_dbt_output(tmp_path
 
 def test_the_launchers_children_die_when_the_workers_pipe_closes(tmp_path, warehouse_env):
     """F2: a worker that dies (its end of the pipe closes) leaves no dbt behind."""
-    from runs.dbt.launcher import group_alive, signal_group
+    from dbtlib.launcher import group_alive, signal_group
     from tests.conftest import wait_until
 
     sleepy = Path(__file__).resolve().parent / "projects" / "sleepy"

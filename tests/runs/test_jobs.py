@@ -173,7 +173,7 @@ def test_a_dropped_in_project_gets_a_dev_environment_and_its_own_profile_name(op
 
 
 def test_the_generated_profile_names_the_projects_profile_and_reads_the_password_from_the_environment(tmp_path):
-    from runs.dbt.profiles import write_profile
+    from dbtlib.profiles import write_profile
 
     path = write_profile(
         tmp_path, profile="chain_warehouse", target="prod",

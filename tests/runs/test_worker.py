@@ -22,9 +22,9 @@ from django.utils import timezone
 from django_q.models import Task
 
 from accounts.models import ApiToken
+from dbtlib.launcher import group_alive
 from lineage.models import NodeStatus, Snapshot
 from runs.backends import application_name
-from runs.dbt.launcher import group_alive
 from runs.models import Run, RunState
 from runs.notifications import create_target
 from runs.reaper import reap_lost_runs
