@@ -19,10 +19,10 @@ from entities.models import RUNS_DBT, RUNS_RULES, WRITES_PARITY, EntityType, Par
 from entities.queries import REFRESH_KIND
 from entities.rules import engine
 from entities.services import sync_serving_view
+from kernel.errors import ErrorCode, RequestError
 from runs.kinds import RunContext, RunFailed
 from runs.models import Run
 from runs.services import trigger_run
-from transformation_portal.errors import ErrorCode, RequestError
 
 
 def trigger_refresh(entity: EntityType, *, actor: Any, source: str, rerun_of: Run | None = None) -> Run:

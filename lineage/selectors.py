@@ -8,8 +8,8 @@ from functools import lru_cache
 
 from dbtlib.manifest import DbtNode, Manifest, ResourceType
 from dbtlib.selectors import select as select_nodes
+from kernel.errors import dbt_input_refused
 from lineage.models import Edge, Node, Snapshot
-from transformation_portal.errors import dbt_input_refused
 
 _FIELDS = (
     "unique_id", "resource_type", "name", "package_name", "path", "original_file_path", "patch_path", "fqn",

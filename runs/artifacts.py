@@ -19,8 +19,8 @@ from django.http import FileResponse, Http404
 
 from dbtlib.artifacts import DBT_LOG, DOWNLOADABLE
 from dbtlib.invocation import DbtInvocation
+from kernel.security import mask_secrets
 from runs.models import NodeResult, Run, RunArtifact
-from transformation_portal.security import mask_secrets
 
 COMPILED_SQL = "compiled.sql"
 COMPILED_PREFIX = "compiled/"

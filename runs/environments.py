@@ -27,9 +27,9 @@ from audit.models import Source
 from audit.services import record, snapshot
 from dbtlib.commands import check_target
 from dbtlib.profiles import PASSWORD_VARIABLE, profile_name, write_profile
+from kernel.errors import ErrorCode, RequestError, dbt_input_refused
 from lineage.projects import get_project
 from runs.models import Environment, Job, Run
-from transformation_portal.errors import ErrorCode, RequestError, dbt_input_refused
 
 ENVIRONMENT_FIELDS = (
     "name", "target_name", "host", "port", "user", "dbname", "schema", "password_env", "threads", "env_vars",

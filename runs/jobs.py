@@ -19,11 +19,11 @@ from django_q.models import Schedule
 from audit.models import Source
 from audit.services import record, snapshot
 from dbtlib.steps import parse_step, step_text
+from kernel.errors import ErrorCode, RequestError, dbt_input_refused
 from runs.environments import check_schema, default_environment
 from runs.models import FAILED_NODE_STATUSES, Environment, Job, NodeStatus, Run, RunState, StepState
 from runs.notifications import delete_target, enqueue_notifications
 from runs.services import create_run, validate_request
-from transformation_portal.errors import ErrorCode, RequestError, dbt_input_refused
 
 # A PostgreSQL schema name as dbt writes it: longer names are cut to 63 bytes by the server,
 # so two different overrides could name one schema (and escape the write lock).

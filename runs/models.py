@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from audit.models import Source
 from dbtlib.commands import EXECUTING_COMMANDS
-from transformation_portal.security import mask_url
+from kernel.security import mask_url
 
 
 class RunState(models.TextChoices):

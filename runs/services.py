@@ -24,13 +24,13 @@ from dbtlib.profiles import profile_name, write_profile
 from dbtlib.project import declared_vars, newest_source_mtime, parse_project
 from dbtlib.selectors import check_selector
 from dbtlib.selectors import select as select_nodes
+from kernel.errors import ErrorCode, RequestError, dbt_input_refused
 from lineage.projects import DbtProject, discover_projects, get_project
 from runs.environments import connection, default_environment, project_default
 from runs.kinds import get_kind
 from runs.logcontext import run_logging
 from runs.models import Environment, Job, Run, RunState, RunStep
 from runs.retention import check_free_space
-from transformation_portal.errors import ErrorCode, RequestError, dbt_input_refused
 
 logger = logging.getLogger(__name__)
 

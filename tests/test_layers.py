@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ["operations", "orchestration", "entities", "runs", "lineage", "accounts", "audit"]
 LIBRARY = "dbtlib"
-SHARED = {"transformation_portal.errors", "transformation_portal.db", "transformation_portal.security"}
+SHARED = {"kernel.errors", "kernel.db", "kernel.security"}
 
 
 def _imported_modules(path: Path) -> list[tuple[int, str]]:
@@ -71,7 +71,7 @@ def test_apps_import_only_to_their_right():
         ("lineage.ingest", "dbtlib.manifest.Manifest", False),
         ("lineage.ingest", "runs.models.Run", True),
         ("dbtlib.launcher", "runs.models.Run", True),
-        ("runs.worker", "transformation_portal.errors.RequestError", False),
+        ("runs.worker", "kernel.errors.RequestError", False),
         ("runs.worker", "transformation_portal.settings", True),
         ("entities.services", "runs.services.trigger_run", False),
         ("runs.services", "django.db.transaction", False),

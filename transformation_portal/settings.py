@@ -267,7 +267,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "audit.middleware.RequestIdMiddleware",
-    "transformation_portal.security.SecurityHeadersMiddleware",
+    "kernel.security.SecurityHeadersMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -336,8 +336,8 @@ BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", PRODUCTION)
 if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Debug pages and error mails hide connection strings and mask passwords in them.
-DEFAULT_EXCEPTION_REPORTER_FILTER = "transformation_portal.security.ConnectionStringReporterFilter"
-DEFAULT_EXCEPTION_REPORTER = "transformation_portal.security.MaskingExceptionReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "kernel.security.ConnectionStringReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "kernel.security.MaskingExceptionReporter"
 
 # Login lockout (django-axes) on /login/ and /admin/login/: LOGIN_FAILURE_LIMIT failures of
 # one username from one address lock that pair out for LOGIN_LOCKOUT_MINUTES (429). The

@@ -7,12 +7,12 @@ import pytest
 import yaml
 
 from audit.models import AuditEvent
+from kernel.errors import RequestError
 from lineage.models import Snapshot
 from runs.environments import create_environment
 from runs.jobs import create_job, retry_run, trigger_job
 from runs.models import Environment, NodeResult, Run, RunState, StepState
 from runs.worker import execute_run
-from transformation_portal.errors import RequestError
 
 pytestmark = pytest.mark.usefixtures("transactional_db", "dbt_projects_dir")
 

@@ -23,6 +23,7 @@ from django_q.models import Task
 
 from accounts.models import ApiToken
 from dbtlib.launcher import group_alive
+from kernel.errors import RequestError
 from lineage.models import NodeStatus, Snapshot
 from runs.backends import application_name
 from runs.models import Run, RunState
@@ -31,7 +32,6 @@ from runs.reaper import reap_lost_runs
 from runs.services import cancel_run, enqueue, trigger_run
 from runs.worker import execute_run
 from tests.runs.conftest import wait_final, wait_for, wait_until
-from transformation_portal.errors import RequestError
 
 
 def backends_of(run: Run) -> list[int]:
