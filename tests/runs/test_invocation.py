@@ -31,21 +31,6 @@ def _run(invocation: DbtInvocation, launcher: Launcher, env: dict[str, str]) -> 
     return [line for line in invocation.lines() if line]
 
 
-def test_prepare_gives_each_invocation_its_own_paths_seeded_with_partial_parse(tmp_path):
-    state = tmp_path / "state"
-    state.mkdir()
-    (state / "partial_parse.msgpack").write_bytes(b"seed")
-    common = {"project_dir": PROJECTS / "inventory_transforms", "profiles_dir": PROJECTS, "work_dir": tmp_path / "run"}
-    first = DbtInvocation.prepare("build", parse_state_dir=state, select="+fct_users tag:x", **common)
-    second = DbtInvocation.prepare("docs generate", index=1, **common)
-    assert first.target_path == tmp_path / "run" / "target" and second.target_path == tmp_path / "run" / "target-2"
-    assert (first.target_path / "partial_parse.msgpack").read_bytes() == b"seed"
-    assert not (second.target_path / "partial_parse.msgpack").exists()
-    assert first.argv[:1] == ["build"] and first.argv[first.argv.index("--select") + 1 :][:2] == ["+fct_users", "tag:x"]
-    assert second.argv[:2] == ["docs", "generate"] and "--select" not in second.argv
-    assert first.display.startswith("$ dbt build --log-format json")
-
-
 def test_a_real_ls_streams_json_lines_and_keeps_its_parse_state(tmp_path, launcher, warehouse_env):
     invocation = DbtInvocation.prepare(
         "ls",

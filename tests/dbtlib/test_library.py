@@ -1,4 +1,5 @@
-"""dbtlib/ is Django-free: argv building, selector checks, event parsing, no database."""
+"""The dbt library without Django, a database or a dbt process: argv building, input checks,
+the manifest model, selection, log events, the launcher's partial-parse patch."""
 
 from __future__ import annotations
 
