@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test venv browser dbt-build airflow lint clean
+.PHONY: run test test-fast venv browser dbt-build airflow lint clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ run: venv
 ## Run the whole test suite (installs Debian's chromium for the browser tests when root).
 test: venv browser
 	$(PY) -m pytest
+
+## The fast inner loop (well under a minute): the Django-free dbt library's tests, with no
+## PostgreSQL, no Django and no dbt process (tests/conftest.py and pytest-django stay unloaded).
+test-fast: venv
+	$(PY) -m pytest --noconftest -p no:django tests/dbtlib
 
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \

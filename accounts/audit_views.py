@@ -17,7 +17,7 @@ from accounts.permissions import Requires, requires
 from audit.display import for_page
 from audit.filters import AuditEventFilter
 from audit.models import AuditEvent
-from transformation_portal.db import bounded_page, viewer_statement_timeout
+from kernel.db import bounded_page, viewer_statement_timeout
 
 EXPORT_FIELDS = [
     "id", "created_at", "actor_username", "action", "target_type", "target_id", "target_label",

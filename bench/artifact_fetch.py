@@ -46,8 +46,8 @@ def manifest_bytes() -> bytes:
 
 def store_manifest(data: bytes) -> int:
     """A run whose one dbt invocation wrote `data` as its manifest, stored and indexed."""
+    from dbtlib.invocation import DbtInvocation
     from runs.artifacts import store_invocation
-    from runs.dbt.invocation import DbtInvocation
     from runs.models import Run, RunState
 
     run = Run.objects.create(project="big", command="parse", timeout_seconds=60, source="api", state=RunState.SUCCESS)

@@ -48,7 +48,7 @@ def load(conninfo: str, users: int, applications: int) -> None:
 def dbt_build_users(conninfo: str) -> float:
     from django.conf import settings
 
-    from runs.dbt.environment import DBT_EXECUTABLE, dbt_environment
+    from dbtlib.environment import DBT_EXECUTABLE, dbt_environment
 
     env = dbt_environment(os.environ, {**settings.DBT_ENV, "DBT_DBNAME": BENCH_DB})
     project = REPO / "dbt_projects" / "inventory_transforms"

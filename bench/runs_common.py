@@ -44,7 +44,7 @@ def setup(*, seed: bool = True) -> dict[str, str]:
             conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO, check=True)
-    from runs.dbt.environment import dbt_environment
+    from dbtlib.environment import dbt_environment
 
     env = dbt_environment(os.environ, settings.DBT_ENV)
     if seed:
@@ -56,7 +56,7 @@ def shell_dbt(command: str, env: dict[str, str]) -> float:
     """A cold `dbt <command>` at a shell on inventory_transforms; returns wall seconds."""
     from django.conf import settings
 
-    from runs.dbt.environment import DBT_EXECUTABLE
+    from dbtlib.environment import DBT_EXECUTABLE
 
     project = settings.DBT_PROJECTS_DIR / "inventory_transforms"
     out = Path(tempfile.mkdtemp(prefix="bench-shell-"))

@@ -10,7 +10,7 @@ from audit.admin import AuditedAdminMixin
 from audit.models import Source
 from entities import services
 from entities.models import EntityType, ModeChange, ModeChangeRequest, ParityReport
-from transformation_portal.errors import RequestError
+from kernel.errors import RequestError
 
 
 class AdministerCapabilityMixin:

@@ -9,10 +9,10 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from dbtlib.errors import DbtInputError
+from dbtlib.selectors import check_selector
 from entities.router import ServingView
 from entities.rules.rulesets import dependents
-from runs.dbt.selectors import check_selector
-from transformation_portal.errors import RequestError
 
 ENTITY_NAME = r"^[a-z][a-z0-9_]{0,40}$"
 
@@ -21,7 +21,7 @@ def validate_dbt_selector(value: str) -> None:
     """The selector becomes dbt's argv: the runs syntax check (no options, no shell characters)."""
     try:
         check_selector("dbt_selector", value)
-    except RequestError as error:
+    except DbtInputError as error:
         raise ValidationError(error.message) from error
 
 

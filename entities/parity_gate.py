@@ -17,8 +17,8 @@ from psycopg import sql
 
 from entities.models import PARITY_GATED, EntityType, ModeChangeRequest, ParityReport
 from entities.rules import rulesets
+from kernel.errors import ErrorCode, RequestError
 from lineage.projects import get_project
-from transformation_portal.errors import ErrorCode, RequestError
 
 # Build output and tool state, not inputs.
 _NOT_PROJECT_INPUT = frozenset({"target", "logs", "dbt_packages", "__pycache__"})

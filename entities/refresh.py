@@ -12,16 +12,17 @@ from django.db import transaction
 
 from accounts.models import Capability
 from accounts.permissions import require
+from dbtlib.errors import DbtInputError
+from dbtlib.selectors import check_selector
 from entities import parity, parity_gate, router
 from entities.models import RUNS_DBT, RUNS_RULES, WRITES_PARITY, EntityType, ParityReport
 from entities.queries import REFRESH_KIND
 from entities.rules import engine
 from entities.services import sync_serving_view
-from runs.dbt.selectors import check_selector
+from kernel.errors import ErrorCode, RequestError
 from runs.kinds import RunContext, RunFailed
 from runs.models import Run
 from runs.services import trigger_run
-from transformation_portal.errors import ErrorCode, RequestError
 
 
 def trigger_refresh(entity: EntityType, *, actor: Any, source: str, rerun_of: Run | None = None) -> Run:
@@ -76,7 +77,7 @@ def execute_refresh(ctx: RunContext) -> None:
     if mode in RUNS_DBT:
         try:
             select = check_selector("dbt_selector", entity.dbt_selector)
-        except RequestError as error:
+        except DbtInputError as error:
             raise RunFailed(f"the dbt selector of {entity.name} is refused: {error.message}") from error
         exit_code = ctx.dbt("build", select=select, exclude=entity.dbt_exclude)
         if exit_code != 0:

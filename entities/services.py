@@ -39,7 +39,7 @@ from entities.models import (
     RequestStatus,
     mode_label,
 )
-from transformation_portal.errors import ErrorCode, RequestError
+from kernel.errors import ErrorCode, RequestError
 
 logger = logging.getLogger(__name__)
 

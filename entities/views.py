@@ -18,8 +18,8 @@ from entities.forms import DecisionForm, ModeRequestForm, RollbackForm
 from entities.models import EntityType, ModeChangeRequest, RequestStatus
 from entities.queries import entity_overview, next_step, refreshes, with_latest_report
 from entities.refresh import trigger_refresh
+from kernel.errors import RequestError, form_error
 from lineage.projects import discover_projects
-from transformation_portal.errors import RequestError, form_error
 
 logger = logging.getLogger(__name__)
 

@@ -14,15 +14,15 @@ from rest_framework.views import APIView
 from accounts.models import Capability
 from accounts.permissions import Requires
 from audit.models import Source
+from dbtlib.manifest import TEST_TYPES
+from kernel.db import viewer_statement_timeout
+from kernel.errors import ErrorCode, RequestError
 from lineage import freshness
 from lineage.graph import neighbourhood
 from lineage.models import Edge, Node, NodeStatus, Snapshot, SourceFreshness
 from lineage.selectors import select
 from lineage.services import check_upload_size, ingest_upload, project_exists, project_names
 from lineage.views import hops_param, snapshot_for
-from runs.dbt.manifest import TEST_TYPES
-from transformation_portal.db import viewer_statement_timeout
-from transformation_portal.errors import ErrorCode, RequestError
 
 READ = [Requires(Capability.READ)]
 

@@ -11,8 +11,8 @@ from django.db.models import F, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from dbtlib.artifacts import FreshnessOutcome, threshold_seconds
 from lineage.models import FreshnessStatus, SourceFreshness
-from runs.dbt.artifacts import FreshnessOutcome, threshold_seconds
 
 HISTORY = 10  # runs of history a page shows per source
 _UPDATED = (

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from django.db import connection
 from django.db.models import Q
 
+from dbtlib.manifest import TEST_TYPES
 from lineage.models import Edge, Node, NodeStatus, Snapshot
-from runs.dbt.manifest import TEST_TYPES
 
 _EDGE = Edge._meta.db_table
 MAX_PICTURE_NODES = 300

@@ -1,6 +1,6 @@
 """Django-free: a parsed dbt manifest (and catalog.json) turned into rows ready for COPY.
 
-The manifest itself is read by runs.dbt.manifest (the one reader); what is lineage's own is
+The manifest itself is read by dbtlib.manifest (the one reader); what is lineage's own is
 here: catalog columns merged in, `{{ doc() }}` calls resolved, folders and their summary.
 """
 
@@ -11,7 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from runs.dbt.manifest import TEST_TYPES, Column, DbtNode, Manifest, ManifestError, load_json
+from dbtlib.errors import ManifestError
+from dbtlib.manifest import TEST_TYPES, Column, DbtNode, Manifest, load_json
 
 __all__ = [
     "ManifestError", "catalog_columns", "counts_by_type", "folder_of", "folder_summary", "node_rows", "read_catalog",

@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import Case, Count, Q, Value, When
 from django.utils import timezone
 
-from runs.dbt.manifest import TEST_TYPES
+from dbtlib.manifest import TEST_TYPES
 
 
 class SnapshotOrigin(models.TextChoices):

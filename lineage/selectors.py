@@ -1,4 +1,4 @@
-"""The select API's door to the one selector engine (runs.dbt.selectors): a snapshot's nodes
+"""The select API's door to the one selector engine (dbtlib.selectors): a snapshot's nodes
 and edges become a Manifest once per process (snapshots never change), then selection is pure
 Python over its precomputed graph."""
 
@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from dbtlib.manifest import DbtNode, Manifest, ResourceType
+from dbtlib.selectors import select as select_nodes
+from kernel.errors import dbt_input_refused
 from lineage.models import Edge, Node, Snapshot
-from runs.dbt.manifest import DbtNode, Manifest, ResourceType
-from runs.dbt.selectors import select as select_nodes
 
 _FIELDS = (
     "unique_id", "resource_type", "name", "package_name", "path", "original_file_path", "patch_path", "fqn",
@@ -39,6 +40,7 @@ def snapshot_manifest(snapshot_id: int) -> Manifest:
     return Manifest.from_nodes(nodes, schema_version=snapshot.manifest_schema_version, project_name=snapshot.project)
 
 
+@dbt_input_refused()
 def select(snapshot_id: int, select: str, exclude: str = "") -> list[str]:
     """The unique_ids `dbt ls --select <select> --exclude <exclude>` lists for the snapshot;
     RequestError (INVALID_SELECTOR) for a selector dbt or the portal refuses."""

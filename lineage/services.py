@@ -17,11 +17,12 @@ from psycopg.types.json import Jsonb
 
 from audit.models import Source
 from audit.services import record
+from dbtlib.errors import ManifestError
+from dbtlib.manifest import Manifest, load_json
+from kernel.errors import ErrorCode, RequestError
 from lineage.manifest import catalog_columns, counts_by_type, folder_summary, node_rows, read_catalog
 from lineage.models import Catalog, Edge, Node, NodeStatus, Snapshot, SnapshotOrigin
 from lineage.projects import discover_projects, get_project
-from runs.dbt.manifest import Manifest, ManifestError, load_json
-from transformation_portal.errors import ErrorCode, RequestError
 
 __all__ = [
     "ManifestError", "check_upload_size", "ingest_manifest", "ingest_upload", "project_exists", "project_names",

@@ -9,14 +9,14 @@ from django.urls import reverse
 from accounts.models import Capability
 from accounts.permissions import requires
 from audit.models import Source
+from dbtlib.manifest import TEST_TYPES
+from kernel.db import bounded_page
+from kernel.errors import RequestError, form_error
 from lineage import freshness
 from lineage.forms import ManifestUploadForm
 from lineage.graph import layers, neighbourhood
 from lineage.models import Edge, Node, NodeStatus, Snapshot
 from lineage.services import check_upload_size, ingest_upload, project_exists, project_names
-from runs.dbt.manifest import TEST_TYPES
-from transformation_portal.db import bounded_page
-from transformation_portal.errors import RequestError, form_error
 
 PAGE_SIZE = 50
 MAX_HOPS = 10

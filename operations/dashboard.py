@@ -22,11 +22,11 @@ from django.db import connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from dbtlib.commands import EXECUTING_COMMANDS
 from entities.models import EntityType
 from entities.queries import with_latest_report
 from operations.models import DashboardSnapshot
 from runs.charts import line_chart, percent_bars
-from runs.dbt.commands import EXECUTING_COMMANDS
 from runs.history import slowest_models
 from runs.models import FAILED_NODE_STATUSES, Job, NodeResult, Run, RunState
 

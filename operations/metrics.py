@@ -21,12 +21,12 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from entities.models import EntityType, Mode, ParityReport
+from kernel.db import viewer_statement_timeout
 from lineage import freshness
 from operations import request_metrics
 from operations.figures import DURATION_BUCKETS, WAIT_BUCKETS, failure_figures, reading_mark, run_figures, settle
 from operations.models import Sla
 from runs.models import ACTIVE_STATES, FINAL_STATES, Worker
-from transformation_portal.db import viewer_statement_timeout
 
 
 def freshness_ages() -> list[tuple[str, str, float]]:

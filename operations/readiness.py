@@ -15,8 +15,8 @@ from django_q.brokers import get_broker
 from django_q.brokers.orm import ORM
 
 from entities.services import warehouse as warehouse_connection
+from kernel.security import mask_secrets
 from runs.models import Worker
-from transformation_portal.security import mask_secrets
 
 # Seconds a Redis connect or reply may take before the broker check fails.
 BROKER_TIMEOUT_SECONDS = 3

@@ -11,10 +11,10 @@ from django.views.decorators.http import require_POST
 from accounts.models import Capability
 from accounts.permissions import can, require, requires
 from audit.models import Source
+from kernel.errors import RequestError, form_error
 from operations.forms import SlaForm
 from operations.models import Sla, SlaMiss
 from operations.slas import create_sla, delete_sla, status_summary, update_sla
-from transformation_portal.errors import RequestError, form_error
 
 MISSES_SHOWN = 50
 

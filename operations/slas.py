@@ -15,11 +15,11 @@ from django.db.models import Max
 from django.utils import timezone
 
 from audit.services import record, snapshot
+from kernel.errors import RequestError
 from lineage import freshness
 from lineage.models import Node, Snapshot, SourceFreshness
 from operations.models import WEEKDAYS, Sla, SlaKind, SlaMiss
 from runs.models import Job, Run, RunState
-from transformation_portal.errors import RequestError
 
 SLA_FIELDS = (
     "name",

@@ -16,11 +16,11 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from accounts.models import Capability
 from accounts.permissions import requires
+from kernel.errors import ErrorCode, RequestError
 from operations.dashboard import DEFAULT_WINDOW, WINDOWS, dashboard
 from operations.metrics import exposition
 from operations.readiness import run_checks
 from operations.slas import count_by_status, status_summary
-from transformation_portal.errors import ErrorCode, RequestError
 
 
 @require_safe

@@ -26,6 +26,7 @@ from accounts.authentication import BearerTokenAuthentication
 from accounts.models import Capability
 from accounts.permissions import Requires
 from audit.models import Source
+from kernel.errors import RequestError
 from lineage.projects import DbtProject, discover_projects
 from orchestration import shapes
 from orchestration.envelope import envelope, exception_handler, not_found, page
@@ -33,7 +34,6 @@ from runs.artifacts import artifact_response, indexed_paths
 from runs.jobs import rerun_job, trigger_job, with_next_run
 from runs.models import Environment, Job, Run
 from runs.services import cancel_run
-from transformation_portal.errors import RequestError
 
 # POST jobs/{id}/run/: each override dbt Cloud documents that the portal honours, with its JSON
 # type; null means "no override" (the provider always sends steps_override and schema_override).

@@ -12,8 +12,8 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from kernel.errors import ErrorCode, RequestError
 from runs.pagination import bounded_count
-from transformation_portal.errors import ErrorCode, RequestError
 
 MAX_LIMIT = 100  # dbt Cloud's largest page
 PAGING = ("limit", "offset", "order_by")

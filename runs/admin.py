@@ -9,8 +9,8 @@ from django.http import HttpRequest
 
 from accounts.models import Capability
 from accounts.permissions import can
+from kernel.security import mask_url
 from runs.models import Environment, Job, NodeResult, NotificationDelivery, NotificationTarget, Run
-from transformation_portal.security import mask_url
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -17,10 +17,10 @@ from django.core.files import File
 from django.core.files.storage import Storage, storages
 from django.http import FileResponse, Http404
 
-from runs.dbt.artifacts import DBT_LOG, DOWNLOADABLE
-from runs.dbt.invocation import DbtInvocation
+from dbtlib.artifacts import DBT_LOG, DOWNLOADABLE
+from dbtlib.invocation import DbtInvocation
+from kernel.security import mask_secrets
 from runs.models import NodeResult, Run, RunArtifact
-from transformation_portal.security import mask_secrets
 
 COMPILED_SQL = "compiled.sql"
 COMPILED_PREFIX = "compiled/"

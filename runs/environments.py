@@ -1,5 +1,5 @@
 """Environments: per project, where its runs connect. Each run's dbt reads a profiles.yml
-generated from its environment (runs/dbt/profiles.py); the password comes from the worker's
+generated from its environment (dbtlib/profiles.py); the password comes from the worker's
 own environment variable named by the environment (or NAME_FILE), never from the database.
 
 Who may change what: the connection (host, port, user, dbname, password_env, env_vars) is an
@@ -25,11 +25,11 @@ from accounts.models import Capability
 from accounts.permissions import can
 from audit.models import Source
 from audit.services import record, snapshot
+from dbtlib.commands import check_target
+from dbtlib.profiles import PASSWORD_VARIABLE, profile_name, write_profile
+from kernel.errors import ErrorCode, RequestError, dbt_input_refused
 from lineage.projects import get_project
-from runs.dbt.commands import check_target
-from runs.dbt.profiles import PASSWORD_VARIABLE, profile_name, write_profile
 from runs.models import Environment, Job, Run
-from transformation_portal.errors import ErrorCode, RequestError
 
 ENVIRONMENT_FIELDS = (
     "name", "target_name", "host", "port", "user", "dbname", "schema", "password_env", "threads", "env_vars",
@@ -149,6 +149,7 @@ def check_schema(value: str, field: str) -> str:
     return value
 
 
+@dbt_input_refused()
 def validate_environment(fields: dict[str, Any], *, project: str) -> dict[str, Any]:
     """The clean fields of an environment of `project`; RequestError naming the field."""
     if get_project(project) is None:

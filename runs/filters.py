@@ -4,7 +4,7 @@ import django_filters
 
 from audit.filters import UtcIsoDateTimeFilter
 from audit.models import Source
-from runs.dbt.commands import ALLOWED_COMMANDS
+from dbtlib.commands import ALLOWED_COMMANDS
 from runs.models import Run, RunState
 
 

@@ -5,9 +5,9 @@ import json
 from django import forms
 from django.conf import settings
 
+from dbtlib.commands import ALLOWED_COMMANDS
+from dbtlib.selectors import MAX_SELECTOR_LENGTH
 from lineage.projects import discover_projects
-from runs.dbt.commands import ALLOWED_COMMANDS
-from runs.dbt.selectors import MAX_SELECTOR_LENGTH
 
 
 class TriggerRunForm(forms.Form):

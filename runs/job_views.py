@@ -16,11 +16,11 @@ from django.views.decorators.http import require_POST
 from accounts.models import Capability
 from accounts.permissions import can, require, requires
 from audit.models import Source
+from kernel.errors import RequestError, form_error
 from runs.environments import create_environment, delete_environment, update_environment
 from runs.forms import EnvironmentForm, JobForm
 from runs.jobs import create_job, delete_job, job_steps, trigger_job, update_job, with_next_run
 from runs.models import FINAL_STATES, Environment, Job, Run, RunState
-from transformation_portal.errors import RequestError, form_error
 
 SUCCESS_RATE_RUNS = 20
 JOB_RUNS_SHOWN = 25

@@ -18,12 +18,12 @@ from django_q.models import Schedule
 
 from audit.models import Source
 from audit.services import record, snapshot
-from runs.dbt.steps import parse_step, step_text
+from dbtlib.steps import parse_step, step_text
+from kernel.errors import ErrorCode, RequestError, dbt_input_refused
 from runs.environments import check_schema, default_environment
 from runs.models import FAILED_NODE_STATUSES, Environment, Job, NodeStatus, Run, RunState, StepState
 from runs.notifications import delete_target, enqueue_notifications
 from runs.services import create_run, validate_request
-from transformation_portal.errors import ErrorCode, RequestError
 
 # A PostgreSQL schema name as dbt writes it: longer names are cut to 63 bytes by the server,
 # so two different overrides could name one schema (and escape the write lock).
@@ -46,8 +46,9 @@ def next_fire(cron: str, after: datetime | None = None) -> datetime:
     return croniter(cron, base).get_next(datetime)
 
 
+@dbt_input_refused()
 def validate_steps(project: str, steps: Any) -> list[dict[str, Any]]:
-    """Each step parsed (runs/dbt/steps.py) and checked as a run is (allowed command,
+    """Each step parsed (dbtlib/steps.py) and checked as a run is (allowed command,
     selectors against the manifest, declared vars): the RunStep fields, in order."""
     if not isinstance(steps, list) or not steps:
         raise RequestError("steps must be a list of one or more dbt command lines", field="steps")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.db import connection
 
-from runs.dbt.launcher import group_alive, stop_group
+from dbtlib.launcher import group_alive, stop_group
 from runs.environments import project_default, write_target
 from runs.models import Run, RunState
 from runs.progress import LogWriter

@@ -8,8 +8,8 @@ from django.db.models import ExpressionWrapper, Q
 from django.utils import timezone
 
 from audit.models import Source
-from runs.dbt.commands import EXECUTING_COMMANDS
-from transformation_portal.security import mask_url
+from dbtlib.commands import EXECUTING_COMMANDS
+from kernel.security import mask_url
 
 
 class RunState(models.TextChoices):
@@ -206,7 +206,7 @@ EXECUTED = Q(command__in=sorted(EXECUTING_COMMANDS))
 
 class NodeResultQuerySet(models.QuerySet):
     def executed(self) -> NodeResultQuerySet:
-        """Results of invocations that executed their node (runs.dbt.commands.EXECUTING_COMMANDS)."""
+        """Results of invocations that executed their node (dbtlib.commands.EXECUTING_COMMANDS)."""
         return self.filter(EXECUTED)
 
 

@@ -28,6 +28,8 @@ from django.db.models import Q
 from django_q.tasks import async_task
 
 from audit.services import record, snapshot
+from kernel.errors import RequestError
+from kernel.security import mask_url
 from runs.models import (
     ALERT_STATES,
     DeliveryStatus,
@@ -37,8 +39,6 @@ from runs.models import (
     Run,
     RunState,
 )
-from transformation_portal.errors import RequestError
-from transformation_portal.security import mask_url
 
 WEBHOOK_ATTEMPTS = 3
 SIGNATURE_HEADER = "X-Portal-Signature"

@@ -14,9 +14,9 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from runs.dbt.artifacts import NodeOutcome, compiled_sql_path
-from runs.dbt.events import DbtEvent, parse_line
-from runs.dbt.manifest import Manifest
+from dbtlib.artifacts import NodeOutcome, compiled_sql_path
+from dbtlib.events import DbtEvent, parse_line
+from dbtlib.manifest import Manifest
 from runs.models import FAILED_NODE_STATUSES, NodeResult, Run, RunLogChunk
 
 # node_status values of a node that has not finished yet

@@ -22,9 +22,9 @@ from django.utils import timezone
 
 from audit.models import Source
 from audit.services import record
+from kernel.errors import ErrorCode, RequestError
 from runs.artifacts import delete_artifacts
 from runs.models import FINAL_STATES, NodeResult, NotificationDelivery, Run, RunLogChunk
-from transformation_portal.errors import ErrorCode, RequestError
 
 # Below this, a dbt error is put down to the full disk (dbt cannot even write its log).
 FULL_BELOW_BYTES = 1024 * 1024

@@ -6,8 +6,8 @@ from rest_framework import serializers
 
 from accounts.models import Capability
 from accounts.permissions import can
+from dbtlib.selectors import MAX_SELECTOR_LENGTH
 from lineage.projects import get_project
-from runs.dbt.selectors import MAX_SELECTOR_LENGTH
 from runs.environments import MASKED
 from runs.history import FLAKY_FLIPS, FLAKY_WINDOW, HISTORY_LENGTH
 from runs.models import Environment, Job, NodeResult, NotificationTarget, Run, RunStep, Worker

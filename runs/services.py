@@ -16,21 +16,21 @@ from django_q.tasks import async_task
 
 from audit.models import Source
 from audit.services import record
+from dbtlib.commands import check_command, check_target, check_vars
+from dbtlib.environment import dbt_environment
+from dbtlib.errors import DbtError, ManifestError
+from dbtlib.manifest import Manifest, cached_manifest
+from dbtlib.profiles import profile_name, write_profile
+from dbtlib.project import declared_vars, newest_source_mtime, parse_project
+from dbtlib.selectors import check_selector
+from dbtlib.selectors import select as select_nodes
+from kernel.errors import ErrorCode, RequestError, dbt_input_refused
 from lineage.projects import DbtProject, discover_projects, get_project
-from runs.dbt.commands import check_command, check_target, check_vars
-from runs.dbt.environment import dbt_environment
-from runs.dbt.invocation import DbtError
-from runs.dbt.manifest import Manifest, ManifestError, cached_manifest
-from runs.dbt.profiles import profile_name, write_profile
-from runs.dbt.project import declared_vars, newest_source_mtime, parse_project
-from runs.dbt.selectors import check_selector
-from runs.dbt.selectors import select as select_nodes
 from runs.environments import connection, default_environment, project_default
 from runs.kinds import get_kind
 from runs.logcontext import run_logging
 from runs.models import Environment, Job, Run, RunState, RunStep
 from runs.retention import check_free_space
-from transformation_portal.errors import ErrorCode, RequestError
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ class RunRequest:
         return asdict(self)
 
 
+@dbt_input_refused()
 def validate_request(
     *,
     project: str,

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 from accounts.models import Capability
 from accounts.permissions import can, require, requires
 from audit.models import Source
+from kernel.errors import RequestError, form_error
 from runs.api import failures_first
 from runs.artifacts import COMPILED_SQL, artifact_response, artifact_text, open_artifact, stored_names
 from runs.filters import RunFilter
@@ -18,7 +19,6 @@ from runs.jobs import retry_run
 from runs.models import NodeResult, NotificationDelivery, NotificationTarget, Run, RunState, RunStep, Worker
 from runs.notifications import create_target, delete_target, mask_url
 from runs.services import cancel_run, rerun, trigger_run
-from transformation_portal.errors import RequestError, form_error
 
 TIMELINE_WIDTH = 800
 TIMELINE_ROW = 16

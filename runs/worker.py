@@ -18,15 +18,16 @@ import psycopg
 from django.conf import settings
 from django.utils import timezone
 
+from dbtlib.artifacts import SOURCES_JSON, FreshnessOutcome, NodeOutcome, read_sources
+from dbtlib.commands import EXECUTING_COMMANDS, WRITE_COMMANDS
+from dbtlib.environment import dbt_environment
+from dbtlib.errors import ArtifactError, ManifestError
+from dbtlib.invocation import DbtInvocation
+from dbtlib.launcher import DbtExit, Launcher
+from dbtlib.manifest import Manifest
 from lineage.projects import get_project
 from runs.artifacts import store_invocation
 from runs.backends import application_name, terminate_backends
-from runs.dbt.artifacts import SOURCES_JSON, ArtifactError, FreshnessOutcome, NodeOutcome, read_sources
-from runs.dbt.commands import EXECUTING_COMMANDS, WRITE_COMMANDS
-from runs.dbt.environment import dbt_environment
-from runs.dbt.invocation import DbtInvocation
-from runs.dbt.launcher import DbtExit, Launcher
-from runs.dbt.manifest import Manifest, ManifestError
 from runs.environments import RunVariables, default_environment, prepare_profile
 from runs.interrupts import InterruptWatch
 from runs.kinds import RunContext, RunFailed, RunInterrupted, RunKind, get_kind

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from runs.dbt.launcher import leads_group_writing_to, stop_group
+from dbtlib.launcher import leads_group_writing_to, stop_group
 from runs.models import FINAL_STATES, Run, Worker
 from runs.progress import LogWriter
 from runs.services import run_dir

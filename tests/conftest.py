@@ -142,7 +142,7 @@ def warehouse_env(warehouse_conninfo) -> dict[str, str]:
     """Environment for a dbt subprocess pointed at the session's warehouse."""
     from django.conf import settings
 
-    from runs.dbt.environment import dbt_environment
+    from dbtlib.environment import dbt_environment
 
     return dbt_environment(os.environ, settings.DBT_ENV)
 
@@ -281,7 +281,7 @@ def seeded_warehouse(dbt_projects_dir, warehouse_env, tmp_path_factory):
     """The session warehouse with inventory_transforms' seeds loaded (a build needs them)."""
     import subprocess
 
-    from runs.dbt.environment import DBT_EXECUTABLE
+    from dbtlib.environment import DBT_EXECUTABLE
 
     project = dbt_projects_dir / "inventory_transforms"
     out = tmp_path_factory.mktemp("seed")

@@ -25,8 +25,8 @@ from django.db import connection
 from django.utils import timezone
 from django_q.models import Schedule
 
+from dbtlib.launcher import group_alive
 from runs.backends import application_name
-from runs.dbt.launcher import group_alive
 from runs.models import Run, RunState
 from tests.conftest import wait_until
 from tests.hosts import Api, Host

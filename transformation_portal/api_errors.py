@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from transformation_portal.errors import RequestError
+from kernel.errors import RequestError
 
 
 def _first_message(detail: Any) -> tuple[str | None, Any]:
@@ -95,7 +95,7 @@ SERVER_PAGE = {"text/html": {"schema": {"type": "string"}}}
 WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
 # POSTs that only read (a selector in a JSON body): no state to refuse them.
 READS_BY_POST = frozenset({"/api/v1/projects/{project}/select/"})
-# The heavy reads any viewer can start, bounded by transformation_portal.db.
+# The heavy reads any viewer can start, bounded by kernel.db.
 VIEWER_TIMEOUT_PATHS = frozenset({"/api/v1/audit/", "/api/v1/projects/{project}/nodes/"})
 
 

@@ -1,7 +1,7 @@
 """The portal's logging configuration: LOG_FORMAT=text (one line per record) or json (one JSON
 object per line, python-json-logger: time, level, logger, message, plus every attribute a filter
 or `extra=` put on the record). Every record goes through two filters: passwords masked
-(transformation_portal.security) and, while a run is triggered or executed, its run_id,
+(kernel.security) and, while a run is triggered or executed, its run_id,
 project, job and user added (runs/logcontext.py)."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def logging_config(log_format: str, level: str) -> dict[str, Any]:
         "disable_existing_loggers": False,
         "formatters": {"console": JSON_FORMATTER if log_format == "json" else TEXT_FORMATTER},
         "filters": {
-            "mask_secrets": {"()": "transformation_portal.security.MaskSecretsFilter"},
+            "mask_secrets": {"()": "kernel.security.MaskSecretsFilter"},
             "run_context": {"()": "runs.logcontext.RunContextFilter"},
         },
         "handlers": {

@@ -218,7 +218,7 @@ DEMO_SEEDS_INTO_RAW = env_bool(
 )
 if DEMO_SEEDS_INTO_RAW:
     DBT_ENV["DBT_SEED_SCHEMA"] = "raw"
-# dbt sees only an allowlist of the worker's environment (runs/dbt/environment.py): any
+# dbt sees only an allowlist of the worker's environment (dbtlib/environment.py): any
 # other variable a project's env_var() needs is named here and passed on as it is.
 DBT_ENV_PASSTHROUGH = env_list("DBT_ENV_PASSTHROUGH")
 DBT_ENV.update({name: os.environ[name] for name in DBT_ENV_PASSTHROUGH if name in os.environ})
@@ -267,7 +267,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "audit.middleware.RequestIdMiddleware",
-    "transformation_portal.security.SecurityHeadersMiddleware",
+    "kernel.security.SecurityHeadersMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -336,8 +336,8 @@ BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", PRODUCTION)
 if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Debug pages and error mails hide connection strings and mask passwords in them.
-DEFAULT_EXCEPTION_REPORTER_FILTER = "transformation_portal.security.ConnectionStringReporterFilter"
-DEFAULT_EXCEPTION_REPORTER = "transformation_portal.security.MaskingExceptionReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "kernel.security.ConnectionStringReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "kernel.security.MaskingExceptionReporter"
 
 # Login lockout (django-axes) on /login/ and /admin/login/: LOGIN_FAILURE_LIMIT failures of
 # one username from one address lock that pair out for LOGIN_LOCKOUT_MINUTES (429). The

@@ -12,9 +12,9 @@ from audit.models import AuditEvent, Source
 from entities import services
 from entities.models import EntityType, Mode, ModeChange, ModeChangeRequest, RequestStatus
 from entities.refresh import write_parity_report
+from kernel.errors import RequestError
 from tests.entities.conftest import query
 from tests.entities.helpers import failing_report, move_to, request_change
-from transformation_portal.errors import RequestError
 
 pytestmark = pytest.mark.django_db
 

@@ -13,12 +13,12 @@ from django.utils import timezone
 from audit.models import Source
 from entities.models import Mode, ParityReport
 from entities.refresh import trigger_refresh
+from kernel.errors import RequestError
 from runs.models import Run, RunState
 from tests.conftest import wait_until
 from tests.entities.conftest import query
 from tests.entities.helpers import move_to
 from tests.runs.conftest import wait_final, wait_for
-from transformation_portal.errors import RequestError
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from runs.dbt.environment import DBT_EXECUTABLE
+from dbtlib.environment import DBT_EXECUTABLE
 
 PROJECT = "inventory_transforms"
 

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from audit.models import AuditEvent
+from dbtlib.manifest import NODE_COLLECTIONS
 from lineage.models import Edge, Node, NodeStatus, Snapshot
 from lineage.services import ManifestError, ingest_manifest, record_run_results
-from runs.dbt.manifest import NODE_COLLECTIONS
 from tests.lineage.conftest import PROJECT
 
 

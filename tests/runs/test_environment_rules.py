@@ -16,13 +16,13 @@ from rest_framework.test import APIClient
 
 from accounts.models import ApiToken
 from audit.models import AuditEvent
+from kernel.errors import RequestError
 from runs.environments import PROJECT_VARIABLE_PREFIX, create_environment
 from runs.jobs import create_job, trigger_job
 from runs.models import Environment, Run, RunState
 from runs.services import trigger_run
 from runs.worker import execute_run
 from tests.runs.conftest import wait_final, wait_for
-from transformation_portal.errors import RequestError
 
 pytestmark = pytest.mark.usefixtures("transactional_db", "dbt_projects_dir")
 

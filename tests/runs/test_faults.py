@@ -19,8 +19,8 @@ from django.test import override_settings
 from django.utils import timezone
 from django_q.conf import Conf
 
-from runs.dbt.invocation import DbtInvocation
-from runs.dbt.launcher import DbtProcess, group_alive, signal_group
+from dbtlib.invocation import DbtInvocation
+from dbtlib.launcher import DbtProcess, group_alive, signal_group
 from runs.models import Run, RunState
 from runs.progress import NodeProgress
 from runs.reaper import reap_lost_runs

@@ -14,9 +14,9 @@ import pytest
 from django.template import Context, Template
 from psycopg import sql
 
+from dbtlib.artifacts import read_sources, threshold_seconds
+from dbtlib.invocation import DbtInvocation
 from lineage import freshness
-from runs.dbt.artifacts import read_sources, threshold_seconds
-from runs.dbt.invocation import DbtInvocation
 from runs.models import Run, RunState
 from runs.notifications import create_target, notify_run
 from runs.services import trigger_run

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from runs.dbt.invocation import DbtError, DbtInvocation
-from runs.dbt.launcher import DbtExit, Launcher
-from runs.dbt.project import parse_project
+from dbtlib.errors import DbtError
+from dbtlib.invocation import DbtInvocation
+from dbtlib.launcher import DbtExit, Launcher
+from dbtlib.project import parse_project
 
 PROJECTS = Path(__file__).resolve().parents[2] / "dbt_projects"
 
@@ -28,21 +29,6 @@ def launcher():
 def _run(invocation: DbtInvocation, launcher: Launcher, env: dict[str, str]) -> list[str]:
     invocation.start(launcher, env)
     return [line for line in invocation.lines() if line]
-
-
-def test_prepare_gives_each_invocation_its_own_paths_seeded_with_partial_parse(tmp_path):
-    state = tmp_path / "state"
-    state.mkdir()
-    (state / "partial_parse.msgpack").write_bytes(b"seed")
-    common = {"project_dir": PROJECTS / "inventory_transforms", "profiles_dir": PROJECTS, "work_dir": tmp_path / "run"}
-    first = DbtInvocation.prepare("build", parse_state_dir=state, select="+fct_users tag:x", **common)
-    second = DbtInvocation.prepare("docs generate", index=1, **common)
-    assert first.target_path == tmp_path / "run" / "target" and second.target_path == tmp_path / "run" / "target-2"
-    assert (first.target_path / "partial_parse.msgpack").read_bytes() == b"seed"
-    assert not (second.target_path / "partial_parse.msgpack").exists()
-    assert first.argv[:1] == ["build"] and first.argv[first.argv.index("--select") + 1 :][:2] == ["+fct_users", "tag:x"]
-    assert second.argv[:2] == ["docs", "generate"] and "--select" not in second.argv
-    assert first.display.startswith("$ dbt build --log-format json")
 
 
 def test_a_real_ls_streams_json_lines_and_keeps_its_parse_state(tmp_path, launcher, warehouse_env):
@@ -87,7 +73,7 @@ def test_parse_project_failure_carries_command_exit_code_and_dbt_output(tmp_path
 
 def test_the_launchers_children_die_when_the_workers_pipe_closes(tmp_path, warehouse_env):
     """F2: a worker that dies (its end of the pipe closes) leaves no dbt behind."""
-    from runs.dbt.launcher import group_alive, signal_group
+    from dbtlib.launcher import group_alive, signal_group
     from tests.conftest import wait_until
 
     sleepy = Path(__file__).resolve().parent / "projects" / "sleepy"

@@ -7,12 +7,12 @@ import pytest
 import yaml
 
 from audit.models import AuditEvent
+from kernel.errors import RequestError
 from lineage.models import Snapshot
 from runs.environments import create_environment
 from runs.jobs import create_job, retry_run, trigger_job
 from runs.models import Environment, NodeResult, Run, RunState, StepState
 from runs.worker import execute_run
-from transformation_portal.errors import RequestError
 
 pytestmark = pytest.mark.usefixtures("transactional_db", "dbt_projects_dir")
 
@@ -173,7 +173,7 @@ def test_a_dropped_in_project_gets_a_dev_environment_and_its_own_profile_name(op
 
 
 def test_the_generated_profile_names_the_projects_profile_and_reads_the_password_from_the_environment(tmp_path):
-    from runs.dbt.profiles import write_profile
+    from dbtlib.profiles import write_profile
 
     path = write_profile(
         tmp_path, profile="chain_warehouse", target="prod",

@@ -7,11 +7,11 @@ import time
 
 import pytest
 
+from kernel.errors import RequestError
 from runs.kinds import RunFailed, register_kind
 from runs.models import Run, RunState
 from runs.services import trigger_run
 from runs.worker import execute_run
-from transformation_portal.errors import RequestError
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -22,16 +22,16 @@ from django.utils import timezone
 from django_q.models import Task
 
 from accounts.models import ApiToken
+from dbtlib.launcher import group_alive
+from kernel.errors import RequestError
 from lineage.models import NodeStatus, Snapshot
 from runs.backends import application_name
-from runs.dbt.launcher import group_alive
 from runs.models import Run, RunState
 from runs.notifications import create_target
 from runs.reaper import reap_lost_runs
 from runs.services import cancel_run, enqueue, trigger_run
 from runs.worker import execute_run
 from tests.runs.conftest import wait_final, wait_for, wait_until
-from transformation_portal.errors import RequestError
 
 
 def backends_of(run: Run) -> list[int]:

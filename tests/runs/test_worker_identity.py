@@ -19,7 +19,7 @@ from django.db import connection
 from django.test import override_settings
 from django_q.conf import Conf
 
-from runs.dbt.launcher import group_alive, signal_group
+from dbtlib.launcher import group_alive, signal_group
 from runs.models import Run, RunState, Worker
 from runs.reaper import reap_lost_runs
 from runs.services import trigger_run

@@ -7,11 +7,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from audit.models import Source
-from runs.dbt.commands import ALLOWED_COMMANDS
+from dbtlib.commands import ALLOWED_COMMANDS
+from kernel.errors import RequestError
 from runs.models import Run, RunState
 from runs.services import cancel_run, trigger_run
 from runs.worker import execute_run
-from transformation_portal.errors import RequestError
 
 
 class Command(BaseCommand):

@@ -5,8 +5,8 @@ import getpass
 from django.core.management.base import BaseCommand, CommandError
 
 from audit.models import Source
+from kernel.errors import RequestError
 from runs.retention import prune_runs
-from transformation_portal.errors import RequestError
 
 
 class Command(BaseCommand):

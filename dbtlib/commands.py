@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from transformation_portal.errors import RequestError
+from dbtlib.errors import DbtInputError
 
 ALLOWED_COMMANDS: tuple[str, ...] = (
     "build",
@@ -42,8 +42,8 @@ _TARGET = re.compile(r"[A-Za-z0-9_-]{1,100}")
 def check_command(command: str) -> str:
     normalized = " ".join(command.split())
     if normalized not in ALLOWED_COMMANDS:
-        raise RequestError(
-            f"{command!r} is not an allowed dbt command (allowed: {', '.join(ALLOWED_COMMANDS)})", field="command"
+        raise DbtInputError(
+            f"{command!r} is not an allowed dbt command (allowed: {', '.join(ALLOWED_COMMANDS)})", "command"
         )
     return normalized
 
@@ -55,19 +55,19 @@ def check_vars(value: Any, declared: set[str]) -> dict[str, Any]:
         try:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
-            raise RequestError(f"vars are not valid JSON ({exc.msg})", field="vars") from None
+            raise DbtInputError(f"vars are not valid JSON ({exc.msg})", "vars") from None
     if not isinstance(value, dict):
-        raise RequestError("vars must be a JSON object of name → value", field="vars")
+        raise DbtInputError("vars must be a JSON object of name → value", "vars")
     unknown = sorted(set(value) - declared)
     if unknown:
         known = ", ".join(sorted(declared)) or "none"
-        raise RequestError(f"the project declares no var {unknown[0]!r} (declared: {known})", field="vars")
+        raise DbtInputError(f"the project declares no var {unknown[0]!r} (declared: {known})", "vars")
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
-        raise RequestError("var values must be JSON values", field="vars") from None
+        raise DbtInputError("var values must be JSON values", "vars") from None
     if any(mark in text for text in _texts(value) for mark in JINJA_MARKS):
-        raise RequestError("var values may not hold Jinja ('{{', '{%' or '{#'): dbt would run it", field="vars")
+        raise DbtInputError("var values may not hold Jinja ('{{', '{%' or '{#'): dbt would run it", "vars")
     return value
 
 
@@ -86,7 +86,7 @@ def _texts(value: Any) -> Iterator[str]:
 
 def check_target(value: str) -> str:
     if value and not _TARGET.fullmatch(value):
-        raise RequestError("target must be a profile target name", field="target")
+        raise DbtInputError("target must be a profile target name", "target")
     return value
 
 

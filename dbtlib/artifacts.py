@@ -10,16 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runs.dbt.manifest import DbtNode, ManifestError, load_json
+from dbtlib.errors import ArtifactError, ManifestError
+from dbtlib.manifest import DbtNode, load_json
 
 # Files a user may download from a run, by name only: those dbt writes to its target path
 # and its log (in its log path).
 DBT_LOG = "dbt.log"
 DOWNLOADABLE = ("manifest.json", "run_results.json", "catalog.json", "sources.json", DBT_LOG)
-
-
-class ArtifactError(Exception):
-    """An artifact dbt should have written is missing or unreadable."""
 
 
 @dataclass(frozen=True)

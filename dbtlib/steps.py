@@ -6,8 +6,8 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from runs.dbt.commands import ALLOWED_COMMANDS
-from transformation_portal.errors import RequestError
+from dbtlib.commands import ALLOWED_COMMANDS
+from dbtlib.errors import DbtInputError
 
 MAX_STEP_LENGTH = 4000
 # dbt's spellings of the flags a step may carry; every other flag is refused, so a step
@@ -18,26 +18,26 @@ _SWITCHES = {"--full-refresh": "full_refresh", "-f": "full_refresh"}
 
 
 def parse_step(text: Any) -> dict[str, Any]:
-    """{command, select, exclude, vars, full_refresh} of one step; RequestError (field
+    """{command, select, exclude, vars, full_refresh} of one step; DbtInputError (on
     `steps`) naming the step when it is not `dbt <allowed command> [allowed flags]`."""
     if not isinstance(text, str) or not text.strip():
-        raise RequestError("each step is a dbt command line, e.g. 'dbt build --select +fct_users'", field="steps")
+        raise DbtInputError("each step is a dbt command line, e.g. 'dbt build --select +fct_users'", "steps")
     if len(text) > MAX_STEP_LENGTH:
-        raise RequestError(f"a step is at most {MAX_STEP_LENGTH} characters", field="steps")
+        raise DbtInputError(f"a step is at most {MAX_STEP_LENGTH} characters", "steps")
     try:
         tokens = shlex.split(text)
     except ValueError as exc:
-        raise RequestError(f"step {text!r}: {exc}", field="steps") from None
+        raise DbtInputError(f"step {text!r}: {exc}", "steps") from None
     if not tokens or tokens[0] != "dbt":
-        raise RequestError(f"step {text!r} must start with 'dbt'", field="steps")
+        raise DbtInputError(f"step {text!r} must start with 'dbt'", "steps")
     tokens = tokens[1:]
     width = 2 if " ".join(tokens[:2]) in ALLOWED_COMMANDS else 1
     command = " ".join(tokens[:width])
     if command not in ALLOWED_COMMANDS:
-        raise RequestError(
+        raise DbtInputError(
             f"step {text!r}: {command or 'nothing'!r} is not an allowed dbt command "
             f"(allowed: {', '.join(ALLOWED_COMMANDS)})",
-            field="steps",
+            "steps",
         )
     parts: dict[str, Any] = {"command": command, "select": [], "exclude": [], "vars": None, "full_refresh": False}
     rest = tokens[width:]
@@ -48,7 +48,7 @@ def parse_step(text: Any) -> dict[str, Any]:
             parts[_SWITCHES[flag]] = True
         elif flag in _VALUE_FLAGS:
             if position >= len(rest):
-                raise RequestError(f"step {text!r}: {flag} needs a value", field="steps")
+                raise DbtInputError(f"step {text!r}: {flag} needs a value", "steps")
             parts[_VALUE_FLAGS[flag]], position = rest[position], position + 1
         elif flag in _LIST_FLAGS:
             values = []
@@ -56,11 +56,11 @@ def parse_step(text: Any) -> dict[str, Any]:
                 values.append(rest[position])
                 position += 1
             if not values:
-                raise RequestError(f"step {text!r}: {flag} needs a selector", field="steps")
+                raise DbtInputError(f"step {text!r}: {flag} needs a selector", "steps")
             parts[_LIST_FLAGS[flag]] += values
         else:
             known = ", ".join([*_LIST_FLAGS, *_VALUE_FLAGS, *_SWITCHES])
-            raise RequestError(f"step {text!r}: {flag!r} is not a flag a step may use ({known})", field="steps")
+            raise DbtInputError(f"step {text!r}: {flag!r} is not a flag a step may use ({known})", "steps")
     parts["select"], parts["exclude"] = " ".join(parts["select"]), " ".join(parts["exclude"])
     return parts
 

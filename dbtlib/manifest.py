@@ -18,6 +18,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, BinaryIO
 
+from dbtlib.errors import ManifestError
+
 SUPPORTED_SCHEMA_VERSIONS = range(10, 13)  # v10 (dbt 1.6) … v12 (dbt 1.8 and later)
 _SCHEMA_VERSION = re.compile(r"/manifest/v(\d+)\.json$")
 MAX_INT_DIGITS = 100
@@ -86,10 +88,6 @@ _SECTION_OF = {
     ResourceType.UNIT_TEST: "unit_tests",
     ResourceType.FUNCTION: "functions",
 }
-
-
-class ManifestError(Exception):
-    """A manifest (or catalog) the portal refuses; the message is meant for the user."""
 
 
 @dataclass(frozen=True)

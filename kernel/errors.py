@@ -1,14 +1,17 @@
-"""The one request-error type, raised by services (and the Django-free dbt layer) when a
-request is refused. Pages show it as a form error, the API as `{"detail", "field", "code"}`
-with the status its code implies. Nothing was changed when it is raised.
-
-Django-free on purpose: `runs.dbt` raises it too.
+"""The one request-error type, raised by services when a request is refused. Pages show it as
+a form error, the API as `{"detail", "field", "code"}` with the status its code implies.
+Nothing was changed when it is raised. The dbt library's own refusals become one at the
+services' boundary (`dbt_input_refused`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any
+
+from dbtlib.errors import DbtInputError, DbtSelectorError
 
 
 class ErrorCode(StrEnum):
@@ -72,6 +75,19 @@ class RequestError(Exception):
 
     def as_dict(self) -> dict[str, Any]:
         return {"detail": self.message, "field": self.field, "code": str(self.code), **self.extra}
+
+
+@contextmanager
+def dbt_input_refused() -> Iterator[None]:
+    """The boundary of a service that hands request input to the dbt library (a command, vars,
+    a target, a selector, a job step): the library's DbtInputError becomes the RequestError a
+    page or the API shows, with its sentence and field (a selector's with INVALID_SELECTOR).
+    A context manager, or a decorator of the whole service."""
+    try:
+        yield
+    except DbtInputError as exc:
+        code = ErrorCode.INVALID_SELECTOR if isinstance(exc, DbtSelectorError) else ErrorCode.INVALID
+        raise RequestError(exc.message, field=exc.field, code=code) from exc
 
 
 def form_error(form: Any, error: RequestError) -> None:

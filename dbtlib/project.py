@@ -10,9 +10,9 @@ from pathlib import Path
 
 import yaml
 
-from runs.dbt.commands import build_argv
-from runs.dbt.environment import DBT_EXECUTABLE
-from runs.dbt.invocation import DbtError
+from dbtlib.commands import build_argv
+from dbtlib.environment import DBT_EXECUTABLE
+from dbtlib.errors import DbtError
 
 _SOURCE_DIRS = ("models", "seeds", "snapshots", "tests", "macros", "analyses")
 

@@ -17,8 +17,8 @@ from functools import lru_cache
 from pathlib import PurePosixPath
 from typing import Any
 
-from runs.dbt.manifest import LS_RESOURCE_TYPES, TEST_TYPES, DbtNode, Manifest, ResourceType
-from transformation_portal.errors import ErrorCode, RequestError
+from dbtlib.errors import DbtSelectorError
+from dbtlib.manifest import LS_RESOURCE_TYPES, TEST_TYPES, DbtNode, Manifest, ResourceType
 
 MAX_SELECTOR_LENGTH = 2000
 MAX_SELECTOR_TERMS = 50  # criteria in one selector (union and intersections together)
@@ -46,8 +46,8 @@ def check_selector(field: str, value: str) -> str:
     return " ".join(value.split())
 
 
-def _invalid(field: str, message: str) -> RequestError:
-    return RequestError(message, field=field, code=ErrorCode.INVALID_SELECTOR)
+def _invalid(field: str, message: str) -> DbtSelectorError:
+    return DbtSelectorError(message, field)
 
 
 # --- the engine: dbt-core 1.11's node selection over a Manifest ------------------------------
@@ -86,7 +86,7 @@ class Criterion:
     childrens_parents: bool = False
 
 
-def _refuse(field: str, raw: str, why: str) -> RequestError:
+def _refuse(field: str, raw: str, why: str) -> DbtSelectorError:
     return _invalid(field, f"selector {raw!r} is not valid: {why}")
 
 
@@ -164,7 +164,7 @@ def _check_glob(field: str, raw: str, value: str) -> None:
 
 
 def parse_selector(text: str, field: str = "select") -> tuple[tuple[Criterion, ...], ...]:
-    """A union (space) of intersections (comma) of criteria; RequestError when invalid."""
+    """A union (space) of intersections (comma) of criteria; DbtSelectorError when invalid."""
     text = check_selector(field, text)
     terms = sum(len(spec.split(",")) for spec in text.split())
     if terms > MAX_SELECTOR_TERMS:
@@ -404,7 +404,7 @@ def _select_union(manifest: Manifest, union: tuple[tuple[Criterion, ...], ...]) 
 
 def select(manifest: Manifest, select: str, exclude: str = "") -> list[str]:
     """The unique_ids `dbt ls --select <select> --exclude <exclude>` lists, sorted.
-    Raises RequestError (INVALID_SELECTOR, on the field at fault) for a selector dbt or the
+    Raises DbtSelectorError (on the field at fault) for a selector dbt or the
     portal refuses; an empty `select` means everything, as in dbt."""
     include = parse_selector(select, "select") if select.strip() else None
     excluded = _select_union(manifest, parse_selector(exclude, "exclude")) if exclude.strip() else set()

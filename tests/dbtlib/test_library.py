@@ -1,4 +1,5 @@
-"""runs/dbt/ is Django-free: argv building, selector checks, event parsing, no database."""
+"""The dbt library without Django, a database or a dbt process: argv building, input checks,
+the manifest model, selection, log events, the launcher's partial-parse patch."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from runs.dbt.commands import build_argv, check_command, check_vars
-from runs.dbt.events import parse_line
-from runs.dbt.launcher import ignore_application_name_in_parse_state
-from runs.dbt.manifest import Manifest, ManifestError
-from runs.dbt.selectors import check_selector, select
-from transformation_portal.errors import ErrorCode, RequestError
+from dbtlib.commands import build_argv, check_command, check_vars
+from dbtlib.errors import DbtInputError, DbtSelectorError, ManifestError
+from dbtlib.events import parse_line
+from dbtlib.launcher import ignore_application_name_in_parse_state
+from dbtlib.manifest import Manifest
+from dbtlib.selectors import check_selector, select
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,7 +114,7 @@ def test_argv_is_a_list_of_validated_parts():
 
 @pytest.mark.parametrize("command", ["run-operation", "init", "clean", "show", "build; rm -rf /", "debug"])
 def test_commands_outside_the_allowlist_are_refused(command):
-    with pytest.raises(RequestError) as err:
+    with pytest.raises(DbtInputError) as err:
         check_command(command)
     assert err.value.field == "command"
 
@@ -130,7 +131,7 @@ def test_commands_outside_the_allowlist_are_refused(command):
     ],
 )
 def test_bad_selectors_are_refused_with_the_reason(selector, problem):
-    with pytest.raises(RequestError) as err:
+    with pytest.raises(DbtInputError) as err:
         check_selector("select", selector)
     assert problem in err.value.message
 
@@ -222,16 +223,16 @@ def test_selection_over_the_frozen_model(selector, exclude, expected):
     ],
 )
 def test_invalid_selectors_are_refused_on_their_field(selector, words):
-    with pytest.raises(RequestError, match=re.escape(words)) as caught:
+    with pytest.raises(DbtSelectorError, match=re.escape(words)) as caught:
         select(Manifest.from_dict(MANIFEST), "fct_users", selector)
-    assert caught.value.field == "exclude" and caught.value.code == ErrorCode.INVALID_SELECTOR
+    assert caught.value.field == "exclude"
 
 
-def test_every_module_of_runs_dbt_loads_without_django():
+def test_every_module_of_dbtlib_loads_without_django():
     code = (
-        "import importlib, pkgutil, sys, runs.dbt\n"
-        "names = [m.name for m in pkgutil.iter_modules(runs.dbt.__path__)]\n"
-        "for name in names: importlib.import_module('runs.dbt.' + name)\n"
+        "import importlib, pkgutil, sys, dbtlib\n"
+        "names = [m.name for m in pkgutil.iter_modules(dbtlib.__path__)]\n"
+        "for name in names: importlib.import_module('dbtlib.' + name)\n"
         "print(sorted(names), 'django' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
@@ -242,17 +243,17 @@ def test_every_module_of_runs_dbt_loads_without_django():
 
 def test_vars_only_for_declared_keys_with_json_values():
     assert check_vars('{"a": [1, 2]}', {"a"}) == {"a": [1, 2]}
-    with pytest.raises(RequestError, match="declares no var 'b'"):
+    with pytest.raises(DbtInputError, match="declares no var 'b'"):
         check_vars({"b": 1}, {"a"})
-    with pytest.raises(RequestError, match="JSON object"):
+    with pytest.raises(DbtInputError, match="JSON object"):
         check_vars("[1]", {"a"})
-    with pytest.raises(RequestError, match="not valid JSON"):
+    with pytest.raises(DbtInputError, match="not valid JSON"):
         check_vars("{a: 1}", {"a"})
 
 
 @pytest.mark.parametrize("value", ["{{ run_query('x') }}", {"k": "{% set x = 1 %}"}, ["{# #}"], {"{{ k }}": 1}])
 def test_vars_never_carry_jinja_that_dbt_would_render(value):
-    with pytest.raises(RequestError, match="Jinja"):
+    with pytest.raises(DbtInputError, match="Jinja"):
         check_vars({"a": value}, {"a"})
     assert check_vars({"a": "{ not jinja }"}, {"a"}) == {"a": "{ not jinja }"}
 

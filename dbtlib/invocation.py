@@ -17,23 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runs.dbt.artifacts import NodeOutcome, read_run_results
-from runs.dbt.commands import build_argv
-from runs.dbt.launcher import DbtExit, DbtProcess, Launcher
-from runs.dbt.manifest import Manifest
+from dbtlib.artifacts import NodeOutcome, read_run_results
+from dbtlib.commands import build_argv
+from dbtlib.launcher import DbtExit, DbtProcess, Launcher
+from dbtlib.manifest import Manifest
 
 PARSE_STATE_FILES = ("manifest.json", "partial_parse.msgpack")
-
-
-class DbtError(Exception):
-    """dbt could not do what was asked: carries the command, its exit code and its log."""
-
-    def __init__(self, message: str, *, command: str, exit_code: int | None, log_path: Path | None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.command = command
-        self.exit_code = exit_code
-        self.log_path = log_path
 
 
 @dataclass

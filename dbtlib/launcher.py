@@ -32,7 +32,7 @@ from enum import IntEnum
 from multiprocessing import resource_tracker
 from pathlib import Path
 
-from runs.dbt.environment import dbt_environment
+from dbtlib.environment import dbt_environment
 
 PRELOAD = (
     "dbt.cli.main",
@@ -277,7 +277,7 @@ class Launcher:
         env = dbt_environment(os.environ, {})  # the helper holds no secret either; each child gets its run's env
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT), env.get("PYTHONPATH", "")]))
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "runs.dbt.launcher"],
+            [sys.executable, "-m", "dbtlib.launcher"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

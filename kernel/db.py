@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from psycopg.errors import QueryCanceled
 
-from transformation_portal.errors import ErrorCode, RequestError
+from kernel.errors import ErrorCode, RequestError
 
 
 @contextmanager
