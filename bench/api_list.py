@@ -1,4 +1,5 @@
-"""GET /api/v1/runs/ (list, filters, deep pages) with 100,000 runs stored and 50 concurrent
+"""GET /api/v1/runs/ and the dbt Cloud API's runs list (list, filters, full and deep pages,
+each with its bounded count) with 100,000 runs stored and 50 concurrent
 clients against gunicorn with the workers `runportal` starts (WEB_WORKERS, default 2; more
 sync workers than cores only stretch each request's server time on CPU-bound pages).
 Prints client and server (gunicorn's own request time) p95 last (budget p95 ≤ 100 ms, no
@@ -28,6 +29,8 @@ URLS = [
     "/api/v1/runs/?project=project_3&page=20",
     "/api/v1/runs/?who=bench&command=build",
     "/api/v1/runs/?since=2026-01-01T00:00:00Z&state=success&state=failed",
+    "/api/v2/accounts/1/runs/?limit=100&offset=100&order_by=-id",
+    "/api/v2/accounts/1/runs/?status=10&limit=100&offset=5000",
 ]
 
 
@@ -95,11 +98,13 @@ def main(per_client: int) -> None:
             t.start()
         for t in threads:
             t.join()
-    server = server_ms(access_log, "/api/v1/runs/")
+    server = server_ms(access_log, "/runs/")
+    v2 = server_ms(access_log, "/api/v2/")
     latencies.sort()
 
     print(f"{len(latencies)} requests, {CLIENTS} clients, {RUNS:,} runs stored, errors: {len(errors)} {errors[:3]}")
     print(f"client p50 {latencies[len(latencies) // 2]:.0f} ms; server p50 {server[len(server) // 2]:.0f} ms")
+    print(f"dbt Cloud API runs list: server p95 {p95(v2):.0f} ms over {len(v2)} requests")
     print(f"API list p95: server {p95(server):.0f} ms, client {p95(latencies):.0f} ms (2 shared cores)")
 
 
