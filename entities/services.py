@@ -1,7 +1,7 @@
 """Entity workflows shared by pages, API, admin and the refresh run kind.
 
 Mode changes span two databases: the metadata DB (EntityType, ModeChange, the request, audit
-rows) and the warehouse (the serving view). The guarantee (see README, "Modes"):
+rows) and the warehouse (the serving view). The guarantee:
 
 1. Inside one Django transaction the entity row is locked (SELECT ... FOR UPDATE: mode changes
    of one entity are serialized, and a refresh re-applying the view waits for them).
