@@ -50,7 +50,7 @@ PRELOAD = (
     "dbt.parser.manifest",
     "psycopg2",
 )
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+_REPO_ROOT = Path(__file__).resolve().parents[1]
 ORPHAN_GRACE_SECONDS = 5
 
 
