@@ -212,7 +212,7 @@ def test_a_cancel_never_signals_a_process_that_got_the_pid_of_the_runs_dbt(trans
     try:
         invocation.process = DbtProcess(decoy, invocation.exit_file, invocation.output_file)
         execution = RunExecution(run)
-        execution.follow(invocation, NodeProgress(run, execution.log, step=1))
+        execution.follow(invocation, NodeProgress(run, execution.log, "run", step=1))
         execution.end_dbt(invocation)
         execution.log.flush()
         assert group_alive(decoy), "the worker signalled a process that is not the run's dbt"
