@@ -14,6 +14,17 @@ def runs_cluster(seeded_warehouse, queue_cluster):
     return queue_cluster
 
 
+def env_probe_row(conninfo: str, columns: str) -> tuple:
+    """The row the envprobe project's model wrote (tests/runs/projects/envprobe): what its dbt saw."""
+    import psycopg
+
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        (schema,) = conn.execute(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = 'env_probe'"
+        ).fetchone()
+        return conn.execute(f'SELECT {columns} FROM "{schema}".env_probe').fetchone()
+
+
 def wait_for(run, predicate, timeout: float = 120):
     """Poll the run from the database until predicate(run) holds; returns the run."""
 

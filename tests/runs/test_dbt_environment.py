@@ -3,12 +3,12 @@ portal's secrets (issue 11, S7)."""
 
 from __future__ import annotations
 
-import psycopg
 from django.conf import settings
 
 from runs.models import RunState
 from runs.services import trigger_run
 from runs.worker import execute_run
+from tests.runs.conftest import env_probe_row
 
 
 def test_a_model_reading_the_workers_secrets_sees_absent(
@@ -24,9 +24,5 @@ def test_a_model_reading_the_workers_secrets_sees_absent(
     execute_run(run.pk)
     run.refresh_from_db()
     assert run.state == RunState.SUCCESS, run.reason
-    with psycopg.connect(warehouse_conninfo, autocommit=True) as conn:
-        (schema,) = conn.execute(
-            "SELECT table_schema FROM information_schema.tables WHERE table_name = 'env_probe'"
-        ).fetchone()
-        row = conn.execute(f'SELECT secret_key, database_url, redis_url, declared FROM "{schema}".env_probe').fetchone()
+    row = env_probe_row(warehouse_conninfo, "secret_key, database_url, redis_url, declared")
     assert row == ("absent", "absent", "absent", "declared-value")

@@ -22,7 +22,7 @@ from runs.jobs import create_job, trigger_job
 from runs.models import Environment, Run, RunState
 from runs.services import trigger_run
 from runs.worker import execute_run
-from tests.runs.conftest import wait_final, wait_for
+from tests.runs.conftest import env_probe_row, wait_final, wait_for
 
 pytestmark = pytest.mark.usefixtures("transactional_db", "dbt_projects_dir")
 
@@ -316,11 +316,7 @@ def test_a_project_variable_reaches_dbt_and_cannot_steer_it(admin_user, operator
     execute_run(run.pk)
     run.refresh_from_db()
     assert run.state == RunState.SUCCESS, run.reason
-    with psycopg.connect(warehouse_conninfo, autocommit=True) as conn:
-        (schema,) = conn.execute(
-            "SELECT table_schema FROM information_schema.tables WHERE table_name = 'env_probe'"
-        ).fetchone()
-        row = conn.execute(f'SELECT declared, project_var FROM "{schema}".env_probe').fetchone()
+    row = env_probe_row(warehouse_conninfo, "declared, project_var")
     assert row == ("from-the-worker", "from-env")
 
 
