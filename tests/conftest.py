@@ -35,6 +35,10 @@ def pytest_configure(config: pytest.Config) -> None:
 BROKER_FIXTURES = frozenset({"queue_cluster", "queue_cluster_process", "runs_cluster", "queued"})
 
 
+# the session-wide queue cluster's PORTAL_WORKER_NAME
+SESSION_WORKER_NAME = "session-cluster"
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m services` selects by the marks added here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests whose outcome depends on the services CI's second pass brings (the broker, several
@@ -243,7 +247,14 @@ def queue_cluster_process(django_db_setup, django_db_blocker, dbt_projects_dir, 
 
     repo = Path(__file__).resolve().parents[1]
     log_file = tmp_path_factory.mktemp("qcluster") / "qcluster.log"
-    env = {**os.environ, "DATABASE_NAME": connection.settings_dict["NAME"], "PYTHONUNBUFFERED": "1"}
+    # a name of its own: the default name (this host's) stays free for tests that start a
+    # worker host under it, which the duplicate-name check would otherwise refuse
+    env = {
+        **os.environ,
+        "DATABASE_NAME": connection.settings_dict["NAME"],
+        "PORTAL_WORKER_NAME": SESSION_WORKER_NAME,
+        "PYTHONUNBUFFERED": "1",
+    }
     with open(log_file, "w") as log:
         process = subprocess.Popen(
             [sys.executable, str(repo / "manage.py"), "qcluster"],
