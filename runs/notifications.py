@@ -27,7 +27,7 @@ from django.db import transaction
 from django.db.models import Q
 from django_q.tasks import async_task
 
-from audit.services import record, snapshot
+from audit.services import changed_fields, record, snapshot
 from kernel.errors import RequestError
 from kernel.security import mask_url
 from runs.models import (
@@ -390,9 +390,7 @@ def update_target(target: NotificationTarget, *, actor: Any, source: str, **fiel
         changed_secret = secret != target.secret
         target.secret = secret
         target.save()
-        after = _audit_snapshot(target)
-        changed = sorted(key for key in after if before.get(key) != after[key])
-        before, after = {key: before[key] for key in changed}, {key: after[key] for key in changed}
+        before, after = changed_fields(before, _audit_snapshot(target))
         if changed_secret:
             before["secret"], after["secret"] = SECRET_BEFORE, SECRET_AFTER
         if before or after:
