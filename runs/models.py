@@ -425,7 +425,7 @@ class NotificationDelivery(models.Model):
     """One attempt to deliver one notice to one target by one channel: a run's notification
     (`run`, notice "run"), or a notice of a higher layer about one of its rows (`subject`,
     e.g. an SLA miss's "sla.miss" and "sla.recovery", which operations.SlaMiss.deliveries
-    reads back). runs/notifications.deliver sends them all."""
+    reads back). runs.notifications.send sends and records them all."""
 
     run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications")
     notice = models.CharField(max_length=30, default=RUN_NOTICE, help_text="run, or the subject's notice: sla.miss, …")
