@@ -127,6 +127,16 @@ def verify_chain() -> ChainReport:
     return ChainReport(checked)
 
 
+def changed_fields(
+    before: dict[str, Any], after: dict[str, Any], *, ignore: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An update's audit diff from two snapshots: the keys of `after` whose value differs
+    from `before` (a key `before` lacks counts as None), `ignore` left out, each side in key
+    order. ({}, {}) when nothing changed: the caller then records no event."""
+    changed = sorted(key for key in after if key not in ignore and before.get(key) != after[key])
+    return {key: before.get(key) for key in changed}, {key: after[key] for key in changed}
+
+
 def snapshot(instance: models.Model, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
     """A JSON-ready picture of a model instance for before/after; m2m as sorted labels."""
     data = model_to_dict(instance, exclude=exclude)

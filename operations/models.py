@@ -6,13 +6,14 @@ on jobs and sources, their misses and the notices sent about them. The SLA check
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericRelation
 from django.contrib.postgres.fields import ArrayField
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from runs.models import DeliveryStatus, Job, NotificationTarget, Run
+from runs.models import Job, Run
 
 
 class DashboardSnapshot(models.Model):
@@ -116,6 +117,10 @@ class SlaMiss(models.Model):
     recovered_by = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     late_success_at = models.DateTimeField(null=True, blank=True)
     recovery_alerted_at = models.DateTimeField(null=True, blank=True)
+    # Its alert's and recovery notices' deliveries (notice "sla.miss", "sla.recovery"); they go with the miss.
+    deliveries = GenericRelation(
+        "runs.NotificationDelivery", content_type_field="subject_type", object_id_field="subject_id"
+    )
 
     objects = SlaMissQuerySet.as_manager()
 
@@ -131,24 +136,6 @@ class SlaMiss(models.Model):
 class SlaNotice(models.TextChoices):
     MISS = "miss", "Missed"
     RECOVERY = "recovery", "Recovered"
-
-
-class SlaDelivery(models.Model):
-    """One delivery of a miss alert or recovery notice to one target by one channel."""
-
-    miss = models.ForeignKey(SlaMiss, on_delete=models.CASCADE, related_name="deliveries")
-    notice = models.CharField(max_length=10, choices=SlaNotice.choices)
-    target = models.ForeignKey(NotificationTarget, null=True, blank=True, on_delete=models.SET_NULL)
-    channel = models.CharField(max_length=10, choices=[("email", "Email"), ("webhook", "Webhook")])
-    destination = models.CharField(max_length=1000)
-    status = models.CharField(max_length=10, choices=DeliveryStatus.choices)
-    attempts = models.PositiveSmallIntegerField(default=1)
-    response_status = models.IntegerField(null=True, blank=True)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
 
 
 # Settled run figures for GET /metrics: the runs that finished before a mark, added up once, so

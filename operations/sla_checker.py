@@ -25,10 +25,10 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from lineage.models import FreshnessStatus
-from operations.models import Sla, SlaDelivery, SlaKind, SlaMiss, SlaNotice
+from operations.models import Sla, SlaKind, SlaMiss, SlaNotice
 from operations.slas import latest_freshness, latest_slot, slot_of
-from runs.models import DeliveryStatus, NotificationTarget, Run
-from runs.notifications import deliver, target_scope
+from runs.models import NotificationTarget, Run
+from runs.notifications import send, target_scope
 
 logger = logging.getLogger(__name__)
 
@@ -298,9 +298,4 @@ def send_notice(miss_ids: list[int], notice: str) -> int:
         how = "late success" if miss.late_success_at else "met again"
         subject = f"[portal] SLA {sla.name} recovered"
         text = f"{sla.terms}\nRecovered ({how}) after: {miss.reason}\n\n{body['url']}\n"
-    sent = 0
-    for target in targets:
-        for delivery in deliver(target, subject, text, body):
-            SlaDelivery.objects.create(miss=miss, notice=notice, target=target, **delivery)
-            sent += delivery["status"] == DeliveryStatus.SENT
-    return sent
+    return send(targets, subject, text, body, notice=f"sla.{notice}", about=miss)

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from audit.services import record, snapshot
+from audit.services import changed_fields, record, snapshot
 from kernel.errors import RequestError
 from lineage import freshness
 from lineage.models import Node, Snapshot, SourceFreshness
@@ -178,19 +178,11 @@ def update_sla(sla: Sla, *, actor: Any, source: str, **fields: Any) -> Sla:
         before = _audited(sla)
         for name, value in clean.items():
             setattr(sla, name, value)
-        after = _audited(sla)
-        changed = {key for key in after if before.get(key) != after[key]} - {"updated_at"}
-        if changed:
+        before, after = changed_fields(before, _audited(sla), ignore=("updated_at",))
+        if after:
             sla.updated_at = timezone.now()
             sla.save()
-            record(
-                actor,
-                "sla.update",
-                sla,
-                before={key: before.get(key) for key in sorted(changed)},
-                after={key: after[key] for key in sorted(changed)},
-                source=source,
-            )
+            record(actor, "sla.update", sla, before=before, after=after, source=source)
     return sla
 
 

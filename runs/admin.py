@@ -116,8 +116,10 @@ class NotificationTargetAdmin(WebhookMaskingAdmin):
 
 @admin.register(NotificationDelivery)
 class NotificationDeliveryAdmin(WebhookMaskingAdmin):
-    list_display = ("id", "run", "channel", "destination", "status", "attempts", "response_status", "created_at")
-    list_filter = ("channel", "status")
+    list_display = (
+        "id", "run", "notice", "channel", "destination", "status", "attempts", "response_status", "created_at",
+    )  # fmt: skip
+    list_filter = ("notice", "channel", "status")
     webhook_fields = ("destination",)
 
     @admin.display(description="destination")

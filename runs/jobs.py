@@ -17,7 +17,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from audit.models import Source
-from audit.services import record, snapshot
+from audit.services import changed_fields, record, snapshot
 from dbtlib.steps import parse_step, step_text
 from kernel.errors import ErrorCode, RequestError, dbt_input_refused
 from runs.environments import check_schema, default_environment
@@ -176,17 +176,9 @@ def update_job(job: Job, *, actor: Any, source: str, **fields: Any) -> Job:
         job.updated_at = timezone.now()
         job.save()
         _sync_queue_schedule(job)
-        after = _audited(job)
-        changed = {key for key in after if before.get(key) != after[key]} - {"updated_at"}
-        if changed:
-            record(
-                actor,
-                "job.update",
-                job,
-                before={key: before.get(key) for key in sorted(changed)},
-                after={key: after[key] for key in sorted(changed)},
-                source=source,
-            )
+        before, after = changed_fields(before, _audited(job), ignore=("updated_at",))
+        if after:
+            record(actor, "job.update", job, before=before, after=after, source=source)
     return job
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import ExpressionWrapper, Q
 from django.utils import timezone
@@ -416,8 +418,20 @@ class DeliveryStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+RUN_NOTICE = "run"
+
+
 class NotificationDelivery(models.Model):
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="notifications")
+    """One attempt to deliver one notice to one target by one channel: a run's notification
+    (`run`, notice "run"), or a notice of a higher layer about one of its rows (`subject`,
+    e.g. an SLA miss's "sla.miss" and "sla.recovery", which operations.SlaMiss.deliveries
+    reads back). runs.notifications.send sends and records them all."""
+
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications")
+    notice = models.CharField(max_length=30, default=RUN_NOTICE, help_text="run, or the subject's notice: sla.miss, …")
+    subject_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    subject_id = models.PositiveBigIntegerField(null=True, blank=True)
+    subject = GenericForeignKey("subject_type", "subject_id")
     target = models.ForeignKey(NotificationTarget, null=True, blank=True, on_delete=models.SET_NULL)
     channel = models.CharField(max_length=10, choices=[("email", "Email"), ("webhook", "Webhook")])
     destination = models.CharField(max_length=1000)
@@ -429,6 +443,13 @@ class NotificationDelivery(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["subject_type", "subject_id"], name="notificationdelivery_subject")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(run__isnull=False) | Q(subject_type__isnull=False, subject_id__isnull=False),
+                name="notificationdelivery_has_a_subject",
+            )
+        ]
 
 
 class RunArtifact(models.Model):

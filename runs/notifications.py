@@ -16,6 +16,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
@@ -23,15 +24,16 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Q
 from django_q.tasks import async_task
 
-from audit.services import record, snapshot
+from audit.services import changed_fields, record, snapshot
 from kernel.errors import RequestError
 from kernel.security import mask_url
 from runs.models import (
     ALERT_STATES,
+    RUN_NOTICE,
     DeliveryStatus,
     NodeStatus,
     NotificationDelivery,
@@ -292,10 +294,25 @@ def notify_run(run_id: int) -> int:
     warnings = warned_tests(run)
     body = payload(run, warnings)
     subject, text = email_message(run, warnings)
+    return send(targets_for(run, warned=bool(warnings)), subject, text, body, run=run)
+
+
+def send(
+    targets: Iterable[NotificationTarget],
+    subject: str,
+    text: str,
+    body: dict[str, Any],
+    *,
+    run: Run | None = None,
+    notice: str = RUN_NOTICE,
+    about: models.Model | None = None,
+) -> int:
+    """Deliver one notice to each target and record every delivery, about `run` or (a
+    higher layer's notice) about `about` under its `notice` name. Returns how many were sent."""
     sent = 0
-    for target in targets_for(run, warned=bool(warnings)):
+    for target in targets:
         for delivery in deliver(target, subject, text, body):
-            NotificationDelivery.objects.create(run=run, target=target, **delivery)
+            NotificationDelivery.objects.create(run=run, notice=notice, subject=about, target=target, **delivery)
             sent += delivery["status"] == DeliveryStatus.SENT
     return sent
 
@@ -390,9 +407,7 @@ def update_target(target: NotificationTarget, *, actor: Any, source: str, **fiel
         changed_secret = secret != target.secret
         target.secret = secret
         target.save()
-        after = _audit_snapshot(target)
-        changed = sorted(key for key in after if before.get(key) != after[key])
-        before, after = {key: before[key] for key in changed}, {key: after[key] for key in changed}
+        before, after = changed_fields(before, _audit_snapshot(target))
         if changed_secret:
             before["secret"], after["secret"] = SECRET_BEFORE, SECRET_AFTER
         if before or after:

@@ -229,10 +229,10 @@ def notification_list(request: HttpRequest) -> HttpResponse:
 
 
 def _notifications_shown(manage: bool) -> dict[str, list]:
-    """Targets and recent deliveries; webhook URLs (secrets for Slack and Teams) masked for
+    """Targets and recent run deliveries (an SLA's are its own); webhook URLs (secrets for Slack and Teams) masked for
     whoever may not manage them."""
     targets = list(NotificationTarget.objects.select_related("job"))
-    deliveries = list(NotificationDelivery.objects.select_related("run")[:20])
+    deliveries = list(NotificationDelivery.objects.filter(run__isnull=False).select_related("run")[:20])
     if not manage:
         for target in targets:
             target.webhook_url = mask_url(target.webhook_url)

@@ -14,7 +14,7 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 
 from audit.models import AuditEvent
-from audit.services import record, verify_chain
+from audit.services import changed_fields, record, verify_chain
 from tests.conftest import PASSWORD
 
 
@@ -48,6 +48,17 @@ def test_database_refuses_truncate_outside_maintenance():
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL portal.audit_maintenance = 'off'")
         cursor.execute("TRUNCATE audit_auditevent")
+
+
+def test_changed_fields_keeps_only_what_an_update_changed():
+    before = {"name": "nightly", "cron": "0 3 * * *", "updated_at": "t1"}
+    after = {"updated_at": "t2", "timeout": 60, "name": "nightly", "cron": "0 4 * * *"}
+    assert changed_fields(before, after, ignore=("updated_at",)) == (
+        {"cron": "0 3 * * *", "timeout": None},
+        {"cron": "0 4 * * *", "timeout": 60},
+    )
+    assert list(changed_fields(before, after)[0]) == ["cron", "timeout", "updated_at"]  # key order
+    assert changed_fields(before, dict(before)) == ({}, {})
 
 
 @pytest.mark.django_db

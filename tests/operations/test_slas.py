@@ -19,11 +19,11 @@ from django_q.models import Schedule
 from django_q.signing import SignedPackage
 
 from audit.models import AuditEvent
-from operations.models import Sla, SlaDelivery, SlaMiss
+from operations.models import Sla, SlaMiss
 from operations.sla_checker import check_slas, notify
 from operations.slas import create_sla, status_summary
 from runs.jobs import create_job, trigger_job
-from runs.models import Run, RunState
+from runs.models import NotificationDelivery, Run, RunState
 from runs.notifications import create_target
 from runs.worker import execute_run
 
@@ -131,11 +131,14 @@ def test_a_failed_job_misses_its_deadline_is_alerted_once_and_its_late_success_n
     assert mail.outbox[1].subject == "[portal] SLA nightly by recovered" and "late success" in mail.outbox[1].body
     assert checker() == []
     assert len(hook.received) == 2
-    assert sorted(SlaDelivery.objects.values_list("notice", "channel", "status")) == [
-        ("miss", "email", "sent"), ("miss", "webhook", "sent"),
-        ("recovery", "email", "sent"), ("recovery", "webhook", "sent"),
+    assert sorted(miss.deliveries.values_list("notice", "channel", "status", "run")) == [
+        ("sla.miss", "email", "sent", None), ("sla.miss", "webhook", "sent", None),
+        ("sla.recovery", "email", "sent", None), ("sla.recovery", "webhook", "sent", None),
     ]  # fmt: skip
+    assert client.get("/runs/notifications/").status_code == 200  # its recent deliveries are the runs' only
     assert [s.status for s in status_summary()] == ["met"]
+    sla.delete()
+    assert not NotificationDelivery.objects.exists()  # an SLA's deliveries go with its misses
 
 
 @pytest.mark.django_db(transaction=True)
