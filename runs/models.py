@@ -57,7 +57,7 @@ class RunQuerySet(models.QuerySet):
         run is still active, a schedule that could not trigger); started and finished `at`.
         runs.services.create_ended_run audits it."""
         if state not in FINAL_STATES:
-            raise ValueError(f"a run made ended must be final, not {state!r}")
+            raise ValueError(f"a run made final at once needs a final state, not {state!r}")
         return self.create(state=state, reason=reason, started_at=at, finished_at=at, **fields)
 
     def claim(self, pk: int, *, worker: str, worker_pid: int) -> bool:
