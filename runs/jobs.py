@@ -23,7 +23,7 @@ from kernel.errors import ErrorCode, RequestError, dbt_input_refused
 from runs.environments import check_schema, default_environment
 from runs.models import FAILED_NODE_STATUSES, Environment, Job, NodeStatus, Run, RunState, StepState
 from runs.notifications import delete_target, enqueue_notifications
-from runs.services import create_run, validate_request
+from runs.services import create_ended_run, create_run, validate_request
 
 # A PostgreSQL schema name as dbt writes it: longer names are cut to 63 bytes by the server,
 # so two different overrides could name one schema (and escape the write lock).
@@ -384,31 +384,23 @@ def rerun_job(job: Job, *, actor: Any, source: str, cause: str = "") -> Run:
 def run_scheduled(job_id: int | str) -> int | None:
     """The django-q2 schedule's task: trigger the job (source=schedule). A slot whose previous
     run is still active is recorded as a `skipped` run; a job that no longer validates (a model
-    was renamed…) gets an `error` run saying why, so it is seen."""
+    was renamed…) gets an `error` run saying why, so it is seen. Either is audited as a
+    trigger (runs.services.create_ended_run)."""
     job = Job.objects.select_related("environment").filter(pk=int(job_id)).first()
     if job is None or not job.schedule_enabled:
         return None
-    now = timezone.now()
-    base = {
-        "project": job.project,
-        "timeout_seconds": job.timeout_seconds or 1,
-        "source": Source.SCHEDULE,
-        "job": job,
-        "environment": job.environment,
-        "cause": "cron schedule",
-        "started_at": now,
-        "finished_at": now,
-    }
+    actor, cause = f"schedule:{job.name}", "cron schedule"
+    fields = {"project": job.project, "timeout_seconds": job.timeout_seconds or 1, "environment": job.environment}
+    ended = {"actor": actor, "source": Source.SCHEDULE, "job": job, "cause": cause, "at": timezone.now()}
     active = job.runs.active().order_by("queued_at").first()
     if active is not None:
-        run = Run.objects.create(
-            **base, state=RunState.SKIPPED, reason=f"skipped: run #{active.pk} of this job was still {active.state}"
-        )
-        return run.pk
+        reason = f"skipped: run #{active.pk} of this job was still {active.state}"
+        return create_ended_run(fields, state=RunState.SKIPPED, reason=reason, **ended).pk
     try:
-        run = trigger_job(job, actor=f"schedule:{job.name}", source=Source.SCHEDULE, cause="cron schedule")
+        run = trigger_job(job, actor=actor, source=Source.SCHEDULE, cause=cause)
     except RequestError as exc:
-        run = Run.objects.create(**base, state=RunState.ERROR, reason=f"schedule could not trigger: {exc.message}")
+        reason = f"schedule could not trigger: {exc.message}"
+        run = create_ended_run(fields, state=RunState.ERROR, reason=reason, **ended)
         logger.warning("job %s: %s", job.pk, exc.message)
         enqueue_notifications(run)
     return run.pk

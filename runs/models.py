@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
-from django.db.models import ExpressionWrapper, Q
+from django.db.models import ExpressionWrapper, F, Q
 from django.utils import timezone
 
 from audit.models import Source
@@ -34,7 +34,16 @@ ACTIVE_STATES = frozenset({RunState.QUEUED, RunState.STARTING, RunState.RUNNING}
 ALERT_STATES = frozenset({RunState.FAILED, RunState.ERROR, RunState.TIMED_OUT})
 
 
+# Claimed by a worker and not final: the states its worker (or the reaper) may end.
+IN_PROGRESS = (RunState.STARTING, RunState.RUNNING)
+
+
 class RunQuerySet(models.QuerySet):
+    """Besides the usual filters, the one owner of a run's state: every change of it is one of
+    the transitions below (claim, start, finish, cancel, reap, ended at creation), each a
+    conditional update that says whether it won, so a worker, the reaper and a cancel racing
+    for one run change it once. tests/test_run_state.py keeps any other `state=` write out."""
+
     def active(self) -> RunQuerySet:
         return self.filter(state__in=ACTIVE_STATES)
 
@@ -43,6 +52,91 @@ class RunQuerySet(models.QuerySet):
 
     def for_project(self, project: str) -> RunQuerySet:
         return self.filter(project=project)
+
+    # --- transitions --------------------------------------------------------------------
+    def create_ended(self, *, state: str, reason: str, at: datetime, **fields) -> Run:
+        """A run that ends as it is made, never queued (a job's cron slot while its previous
+        run is still active, a schedule that could not trigger); started and finished `at`.
+        runs.services.create_ended_run audits it."""
+        if state not in FINAL_STATES:
+            raise ValueError(f"a run made final at once needs a final state, not {state!r}")
+        return self.create(state=state, reason=reason, started_at=at, finished_at=at, **fields)
+
+    def claim(self, pk: int, *, worker: str, worker_pid: int) -> bool:
+        """queued → starting, by the worker that executes it: a task delivered twice, or a run
+        cancelled while queued, starts nothing."""
+        now = timezone.now()
+        return bool(
+            self.filter(pk=pk, state=RunState.QUEUED).update(
+                state=RunState.STARTING,
+                started_at=now,
+                heartbeat_at=now,
+                worker=worker,
+                worker_pid=worker_pid,
+                reason="starting",
+            )
+        )
+
+    def start(self, pk: int, **fields) -> bool:
+        """starting (or running) → running, with what its worker says (dbt's process group,
+        paths, why it waits), and a beat; nothing once it is final."""
+        return bool(
+            self.filter(pk=pk, state__in=IN_PROGRESS).update(
+                state=RunState.RUNNING, heartbeat_at=timezone.now(), **fields
+            )
+        )
+
+    def beat(self, pk: int) -> bool:
+        """Its worker's heartbeat, while the run is in progress (the state stays)."""
+        return bool(self.filter(pk=pk, state__in=IN_PROGRESS).update(heartbeat_at=timezone.now()))
+
+    def finish(self, pk: int, *, state: str, reason: str, exit_code: int | None) -> bool:
+        """starting or running → its final state, by its worker; False when it was ended
+        elsewhere first (the reaper's verdict stands)."""
+        now = timezone.now()
+        return bool(
+            self.filter(pk=pk, state__in=IN_PROGRESS).update(
+                state=state, reason=reason[:5000], exit_code=exit_code, finished_at=now, heartbeat_at=now
+            )
+        )
+
+    def cancel_queued(self, pk: int, *, reason: str, at: datetime) -> bool:
+        """queued → cancelled at once (no worker has it)."""
+        return bool(
+            self.filter(pk=pk, state=RunState.QUEUED).update(
+                state=RunState.CANCELLED, finished_at=at, cancel_requested_at=at, reason=reason
+            )
+        )
+
+    def request_cancel(self, pk: int, *, reason: str, at: datetime) -> bool:
+        """A started run's cancel request (once), which its worker turns into `cancelled`."""
+        return bool(
+            self.filter(pk=pk, state__in=IN_PROGRESS, cancel_requested_at__isnull=True).update(
+                cancel_requested_at=at, reason=reason
+            )
+        )
+
+    def reap(self, run: Run, *, reason: str, at: datetime) -> bool:
+        """starting or running → error, its worker lost: only while the row is as the reaper
+        read it (same state, same last heartbeat)."""
+        return bool(
+            self.filter(pk=run.pk, state=run.state, heartbeat_at=run.heartbeat_at).update(
+                state=RunState.ERROR, reason=reason, finished_at=at, reaped_at=at
+            )
+        )
+
+    def lose_in_queue(self, run: Run, *, reason: str, at: datetime) -> bool:
+        """queued → error, its task lost too often: only while it is still queued as the
+        reaper read it (same enqueued_at)."""
+        return bool(self._still_waiting(run).update(state=RunState.ERROR, reason=reason, finished_at=at))
+
+    def resend(self, run: Run, *, at: datetime) -> bool:
+        """Count one more sending of a run still queued as the reaper read it (the state
+        stays); the caller enqueues it."""
+        return bool(self._still_waiting(run).update(enqueued_at=at, enqueue_attempts=F("enqueue_attempts") + 1))
+
+    def _still_waiting(self, run: Run) -> RunQuerySet:
+        return self.filter(pk=run.pk, state=RunState.QUEUED, enqueued_at=run.enqueued_at)
 
 
 class Run(models.Model):
@@ -103,7 +197,7 @@ class Run(models.Model):
         null=True,
         blank=True,
         help_text="dbt's process group id on the worker host; kept on a run the reaper ended elsewhere, so its "
-        "worker's next start stops what is left (runs.workers.stop_leftover_dbt)",
+        "worker's next start stops what is left (runs.registry.stop_leftover_dbt)",
     )
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     reaped_at = models.DateTimeField(null=True, blank=True, help_text="when the reaper ended it (worker lost)")
@@ -504,7 +598,7 @@ def _beat_within(seconds: int | None) -> Q:
 
 class Worker(models.Model):
     """A queue cluster, by its PORTAL_WORKER_NAME: its worker processes beat the row every
-    RUN_HEARTBEAT_SECONDS (runs/workers.py), so pages, the API and readiness see who is up."""
+    RUN_HEARTBEAT_SECONDS (runs/registry.py), so pages, the API and readiness see who is up."""
 
     name = models.CharField(max_length=100, unique=True)
     hostname = models.CharField(max_length=255)

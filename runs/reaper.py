@@ -9,15 +9,14 @@ from datetime import datetime, timedelta
 
 import psycopg
 from django.conf import settings
-from django.db.models import F
 from django.utils import timezone
 
 from runs.backends import terminate_backends
 from runs.models import Run, RunState
 from runs.notifications import enqueue_notifications
 from runs.progress import LogWriter
+from runs.registry import stop_leftover_dbt
 from runs.services import enqueue
-from runs.workers import stop_leftover_dbt
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +39,7 @@ def _reap_stale(now: datetime) -> int:
     for run in lost:
         since = f"{run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"
         reason = f"worker lost: no heartbeat from {run.worker or 'the worker'} since {since}"
-        if not Run.objects.filter(pk=run.pk, state=run.state, heartbeat_at=run.heartbeat_at).update(
-            state=RunState.ERROR, reason=reason, finished_at=now, reaped_at=now
-        ):
+        if not Run.objects.reap(run, reason=reason, at=now):
             continue
         reaped += 1
         notes = [f"reaper: {reason}"]
@@ -82,17 +79,16 @@ def requeue_lost_tasks(now: datetime) -> int:
         if not _passed_over(run):
             continue
         waited = int((now - run.enqueued_at).total_seconds())
-        unchanged = Run.objects.filter(pk=run.pk, state=RunState.QUEUED, enqueued_at=run.enqueued_at)
         if run.enqueue_attempts > settings.RUN_REQUEUE_ATTEMPTS:
             reason = (
                 f"lost in the queue: sent to the queue {run.enqueue_attempts} times, "
                 f"no worker took it (last sent {waited} s ago)"
             )
-            if not unchanged.update(state=RunState.ERROR, reason=reason, finished_at=now):
+            if not Run.objects.lose_in_queue(run, reason=reason, at=now):
                 continue
             note = f"reaper: {reason}"
         else:
-            if not unchanged.update(enqueued_at=now, enqueue_attempts=F("enqueue_attempts") + 1):
+            if not Run.objects.resend(run, at=now):
                 continue
             enqueue(run.pk)
             note = (

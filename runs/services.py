@@ -6,6 +6,7 @@ import fcntl
 import logging
 import os
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -196,18 +197,11 @@ def create_run(
     """Create the Run (and its RunSteps) from validated fields, audit, and enqueue it once the
     transaction commits (`enqueue=False`: the caller executes it itself, as `manage.py dbt`
     does). Without an environment in `fields`, the project's default environment."""
-    if source not in Source.values:
-        raise RequestError(f"unknown source {source!r}", field="source")
+    _check_source(source)
     check_free_space()
-    environment: Environment = fields.pop("environment", None) or default_environment(fields["project"])
     with transaction.atomic():
         run = Run.objects.create(
-            **fields,
-            environment=environment,
-            source=source,
-            job=job,
-            cause=cause,
-            triggered_by=actor if getattr(actor, "is_authenticated", False) else None,
+            **_run_fields(fields, actor=actor, source=source, job=job, cause=cause),
             rerun_of=rerun_of,
             retry_of=retry_of,
             reason="waiting for a queue worker",
@@ -225,6 +219,51 @@ def create_run(
     with run_logging(run):
         logger.info("run %s triggered (%s): %s", run.pk, source, run.title)
     return run
+
+
+def create_ended_run(
+    fields: dict[str, Any],
+    *,
+    state: str,
+    reason: str,
+    at: datetime,
+    actor: Any,
+    source: str,
+    job: Job | None = None,
+    cause: str = "",
+) -> Run:
+    """A run that ends as it is made, never queued (runs.jobs.run_scheduled: a cron slot
+    skipped while the job's previous run is active, a schedule that could not trigger),
+    audited as any trigger is: `run.trigger`, with its state and reason in the row's after."""
+    _check_source(source)
+    with transaction.atomic():
+        run = Run.objects.create_ended(
+            state=state, reason=reason, at=at, **_run_fields(fields, actor=actor, source=source, job=job, cause=cause)
+        )
+        after = {**run_summary(run), "state": run.state, "reason": run.reason}
+        record(actor, "run.trigger", run, after=after, reason=cause, source=source)
+    with run_logging(run):
+        logger.info("run %s triggered (%s), ended %s: %s", run.pk, source, run.state, run.reason)
+    return run
+
+
+def _check_source(source: str) -> None:
+    if source not in Source.values:
+        raise RequestError(f"unknown source {source!r}", field="source")
+
+
+def _run_fields(fields: dict[str, Any], *, actor: Any, source: str, job: Job | None, cause: str) -> dict[str, Any]:
+    """A new Run's fields: `fields`, its environment (the project's default when none is
+    named), the door and who came through it."""
+    environment: Environment = fields.pop("environment", None) or default_environment(fields["project"])
+    return {
+        **fields,
+        "environment": environment,
+        "source": source,
+        "job": job,
+        "cause": cause,
+        "triggered_by": actor if getattr(actor, "is_authenticated", False) else None,
+    }
 
 
 def enqueue(run_id: int) -> None:
@@ -307,16 +346,9 @@ def cancel_run(run: Run, *, actor: Any, source: str) -> Run:
     who = actor.get_username() if getattr(actor, "is_authenticated", False) else str(actor or "system")
     now = timezone.now()
     with transaction.atomic():
-        if Run.objects.filter(pk=run.pk, state=RunState.QUEUED).update(
-            state=RunState.CANCELLED,
-            finished_at=now,
-            cancel_requested_at=now,
-            reason=f"cancelled by {who} before it started",
-        ):
+        if Run.objects.cancel_queued(run.pk, reason=f"cancelled by {who} before it started", at=now):
             action_after = {"state": RunState.CANCELLED}
-        elif Run.objects.filter(
-            pk=run.pk, state__in=[RunState.STARTING, RunState.RUNNING], cancel_requested_at__isnull=True
-        ).update(cancel_requested_at=now, reason=f"cancel requested by {who}"):
+        elif Run.objects.request_cancel(run.pk, reason=f"cancel requested by {who}", at=now):
             action_after = {"cancel_requested_at": now.isoformat()}
         else:
             run.refresh_from_db()

@@ -36,9 +36,9 @@ from runs.logcontext import run_logging
 from runs.models import FAILED_NODE_STATUSES, FINAL_STATES, NodeResult, Run, RunState, RunStep, StepState
 from runs.notifications import enqueue_notifications
 from runs.progress import LogWriter, NodeProgress
+from runs.registry import Beat, start_worker
 from runs.retention import disk_full_reason
 from runs.services import project_state_dir, run_dir
-from runs.workers import Beat, start_worker
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ _current: RunExecution | None = None
 def warm_up(**_signal_kwargs) -> None:
     """django-q2 post_spawn (before the worker's task loop): start this worker's dbt launcher
     so the first run is warm; register the worker under PORTAL_WORKER_NAME, stop what reaped
-    runs of that name left, and beat (runs/workers.py). SIGTERM (qcluster stopping, a service
+    runs of that name left, and beat (runs/registry.py). SIGTERM (qcluster stopping, a service
     manager) cancels the running run, then exits."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     _launcher.start()
@@ -76,9 +76,7 @@ class Heartbeat(Beat):
         self.run_id = run_id
 
     def beat(self) -> None:
-        Run.objects.filter(pk=self.run_id, state__in=[RunState.STARTING, RunState.RUNNING]).update(
-            heartbeat_at=timezone.now()
-        )
+        Run.objects.beat(self.run_id)
 
 
 STOPPING = {
@@ -146,9 +144,7 @@ class RunExecution:
             raise RunInterrupted()
 
     def mark_running(self, **fields) -> None:
-        Run.objects.filter(pk=self.run.pk, state__in=[RunState.STARTING, RunState.RUNNING]).update(
-            state=RunState.RUNNING, heartbeat_at=timezone.now(), **fields
-        )
+        Run.objects.start(self.run.pk, **fields)
 
     # --- one dbt invocation -----------------------------------------------------------
     def dbt(self, command: str, **options) -> int:
@@ -467,13 +463,7 @@ class RunExecution:
         finally:
             if self.artifacts_stored:  # all in the artifact storage: the run's directory is not needed
                 shutil.rmtree(run_dir(self.run.pk), ignore_errors=True)
-            ended = Run.objects.filter(pk=self.run.pk, state__in=[RunState.STARTING, RunState.RUNNING]).update(
-                state=state,
-                reason=reason[:5000],
-                exit_code=exit_code,
-                finished_at=timezone.now(),
-                heartbeat_at=timezone.now(),
-            )
+            ended = Run.objects.finish(self.run.pk, state=state, reason=reason, exit_code=exit_code)
             if ended:
                 self.run.state = state
                 enqueue_notifications(self.run)
@@ -486,16 +476,7 @@ def execute_run(run_id: int, echo: Callable[[str], None] | None = None) -> None:
     """The queue task. A run is claimed by a conditional update, so a task delivered twice
     (or after the run was cancelled while queued) starts dbt at most once. `echo` gets each
     log line too (manage.py dbt executes its run in its own process and prints them)."""
-    now = timezone.now()
-    claimed = Run.objects.filter(pk=run_id, state=RunState.QUEUED).update(
-        state=RunState.STARTING,
-        started_at=now,
-        heartbeat_at=now,
-        worker=settings.PORTAL_WORKER_NAME,
-        worker_pid=os.getpid(),
-        reason="starting",
-    )
-    if not claimed:
+    if not Run.objects.claim(run_id, worker=settings.PORTAL_WORKER_NAME, worker_pid=os.getpid()):
         logger.info("run %s: not queued any more, delivery ignored", run_id)
         return
     global _current

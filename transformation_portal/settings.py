@@ -518,7 +518,7 @@ def _default_worker_name() -> str:
     return f"{host[: WORKER_NAME_MAX - 9]}-{boot_id}"
 
 
-# A queue cluster's name (runs/workers.py): every run records the name of the worker that
+# A queue cluster's name (runs/registry.py): every run records the name of the worker that
 # claimed it; only a worker of that name ever signals the run's dbt (the reaper elsewhere
 # just marks it lost), and a worker starting under it first stops what its reaped runs left.
 WORKER_NAME_MAX = 100

@@ -3,6 +3,8 @@ django-q2 Schedule row, missed slots, the overlap guard)."""
 
 from __future__ import annotations
 
+import html as html_module
+import re
 from datetime import timedelta
 
 import pytest
@@ -370,18 +372,40 @@ def test_missed_slots_run_once_and_the_run_belongs_to_the_job(operator, dbt_proj
     assert AuditEvent.objects.get(action="run.trigger", target_id=str(run.pk)).actor_username == "schedule:every minute"
 
 
-def test_a_slot_whose_previous_run_is_still_active_is_recorded_as_skipped(operator, dbt_projects_dir, queued):
+def audit_rows_of(client, run: Run) -> list[str]:
+    """The audit page's rows about `run`, as a reader sees them."""
+    html = client.get("/audit/", {"target": f"runs.run:{run.pk}"}).content.decode()
+    return [" ".join(html_module.unescape(re.sub(r"<[^>]+>", "", row)).split()) for row in html.split("<tr>")[2:]]
+
+
+def test_a_slot_whose_previous_run_is_still_active_is_recorded_as_skipped(
+    client, viewer, operator, dbt_projects_dir, queued
+):
     job = make_job(operator)
     active = Run.objects.create(project="sleepy", timeout_seconds=60, source="web", job=job, state=RunState.RUNNING)
     skipped = Run.objects.get(pk=run_scheduled(job.pk))
     assert skipped.state == RunState.SKIPPED and f"run #{active.pk}" in skipped.reason
     assert (skipped.job, skipped.source) == (job, "schedule") and not skipped.steps.exists()
+    assert skipped.started_at == skipped.finished_at is not None
     assert queued() == []  # nothing was sent to a worker
+    event = AuditEvent.objects.get(action="run.trigger", target_id=str(skipped.pk))  # audited as any trigger
+    assert (event.actor_username, event.source, event.reason) == ("schedule:nightly", "schedule", "cron schedule")
+    assert (event.after["state"], event.after["reason"], event.after["job"]) == ("skipped", skipped.reason, job.pk)
+    client.force_login(viewer)
+    [row] = audit_rows_of(client, skipped)
+    assert "run.trigger" in row and "schedule:nightly" in row and f"run #{skipped.pk} sleepy job nightly" in row
+    assert '+ state: "skipped"' in row and "was still running" in row
 
 
-def test_a_job_that_no_longer_validates_gets_an_error_run(operator, dbt_projects_dir, queued):
+def test_a_job_that_no_longer_validates_gets_an_error_run(client, viewer, operator, dbt_projects_dir, queued):
     job = make_job(operator)
     Job.objects.filter(pk=job.pk).update(steps=["dbt run --select renamed_model"])  # the model was renamed since
     run = Run.objects.get(pk=run_scheduled(job.pk))
     assert run.state == RunState.ERROR and "matches no node" in run.reason and run.job == job
     assert "runs.notifications.notify_run" in queued()  # it is seen
+    event = AuditEvent.objects.get(action="run.trigger", target_id=str(run.pk))
+    assert (event.actor_username, event.source, event.reason) == ("schedule:nightly", "schedule", "cron schedule")
+    assert (event.after["state"], event.after["reason"]) == ("error", run.reason)
+    client.force_login(viewer)
+    [row] = audit_rows_of(client, run)
+    assert '+ state: "error"' in row and "schedule could not trigger" in row and "matches no node" in row

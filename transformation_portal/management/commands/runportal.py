@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 
-from runs.workers import name_taken
+from runs.registry import name_taken
 from transformation_portal import embedded_postgres
 from transformation_portal.logformat import gunicorn_logging_config
 
@@ -161,7 +161,7 @@ class Command(BaseCommand):
 
     def _refuse_a_taken_worker_name(self) -> None:
         """Two clusters under one PORTAL_WORKER_NAME would each take the other's runs for its
-        own: the second refuses to start while the first beats (runs.workers.name_taken)."""
+        own: the second refuses to start while the first beats (runs.registry.name_taken)."""
         try:
             taken = name_taken()
         finally:

@@ -1,9 +1,9 @@
-"""Worker identity: each queue cluster has a name (PORTAL_WORKER_NAME) that its worker
-processes beat into the `Worker` registry; the name decides who owns a run's dbt. Only a
-worker of the run's name ever signals it (the reaper elsewhere just marks the run lost), and a
-worker starting under a name first stops what the reaped runs of that name left behind on
-this host, before it takes work (warm_up runs in django-q2's post_spawn, before the worker's
-task loop)."""
+"""The worker registry (not the queue task, runs/worker.py): each queue cluster has a name
+(PORTAL_WORKER_NAME) that its worker processes beat into the `Worker` table; the name decides
+who owns a run's dbt. Only a worker of the run's name ever signals it (the reaper elsewhere
+just marks the run lost), and a worker starting under a name first stops what the reaped runs
+of that name left behind on this host, before it takes work (warm_up runs in django-q2's
+post_spawn, before the worker's task loop)."""
 
 from __future__ import annotations
 
