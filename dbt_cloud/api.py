@@ -2,7 +2,7 @@
 that apache-airflow-providers-dbt-cloud uses, so a DAG written for dbt Cloud drives the
 portal by changing its connection. One account (PORTAL_ACCOUNT_ID); the portal's API tokens
 as `Authorization: Token <t>` (dbt Cloud's clients) or `Bearer <t>`; viewers read, operators
-trigger, cancel and rerun. Every answer is in dbt Cloud's envelope (orchestration.envelope);
+trigger, cancel and rerun. Every answer is in dbt Cloud's envelope (dbt_cloud.envelope);
 a refused request changed nothing and queued nothing."""
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from accounts.authentication import BearerTokenAuthentication
 from accounts.models import Capability
 from accounts.permissions import Requires
 from audit.models import Source
+from dbt_cloud import shapes
+from dbt_cloud.envelope import envelope, exception_handler, not_found, page
 from kernel.errors import RequestError
 from lineage.projects import DbtProject, discover_projects
-from orchestration import shapes
-from orchestration.envelope import envelope, exception_handler, not_found, page
 from runs.artifacts import artifact_response, indexed_paths
 from runs.jobs import rerun_job, trigger_job, with_next_run
 from runs.models import Environment, Job, Run
