@@ -39,10 +39,10 @@ dbt-build: venv
 	$(PY) manage.py dbt inventory_transforms build
 
 ## Apache Airflow 3.3.2 and its dbt Cloud provider in a virtualenv of their own under
-## ~/.cache/transformation-portal/ (made once, reused; the orchestration tests use it). Prints
-## its `airflow`; the example DAGs are in orchestration/airflow/dags/ (README: Orchestration).
+## ~/.cache/transformation-portal/ (made once, reused; the dbt_cloud tests use it). Prints
+## its `airflow`; the example DAGs are in dbt_cloud/airflow/dags/ (README: Orchestration).
 airflow: venv
-	@$(PY) -c "from tests.orchestration.airflow_tool import airflow_executable; print(airflow_executable())"
+	@$(PY) -c "from tests.dbt_cloud.airflow_tool import airflow_executable; print(airflow_executable())"
 
 lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -402,7 +402,7 @@ def _select_union(manifest: Manifest, union: tuple[tuple[Criterion, ...], ...]) 
     return chosen
 
 
-def select(manifest: Manifest, select: str, exclude: str = "") -> list[str]:
+def select_in_manifest(manifest: Manifest, select: str, exclude: str = "") -> list[str]:
     """The unique_ids `dbt ls --select <select> --exclude <exclude>` lists, sorted.
     Raises DbtSelectorError (on the field at fault) for a selector dbt or the
     portal refuses; an empty `select` means everything, as in dbt."""

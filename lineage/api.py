@@ -20,7 +20,7 @@ from kernel.errors import ErrorCode, RequestError
 from lineage import freshness
 from lineage.graph import neighbourhood
 from lineage.models import Edge, Node, NodeStatus, Snapshot, SourceFreshness
-from lineage.selectors import select
+from lineage.selectors import select_in_snapshot
 from lineage.services import check_upload_size, ingest_upload, project_exists, project_names
 from lineage.views import hops_param, snapshot_for
 
@@ -341,7 +341,7 @@ class SelectView(APIView):
         return self._selection(snapshot, body.validated_data["select"], body.validated_data["exclude"])
 
     def _selection(self, snapshot: Snapshot, text: str, exclude: str) -> Response:
-        selected = select(snapshot.pk, text, exclude)
+        selected = select_in_snapshot(snapshot.pk, text, exclude)
         return Response({"snapshot": snapshot.pk, "select": text, "count": len(selected), "nodes": selected})
 
 

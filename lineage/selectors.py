@@ -7,7 +7,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from dbtlib.manifest import DbtNode, Manifest, ResourceType
-from dbtlib.selectors import select as select_nodes
+from dbtlib.selectors import select_in_manifest
 from kernel.errors import dbt_input_refused
 from lineage.models import Edge, Node, Snapshot
 
@@ -41,7 +41,7 @@ def snapshot_manifest(snapshot_id: int) -> Manifest:
 
 
 @dbt_input_refused()
-def select(snapshot_id: int, select: str, exclude: str = "") -> list[str]:
+def select_in_snapshot(snapshot_id: int, select: str, exclude: str = "") -> list[str]:
     """The unique_ids `dbt ls --select <select> --exclude <exclude>` lists for the snapshot;
     RequestError (INVALID_SELECTOR) for a selector dbt or the portal refuses."""
-    return select_nodes(snapshot_manifest(snapshot_id), select, exclude)
+    return select_in_manifest(snapshot_manifest(snapshot_id), select, exclude)

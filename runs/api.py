@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from accounts.models import Capability
 from accounts.permissions import Requires
 from audit.models import Source
+from kernel.errors import RequestError
 from lineage.projects import get_project
 from runs.artifacts import artifact_response
 from runs.environments import create_environment, delete_environment, update_environment
@@ -192,7 +193,10 @@ class JobViewSet(ManagedViewSet):
         """Run the job now, with dbt Cloud's overrides."""
         data = JobRunSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        run = trigger_job(self.get_object(), actor=request.user, source=Source.API, **data.validated_data)
+        try:
+            run = trigger_job(self.get_object(), actor=request.user, source=Source.API, **data.validated_data)
+        except RequestError as exc:
+            raise data.as_sent(exc) from None
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -7,6 +7,7 @@ from rest_framework import serializers
 from accounts.models import Capability
 from accounts.permissions import can
 from dbtlib.selectors import MAX_SELECTOR_LENGTH
+from kernel.errors import RequestError
 from lineage.projects import get_project
 from runs.environments import MASKED
 from runs.history import FLAKY_FLIPS, FLAKY_WINDOW, HISTORY_LENGTH
@@ -152,15 +153,49 @@ class JobSerializer(serializers.ModelSerializer):
 class JobRunSerializer(serializers.Serializer):
     """dbt Cloud's trigger body (without git_sha / git_branch: the portal runs the project's folder)."""
 
+    # (The docstring is the schema's description.) The fields keep dbt Cloud's names on the
+    # wire; `validated_data` holds runs.jobs.trigger_job's keywords (each field's `source`).
     cause = serializers.CharField(max_length=255, required=False, default="", allow_blank=True)
     steps_override = serializers.ListField(
-        child=serializers.CharField(max_length=4000), required=False, allow_null=True, min_length=1, max_length=30
+        child=serializers.CharField(max_length=4000),
+        source="steps",
+        required=False,
+        allow_null=True,
+        min_length=1,
+        max_length=30,
     )
-    threads_override = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=64)
-    target_name_override = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=100)
-    timeout_seconds_override = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    schema_override = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=100)
-    generate_docs_override = serializers.BooleanField(required=False, allow_null=True, default=None)
+    threads_override = serializers.IntegerField(
+        source="threads", required=False, allow_null=True, min_value=1, max_value=64
+    )
+    target_name_override = serializers.CharField(
+        source="target", required=False, allow_null=True, allow_blank=True, max_length=100
+    )
+    timeout_seconds_override = serializers.IntegerField(
+        source="timeout_seconds", required=False, allow_null=True, min_value=0
+    )
+    schema_override = serializers.CharField(
+        source="schema", required=False, allow_null=True, allow_blank=True, max_length=100
+    )
+    generate_docs_override = serializers.BooleanField(
+        source="generate_docs", required=False, allow_null=True, default=None
+    )
+
+    # trigger_job's refusals of these are answered under the body's name (schema_override…);
+    # those of threads, target and timeout_seconds keep the run's field name, as they always have.
+    REFUSED_AS_SENT = ("steps", "schema", "generate_docs")
+
+    def as_sent(self, exc: RequestError) -> RequestError:
+        """trigger_job's refusal naming the override the body sent. A step's refusal keeps its
+        sentence (it quotes the step) and names `steps` when the job's own steps are at fault."""
+        if exc.field not in self.REFUSED_AS_SENT:
+            return exc
+        field = next(name for name, found in self.fields.items() if found.source == exc.field)
+        if exc.field == "steps":
+            if not self.validated_data.get("steps"):
+                return exc
+            return RequestError(exc.message, field=field, code=exc.code)
+        message = exc.message.removeprefix(exc.field).lstrip()
+        return RequestError(f"{field} {message}", field=field, code=exc.code)
 
 
 class NotificationTargetSerializer(serializers.ModelSerializer):

@@ -23,8 +23,7 @@ from dbtlib.errors import DbtError, ManifestError
 from dbtlib.manifest import Manifest, cached_manifest
 from dbtlib.profiles import profile_name, write_profile
 from dbtlib.project import declared_vars, newest_source_mtime, parse_project
-from dbtlib.selectors import check_selector
-from dbtlib.selectors import select as select_nodes
+from dbtlib.selectors import check_selector, select_in_manifest
 from kernel.errors import ErrorCode, RequestError, dbt_input_refused
 from lineage.projects import DbtProject, discover_projects, get_project
 from runs.environments import connection, default_environment, project_default
@@ -88,7 +87,7 @@ def _check_selectors(found: DbtProject, selectors: dict[str, str]) -> None:
             f"the project does not parse, so selectors cannot be checked: {exc}", field="project"
         ) from None
     select, exclude = selectors.get("select", ""), selectors.get("exclude", "")
-    if not select_nodes(manifest, select, exclude):
+    if not select_in_manifest(manifest, select, exclude):
         excluding = f" once {exclude!r} is excluded" if exclude else ""
         what = f"selector {select!r} matches no node" if select else "no node is left"
         raise RequestError(f"{what} in project {found.name}{excluding}", field="select", code=ErrorCode.SELECTS_NOTHING)

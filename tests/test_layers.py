@@ -1,5 +1,5 @@
 """Imports point one way, down LAYERS: each package may import those below it, never one above.
-`operations` (the health endpoints) sits on top; `orchestration` (the dbt Cloud facade over jobs
+`operations` (the health endpoints) sits on top; `dbt_cloud` (the dbt Cloud facade over jobs
 and runs) is imported by nothing but the wiring; `kernel` (request errors, database and security
 helpers) and `dbtlib` (the dbt library) are at the bottom and import no app. `dbtlib` imports
 only the standard library, dbt and YAML: no Django. `transformation_portal` is the wiring: it may
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ["operations", "orchestration", "entities", "runs", "lineage", "accounts", "audit", "kernel", "dbtlib"]
+LAYERS = ["operations", "dbt_cloud", "entities", "runs", "lineage", "accounts", "audit", "kernel", "dbtlib"]
 LIBRARY_MAY_IMPORT = sys.stdlib_module_names | {"dbt", "yaml", "dbtlib"}
 
 

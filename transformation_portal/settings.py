@@ -252,7 +252,7 @@ INSTALLED_APPS = [
     "lineage",
     "runs",
     "entities",
-    "orchestration",
+    "dbt_cloud",
     "operations",
 ]
 
@@ -449,7 +449,7 @@ METRICS_TOKEN = env_str("METRICS_TOKEN").strip()
 if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
     raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters")
 
-# The dbt Cloud API (orchestration/): the one account id it answers to, and its default page size.
+# The dbt Cloud API (dbt_cloud/): the one account id it answers to, and its default page size.
 PORTAL_ACCOUNT_ID = env_int("PORTAL_ACCOUNT_ID", 1, minimum=1)
 PORTAL_API_PAGE_SIZE = env_int("PORTAL_API_PAGE_SIZE", 100, minimum=1)
 

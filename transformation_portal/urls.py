@@ -7,9 +7,9 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from dbt_cloud import urls as dbt_cloud_urls
 from entities import views as entity_views
 from operations import views as operations_views
-from orchestration import urls as orchestration_urls
 from transformation_portal.api_errors import ApiNotFoundView
 
 api_v1 = [
@@ -49,6 +49,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     # dbt Cloud's Administrative API (the subset its Airflow provider uses), in its own envelope.
-    path("api/v2/", include(orchestration_urls.v2)),
-    path("api/v3/", include(orchestration_urls.v3)),
+    path("api/v2/", include(dbt_cloud_urls.v2)),
+    path("api/v3/", include(dbt_cloud_urls.v3)),
 ]

@@ -17,7 +17,7 @@ from dbtlib.errors import DbtInputError, DbtSelectorError, ManifestError
 from dbtlib.events import parse_line
 from dbtlib.launcher import ignore_application_name_in_parse_state
 from dbtlib.manifest import Manifest
-from dbtlib.selectors import check_selector, select
+from dbtlib.selectors import check_selector, select_in_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -209,7 +209,7 @@ def test_a_garbled_manifest_file_is_refused(tmp_path):
     ],
 )  # fmt: skip
 def test_selection_over_the_frozen_model(selector, exclude, expected):
-    assert select(Manifest.from_dict(MANIFEST), selector, exclude) == expected
+    assert select_in_manifest(Manifest.from_dict(MANIFEST), selector, exclude) == expected
 
 
 @pytest.mark.parametrize(
@@ -224,7 +224,7 @@ def test_selection_over_the_frozen_model(selector, exclude, expected):
 )
 def test_invalid_selectors_are_refused_on_their_field(selector, words):
     with pytest.raises(DbtSelectorError, match=re.escape(words)) as caught:
-        select(Manifest.from_dict(MANIFEST), "fct_users", selector)
+        select_in_manifest(Manifest.from_dict(MANIFEST), "fct_users", selector)
     assert caught.value.field == "exclude"
 
 

@@ -184,7 +184,7 @@ def test_an_exclude_the_portal_refuses_names_the_exclude_field(as_operator, snap
 
 
 def test_tag_selection_takes_in_the_tagged_nodes_and_their_tests(db, manifest_json, tmp_path):
-    from lineage.selectors import select
+    from lineage.selectors import select_in_snapshot
     from lineage.services import ingest_manifest
 
     manifest = json.loads(json.dumps(manifest_json))
@@ -196,12 +196,15 @@ def test_tag_selection_takes_in_the_tagged_nodes_and_their_tests(db, manifest_js
     tests_of_fct_users = {
         c for c in manifest["child_map"]["model.inventory_transforms.fct_users"] if c.startswith("test.")
     }
-    assert set(select(snapshot.pk, "tag:pii")) == {"model.inventory_transforms.fct_users", *tests_of_fct_users}
+    assert set(select_in_snapshot(snapshot.pk, "tag:pii")) == {
+        "model.inventory_transforms.fct_users",
+        *tests_of_fct_users,
+    }
     assert {"model.inventory_transforms.stg_users", "model.inventory_transforms.fct_users"} <= set(
-        select(snapshot.pk, "tag:pii*")
+        select_in_snapshot(snapshot.pk, "tag:pii*")
     )
     # Each criterion takes in its tests (dbt's eager indirect selection), so the intersection keeps them.
-    assert set(select(snapshot.pk, "tag:core,resource_type:model")) == {
+    assert set(select_in_snapshot(snapshot.pk, "tag:core,resource_type:model")) == {
         "model.inventory_transforms.fct_users",
         *tests_of_fct_users,
     }

@@ -58,8 +58,8 @@ def test_a_two_step_job_runs_each_step_with_its_own_log_section_and_nodes(operat
 
 def test_a_failed_step_stops_the_rest_and_a_rerun_from_failure_runs_only_what_failed(operator, gate):
     job = create_job(actor=operator, source="api", project="chain", name="all", steps=["dbt run", "dbt run -s d"])
-    overrides = {"schema_override": "pr_42", "target_name_override": "ci", "threads_override": 2}
-    failed = executed(trigger_job(job, actor=operator, source="api", timeout_seconds_override=300, **overrides))
+    overrides = {"schema": "pr_42", "target": "ci", "threads": 2}
+    failed = executed(trigger_job(job, actor=operator, source="api", timeout_seconds=300, **overrides))
     assert failed.state == RunState.FAILED, failed.reason
     assert [s.state for s in failed.steps.order_by("index")] == [StepState.FAILED, StepState.SKIPPED]
     assert nodes_by_step(failed)[1] == {"a": "success", "b": "error", "c": "skipped", "d": "success"}
@@ -84,7 +84,7 @@ def test_the_freshness_step_does_not_stop_the_job(operator, gate):
         actor=operator, source="api", project="sleepy", name="fresh", steps=["dbt run -s fast"],
         run_source_freshness=True,
     )  # fmt: skip
-    run = trigger_job(job, actor=operator, source="api", steps_override=["dbt run -s broken", "dbt run -s fast"])
+    run = trigger_job(job, actor=operator, source="api", steps=["dbt run -s broken", "dbt run -s fast"])
     run = executed(run)
     names = [(s.name, s.state) for s in run.steps.order_by("index")]
     assert names[0][0] == "dbt source freshness" and names[1:] == [
@@ -134,6 +134,33 @@ def test_bad_steps_are_refused_naming_the_step_and_nothing_is_saved(operator):
             create_job(actor=operator, source="api", project="chain", name="bad", steps=steps)
         assert refused.value.field == "steps"
     assert not AuditEvent.objects.filter(action="job.create").exists()
+
+
+def test_the_api_job_run_takes_dbt_clouds_names_and_refuses_under_them(api_client, operator, queued):
+    """POST /api/v1/jobs/{id}/run/ speaks dbt Cloud's `*_override` names (trigger_job takes the
+    portal's): a refused override is named as it was sent, the run's own fields as the run's."""
+    job = create_job(actor=operator, source="api", project="chain", name="api", steps=["dbt run"])
+    api_client.force_authenticate(operator)
+    url = f"/api/v1/jobs/{job.pk}/run/"
+    for body, field, words in [
+        ({"schema_override": "RAW"}, "schema_override", "schema_override may not be a protected schema"),
+        ({"schema_override": "a; drop"}, "schema_override", "schema_override must be a schema name"),
+        ({"steps_override": ["dbt run-operation x"]}, "steps_override", "step 'dbt run-operation x': "),
+        ({"timeout_seconds_override": 10**9}, "timeout_seconds", "timeout_seconds must be between 1 and "),
+    ]:
+        answer = api_client.post(url, body, format="json")
+        assert answer.status_code == 400 and answer.json()["field"] == field, answer.json()
+        assert answer.json()["detail"].startswith(words)
+    assert not Run.objects.exists()
+    body = {
+        "steps_override": ["dbt run -s d"], "threads_override": 2, "timeout_seconds_override": 300,
+        "schema_override": "pr_1", "generate_docs_override": True,
+    }  # fmt: skip
+    answer = api_client.post(url, body, format="json")
+    assert answer.status_code == 202, answer.json()
+    run = Run.objects.get(pk=answer.json()["id"])
+    assert (run.schema, run.threads, run.timeout_seconds) == ("pr_1", 2, 300)
+    assert [s.name for s in run.steps.order_by("index")] == ["dbt run -s d", "dbt docs generate"]
 
 
 def test_a_run_reads_the_profile_generated_from_its_environment_and_never_writes_the_password(

@@ -1,5 +1,5 @@
 """A real Apache Airflow drives the portal as it drives dbt Cloud (issue 9's proof): the stock
-apache-airflow-providers-dbt-cloud operators of orchestration/airflow/dags/, run by
+apache-airflow-providers-dbt-cloud operators of dbt_cloud/airflow/dags/, run by
 `airflow dags test` against a web host serving HTTPS with a certificate of a test CA, and a
 worker host running the jobs' dbt. Nothing portal-specific on the Airflow side but the
 connection.
@@ -18,8 +18,8 @@ import psycopg
 import pytest
 
 from tests.conftest import wait_until
+from tests.dbt_cloud.airflow_tool import AirflowHome
 from tests.hosts import Api, Host
-from tests.orchestration.airflow_tool import AirflowHome
 from tests.tls import make_tls
 
 FIRST_PASS_ONLY = True  # conftest: only on the embedded PostgreSQL (CI's first pass)

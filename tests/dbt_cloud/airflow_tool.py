@@ -12,7 +12,7 @@ from pathlib import Path
 from tests.tools import tool_executable
 
 REQUIREMENTS = ("apache-airflow==3.3.2", "apache-airflow-providers-dbt-cloud==4.11.1")
-DAGS = Path(__file__).resolve().parents[2] / "orchestration" / "airflow" / "dags"
+DAGS = Path(__file__).resolve().parents[2] / "dbt_cloud" / "airflow" / "dags"
 
 
 def airflow_executable() -> Path:

@@ -2,7 +2,7 @@
 that apache-airflow-providers-dbt-cloud uses, so a DAG written for dbt Cloud drives the
 portal by changing its connection. One account (PORTAL_ACCOUNT_ID); the portal's API tokens
 as `Authorization: Token <t>` (dbt Cloud's clients) or `Bearer <t>`; viewers read, operators
-trigger, cancel and rerun. Every answer is in dbt Cloud's envelope (orchestration.envelope);
+trigger, cancel and rerun. Every answer is in dbt Cloud's envelope (dbt_cloud.envelope);
 a refused request changed nothing and queued nothing."""
 
 from __future__ import annotations
@@ -26,30 +26,27 @@ from accounts.authentication import BearerTokenAuthentication
 from accounts.models import Capability
 from accounts.permissions import Requires
 from audit.models import Source
+from dbt_cloud import shapes
+from dbt_cloud.envelope import envelope, exception_handler, not_found, page
 from kernel.errors import RequestError
 from lineage.projects import DbtProject, discover_projects
-from orchestration import shapes
-from orchestration.envelope import envelope, exception_handler, not_found, page
 from runs.artifacts import artifact_response, indexed_paths
 from runs.jobs import rerun_job, trigger_job, with_next_run
 from runs.models import Environment, Job, Run
 from runs.services import cancel_run
 
 # POST jobs/{id}/run/: each override dbt Cloud documents that the portal honours, with its JSON
-# type; null means "no override" (the provider always sends steps_override and schema_override).
-RUN_OVERRIDES: dict[str, type] = {
-    "steps_override": list,
-    "threads_override": int,
-    "target_name_override": str,
-    "timeout_seconds_override": int,
-    "schema_override": str,
-    "generate_docs_override": bool,
+# type and runs.jobs.trigger_job's keyword for it; null means "no override" (the provider
+# always sends steps_override and schema_override).
+RUN_OVERRIDES: dict[str, tuple[type, str]] = {
+    "steps_override": (list, "steps"),
+    "threads_override": (int, "threads"),
+    "target_name_override": (str, "target"),
+    "timeout_seconds_override": (int, "timeout_seconds"),
+    "schema_override": (str, "schema"),
+    "generate_docs_override": (bool, "generate_docs"),
 }
-OVERRIDE_OF = {
-    "threads": "threads_override",
-    "timeout_seconds": "timeout_seconds_override",
-    "target": "target_name_override",
-}
+OVERRIDE_OF = {keyword: name for name, (_, keyword) in RUN_OVERRIDES.items()}
 NOT_SUPPORTED = {
     "git_sha": "the portal runs each project as its folder under dbt_projects/ is, not a git revision",
     "git_branch": "the portal runs each project as its folder under dbt_projects/ is, not a git branch",
@@ -179,9 +176,10 @@ def _body(request: Request, allowed: set[str]) -> dict[str, Any]:
 
 
 def _overrides(data: dict[str, Any]) -> dict[str, Any]:
-    """The non-null overrides, each of its JSON type (a boolean is not a number here)."""
+    """The non-null overrides, each of its JSON type (a boolean is not a number here), by
+    trigger_job's keyword."""
     overrides = {}
-    for name, kind in RUN_OVERRIDES.items():
+    for name, (kind, keyword) in RUN_OVERRIDES.items():
         value = data.get(name)
         if value is None:
             continue
@@ -189,8 +187,23 @@ def _overrides(data: dict[str, Any]) -> dict[str, Any]:
             raise RequestError(f"{name} must be {_KIND_WORDS[kind]}", field=name)
         if kind is list and not all(isinstance(step, str) for step in value):
             raise RequestError(f"{name} must be a list of dbt command lines", field=name)
-        overrides[name] = value
+        overrides[keyword] = value
     return overrides
+
+
+def _as_sent(exc: RequestError, overrides: dict[str, Any]) -> RequestError:
+    """trigger_job's refusal naming the override the caller sent, not trigger_job's keyword
+    (nor the run's field). A step's refusal keeps its sentence (it quotes the step) and names
+    `steps` when the job's own steps are at fault."""
+    if exc.field == "steps":
+        if not overrides.get("steps"):
+            return exc
+        return RequestError(exc.message, field=OVERRIDE_OF["steps"], code=exc.code)
+    if exc.field not in OVERRIDE_OF:
+        return exc
+    field = OVERRIDE_OF[exc.field]
+    message = exc.message.removeprefix(exc.field).lstrip()
+    return RequestError(f"{field} {message}", field=field, code=exc.code)
 
 
 _KIND_WORDS = {list: "a list of dbt command lines", int: "a whole number", str: "text", bool: "true or false"}
@@ -274,14 +287,11 @@ class JobRunView(OperateView):
             raise RequestError("cause is required: why the job is run, at most 255 characters", field="cause")
         if len(cause) > 255 or "\x00" in cause:
             raise RequestError("cause must be text of at most 255 characters", field="cause")
+        overrides = _overrides(data)
         try:
-            run = trigger_job(job, actor=request.user, source=Source.API, cause=cause, **_overrides(data))
-        except RequestError as exc:  # name the override the caller sent, not the run's field
-            if exc.field not in OVERRIDE_OF:
-                raise
-            field = OVERRIDE_OF[exc.field]
-            message = exc.message.removeprefix(exc.field).lstrip()
-            raise RequestError(f"{field} {message}", field=field, code=exc.code) from None
+            run = trigger_job(job, actor=request.user, source=Source.API, cause=cause, **overrides)
+        except RequestError as exc:
+            raise _as_sent(exc, overrides) from None
         return envelope(shapes.run(run, frozenset({"trigger", "job"})))
 
 

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import ApiToken
 from audit.models import AuditEvent, Source
-from orchestration.shapes import project_id
+from dbt_cloud.shapes import project_id
 from runs.artifacts import artifact_key, artifact_storage
 from runs.jobs import create_job
 from runs.models import Job, NodeResult, Run, RunArtifact, RunLogChunk, RunState, RunStep, StepState

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.urls import re_path
 
-from orchestration import api
+from dbt_cloud import api
 
 ACCOUNT = r"^accounts/(?P<account_id>\d{1,18})/"
 ID = r"\d{1,18}"
