@@ -14,6 +14,7 @@ import re
 import socket
 import ssl
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -71,7 +72,7 @@ def env_networks(name: str, default: str) -> list[ipaddress.IPv4Network | ipaddr
         raise ImproperlyConfigured(f"{name}: {exc}") from None
 
 
-def env_artifact_storage(name: str) -> dict:
+def env_artifact_storage(name: str) -> dict[str, Any]:
     """The STORAGES entry NAME selects: `database` (the default) or `s3://bucket/prefix`
     (django-storages, with the usual AWS variables and AWS_S3_ENDPOINT_URL)."""
     value = env_str(name, "").strip() or "database"

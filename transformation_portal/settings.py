@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import dj_database_url
@@ -95,7 +96,7 @@ DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DAT
 _warehouse_url = env_str("WAREHOUSE_URL", _warehouse_default)
 if _warehouse_url:
     _wh = dj_database_url.parse(_warehouse_url)
-    WAREHOUSE = {
+    WAREHOUSE: dict[str, Any] = {
         "host": _wh["HOST"],
         "port": int(_wh["PORT"] or 5432),
         "user": _wh["USER"],
@@ -419,7 +420,7 @@ else:
 # One cache every web process shares (the bad-token throttle counts there): Redis when
 # configured, else a table of the metadata database (made by accounts' migrations).
 CACHE_TABLE = "portal_cache"
-CACHES = {
+CACHES: dict[str, dict[str, Any]] = {
     "default": (
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "portal"}
         if REDIS_URL
