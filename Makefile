@@ -44,8 +44,9 @@ dbt-build: venv
 airflow: venv
 	@$(PY) -c "from tests.dbt_cloud.airflow_tool import airflow_executable; print(airflow_executable())"
 
+## ruff, then mypy (strict for dbtlib/ and kernel/; pyproject.toml [tool.mypy]).
 lint: venv
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy .
 
 clean:
 	rm -rf $(VENV) staticfiles

@@ -42,6 +42,8 @@ class BadTokenThrottle(throttling.SimpleRateThrottle):
     authenticator asks this one itself, and only for a token it refused."""
 
     scope = "bad_token"
+    duration: int  # set from the rate by SimpleRateThrottle.__init__
+    num_requests: int
 
     def get_cache_key(self, request, view) -> str:
         return self.cache_format % {"scope": self.scope, "ident": client_address(request)}

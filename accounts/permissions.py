@@ -46,7 +46,7 @@ def requires(capability: str) -> Callable:
             require(request.user, capability)
             return view(request, *args, **kwargs)
 
-        wrapped.required_capability = capability
+        wrapped.required_capability = capability  # type: ignore[attr-defined]
         return wrapped
 
     return decorator

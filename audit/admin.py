@@ -23,9 +23,9 @@ class AuditedAdminMixin:
         return f"{obj._meta.label_lower}.{verb}"
 
     def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None):
-        obj = super().get_object(request, object_id, from_field)
+        obj = super().get_object(request, object_id, from_field)  # type: ignore[misc]  # a ModelAdmin mixin
         if obj is not None:
-            request._audit_before = self._snapshot(obj)
+            request._audit_before = self._snapshot(obj)  # type: ignore[attr-defined]
         return obj
 
     def log_addition(self, request, obj, message):

@@ -86,6 +86,6 @@ def for_page(events: Iterable[AuditEvent]) -> list[AuditEvent]:
         for target_id, label in _existing_labels(target_type, ids).items()
     }
     for event in events:
-        event.target_name = event.target_label or resolved.get((event.target_type, event.target_id), "")
-        event.changes = changes(event.before, event.after)
+        event.target_name = event.target_label or resolved.get((event.target_type, event.target_id), "")  # type: ignore[attr-defined]
+        event.changes = changes(event.before, event.after)  # type: ignore[attr-defined]
     return events

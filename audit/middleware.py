@@ -20,11 +20,12 @@ class RequestIdMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-ID", "")
-        request.id = incoming if _VALID.match(incoming) else uuid.uuid4().hex
-        token = current_request_id.set(request.id)
+        request_id = incoming if _VALID.match(incoming) else uuid.uuid4().hex
+        request.id = request_id  # type: ignore[attr-defined]
+        token = current_request_id.set(request_id)
         try:
             response = self.get_response(request)
         finally:
             current_request_id.reset(token)
-        response["X-Request-ID"] = request.id
+        response["X-Request-ID"] = request_id
         return response

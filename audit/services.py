@@ -3,7 +3,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
@@ -52,7 +52,7 @@ def compute_hash(prev_hash: str, event: AuditEvent) -> str:
 
 def _label(target: models.Model) -> str:
     """The target's name as people know it (str()), cut to fit the column."""
-    limit = AuditEvent._meta.get_field("target_label").max_length
+    limit = cast(int, AuditEvent._meta.get_field("target_label").max_length)
     label = str(target)
     return label if len(label) <= limit else label[: limit - 1] + "…"
 

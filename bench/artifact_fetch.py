@@ -110,7 +110,7 @@ def main(fetches: int) -> None:
     from accounts.models import ApiToken
     from runs.models import RunState
     from runs.services import trigger_run
-    from transformation_portal.settings import env_artifact_storage
+    from transformation_portal.env import env_artifact_storage
 
     user = bench_user()
     user.groups.add(Group.objects.get(name="operator"))  # reads artifacts, triggers the build

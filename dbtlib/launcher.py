@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from multiprocessing import resource_tracker
 from pathlib import Path
+from typing import Any
 
 from dbtlib.environment import dbt_environment
 
@@ -73,22 +74,22 @@ def ignore_application_name_in_parse_state() -> bool:
     try:
         from dbt.adapters.postgres.connections import PostgresCredentials
 
-        keys = PostgresCredentials._connection_keys
+        keys: Callable[[Any], tuple[str, ...]] = PostgresCredentials._connection_keys
     except (ImportError, AttributeError) as exc:
         print(f"dbt launcher: every run will parse in full ({exc})", file=sys.stderr)
         return False
     if getattr(keys, "portal_patched", False):
         return True
 
-    def connection_keys(self) -> tuple[str, ...]:
+    def connection_keys(self: Any) -> tuple[str, ...]:
         return tuple(key for key in keys(self) if key != "application_name")
 
-    connection_keys.portal_patched = True
-    PostgresCredentials._connection_keys = connection_keys
+    connection_keys.portal_patched = True  # type: ignore[attr-defined]
+    PostgresCredentials._connection_keys = connection_keys  # type: ignore[method-assign]
     return True
 
 
-def _child(request: dict, started_w: int) -> None:
+def _child(request: dict[str, Any], started_w: int) -> None:
     code = DbtExit.ERROR
     try:
         os.setsid()
@@ -263,7 +264,7 @@ class Launcher:
     """Client side, one per queue worker process; starts the helper on first use."""
 
     def __init__(self) -> None:
-        self._proc: subprocess.Popen | None = None
+        self._proc: subprocess.Popen[str] | None = None
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -271,9 +272,9 @@ class Launcher:
         with self._lock:
             self._start_locked()
 
-    def _start_locked(self) -> None:
+    def _start_locked(self) -> subprocess.Popen[str]:
         if self._proc is not None and self._proc.poll() is None:
-            return
+            return self._proc
         env = dbt_environment(os.environ, {})  # the helper holds no secret either; each child gets its run's env
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT), env.get("PYTHONPATH", "")]))
         self._proc = subprocess.Popen(
@@ -287,6 +288,7 @@ class Launcher:
             close_fds=True,
         )
         self._ready = False
+        return self._proc
 
     def launch(
         self, argv: list[str], *, env: Mapping[str, str], cwd: Path, log_file: Path, exit_file: Path
@@ -300,8 +302,8 @@ class Launcher:
         }
         with self._lock:
             for attempt in (1, 2):
-                self._start_locked()
-                proc = self._proc
+                proc = self._start_locked()
+                assert proc.stdin is not None and proc.stdout is not None  # both pipes
                 try:
                     if not self._ready:
                         if proc.stdout.readline().strip() != "ready":

@@ -79,7 +79,7 @@ NODE_COLLECTIONS = (
     "functions",
 )
 
-_SECTION_OF = {
+_SECTION_OF: dict[str, str] = {
     ResourceType.SOURCE: "sources",
     ResourceType.EXPOSURE: "exposures",
     ResourceType.METRIC: "metrics",
@@ -167,7 +167,7 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
-        metadata = data.get("metadata")
+        metadata = data.get("metadata") or {}  # not an object: schema_version() refuses it
         version = schema_version(metadata)
         nodes: list[DbtNode] = []
         for section in NODE_COLLECTIONS:
@@ -204,7 +204,7 @@ def load_json(source: Path | BinaryIO, what: str) -> dict[str, Any]:
     """A JSON object from a file (a path, or an open binary file such as an upload), parsed
     once; ManifestError (naming `what` and what is wrong) when it is not one: invalid JSON or
     UTF-8, nesting too deep, NaN/Infinity, numbers out of range."""
-    hooks = {
+    hooks: dict[str, Any] = {
         "parse_constant": lambda name: _refuse_number(what, name),
         "parse_float": lambda text: _float(what, text),
         "parse_int": lambda text: _int(what, text),
@@ -323,14 +323,19 @@ def _columns(raw: Any, where: str) -> tuple[Column, ...]:
     return tuple(columns)
 
 
+def _object(value: Any) -> dict[str, Any]:
+    """VALUE when it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
 def _node(section: str, unique_id: str, raw: dict[str, Any]) -> DbtNode:
     where = f"{section}[{unique_id!r}]"
-    config = raw.get("config") if isinstance(raw.get("config"), dict) else {}
+    config = _object(raw.get("config"))
     patch_path = _text(raw, "patch_path", where)
     depends_on = raw.get("depends_on")
     parents = _texts(depends_on, "nodes", f"{where}: depends_on") if isinstance(depends_on, dict) else ()
-    test_metadata = raw.get("test_metadata") if isinstance(raw.get("test_metadata"), dict) else {}
-    kwargs = test_metadata.get("kwargs") if isinstance(test_metadata.get("kwargs"), dict) else {}
+    test_metadata = _object(raw.get("test_metadata"))
+    kwargs = _object(test_metadata.get("kwargs"))
     return DbtNode(
         unique_id=unique_id,
         resource_type=_text(raw, "resource_type", where) or section.rstrip("s"),

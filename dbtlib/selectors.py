@@ -202,7 +202,8 @@ def _flat(fqn: tuple[str, ...]) -> tuple[str, ...]:
 
 @lru_cache(maxsize=8)
 def _index(manifest: Manifest) -> _Index:
-    files, places = set(), []
+    files: set[tuple[str, ...]] = set()
+    places: list[tuple[str, tuple[str, ...], frozenset[str]]] = []
     for uid, n in manifest.nodes.items():
         if not n.original_file_path:
             continue
@@ -354,7 +355,10 @@ def _match(manifest: Manifest, c: Criterion, node: DbtNode) -> bool:  # noqa: PL
             return fnmatch(node.name, value)
         return node.resource_type == ResourceType.TEST and bool(node.test_name) and fnmatch(node.test_name, value)
     if method == "test_type":
-        kind = {ResourceType.UNIT_TEST: "unit", ResourceType.TEST: "generic" if node.test_name else "singular"}
+        kind: dict[str, str] = {
+            ResourceType.UNIT_TEST: "unit",
+            ResourceType.TEST: "generic" if node.test_name else "singular",
+        }
         return kind.get(node.resource_type, "") in (_test_type_kinds(value) or ())
     return False
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from django.http import HttpRequest, HttpResponse
+from django.utils.safestring import SafeString, mark_safe
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 # The templates load scripts and styles from /static/ only and carry no inline script.
@@ -75,11 +76,11 @@ class MaskingExceptionReporter(ExceptionReporter):
     """Debug pages and error mails: any password left in them (an exception's message, a
     frame's local variable, a setting inside a dict) is masked."""
 
-    def get_traceback_html(self) -> str:
-        return mask_secrets(super().get_traceback_html())
+    def get_traceback_html(self) -> SafeString:
+        return mark_safe(mask_secrets(super().get_traceback_html()))  # noqa: S308 - Django's own page, masked
 
-    def get_traceback_text(self) -> str:
-        return mask_secrets(super().get_traceback_text())
+    def get_traceback_text(self) -> SafeString:
+        return mark_safe(mask_secrets(super().get_traceback_text()))  # noqa: S308 - Django's own text, masked
 
 
 class MaskSecretsFilter(logging.Filter):

@@ -91,6 +91,6 @@ def summary(project: str | None = None) -> Summary:
     counts = {status.value: sum(row.status == status for row in rows) for status in reversed(_WORST_FIRST)}
     stale = sorted(
         (row for row in rows if row.status != FreshnessStatus.PASS),
-        key=lambda row: (_WORST_FIRST.index(row.status), -(row.age_seconds or 0), row.project, row.source),
+        key=lambda row: (_WORST_FIRST.index(row.status), -(row.age_seconds or 0), row.project, row.source),  # type: ignore[arg-type]
     )
     return Summary(counts=counts, stale=stale)

@@ -110,16 +110,16 @@ def layers(nodes: list[str], edges: list[tuple[str, str]]) -> dict[str, int]:
         state[root] = 1
         while stack:
             node, pending = stack[-1]
-            child = next(pending, None)
-            if child is None:
+            step = next(pending, None)
+            if step is None:
                 state[node] = 2
                 order.append(node)
                 stack.pop()
-            elif state.get(child) == 1:
-                back_edges.add((node, child))
-            elif child not in state:
-                state[child] = 1
-                stack.append((child, iter(children[child])))
+            elif state.get(step) == 1:
+                back_edges.add((node, step))
+            elif step not in state:
+                state[step] = 1
+                stack.append((step, iter(children[step])))
     layer = dict.fromkeys(nodes, 0)
     for node in reversed(order):  # topological order of the graph without back edges
         for child in children[node]:

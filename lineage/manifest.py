@@ -95,9 +95,11 @@ def _columns(
             }
         )
     seen = {col.name.lower() for col in declared}
-    for col in sorted(catalog_columns.values(), key=lambda c: c.get("index") or 0):
-        if str(col.get("name", "")).lower() not in seen:
-            columns.append({"name": str(col.get("name", "")), "description": "", "data_type": col.get("type") or ""})
+    for found in sorted(catalog_columns.values(), key=lambda c: c.get("index") or 0):
+        if str(found.get("name", "")).lower() not in seen:
+            columns.append(
+                {"name": str(found.get("name", "")), "description": "", "data_type": found.get("type") or ""}
+            )
     return columns
 
 

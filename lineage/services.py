@@ -6,7 +6,7 @@ import json
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
@@ -117,7 +117,7 @@ def ingest_manifest(
     parsed = manifest if isinstance(manifest, Manifest) else Manifest.from_path(Path(manifest))
     catalog = read_catalog(Path(catalog_path)) if catalog_path else catalog
     for field, value in (("dbt_version", parsed.dbt_version), ("invocation_id", parsed.invocation_id)):
-        limit = Snapshot._meta.get_field(field).max_length
+        limit = cast(int, Snapshot._meta.get_field(field).max_length)  # type: ignore[union-attr]
         if len(value) > limit:
             raise ManifestError(f"metadata.{field} is longer than {limit} characters.")
     try:
@@ -264,7 +264,7 @@ def _parsed_upload(field: str, upload: UploadedFile) -> dict[str, Any]:
     check_upload_size(field, upload.size)
     upload.seek(0)
     try:
-        return load_json(upload.file, field)
+        return load_json(upload.file, field)  # type: ignore[arg-type]  # a file once uploaded
     except ManifestError as exc:
         raise RequestError(str(exc), field=field) from None
 

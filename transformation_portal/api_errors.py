@@ -62,7 +62,7 @@ class ApiNotFoundView(APIView):
             return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
         raise NotFound("No such API endpoint.")
 
-    get = post = put = patch = delete = options = refuse
+    get = post = put = patch = delete = options = refuse  # type: ignore[assignment]
 
 
 # --- the error shape in the OpenAPI schema ----------------------------------------------------

@@ -48,5 +48,5 @@ def _start_embedded_postgres() -> None:
     socket_dir = embedded_postgres.ensure_running(settings.EMBEDDED_PGDATA)
     if socket_dir != expected:
         raise ImproperlyConfigured(f"the embedded PostgreSQL socket is in {socket_dir}, settings expect {expected}")
-    databases = (settings.DATABASES["default"]["NAME"], settings.WAREHOUSE["dbname"])
+    databases = (settings.DATABASES["default"]["NAME"], str(settings.WAREHOUSE["dbname"]))
     embedded_postgres.ensure_databases(socket_dir, databases)

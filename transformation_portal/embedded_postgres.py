@@ -101,7 +101,7 @@ def stop(pgdata: Path) -> None:
     """Stop the server cleanly (fast shutdown: open sessions are disconnected)."""
     if not (pgdata / "postmaster.pid").exists():
         return
-    from pgserver._commands import pg_ctl
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # made when pgserver loads
 
     server = _server(pgdata)
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user)

@@ -1,4 +1,5 @@
-"""Settings, all from the environment (see README's configuration table).
+"""Settings, all from the environment (see README's configuration table), read through the
+typed readers of `transformation_portal.env`, which also check what they read.
 
 Importing this module only reads: the environment, the TLS pair when TLS_CERT_FILE and
 TLS_KEY_FILE name one, and the development secret key file if it exists. The side effects
@@ -13,108 +14,35 @@ turns the development conveniences off and requires the secrets to be given.
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import re
-import socket
-import ssl
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from typing import Any
+from urllib.parse import quote
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from psycopg.conninfo import make_conninfo
 
+from transformation_portal import env
+from transformation_portal.env import (
+    env_artifact_storage,
+    env_bool,
+    env_int,
+    env_list,
+    env_networks,
+    env_str,
+    env_tls_pair,
+    env_worker_name,
+    served_base_url,
+)
 from transformation_portal.logformat import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-
-# Every variable this module reads (filled as it reads them): the portal's own, which no
-# environment's password_env may name (runs/environments.py).
-PORTAL_VARIABLES: set[str] = {"TLS_CERT_FILE", "TLS_KEY_FILE"}
-
-
-def env_str(name: str, default: str = "") -> str:
-    """A value from NAME, or from the file named by NAME_FILE (for secrets)."""
-    PORTAL_VARIABLES.update({name, f"{name}_FILE"})
-    file_name = os.environ.get(f"{name}_FILE")
-    if file_name:
-        try:
-            return Path(file_name).read_text().strip()
-        except OSError as exc:
-            raise ImproperlyConfigured(f"{name}_FILE={file_name!r}: {exc}") from exc
-    return os.environ.get(name, default)
-
-
-def env_bool(name: str, default: bool) -> bool:
-    value = env_str(name, "").strip().lower()
-    if not value:
-        return default
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use true or false)")
-
-
-def env_int(name: str, default: int, minimum: int = 0) -> int:
-    value = env_str(name, "").strip()
-    if not value:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={value!r} is not an integer") from None
-    if number < minimum:
-        raise ImproperlyConfigured(f"{name}={number} must be at least {minimum}")
-    return number
-
-
-def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
-
-
-def env_networks(name: str, default: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    """Comma-separated addresses or CIDR networks."""
-    try:
-        return [ipaddress.ip_network(item, strict=False) for item in env_list(name, default)]
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name}: {exc}") from None
-
-
-def env_artifact_storage(name: str) -> dict:
-    """The STORAGES entry NAME selects: `database` (the default) or `s3://bucket/prefix`
-    (django-storages, with the usual AWS variables and AWS_S3_ENDPOINT_URL)."""
-    value = env_str(name, "").strip() or "database"
-    if value == "database":
-        return {"BACKEND": "runs.storage.DatabaseStorage"}
-    parts = urlsplit(value)
-    if parts.scheme != "s3":
-        raise ImproperlyConfigured(f"{name}={value!r}: use database or s3://bucket/prefix")
-    bucket, prefix = parts.netloc, parts.path.strip("/")
-    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket) or parts.query or parts.fragment or "//" in prefix:
-        raise ImproperlyConfigured(
-            f"{name}={value!r} is not s3://bucket/prefix (a bucket name: 3-63 lowercase letters, digits, dots, hyphens)"
-        )
-    endpoint = env_str("AWS_S3_ENDPOINT_URL").strip()
-    if endpoint and urlsplit(endpoint).scheme not in ("http", "https"):
-        raise ImproperlyConfigured(f"AWS_S3_ENDPOINT_URL={endpoint!r} is not an http(s) URL")
-    options = {
-        "bucket_name": bucket,
-        "location": prefix,
-        "endpoint_url": endpoint or None,
-        "region_name": env_str("AWS_S3_REGION_NAME") or env_str("AWS_DEFAULT_REGION") or None,
-        # Unset, boto3 finds credentials itself (its environment variables, profile, instance role).
-        "access_key": env_str("AWS_ACCESS_KEY_ID") or None,
-        "secret_key": env_str("AWS_SECRET_ACCESS_KEY") or None,
-        "file_overwrite": True,
-        # A download is spooled before it is streamed: past 8 MB to a temporary file, not memory.
-        "max_memory_size": 8 * 1024 * 1024,
-    }
-    return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}
-
+# Every variable these settings read (the readers fill it as they read): the portal's own, which
+# no environment's password_env may name (runs/environments.py).
+PORTAL_VARIABLES = env.PORTAL_VARIABLES
 
 PORTAL_ENV = env_str("PORTAL_ENV", "development")
 if PORTAL_ENV not in ("development", "production"):
@@ -168,7 +96,7 @@ DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DAT
 _warehouse_url = env_str("WAREHOUSE_URL", _warehouse_default)
 if _warehouse_url:
     _wh = dj_database_url.parse(_warehouse_url)
-    WAREHOUSE = {
+    WAREHOUSE: dict[str, Any] = {
         "host": _wh["HOST"],
         "port": int(_wh["PORT"] or 5432),
         "user": _wh["USER"],
@@ -454,49 +382,12 @@ PORTAL_ACCOUNT_ID = env_int("PORTAL_ACCOUNT_ID", 1, minimum=1)
 PORTAL_API_PAGE_SIZE = env_int("PORTAL_API_PAGE_SIZE", 100, minimum=1)
 
 
-def tls_pair(cert_file: str, key_file: str) -> tuple[str, str] | None:
-    """The certificate and key `runportal` hands gunicorn to serve HTTPS itself (dbt Cloud
-    clients speak only https), or None: both or neither, each a readable PEM file, the key
-    the certificate's, so a mistake stops the start with its cause rather than a TLS error
-    in every client."""
-    if not cert_file and not key_file:
-        return None
-    if not (cert_file and key_file):
-        raise ImproperlyConfigured("TLS_CERT_FILE and TLS_KEY_FILE go together: set both (HTTPS) or neither (HTTP)")
-    for name, path in (("TLS_CERT_FILE", cert_file), ("TLS_KEY_FILE", key_file)):
-        try:
-            Path(path).read_bytes()
-        except OSError as exc:
-            raise ImproperlyConfigured(f"{name}={path!r}: {exc.strerror or exc}") from exc
-    try:
-        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert_file, key_file)
-    except ssl.SSLError as exc:
-        raise ImproperlyConfigured(
-            f"TLS_CERT_FILE={cert_file!r} and TLS_KEY_FILE={key_file!r} are not a PEM certificate and its key: {exc}"
-        ) from exc
-    return str(Path(cert_file).resolve()), str(Path(key_file).resolve())
-
-
-TLS_PAIR = tls_pair(os.environ.get("TLS_CERT_FILE", "").strip(), os.environ.get("TLS_KEY_FILE", "").strip())
+# The certificate and key `runportal` serves HTTPS with, or None (env.tls_pair).
+TLS_PAIR = env_tls_pair("TLS_CERT_FILE", "TLS_KEY_FILE")
 # Where `runportal` serves (its --host and --port default to these; it hands what it was given
 # to the processes it starts).
 WEB_HOST = env_str("HOST", "127.0.0.1").strip()
 WEB_PORT = env_int("PORT", 8000, minimum=1)
-
-
-def served_base_url(host: str, port: int, tls: bool) -> str:
-    """The URL `runportal` serves at: the machine's name when it listens on every address,
-    https under TLS, the port left out when it is the scheme's own."""
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:  # a host name
-        address = None
-    if not host or (address and address.is_unspecified):
-        host = socket.getfqdn()
-    elif address and address.version == 6:
-        host = f"[{address}]"
-    scheme, default_port = ("https", 443) if tls else ("http", 80)
-    return f"{scheme}://{host}" + ("" if port == default_port else f":{port}")
 
 
 # The portal's address in links (notifications, webhooks, the dbt Cloud API's run `href`).
@@ -505,29 +396,11 @@ PORTAL_BASE_URL = env_str("PORTAL_BASE_URL").strip().rstrip("/") or served_base_
     WEB_HOST, WEB_PORT, TLS_PAIR is not None
 )
 
-
-def _default_worker_name() -> str:
-    """The host name plus the first 8 hex digits of the kernel's boot id: containers that
-    share a host name on different machines, and the same host after a reboot (when pids are
-    reused), get different names. Without /proc (not Linux) the host name alone."""
-    host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname()).strip("-.") or "worker"
-    try:
-        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")[:8]
-    except OSError:
-        return host[:WORKER_NAME_MAX]
-    return f"{host[: WORKER_NAME_MAX - 9]}-{boot_id}"
-
-
 # A queue cluster's name (runs/registry.py): every run records the name of the worker that
 # claimed it; only a worker of that name ever signals the run's dbt (the reaper elsewhere
 # just marks it lost), and a worker starting under it first stops what its reaped runs left.
-WORKER_NAME_MAX = 100
-PORTAL_WORKER_NAME = env_str("PORTAL_WORKER_NAME").strip() or _default_worker_name()
-if not re.fullmatch(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{WORKER_NAME_MAX - 1}}}", PORTAL_WORKER_NAME):
-    raise ImproperlyConfigured(
-        f"PORTAL_WORKER_NAME={PORTAL_WORKER_NAME!r}: use at most {WORKER_NAME_MAX} letters, digits, '.', '_' "
-        "or '-', starting with a letter or digit"
-    )
+# Unset: the host name plus the kernel's boot id (env.default_worker_name).
+PORTAL_WORKER_NAME = env_worker_name("PORTAL_WORKER_NAME")
 Q_CLUSTER = {
     "name": env_str("QUEUE_NAME", "portal"),  # the broker's queue key; clusters sharing it share work
     "workers": env_int("QUEUE_WORKERS", 2, minimum=1),
@@ -547,7 +420,7 @@ else:
 # One cache every web process shares (the bad-token throttle counts there): Redis when
 # configured, else a table of the metadata database (made by accounts' migrations).
 CACHE_TABLE = "portal_cache"
-CACHES = {
+CACHES: dict[str, dict[str, Any]] = {
     "default": (
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "portal"}
         if REDIS_URL

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path, re_path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from dbt_cloud import urls as dbt_cloud_urls
@@ -12,7 +12,7 @@ from entities import views as entity_views
 from operations import views as operations_views
 from transformation_portal.api_errors import ApiNotFoundView
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("", include("accounts.api_urls")),
     path("", include("lineage.api_urls")),
     path("", include("runs.api_urls")),

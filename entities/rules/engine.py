@@ -94,7 +94,7 @@ def run(
     results = []
     outputs: dict[str, list[Row]] = {}
     order = execution_order(name, rule_sets)
-    connect = {"application_name": guard.application_name}
+    connect: dict[str, Any] = {"application_name": guard.application_name}
     with (
         psycopg.connect(conninfo, **connect) as reader,
         psycopg.connect(conninfo, autocommit=True, **connect) as writer,

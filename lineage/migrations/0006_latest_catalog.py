@@ -3,6 +3,8 @@ generation no longer blanks every column type. The catalog files of earlier snap
 not kept: each project's newest snapshot with a catalog gives it back from the column types
 merged into its nodes."""
 
+from typing import Any
+
 from django.db import migrations, models
 
 
@@ -12,7 +14,7 @@ def keep_the_latest_catalogs(apps, schema_editor) -> None:
     catalogs = apps.get_model("lineage", "Catalog").objects
     for project in snapshots.order_by("project").values_list("project", flat=True).distinct():
         snapshot = snapshots.filter(project=project).order_by("-ingested_at", "-id").first()
-        columns = {"nodes": {}, "sources": {}}
+        columns: dict[str, dict[str, Any]] = {"nodes": {}, "sources": {}}
         rows = nodes.filter(snapshot=snapshot).values_list("unique_id", "resource_type", "columns")
         for unique_id, resource_type, node_columns in rows.iterator():
             typed = {

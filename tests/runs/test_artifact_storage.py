@@ -37,7 +37,7 @@ def storage_cluster(
     backend; this process (the web side) reads the same storage."""
     from django_q.conf import Conf
 
-    from transformation_portal.settings import env_artifact_storage
+    from transformation_portal.env import env_artifact_storage
 
     queue = f"portal-test-storage-{uuid.uuid4().hex[:8]}"
     runs_dir = tmp_path / "worker-runs"

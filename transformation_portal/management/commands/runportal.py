@@ -141,10 +141,9 @@ class Command(BaseCommand):
             try:
                 executor = MigrationExecutor(connection)  # as `migrate --check` asks
                 pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+                problem = f"{len(pending)} migration(s) not applied yet"
             except DatabaseError as exc:
                 pending, problem = None, f"the database does not answer ({exc})"
-            else:
-                problem = f"{len(pending)} migration(s) not applied yet"
             finally:
                 connection.close()
             if pending == []:
@@ -189,7 +188,7 @@ class Command(BaseCommand):
     def _seed_demo_warehouse(self) -> None:
         """Load the demo project's seeds into an empty warehouse (first start only)."""
         with psycopg.connect(settings.WAREHOUSE_CONNINFO) as conn:
-            loaded = conn.execute("SELECT to_regclass('raw.users') IS NOT NULL").fetchone()[0]
+            [(loaded,)] = conn.execute("SELECT to_regclass('raw.users') IS NOT NULL").fetchall()
         if loaded:
             return
         self.stdout.write(f"Loading demo data into the warehouse (dbt seed of {DEMO_PROJECT})…")
