@@ -1,4 +1,4 @@
-"""Settings, all from the environment (see README's configuration table).
+"""Settings, all from the environment (see docs/configuration.md).
 
 Importing this module only reads: the environment, the TLS pair when TLS_CERT_FILE and
 TLS_KEY_FILE name one, and the development secret key file if it exists. The side effects
