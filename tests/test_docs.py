@@ -104,7 +104,7 @@ def test_the_readme_curl_examples_run_as_written(live_server, roles, entity_type
         ["bash", "-euo", "pipefail", "-c", script], env=env, capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    entities, (run, log), (request,), (audit,) = [json_answers(part) for part in out.stdout.split(BLOCK_END)]
+    (entities,), (run, log), (request,), (audit,) = [json_answers(part) for part in out.stdout.split(BLOCK_END)]
 
     assert {e["name"]: e["mode"] for e in entities} == {"users": "rules", "applications": "rules"}
     assert run["project"] == "inventory_transforms" and run["command"] == "build"
