@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-fast venv browser dbt-build airflow lint clean
+.PHONY: run test test-fast screenshots venv browser dbt-build airflow lint clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: venv browser
 test-fast: venv
 	$(PY) -m pytest --noconftest -p no:django tests/dbtlib
 
+## Retake the pictures of the README and docs/ (docs/screenshots/*.png): the browser tests
+## save them as they walk the pages (tests/e2e/conftest.py, `screenshot`).
+screenshots: venv browser
+	SCREENSHOTS=1 $(PY) -m pytest tests/e2e
+
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -40,7 +45,7 @@ dbt-build: venv
 
 ## Apache Airflow 3.3.2 and its dbt Cloud provider in a virtualenv of their own under
 ## ~/.cache/transformation-portal/ (made once, reused; the dbt_cloud tests use it). Prints
-## its `airflow`; the example DAGs are in dbt_cloud/airflow/dags/ (README: Orchestration).
+## its `airflow`; the example DAGs are in dbt_cloud/airflow/dags/ (docs/dbt-cloud-api.md).
 airflow: venv
 	@$(PY) -c "from tests.dbt_cloud.airflow_tool import airflow_executable; print(airflow_executable())"
 

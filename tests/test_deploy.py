@@ -18,11 +18,11 @@ DEPLOY = ROOT / "deploy"
 
 
 def known_variables() -> set[str]:
-    """Names settings.py reads (through its env_* helpers) or README's configuration table lists."""
+    """Names settings.py reads (through its env_* helpers) or docs/configuration.md's table lists."""
     settings_source = (ROOT / "transformation_portal" / "settings.py").read_text()
     names = set(re.findall(r'env_(?:str|bool|int|list)\(\s*"([A-Z0-9_]+)"', settings_source))
-    readme = (ROOT / "README.md").read_text()
-    for row in re.findall(r"^\| (`[A-Z0-9_`, /]+) \|", readme, flags=re.MULTILINE):
+    table = (ROOT / "docs" / "configuration.md").read_text()
+    for row in re.findall(r"^\| (`[A-Z0-9_`, /]+) \|", table, flags=re.MULTILINE):
         names |= set(re.findall(r"`([A-Z0-9_]+)`", row))
     return names
 
@@ -86,7 +86,7 @@ def test_the_portal_services_use_only_variables_the_portal_knows(compose):
     known = known_variables()
     for name, service in portal_services(compose).items():
         unknown = set(service["environment"]) - known
-        assert not unknown, f"{name} sets {sorted(unknown)}, unknown to settings.py and README"
+        assert not unknown, f"{name} sets {sorted(unknown)}, unknown to settings.py and docs/configuration.md"
     example = (DEPLOY / "portal.env.example").read_text()
     unknown = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", example, flags=re.MULTILINE)) - known
     assert not unknown, f"portal.env.example names {sorted(unknown)}"

@@ -1,5 +1,6 @@
 """Nothing in the repository cites a file outside it: no design notes that live elsewhere,
-no paths on one machine, no Markdown link to a file the repository does not have."""
+no paths on one machine, no Markdown link to a file the repository does not have, nor to a
+heading a Markdown file does not have (the README, docs/ and every other .md)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ OUTSIDE = re.compile(
     )
 )
 MARKDOWN_LINK = re.compile(r"\]\(([^)\s]+)\)")
+HEADING = re.compile(r"^#{1,6} +(.+?) *#*$", re.MULTILINE)
 
 
 def _tracked_text_files() -> list[Path]:
@@ -32,14 +34,29 @@ def _tracked_text_files() -> list[Path]:
     return files
 
 
+def _anchors(text: str) -> set[str]:
+    """The anchors GitHub gives a Markdown file's headings: lower case, punctuation but `-`
+    and `_` dropped, spaces as `-`; a repeated one gets `-1`, `-2`, …"""
+    anchors: set[str] = set()
+    for heading in HEADING.findall(text):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        anchor, number = slug, 0
+        while anchor in anchors:
+            number += 1
+            anchor = f"{slug}-{number}"
+        anchors.add(anchor)
+    return anchors
+
+
 def _broken_links(path: Path, text: str) -> list[str]:
     broken = []
     for target in MARKDOWN_LINK.findall(text):
-        if re.match(r"^[a-z][a-z0-9+.-]*:|^#", target):
-            continue  # a URL (https:, mailto:) or an anchor in the same page
-        local = target.split("#", 1)[0]
-        resolved = (path.parent / local).resolve()
-        if not resolved.is_relative_to(ROOT) or not resolved.exists():
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target):
+            continue  # a URL (https:, mailto:)
+        local, _, anchor = target.partition("#")
+        resolved = (path.parent / local).resolve() if local else path
+        missing = not resolved.is_relative_to(ROOT) or not resolved.exists()
+        if missing or (anchor and resolved.suffix == ".md" and anchor not in _anchors(resolved.read_text())):
             broken.append(target)
     return broken
 

@@ -1,5 +1,5 @@
 """A test certificate authority and a server certificate it signed for 127.0.0.1 and
-localhost, made with the openssl command as the README tells a user to (plus the CA, so a
+localhost, made with the openssl command docs/configuration.md tells a user to (plus the CA, so a
 client trusts the CA file, not the server's own certificate)."""
 
 from __future__ import annotations

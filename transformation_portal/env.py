@@ -148,7 +148,7 @@ def served_base_url(host: str, port: int, tls: bool) -> str:
     return f"{scheme}://{host}" + ("" if port == default_port else f":{port}")
 
 
-# A queue cluster's name is at most this long (runs/workers.py).
+# A queue cluster's name is at most this long (runs/registry.py).
 WORKER_NAME_MAX = 100
 
 

@@ -1,4 +1,4 @@
-"""Settings, all from the environment (see README's configuration table), read through the
+"""Settings, all from the environment (see docs/configuration.md), read through the
 typed readers of `transformation_portal.env`, which also check what they read.
 
 Importing this module only reads: the environment, the TLS pair when TLS_CERT_FILE and

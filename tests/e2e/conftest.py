@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +23,23 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+# Every browser context is this size, so the screenshots are too.
+VIEWPORT = {"width": 1280, "height": 800}
+SCREENSHOTS_DIR = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def screenshot(page, name: str) -> None:
+    """With SCREENSHOTS=1 (`make screenshots`), save what the page shows now as
+    docs/screenshots/<name>.png: the README's and the docs' pictures are the pages as the
+    tests leave them, so they stay current. A no-op otherwise. Call it with a literal name:
+    tests/test_docs.py reads the calls to know which pictures a browser test writes."""
+    if os.environ.get("SCREENSHOTS") != "1":
+        return
+    assert page.viewport_size == VIEWPORT, page.viewport_size
+    SCREENSHOTS_DIR.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS_DIR / f"{name}.png", animations="disabled", caret="hide")
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +66,7 @@ document.addEventListener("securitypolicyviolation", (event) => {
 @pytest.fixture
 def page(browser, live_server):
     """A browser page; the test fails if any page it visited reported a CSP violation."""
-    context = browser.new_context(base_url=live_server.url, timezone_id="Europe/Berlin")
+    context = browser.new_context(base_url=live_server.url, timezone_id="Europe/Berlin", viewport=VIEWPORT)
     context.set_default_timeout(15_000)
     context.add_init_script(RECORD_CSP_VIOLATIONS)
     page = context.new_page()

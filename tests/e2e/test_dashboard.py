@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from lineage.models import Edge, Node
 from runs.models import NodeResult, Run
+from tests.e2e.conftest import screenshot
 from tests.lineage.conftest import PROJECT, manifest_path, parsed_target  # noqa: F401 - session fixtures
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -56,6 +57,7 @@ def test_dashboard_numbers_and_a_failing_tests_history_match_the_database(login,
     expect(failing.get_by_test_id("failures")).to_have_text([str(failures)])
     mean = sum(NodeResult.objects.filter(unique_id=MODEL).values_list("execution_time", flat=True)) / 5
     expect(page.get_by_test_id("slowest-models").get_by_test_id("mean")).to_have_text([f"{mean:.2f}"])
+    screenshot(page, "dashboard")
 
     failing.get_by_role("link", name=history.name).click()
     expect(page.get_by_role("heading", level=1)).to_contain_text(history.name)

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import wait_until
-from tests.e2e.conftest import log_in
+from tests.e2e.conftest import VIEWPORT, log_in, screenshot
 from tests.entities.conftest import built_warehouse, entity_types, warehouse  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -28,10 +28,12 @@ def request_mode(page: Page, mode: str, reason: str, percent: str = "") -> None:
     expect(page.locator(".messages")).to_contain_text("is waiting for an approver")
 
 
-def approve_latest(page: Page, expected_mode: str) -> None:
+def approve_latest(page: Page, expected_mode: str, take_picture: bool = False) -> None:
     page.goto("/entities/approvals/")
     row = page.get_by_test_id("approvals-table").locator("tbody tr").first
     row.get_by_test_id("approve-form").get_by_label("Comment").fill("looks right")
+    if take_picture:
+        screenshot(page, "approvals")
     row.get_by_role("button", name="Approve").click()
     expect(page.locator(".messages")).to_contain_text(f"users is now on {expected_mode}")
 
@@ -39,7 +41,7 @@ def approve_latest(page: Page, expected_mode: str) -> None:
 @pytest.mark.usefixtures("queue_cluster", "entity_types", "warehouse")
 def test_operator_and_approver_walk_users_from_rules_to_dbt_and_back(browser, live_server, page, operator, approver):
     operator_page = log_in(page, operator)
-    approver_context = browser.new_context(base_url=live_server.url, timezone_id="Europe/Berlin")
+    approver_context = browser.new_context(base_url=live_server.url, timezone_id="Europe/Berlin", viewport=VIEWPORT)
     approver_context.set_default_timeout(15_000)
     approver_page = log_in(approver_context.new_page(), approver)
     try:
@@ -63,7 +65,9 @@ def test_operator_and_approver_walk_users_from_rules_to_dbt_and_back(browser, li
         wait_until(refreshed_with_parity, "a successful shadow refresh and its parity report", interval=1)
 
         request_mode(operator_page, "canary", "25% of people from dbt", "25")
-        approve_latest(approver_page, "canary 25%")
+        expect(operator_page.get_by_test_id("mode-requests")).to_contain_text("25% of people from dbt")
+        screenshot(operator_page, "entity")
+        approve_latest(approver_page, "canary 25%", take_picture=True)
         request_mode(operator_page, "dbt", "parity held under canary")
         approve_latest(approver_page, "dbt")
 
@@ -85,5 +89,12 @@ def test_operator_and_approver_walk_users_from_rules_to_dbt_and_back(browser, li
         row = approver_page.get_by_test_id("entity-table").locator('tr[data-entity="users"]')
         expect(row.get_by_test_id("mode-badge")).to_have_text("Rules")
         expect(row).to_contain_text("100.00%")
+
+        # Every step above is in the audit trail, the rollback newest.
+        approver_page.goto("/audit/")
+        audit = approver_page.get_by_test_id("audit-table").locator("tbody tr")
+        expect(audit.first).to_contain_text("entity.rollback")
+        expect(approver_page.get_by_test_id("audit-table")).to_contain_text("entity.mode_request.approve")
+        screenshot(approver_page, "audit")
     finally:
         approver_context.close()

@@ -7,6 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import screenshot
 from tests.lineage.conftest import PROJECT, manifest_path, parsed_target  # noqa: F401 - session fixtures
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -35,6 +36,7 @@ def test_search_open_and_follow_lineage_two_hops_upstream(login, viewer, page, i
     for uid in ("model.inventory_transforms.fct_users", "model.inventory_transforms.stg_users",
                 "source.inventory_transforms.raw.applications"):  # fmt: skip
         expect(picture.locator(f'a[data-unique-id="{uid}"]')).to_be_visible()
+    screenshot(page, "lineage")
     picture.locator('a[data-unique-id="model.inventory_transforms.stg_users"]').click()
     page.wait_for_url(re.compile(r"/nodes/model\.inventory_transforms\.stg_users/$"))
     expect(page.get_by_role("heading", level=1)).to_contain_text("stg_users")

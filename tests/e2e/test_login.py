@@ -5,6 +5,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import screenshot
+
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 EXPECTED_NAV = {
@@ -62,6 +64,7 @@ def test_wrong_password_shows_an_error_and_stays_logged_out(page, viewer):
     page.goto("/login/")
     page.get_by_label("Username").fill(viewer.username)
     page.get_by_label("Password").fill("not-the-password")
+    screenshot(page, "login")
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("alert")).to_contain_text("Wrong username or password")
     page.goto("/audit/")

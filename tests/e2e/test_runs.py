@@ -8,6 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from runs.models import Run
+from tests.e2e.conftest import screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -24,6 +25,7 @@ def test_trigger_from_the_form_and_watch_it_succeed(login, operator, seeded_ware
     expect(page.get_by_test_id("run-log")).to_contain_text("Done. PASS=")
     expect(page.get_by_test_id("progress-text")).to_contain_text(re.compile(r"(\d+) of \1 done"))
     expect(page.get_by_test_id("rerun")).to_be_visible()
+    screenshot(page, "run")
     run = Run.objects.get()
     assert run.triggered_by == operator and run.command == "build"
 

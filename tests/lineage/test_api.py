@@ -14,7 +14,7 @@ from tests.lineage.conftest import PROJECT
 
 API = f"/api/v1/projects/{PROJECT}"
 FCT_APPS = "model.inventory_transforms.fct_applications"
-README = Path(__file__).resolve().parents[2] / "README.md"
+LINEAGE_DOC = Path(__file__).resolve().parents[2] / "docs" / "lineage.md"
 
 
 def test_projects_and_snapshots(api_client, viewer, snapshot):
@@ -132,12 +132,12 @@ def test_anonymous_is_refused(api_client, snapshot):
     assert api_client.get("/api/v1/projects/").status_code in (401, 403)
 
 
-def test_the_readme_select_examples_run_as_written(live_server, viewer, snapshot):
-    """Both curl commands of the README's lineage section, against a live portal: the same
+def test_the_docs_select_examples_run_as_written(live_server, viewer, snapshot):
+    """Both curl commands of docs/lineage.md, against a live portal: the same
     selection, `+fct_users` read with its `+`."""
     from accounts.models import ApiToken
 
-    block = re.search(r"```sh\n(# GET: curl -G.*?)```", README.read_text(), re.S).group(1)
+    block = re.search(r"```sh\n(# GET: curl -G.*?)```", LINEAGE_DOC.read_text(), re.S).group(1)
     _token, plaintext = ApiToken.issue(viewer, "readme", 1)
     env = {**os.environ, "PORTAL": live_server.url, "TOKEN": plaintext}
     out = subprocess.run(["bash", "-euo", "pipefail", "-c", block], env=env, capture_output=True, text=True, timeout=60)

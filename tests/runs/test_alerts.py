@@ -1,4 +1,4 @@
-"""Alerts: signed webhook bodies (verified with the README's own example), warn-severity test
+"""Alerts: signed webhook bodies (verified with docs/runs.md's own example), warn-severity test
 failures that alert when the job opts in, and the notification-targets API whose secret is
 write-only. The far end is a local HTTP server, mail Django's outbox; the rest is real."""
 
@@ -19,17 +19,17 @@ from runs.worker import execute_run
 
 pytestmark = pytest.mark.django_db
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+RUNS_DOC = Path(__file__).resolve().parents[2] / "docs" / "runs.md"
 API = "/api/v1/notification-targets/"
 KNOWN_SECRET = "a-receivers-known-secret-0123456789"
 
 
 @pytest.fixture(scope="module")
 def verify():
-    """The README's verification example, run as written."""
-    code = re.search(r"```python\n(import hashlib.*?)```", README.read_text(), re.S).group(1)
+    """docs/runs.md's verification example, run as written."""
+    code = re.search(r"```python\n(import hashlib.*?)```", RUNS_DOC.read_text(), re.S).group(1)
     namespace: dict = {}
-    exec(code, namespace)  # noqa: S102 - the README's own snippet
+    exec(code, namespace)  # noqa: S102 - the docs' own snippet
     return namespace["verify"]
 
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("runs", "0015_noderesult_command"),
+        ("runs", "0016_notification_delivery_subject"),
     ]
 
     operations = [
