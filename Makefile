@@ -2,6 +2,9 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
+# pytest-xdist processes of `make test`, each a session of its own (tests/conftest.py): most tests
+# wait on dbt, workers and the browser, so three keep two cores busy
+TEST_PROCESSES ?= 3
 
 .PHONY: run test test-fast screenshots venv browser dbt-build airflow lint clean
 
@@ -19,7 +22,7 @@ run: venv
 
 ## Run the whole test suite (installs Debian's chromium for the browser tests when root).
 test: venv browser
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile
 
 ## The fast inner loop (well under a minute): the Django-free dbt library's tests, with no
 ## PostgreSQL, no Django and no dbt process (tests/conftest.py and pytest-django stay unloaded).

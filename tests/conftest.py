@@ -21,6 +21,13 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("RUNS_DIR", tempfile.mkdtemp(prefix="portal-test-runs-"))
     # A queue of this session's own: a Redis broker keeps tasks across sessions.
     os.environ.setdefault("QUEUE_NAME", f"portal-test-{uuid.uuid4().hex[:8]}")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ... under `pytest -n N`
+    if worker:
+        # Each xdist worker is a session of its own: its own warehouse, run directory, queue
+        # and cache keys (pytest-django gives it its own test database, `<name>_gw0`).
+        os.environ["WAREHOUSE_DB_NAME"] = f"{os.environ['WAREHOUSE_DB_NAME']}_{worker}"
+        os.environ["RUNS_DIR"] = tempfile.mkdtemp(prefix=f"portal-test-runs-{worker}-")
+        os.environ["QUEUE_NAME"] = f"{os.environ['QUEUE_NAME']}-{worker}"
     # The far end of the tests' webhooks listens on loopback (tests/runs/conftest.py).
     os.environ.setdefault("WEBHOOK_ALLOWED_HOSTS", "127.0.0.1")
     # The suite's raw data is the demo seeds, on the embedded and on an external server alike.
@@ -28,6 +35,15 @@ def pytest_configure(config: pytest.Config) -> None:
     from transformation_portal.bootstrap import bootstrap
 
     bootstrap()  # settings, embedded server and databases ready; pytest-django then sets Django up
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own starts the workers
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under `pytest -n N` this process only hands out tests: its workers start without
+    DJANGO_SETTINGS_MODULE, so pytest-django leaves their settings unread until their
+    pytest_configure above has given each its own databases, queue and run directory."""
+    if session.config.pluginmanager.hasplugin("dsession"):
+        os.environ.pop("DJANGO_SETTINGS_MODULE", None)
 
 
 # Fixtures whose tests' outcome depends on the broker: a task is put on it and a worker (or the
@@ -46,7 +62,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     those that use a broker fixture, and those marked by hand. Cross-process suites run in one
     CI pass only, the one whose services they need: modules that set FIRST_PASS_ONLY (the
     minutes-long schemathesis fuzz) on the embedded PostgreSQL, modules that set
-    SECOND_PASS_ONLY (the three-host proof, on the machine's PostgreSQL and Redis) with
+    SECOND_PASS_ONLY (the three-host proof and Apache Airflow, on the machine's PostgreSQL and Redis) with
     DATABASE_URL set. The others are deselected, with a note, not skipped."""
     for item in items:
         if BROKER_FIXTURES & set(getattr(item, "fixturenames", ())) or getattr(item.module, "SECOND_PASS_ONLY", False):
@@ -149,6 +165,27 @@ def warehouse_env(warehouse_conninfo) -> dict[str, str]:
     from dbtlib.environment import dbt_environment
 
     return dbt_environment(os.environ, settings.DBT_ENV)
+
+
+# What data migrations create (schedules, entity types): a transactional test's flush empties
+# every table, and under `pytest -n` a test may come after any other.
+DATA_MIGRATIONS = (
+    ("entities.migrations.0002_users_and_applications", "create"),
+    ("operations.migrations.0001_dashboard", "create_refresh"),
+    ("operations.migrations.0003_sla_checker_schedule", "create_checker"),
+    ("runs.migrations.0008_prune_schedule", "create_prune"),
+)
+
+
+@pytest.fixture
+def migrated_rows(db) -> None:
+    """The rows a freshly migrated database has, whatever ran before (each function is idempotent)."""
+    import importlib
+
+    from django.apps import apps
+
+    for module, function in DATA_MIGRATIONS:
+        getattr(importlib.import_module(module), function)(apps, None)
 
 
 @pytest.fixture

@@ -4,8 +4,9 @@ apache-airflow-providers-dbt-cloud operators of dbt_cloud/airflow/dags/, run by
 worker host running the jobs' dbt. Nothing portal-specific on the Airflow side but the
 connection.
 
-Minutes of real processes (Airflow's own start is seconds per DAG test): CI runs it in its first
-pass only (FIRST_PASS_ONLY). The Airflow virtualenv is made once (`make airflow`)."""
+Minutes of real processes (Airflow's own start is seconds per DAG test), and its runs go through
+the broker to a worker host: CI runs it in its second pass only (SECOND_PASS_ONLY, with the
+machine's PostgreSQL and Redis). The Airflow virtualenv is made once (`make airflow`)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from tests.dbt_cloud.airflow_tool import AirflowHome
 from tests.hosts import Api, Host
 from tests.tls import make_tls
 
-FIRST_PASS_ONLY = True  # conftest: only on the embedded PostgreSQL (CI's first pass)
+SECOND_PASS_ONLY = True  # conftest: only with DATABASE_URL set (CI's second pass)
 ACCOUNT_ID = 1
 PAGE_SIZE = 2  # the v2 API's default page: a handful of runs make several pages
 FINAL = {"success", "failed", "error", "cancelled", "timed_out"}

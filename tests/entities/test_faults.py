@@ -8,6 +8,7 @@ import psycopg
 import pytest
 
 from entities.rules.engine import TRY_RUN_LOCK
+from runs.backends import application_name
 from runs.models import RunState
 from tests.entities.conftest import query
 from tests.entities.test_refresh import refresh
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def run_backends(warehouse: str, run_id: int) -> int:
     statement = "select count(*) from pg_stat_activity where application_name = %s"
-    return query(warehouse, statement, (f"portal-run-{run_id}",))[0][0]
+    return query(warehouse, statement, (application_name(run_id),))[0][0]
 
 
 def log_of(run) -> str:

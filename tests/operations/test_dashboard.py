@@ -45,7 +45,7 @@ def add_run(job, state, ago, wait, duration, project="sleepy", results=()) -> Ru
 
 
 @pytest.fixture
-def seeded():
+def seeded(migrated_rows):
     env = Environment.objects.create(project="sleepy", name="prod", is_default=True)
     nightly = Job.objects.create(project="sleepy", name="nightly", environment=env, steps=["dbt build"])
     hourly = Job.objects.create(project="sleepy", name="hourly", environment=env, steps=["dbt build"])

@@ -213,7 +213,7 @@ def test_a_run_over_its_duration_sla_is_a_miss_while_running_and_the_next_quick_
     assert checker() == []
 
 
-def test_the_checker_runs_every_minute_in_a_fixed_number_of_queries(operator, job, checker):
+def test_the_checker_runs_every_minute_in_a_fixed_number_of_queries(operator, job, checker, migrated_rows):
     schedule = Schedule.objects.get(name="operations-sla-checker")
     assert (schedule.func, schedule.schedule_type, schedule.minutes) == ("operations.sla_checker.check_slas", "I", 1)
 

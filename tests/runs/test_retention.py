@@ -47,7 +47,7 @@ def bulk_of(run: Run, runs_dir) -> tuple[bool, bool, int, int, int]:
     )
 
 
-def test_prune_deletes_old_runs_bulk_keeps_rows_and_audits(db, settings, tmp_path, capsys):
+def test_prune_deletes_old_runs_bulk_keeps_rows_and_audits(db, settings, tmp_path, capsys, migrated_rows):
     settings.RUNS_DIR, settings.RUN_RETENTION_DAYS = tmp_path, 30
     old, recent = finished_run(31, tmp_path), finished_run(2, tmp_path)
     call_command("prune_runs")
