@@ -11,9 +11,9 @@ from django.conf import settings
 
 
 def application_name(run_id: int) -> str:
-    """`portal-run-<id>` with the default QUEUE_NAME: the queue's name tells apart two
-    installations whose warehouses share a PostgreSQL server, whose run ids overlap."""
-    return f"{settings.Q_CLUSTER['name'][:40]}-run-{run_id}"
+    """`portal-run-<id>` on the default metadata database: run ids are unique per metadata
+    database, so its name tells apart two installations whose warehouses share a server."""
+    return f"{settings.DATABASES['default']['NAME'][:40]}-run-{run_id}"
 
 
 def terminate_backends(run_id: int) -> int:

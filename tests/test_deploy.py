@@ -18,9 +18,12 @@ DEPLOY = ROOT / "deploy"
 
 
 def known_variables() -> set[str]:
-    """Names settings.py reads (through its env_* helpers) or docs/configuration.md's table lists."""
-    settings_source = (ROOT / "transformation_portal" / "settings.py").read_text()
-    names = set(re.findall(r'env_(?:str|bool|int|list)\(\s*"([A-Z0-9_]+)"', settings_source))
+    """Names settings.py and its readers (env.py) read through the env_* helpers, or
+    docs/configuration.md's table lists."""
+    names: set[str] = set()
+    for module in ("settings.py", "env.py"):
+        source = (ROOT / "transformation_portal" / module).read_text()
+        names |= set(re.findall(r'env_(?:str|bool|int|list)\(\s*"([A-Z0-9_]+)"', source))
     table = (ROOT / "docs" / "configuration.md").read_text()
     for row in re.findall(r"^\| (`[A-Z0-9_`, /]+) \|", table, flags=re.MULTILINE):
         names |= set(re.findall(r"`([A-Z0-9_]+)`", row))

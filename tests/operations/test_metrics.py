@@ -19,6 +19,7 @@ from operations import figures
 from operations.figures import DURATION_BUCKETS, WAIT_BUCKETS
 from operations.models import FiguresMark, NodeFailureFigures, RunFigures
 from runs.models import FAILED_NODE_STATUSES, FINAL_STATES, Environment, Job, NodeResult, Run, RunState, Worker
+from tests.conftest import SESSION_WORKER_NAME
 
 TOKEN = "metrics-token-for-the-tests-0123"
 # Domain figures: the same from every process (request figures are per host by nature).
@@ -160,7 +161,10 @@ def test_the_scrape_equals_the_databases_counts(client, history):
     assert value(found, "portal_run_duration_seconds_count", project="alpha", job="nightly") == 3
     assert value(found, "portal_run_duration_seconds_count", project="beta", job="") == 2
     assert value(found, "portal_run_queue_wait_seconds_bucket", project="alpha", le="1.0") == 3
-    assert value(found, "portal_workers_alive") == 1
+    # the fixture's one live worker, and the session's queue cluster when a test before this one
+    # (under `pytest -n`, any test of this process) started it and it beats into this database
+    session_cluster = Worker.objects.alive().filter(name=SESSION_WORKER_NAME).count()
+    assert value(found, "portal_workers_alive") == 1 + session_cluster
     assert value(found, "portal_entity_mode", entity="metrics_demo", mode="shadow") == 1
     assert value(found, "portal_entity_mode", entity="metrics_demo", mode="dbt") == 0
     assert value(found, "portal_entity_parity_ratio", entity="metrics_demo") == pytest.approx(0.97)
