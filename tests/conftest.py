@@ -32,6 +32,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("WEBHOOK_ALLOWED_HOSTS", "127.0.0.1")
     # The suite's raw data is the demo seeds, on the embedded and on an external server alike.
     os.environ.setdefault("DEMO_SEEDS_INTO_RAW", "1")
+    config.pluginmanager.register(LongModulesFirst())
     from transformation_portal.bootstrap import bootstrap
 
     bootstrap()  # settings, embedded server and databases ready; pytest-django then sets Django up
@@ -53,6 +54,31 @@ BROKER_FIXTURES = frozenset({"queue_cluster", "queue_cluster_process", "runs_clu
 
 # the session-wide queue cluster's PORTAL_WORKER_NAME
 SESSION_WORKER_NAME = "session-cluster"
+
+
+# Modules of a minute or more (real hosts, fuzzing, many dbt runs; `.ci/run` prints each
+# module's time): they are handed out first, longest first.
+LONG_MODULES = (
+    "tests.test_multihost",
+    "tests.dbt_cloud.test_airflow",
+    "tests.test_schemathesis",
+    "tests.test_faults_warehouse",
+    "tests.runs.test_artifact_storage",
+    "tests.test_runportal",
+    "tests.runs.test_worker",
+    "tests.lineage.test_selectors",
+    "tests.runs.test_worker_identity",
+    "tests.runs.test_jobs",
+)
+
+
+class LongModulesFirst:
+    """Under `pytest -n` no process is left alone with minutes of work at the end."""
+
+    @pytest.hookimpl(trylast=True)  # after pytest-django's ordering, which it keeps within modules
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        rank = {name: i for i, name in enumerate(LONG_MODULES)}
+        items.sort(key=lambda item: rank.get(item.module.__name__, len(LONG_MODULES)))
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m services` selects by the marks added here
@@ -126,6 +152,15 @@ def drain_queue() -> list[str]:
         for _task_id, payload in broker.dequeue() or []:
             funcs.append(SignedPackage.loads(payload)["func"])
     return funcs
+
+
+@pytest.fixture(scope="session", autouse=True)
+def quick_password_hashing():
+    """Passwords hashed with PBKDF2 at 1,000 iterations (tests/hashers.py) in the test process."""
+    from django.test import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["tests.hashers.FewIterationsPBKDF2PasswordHasher"]):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -360,13 +395,17 @@ def moto_s3(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture(params=["database", "s3"])
-def backend_env(request) -> dict[str, str]:
+def artifact_store_env(store: str, request) -> dict[str, str]:
     """The environment of an artifact storage backend: the database, or S3 on moto's server
     under a prefix of the test's own."""
-    if request.param == "database":
+    if store == "database":
         return {"ARTIFACT_STORAGE": "database"}
     return request.getfixturevalue("moto_s3").env()
+
+
+@pytest.fixture(params=["database", "s3"])
+def backend_env(request) -> dict[str, str]:
+    return artifact_store_env(request.param, request)
 
 
 @pytest.fixture
