@@ -75,10 +75,13 @@ def parse_profile(found: DbtProject) -> Path:
     return profiles_dir
 
 
-def _check_selectors(found: DbtProject, selectors: dict[str, str]) -> None:
-    """A trigger is accepted exactly when `select` minus `exclude` selects at least one node
-    (the selector engine the select API answers with)."""
-    if not any(selectors.values()):
+def _check_selectors(found: DbtProject, selectors: dict[str, str], options: dict[str, Any] | None = None) -> None:
+    """A trigger is accepted exactly when what it selects (`select` minus `exclude`, or a
+    step's YAML `selector`, with its indirect selection and resource types) holds at least
+    one node (the selector engine the select API answers with)."""
+    selection = {name: (options or {}).get(name) for name in _SELECTION_OPTIONS}
+    selection = {name: tuple(v) if isinstance(v, list) else v for name, v in selection.items() if v}
+    if not any(selectors.values()) and not selection:
         return
     try:
         manifest = latest_manifest(found)
@@ -87,10 +90,21 @@ def _check_selectors(found: DbtProject, selectors: dict[str, str]) -> None:
             f"the project does not parse, so selectors cannot be checked: {exc}", field="project"
         ) from None
     select, exclude = selectors.get("select", ""), selectors.get("exclude", "")
-    if not select_in_manifest(manifest, select, exclude):
+    if not select_in_manifest(manifest, select, exclude, **selection):
         excluding = f" once {exclude!r} is excluded" if exclude else ""
-        what = f"selector {select!r} matches no node" if select else "no node is left"
-        raise RequestError(f"{what} in project {found.name}{excluding}", field="select", code=ErrorCode.SELECTS_NOTHING)
+        if selection.get("selector"):
+            what = f"selector {selection['selector']!r} of selectors.yml matches no node"
+        else:
+            what = f"selector {select!r} matches no node" if select else "no node is left"
+        types = [*selection.get("resource_types", ()), *selection.get("exclude_resource_types", ())]
+        typed = " of the resource types asked for" if types else ""
+        raise RequestError(
+            f"{what}{typed} in project {found.name}{excluding}", field="select", code=ErrorCode.SELECTS_NOTHING
+        )
+
+
+# A step's options that change what it selects (dbtlib.steps.OPTION_NAMES).
+_SELECTION_OPTIONS = ("selector", "indirect_selection", "resource_types", "exclude_resource_types")
 
 
 @dataclass(frozen=True)
@@ -128,9 +142,11 @@ def validate_request(
     target: str = "",
     threads: int | None = None,
     job_run: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> RunRequest:
     """Everything a trigger (or a job step) is checked against; raises RequestError.
-    `job_run`: the run's commands are its steps (runs.jobs), checked there."""
+    `job_run`: the run's commands are its steps (runs.jobs), checked there; `options`: a
+    step's other flags (dbtlib.steps.parse_step), those that select checked with the rest."""
     found = get_project(project) if isinstance(project, str) else None
     if found is None:
         names = ", ".join(p.name for p in discover_projects()) or "none"
@@ -158,7 +174,7 @@ def validate_request(
             raise RequestError("params must be an object", field="params")
         vars = vars or {}
     if kind == "dbt" and not job_run:
-        _check_selectors(found, {"select": select, "exclude": exclude})
+        _check_selectors(found, {"select": select, "exclude": exclude}, options)
     return RunRequest(
         project=found.name,
         kind=kind,
