@@ -16,7 +16,8 @@ from dbtlib.commands import (
     SELECTING_COMMANDS,
 )
 from dbtlib.errors import DbtInputError
-from dbtlib.selectors import INDIRECT_SELECTIONS
+from dbtlib.manifest import Manifest
+from dbtlib.selectors import INDIRECT_SELECTIONS, select_in_manifest
 
 MAX_STEP_LENGTH = 4000
 # dbt's spellings of the flags a step may carry; every other flag is refused, so a step
@@ -55,6 +56,9 @@ _SELECTOR_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 OPTION_NAMES = (
     "selector", "indirect_selection", "resource_types", "exclude_resource_types", "fail_fast", "warn_error", "empty"
 )  # fmt: skip
+
+# Those of them that change what a step selects.
+SELECTION_OPTIONS = ("selector", "indirect_selection", "resource_types", "exclude_resource_types")
 
 
 def _known_flags() -> str:
@@ -151,6 +155,21 @@ def parse_step(text: Any) -> dict[str, Any]:  # noqa: C901, PLR0912 - one branch
         raise refuse(f"--selector and {given} cannot be used together (dbt would ignore {given}): use one")
     parts["select"], parts["exclude"] = " ".join(parts["select"]), " ".join(parts["exclude"])
     return {**parts, "options": options}
+
+
+def selected_by_step(manifest: Manifest, select: str, exclude: str, options: dict[str, Any] | None = None) -> list[str]:
+    """The unique_ids `dbt ls` lists for a step's selection (its --select, --exclude and the
+    options that select: --selector, --indirect-selection, the resource types)."""
+    options = options or {}
+    return select_in_manifest(
+        manifest,
+        select,
+        exclude,
+        selector=options.get("selector", ""),
+        indirect_selection=options.get("indirect_selection") or "eager",
+        resource_types=tuple(options.get("resource_types", ())),
+        exclude_resource_types=tuple(options.get("exclude_resource_types", ())),
+    )
 
 
 def step_text(

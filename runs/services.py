@@ -23,7 +23,8 @@ from dbtlib.errors import DbtError, ManifestError
 from dbtlib.manifest import Manifest, cached_manifest
 from dbtlib.profiles import profile_name, write_profile
 from dbtlib.project import declared_vars, newest_source_mtime, parse_project
-from dbtlib.selectors import check_selector, select_in_manifest
+from dbtlib.selectors import check_selector
+from dbtlib.steps import SELECTION_OPTIONS, selected_by_step
 from kernel.errors import ErrorCode, RequestError, dbt_input_refused
 from lineage.projects import DbtProject, discover_projects, get_project
 from runs.environments import connection, default_environment, project_default
@@ -79,9 +80,8 @@ def _check_selectors(found: DbtProject, selectors: dict[str, str], options: dict
     """A trigger is accepted exactly when what it selects (`select` minus `exclude`, or a
     step's YAML `selector`, with its indirect selection and resource types) holds at least
     one node (the selector engine the select API answers with)."""
-    selection = {name: (options or {}).get(name) for name in _SELECTION_OPTIONS}
-    selection = {name: tuple(v) if isinstance(v, list) else v for name, v in selection.items() if v}
-    if not any(selectors.values()) and not selection:
+    options = {name: value for name, value in (options or {}).items() if name in SELECTION_OPTIONS and value}
+    if not any(selectors.values()) and not options:
         return
     try:
         manifest = latest_manifest(found)
@@ -90,21 +90,18 @@ def _check_selectors(found: DbtProject, selectors: dict[str, str], options: dict
             f"the project does not parse, so selectors cannot be checked: {exc}", field="project"
         ) from None
     select, exclude = selectors.get("select", ""), selectors.get("exclude", "")
-    if not select_in_manifest(manifest, select, exclude, **selection):
+    if not selected_by_step(manifest, select, exclude, options):
         excluding = f" once {exclude!r} is excluded" if exclude else ""
-        if selection.get("selector"):
-            what = f"selector {selection['selector']!r} of selectors.yml matches no node"
+        if options.get("selector"):
+            what = f"selector {options['selector']!r} of selectors.yml matches no node"
         else:
             what = f"selector {select!r} matches no node" if select else "no node is left"
-        types = [*selection.get("resource_types", ()), *selection.get("exclude_resource_types", ())]
-        typed = " of the resource types asked for" if types else ""
+        typed = (
+            " of the resource types asked for" if {"resource_types", "exclude_resource_types"} & set(options) else ""
+        )
         raise RequestError(
             f"{what}{typed} in project {found.name}{excluding}", field="select", code=ErrorCode.SELECTS_NOTHING
         )
-
-
-# A step's options that change what it selects (dbtlib.steps.OPTION_NAMES).
-_SELECTION_OPTIONS = ("selector", "indirect_selection", "resource_types", "exclude_resource_types")
 
 
 @dataclass(frozen=True)
