@@ -497,8 +497,8 @@ def yaml_selector_spec(
     `indirect_selection` key says otherwise; unions and intersections are eager, as in dbt."""
     check_indirect_selection(indirect_selection, field)
     if name not in selectors:
-        known = ", ".join(selectors) or "none: the project has no selectors.yml"
-        raise _invalid(field, f"the project has no selector {name!r} (selectors.yml defines: {known})")
+        known = f"selectors.yml defines: {', '.join(selectors)}" if selectors else "it has no selectors.yml"
+        raise _invalid(field, f"the project has no selector {name!r} ({known})")
     parsed: dict[str, Criterion | Group] = {}
     for selector_name, entry in selectors.items():
         reader = _YamlReader(selector_name, dict(parsed), indirect_selection, field)
@@ -538,7 +538,10 @@ class _YamlReader:
         if depth > MAX_SELECTOR_TERMS:
             raise self.refuse("it nests too deeply")
         if isinstance(definition, str):
-            return parse_criterion(definition, self.field, self.indirect_selection)
+            try:
+                return parse_criterion(definition, self.field, self.indirect_selection)
+            except DbtSelectorError as exc:
+                raise self.refuse(exc.message) from None
         if not isinstance(definition, dict):
             raise self.refuse(f"expected union, intersection, a string or a mapping, found {definition!r}")
         for kind in ("union", "intersection"):
@@ -610,7 +613,14 @@ class _YamlReader:
         if graph["childrens_parents"] and graph["children"]:
             raise self.refuse('"childrens_parents" and "children" cannot be combined')
         raw = f"{method}:{value}"
-        found = _criterion(
+        try:
+            found = self.make(raw, method, str(value), graph, indirect)
+        except DbtSelectorError as exc:
+            raise self.refuse(exc.message) from None
+        return found if excluded is None else Group("difference", (found, excluded))
+
+    def make(self, raw: str, method: str, value: str, graph: dict[str, Any], indirect: str) -> Criterion:
+        return _criterion(
             self.field,
             raw,
             method,
@@ -622,7 +632,6 @@ class _YamlReader:
             childrens_parents=bool(graph["childrens_parents"]),
             indirect_selection=indirect,
         )
-        return found if excluded is None else Group("difference", (found, excluded))
 
 
 def listed_types(resource_types: tuple[str, ...] = (), exclude_resource_types: tuple[str, ...] = ()) -> frozenset[str]:

@@ -99,6 +99,8 @@ def parse_step(text: Any) -> dict[str, Any]:  # noqa: C901, PLR0912 - one branch
     while position < len(rest):
         word, position = rest[position], position + 1
         flag, equals, attached = word.partition("=") if word.startswith("--") else (word, "", "")
+        if not word.startswith("--") and word[:2] in ELSEWHERE_FLAGS:
+            flag = word[:2]  # `-tprod`: dbt reads a short flag's value attached to it
         if flag in ELSEWHERE_FLAGS:
             raise refuse(
                 f"{flag!r} is not a flag a step may use: it would point dbt at another project, profile, "
