@@ -101,6 +101,7 @@ def test_flags_that_point_dbt_elsewhere_are_refused_by_name(flag):
         ("dbt build --indirect-selection lazy", "--indirect-selection is one of eager, cautious, buildable, empty"),
         ("dbt build --resource-type table", "--resource-type takes model, seed, snapshot, test, unit_test, source"),
         ("dbt build --exclude-resource-type all", "not 'all'"),
+        ("dbt ls --exclude-resource-type default", "not 'default'"),
         ("dbt build --resource-type", "--resource-type needs a resource type"),
         ("dbt run --resource-type model", "dbt run does not take --resource-type"),
         ("dbt seed --empty", "dbt seed does not take --empty"),

@@ -61,7 +61,8 @@ def test_a_two_step_job_runs_each_step_with_its_own_log_section_and_nodes(operat
 
 
 def test_a_failed_step_stops_the_rest_and_a_rerun_from_failure_runs_only_what_failed(operator, gate):
-    job = create_job(actor=operator, source="api", project="chain", name="all", steps=["dbt run", "dbt run -s d"])
+    steps = ["dbt run --selector every_model --indirect-selection empty", "dbt run -s d"]
+    job = create_job(actor=operator, source="api", project="chain", name="all", steps=steps)
     overrides = {"schema": "pr_42", "target": "ci", "threads": 2}
     failed = executed(trigger_job(job, actor=operator, source="api", timeout_seconds=300, **overrides))
     assert failed.state == RunState.FAILED, failed.reason
@@ -73,7 +74,12 @@ def test_a_failed_step_stops_the_rest_and_a_rerun_from_failure_runs_only_what_fa
     assert (retry.retry_of_id, retry.job_id) == (failed.pk, job.pk)
     # the failed nodes are rebuilt where the run wrote them, not in the environment's schema
     assert (retry.schema, retry.target, retry.threads, retry.timeout_seconds) == ("pr_42", "ci", 2, 300)
-    assert [s.name for s in retry.steps.order_by("index")] == ["dbt run --select b c", "dbt run -s d"]
+    # the failed nodes by name instead of the selector, the step's other flags kept
+    assert [s.name for s in retry.steps.order_by("index")] == [
+        "dbt run --select b c --indirect-selection empty",
+        "dbt run -s d",
+    ]
+    assert retry.steps.get(index=1).options == {"indirect_selection": "empty"}
     retry = executed(retry)
     assert retry.state == RunState.SUCCESS, retry.reason
     assert nodes_by_step(retry) == {1: {"b": "success", "c": "success"}, 2: {"d": "success"}}
@@ -131,7 +137,10 @@ def test_bad_steps_are_refused_naming_the_step_and_nothing_is_saved(operator):
         (["dbt run-operation drop_all"], "not an allowed dbt command"),
         (["dbt run --profiles-dir /etc"], "not a flag a step may use"),
         (["dbt run --select nope"], "matches no node"),
-        (["dbt run --selector nightly"], "the project has no selector 'nightly' (selectors.yml defines: just_d)"),
+        (
+            ["dbt run --selector nightly"],
+            "the project has no selector 'nightly' (selectors.yml defines: just_d, every_model)",
+        ),
         (["dbt run --selector just_d --select a"], "--selector and --select cannot be used together"),
         (["dbt run --target-path /tmp/x"], "'--target-path' is not a flag a step may use: it would point dbt"),
         (["dbt run --resource-type model"], "dbt run does not take --resource-type"),
