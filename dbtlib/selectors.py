@@ -3,8 +3,10 @@
 Semantics are dbt-core 1.11's (graph/selector_spec.py, selector_methods.py, selector.py): a
 space separates a union, a comma an intersection; each criterion is `[@][N+]method:value[+N]`
 and a bare value is a path when it holds "/", a file name when it ends in .sql/.py/.csv, else
-an fqn. Each criterion takes in the tests that depend on what it selected (dbt's default
-"eager" indirect selection), and the answer is limited to what `dbt ls` lists.
+an fqn. Each criterion takes in the tests that depend on what it selected, as its indirect
+selection says (eager by default; cautious, buildable, empty), and the answer is limited to what
+`dbt ls` lists (its resource types). YAML selectors (selectors.yml, as dbt wrote them into the
+manifest) become the same criteria, combined by union, intersection and exclude.
 """
 
 from __future__ import annotations
