@@ -32,6 +32,17 @@ EXECUTING_COMMANDS = frozenset({"build", "run", "test", "seed", "snapshot"})
 WRITE_COMMANDS = frozenset({"build", "run", "test", "seed", "snapshot"})
 SELECTING_COMMANDS = frozenset(set(ALLOWED_COMMANDS) - {"parse", "deps"})
 FULL_REFRESH_COMMANDS = frozenset({"build", "run", "seed"})
+# The commands dbt 1.11 takes these flags on (`dbt <command> --help`); --fail-fast and
+# --warn-error are global flags, taken by every command.
+RESOURCE_TYPE_COMMANDS = frozenset({"build", "test", "ls"})
+EMPTY_COMMANDS = frozenset({"build", "run", "snapshot", "compile"})
+# --resource-type's values in dbt 1.11 ("default": the command's own, "all": every type);
+# --exclude-resource-type takes the types alone.
+RESOURCE_TYPES = (
+    "model", "seed", "snapshot", "test", "unit_test", "source", "analysis", "exposure", "metric",
+    "semantic_model", "saved_query", "function",
+)  # fmt: skip
+RESOURCE_TYPE_CHOICES = (*RESOURCE_TYPES, "default", "all")
 
 # dbt renders a var's string values as Jinja (with run_query, env_var, log …): an operator's
 # var must never be code.
@@ -104,6 +115,13 @@ def build_argv(
     target: str = "",
     threads: int | None = None,
     log_format: str = "json",
+    selector: str = "",
+    indirect_selection: str = "",
+    resource_types: tuple[str, ...] | list[str] = (),
+    exclude_resource_types: tuple[str, ...] | list[str] = (),
+    fail_fast: bool = False,
+    warn_error: bool = False,
+    empty: bool = False,
 ) -> list[str]:
     """dbt's argv without the program name, from already validated parts: every dbt
     invocation of the portal (runs, the trigger check's parse) is built here."""
@@ -125,6 +143,21 @@ def build_argv(
         argv += ["--select", *select.split()]
     if exclude and command in SELECTING_COMMANDS:
         argv += ["--exclude", *exclude.split()]
+    if selector and command in SELECTING_COMMANDS:
+        argv += ["--selector", selector]
+    if indirect_selection and command in SELECTING_COMMANDS:
+        argv += ["--indirect-selection", indirect_selection]
+    if command in RESOURCE_TYPE_COMMANDS:
+        for value in resource_types:
+            argv += ["--resource-type", value]
+        for value in exclude_resource_types:
+            argv += ["--exclude-resource-type", value]
+    if fail_fast:
+        argv.append("--fail-fast")
+    if warn_error:
+        argv.append("--warn-error")
+    if empty and command in EMPTY_COMMANDS:
+        argv.append("--empty")
     if vars:
         argv += ["--vars", json.dumps(vars, sort_keys=True)]
     if full_refresh and command in FULL_REFRESH_COMMANDS:

@@ -140,6 +140,9 @@ class Manifest:
     nodes: Mapping[str, DbtNode] = field(default_factory=dict)
     docs: Mapping[str, str] = field(default_factory=dict)  # "package.name" → doc block
     edges: tuple[tuple[str, str], ...] = ()  # (parent, child), every depends_on entry
+    # The project's YAML selectors as dbt parsed them (selectors.yml, rendered): name → its
+    # entry ({"name", "definition", "default", …}); empty for a stored snapshot.
+    selectors: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     parents: Mapping[str, tuple[str, ...]] = field(init=False, repr=False)
     children: Mapping[str, tuple[str, ...]] = field(init=False, repr=False)
 
@@ -186,7 +189,16 @@ class Manifest:
             invocation_id=str(metadata.get("invocation_id") or ""),
             project_name=str(metadata.get("project_name") or ""),
             docs=_docs(data.get("docs")),
+            selectors=_selectors(data.get("selectors")),
         )
+
+
+def _selectors(raw: Any) -> dict[str, Mapping[str, Any]]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(entry, dict) for entry in raw.values()):
+        raise ManifestError("The manifest's 'selectors' must be an object of name → selector.")
+    return {str(name): entry for name, entry in raw.items()}
 
 
 def cached_manifest(path: Path) -> Manifest:

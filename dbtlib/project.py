@@ -31,6 +31,9 @@ def declared_vars(project_dir: Path) -> set[str]:
 
 def newest_source_mtime(project_dir: Path) -> float:
     newest = (project_dir / "dbt_project.yml").stat().st_mtime
+    selectors = project_dir / "selectors.yml"
+    if selectors.is_file():
+        newest = max(newest, selectors.stat().st_mtime)
     for sub in _SOURCE_DIRS:
         root = project_dir / sub
         if root.is_dir():

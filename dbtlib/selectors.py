@@ -3,8 +3,10 @@
 Semantics are dbt-core 1.11's (graph/selector_spec.py, selector_methods.py, selector.py): a
 space separates a union, a comma an intersection; each criterion is `[@][N+]method:value[+N]`
 and a bare value is a path when it holds "/", a file name when it ends in .sql/.py/.csv, else
-an fqn. Each criterion takes in the tests that depend on what it selected (dbt's default
-"eager" indirect selection), and the answer is limited to what `dbt ls` lists.
+an fqn. Each criterion takes in the tests that depend on what it selected, as its indirect
+selection says (eager by default; cautious, buildable, empty), and the answer is limited to what
+`dbt ls` lists (its resource types). YAML selectors (selectors.yml, as dbt wrote them into the
+manifest) become the same criteria, combined by union, intersection and exclude.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ _NAMED_SECTION = {
     "exposure": "exposures", "metric": "metrics", "semantic_model": "semantic_models", "saved_query": "saved_queries",
     "unit_test": "unit_tests",
 }  # fmt: skip
+# --indirect-selection: which tests adjacent to what is selected are taken in.
+INDIRECT_SELECTIONS = ("eager", "cautious", "buildable", "empty")
 _TEST_TYPES = {"generic": ("generic",), "schema": ("generic",), "data": ("generic", "singular")}
 
 
@@ -84,6 +88,17 @@ class Criterion:
     children: bool = False
     children_depth: int | None = None
     childrens_parents: bool = False
+    indirect_selection: str = "eager"  # which adjacent tests it takes in (INDIRECT_SELECTIONS)
+
+
+@dataclass(frozen=True)
+class Group:
+    """dbt's SelectionUnion, SelectionIntersection, SelectionDifference (kind "union",
+    "intersection", "difference"), or every node ("all": no --select)."""
+
+    kind: str
+    components: tuple[Criterion | Group, ...] = ()
+    indirect_selection: str = "eager"
 
 
 def _refuse(field: str, raw: str, why: str) -> DbtSelectorError:
@@ -115,12 +130,29 @@ def _check_value(field: str, raw: str, method: str, value: str) -> None:
             raise _refuse(field, raw, "a path is relative to the project root, e.g. path:models/staging")
 
 
-def parse_criterion(raw: str, field: str = "select") -> Criterion:
+def parse_criterion(raw: str, field: str = "select", indirect_selection: str = "eager") -> Criterion:
     match = _SPEC.match(raw)
     if match is None:  # pragma: no cover - the pattern matches any string without a newline
         raise _refuse(field, raw, "not a selector")
-    value, method_text = match.group("value"), match.group("method")
-    method, arguments = _default_method(value), ()
+    if match.group("childrens_parents") and match.group("children"):
+        raise _refuse(field, raw, 'the "@" prefix and the "+" suffix cannot be combined')
+    return _criterion(
+        field,
+        raw,
+        match.group("method"),
+        match.group("value"),
+        parents=bool(match.group("parents")),
+        parents_depth=int(match.group("parents_depth")) if match.group("parents_depth") else None,
+        children=bool(match.group("children")),
+        children_depth=int(match.group("children_depth")) if match.group("children_depth") else None,
+        childrens_parents=bool(match.group("childrens_parents")),
+        indirect_selection=indirect_selection,
+    )
+
+
+def _criterion(field: str, raw: str, method_text: str | None, value: str, **graph: Any) -> Criterion:
+    """A criterion from its parts (a CLI term's or a YAML selector's), refused as dbt would."""
+    method, arguments = _default_method(value), tuple[str, ...]()
     if method_text is not None:
         method, *rest = method_text.split(".")
         arguments = tuple(rest)
@@ -131,21 +163,9 @@ def parse_criterion(raw: str, field: str = "select") -> Criterion:
                 else "not a selector method"
             )
             raise _refuse(field, raw, f'"{method}" is {kind} (supported: {", ".join(SUPPORTED_METHODS)})')
-    if match.group("childrens_parents") and match.group("children"):
-        raise _refuse(field, raw, 'the "@" prefix and the "+" suffix cannot be combined')
     _check_value(field, raw, method, value)
     _check_glob(field, raw, value)
-    return Criterion(
-        raw=raw,
-        method=method,
-        arguments=arguments,
-        value=value,
-        parents=bool(match.group("parents")),
-        parents_depth=int(match.group("parents_depth")) if match.group("parents_depth") else None,
-        children=bool(match.group("children")),
-        children_depth=int(match.group("children_depth")) if match.group("children_depth") else None,
-        childrens_parents=bool(match.group("childrens_parents")),
-    )
+    return Criterion(raw=raw, method=method, arguments=arguments, value=value, **graph)
 
 
 def _check_glob(field: str, raw: str, value: str) -> None:
@@ -163,13 +183,17 @@ def _check_glob(field: str, raw: str, value: str) -> None:
         i = end + 1
 
 
-def parse_selector(text: str, field: str = "select") -> tuple[tuple[Criterion, ...], ...]:
+def parse_selector(
+    text: str, field: str = "select", indirect_selection: str = "eager"
+) -> tuple[tuple[Criterion, ...], ...]:
     """A union (space) of intersections (comma) of criteria; DbtSelectorError when invalid."""
     text = check_selector(field, text)
     terms = sum(len(spec.split(",")) for spec in text.split())
     if terms > MAX_SELECTOR_TERMS:
         raise _invalid(field, f"selector has {terms} terms; at most {MAX_SELECTOR_TERMS} are allowed")
-    return tuple(tuple(parse_criterion(part, field) for part in spec.split(",")) for spec in text.split())
+    return tuple(
+        tuple(parse_criterion(part, field, indirect_selection) for part in spec.split(",")) for spec in text.split()
+    )
 
 
 @lru_cache(maxsize=4096)
@@ -374,7 +398,10 @@ def _reach(adjacency: Mapping[str, tuple[str, ...]], start: set[str], depth: int
     return reached
 
 
-def _select_criterion(manifest: Manifest, c: Criterion) -> set[str]:
+def _select_criterion(manifest: Manifest, c: Criterion) -> tuple[set[str], set[str]]:
+    """dbt-core's get_nodes_from_criteria and expand_selection: (direct, indirect) nodes, the
+    indirect ones being tests held back until all their parents are selected (cautious,
+    buildable)."""
     if c.method == "path":
         selected = _path_search(manifest, c.value)
     elif c.method == "fqn":
@@ -389,28 +416,261 @@ def _select_criterion(manifest: Manifest, c: Criterion) -> set[str]:
         collected |= _reach(manifest.parents, selected, c.parents_depth)
     if c.children:
         collected |= _reach(manifest.children, selected, c.children_depth)
-    # dbt's default (eager) indirect selection: tests that depend on anything selected.
-    tests = {
-        child
-        for uid in collected
-        for child in manifest.children.get(uid, ())
-        if manifest.nodes[child].resource_type in TEST_TYPES
-    }
-    return collected | tests
+    if c.indirect_selection == "empty":
+        return collected, set()
+    direct, held = set(collected), set[str]()
+    buildable: set[str] = set()
+    if c.indirect_selection == "buildable":
+        sources = {uid for uid, node in manifest.nodes.items() if node.section == "sources"}
+        buildable = collected | _reach(manifest.parents, collected, None) | sources
+    for uid in {child for parent in collected for child in manifest.children.get(parent, ())}:
+        if manifest.nodes[uid].resource_type not in TEST_TYPES:
+            continue
+        parents = set(manifest.parents[uid])
+        enough = buildable if c.indirect_selection == "buildable" else collected
+        (direct if c.indirect_selection == "eager" or parents <= enough else held).add(uid)
+    return direct, held
 
 
-def _select_union(manifest: Manifest, union: tuple[tuple[Criterion, ...], ...]) -> set[str]:
-    chosen: set[str] = set()
-    for intersection in union:
-        chosen |= set.intersection(*(_select_criterion(manifest, c) for c in intersection))
-    return chosen
+def _incorporate(manifest: Manifest, direct: set[str], indirect: set[str], mode: str) -> set[str]:
+    """dbt-core's incorporate_indirect_nodes: held tests whose parents are now all selected."""
+    if direct == indirect or mode not in ("cautious", "buildable"):
+        return direct
+    selected = set(direct)
+    enough = selected if mode == "cautious" else selected | _reach(manifest.parents, selected, None)
+    for uid in indirect:
+        if manifest.nodes[uid].section == "nodes" and set(manifest.parents[uid]) <= enough:
+            selected.add(uid)
+    return selected
 
 
-def select_in_manifest(manifest: Manifest, select: str, exclude: str = "") -> list[str]:
-    """The unique_ids `dbt ls --select <select> --exclude <exclude>` lists, sorted.
-    Raises DbtSelectorError (on the field at fault) for a selector dbt or the
-    portal refuses; an empty `select` means everything, as in dbt."""
-    include = parse_selector(select, "select") if select.strip() else None
-    excluded = _select_union(manifest, parse_selector(exclude, "exclude")) if exclude.strip() else set()
-    chosen = set(manifest.nodes) if include is None else _select_union(manifest, include)
-    return sorted(uid for uid in chosen - excluded if manifest.nodes[uid].resource_type in LS_RESOURCE_TYPES)
+def _combine(kind: str, sets: list[set[str]]) -> set[str]:
+    if kind == "union":
+        return set().union(*sets)
+    if kind == "intersection":
+        return set.intersection(*sets)
+    return sets[0].difference(*sets[1:])
+
+
+def _evaluate(manifest: Manifest, spec: Criterion | Group) -> tuple[set[str], set[str]]:
+    """dbt-core's select_nodes_recursively: (direct, indirect) of a criterion or a group."""
+    if isinstance(spec, Criterion):
+        return _select_criterion(manifest, spec)
+    if spec.kind == "all":
+        return set(manifest.nodes), set()
+    bundles = [_evaluate(manifest, component) for component in spec.components]
+    if not bundles:
+        return set(), set()
+    direct = _combine(spec.kind, [d for d, _ in bundles])
+    indirect = _combine(spec.kind, [d | i for d, i in bundles])
+    return _incorporate(manifest, direct, indirect, spec.indirect_selection), indirect
+
+
+def cli_spec(select: str, exclude: str = "", indirect_selection: str = "eager") -> Group:
+    """dbt-core's parse_difference: --select (everything when empty) minus --exclude, each a
+    union of intersections carrying --indirect-selection; the difference itself is eager."""
+    check_indirect_selection(indirect_selection)
+
+    def union(text: str, field: str) -> Group:
+        terms = parse_selector(text, field, indirect_selection)
+        return Group("union", tuple(Group("intersection", t, indirect_selection) for t in terms), indirect_selection)
+
+    include = union(select, "select") if select.strip() else Group("all")
+    excluded = union(exclude, "exclude") if exclude.strip() else Group("union")
+    return Group("difference", (include, excluded))
+
+
+def check_indirect_selection(value: str, field: str = "indirect_selection") -> str:
+    if value not in INDIRECT_SELECTIONS:
+        raise _invalid(field, f"indirect selection {value!r} is not one of {', '.join(INDIRECT_SELECTIONS)}")
+    return value
+
+
+# --- YAML selectors (selectors.yml), as dbt-core's graph/cli.py reads them ---------------------
+
+
+def yaml_selector_spec(
+    selectors: Mapping[str, Mapping[str, Any]], name: str, indirect_selection: str = "eager", field: str = "selector"
+) -> Criterion | Group:
+    """The spec of the project's YAML selector `name` (selectors as dbt wrote them to the
+    manifest: name → {"definition", "default", …}); DbtSelectorError naming the selector when
+    the project has none of that name or its definition is one dbt or the portal refuses.
+    Criteria take `indirect_selection` (the --indirect-selection flag) unless their own
+    `indirect_selection` key says otherwise; unions and intersections are eager, as in dbt."""
+    check_indirect_selection(indirect_selection, field)
+    if name not in selectors:
+        known = f"selectors.yml defines: {', '.join(selectors)}" if selectors else "it has no selectors.yml"
+        raise _invalid(field, f"the project has no selector {name!r} ({known})")
+    parsed: dict[str, Criterion | Group] = {}
+    for selector_name, entry in selectors.items():
+        reader = _YamlReader(selector_name, dict(parsed), indirect_selection, field)
+        parsed[selector_name] = reader.root(entry.get("definition"))
+        if selector_name == name:
+            break
+    return parsed[name]
+
+
+def default_selector(selectors: Mapping[str, Mapping[str, Any]]) -> str:
+    """The name of the selector marked `default: true` ("" when none): dbt selects with it
+    when a command has no --select, --exclude or --selector."""
+    return next((name for name, entry in selectors.items() if entry.get("default") is True), "")
+
+
+_GRAPH_KEYS = ("parents", "children", "childrens_parents", "parents_depth", "children_depth")
+
+
+@dataclass(frozen=True)
+class _YamlReader:
+    name: str
+    known: dict[str, Criterion | Group]  # selectors defined before this one (`method: selector`)
+    indirect_selection: str
+    field: str
+
+    def refuse(self, why: str) -> DbtSelectorError:
+        return _invalid(self.field, f"selector {self.name!r} in selectors.yml is not valid: {why}")
+
+    def root(self, definition: Any) -> Criterion | Group:
+        sets = isinstance(definition, dict) and ("union" in definition or "intersection" in definition)
+        if sets and len(definition) > 1:
+            keys = ",".join(map(str, definition))
+            raise self.refuse(f"only a single 'union' or 'intersection' key is allowed at the root; found {keys}")
+        return self.read(definition, depth=0)
+
+    def read(self, definition: Any, depth: int) -> Criterion | Group:
+        if depth > MAX_SELECTOR_TERMS:
+            raise self.refuse("it nests too deeply")
+        if isinstance(definition, str):
+            try:
+                return parse_criterion(definition, self.field, self.indirect_selection)
+            except DbtSelectorError as exc:
+                raise self.refuse(exc.message) from None
+        if not isinstance(definition, dict):
+            raise self.refuse(f"expected union, intersection, a string or a mapping, found {definition!r}")
+        for kind in ("union", "intersection"):
+            if kind in definition:
+                include, excluded = self.parts(self.items(definition, kind), depth)
+                group = Group(kind, include)
+                return group if excluded is None else Group("difference", (group, excluded))
+        return self.criterion(definition, depth)
+
+    def items(self, definition: dict[str, Any], key: str) -> list[Any]:
+        values = definition[key]
+        if not isinstance(values, list):
+            raise self.refuse(f'"{key}" must be a list')
+        for value in values:
+            if not isinstance(value, (dict, str)):
+                raise self.refuse(f'"{key}" holds {value!r}: expected a mapping or a string')
+        return values
+
+    def parts(self, definitions: list[Any], depth: int) -> tuple[tuple[Criterion | Group, ...], Group | None]:
+        include: list[Criterion | Group] = []
+        excluded: Group | None = None
+        for definition in definitions:
+            if isinstance(definition, dict) and "exclude" in definition:
+                if excluded is not None:
+                    raise self.refuse("a set operator takes one exclude")
+                excluded = self.exclusions(definition, depth)
+            else:
+                include.append(self.read(definition, depth + 1))
+        return tuple(include), excluded
+
+    def exclusions(self, definition: dict[str, Any], depth: int) -> Group | None:
+        parsed = tuple(self.read(item, depth + 1) for item in self.items(definition, "exclude"))
+        return Group("union", parsed) if parsed else None
+
+    def criterion(self, definition: dict[str, Any], depth: int) -> Criterion | Group:
+        """dbt-core's parse_dict_definition: {method: value}, or method and value with graph
+        operators, indirect_selection and an exclude."""
+        excluded = None
+        if len(definition) == 1:
+            method, value = next(iter(definition.items()))
+            fields: dict[str, Any] = {"method": method, "value": value}
+        elif definition.get("method") == "selector":
+            if definition.get("value") not in self.known:
+                raise self.refuse(f"it names the selector {definition.get('value')!r}, not defined before it")
+            return self.known[definition["value"]]
+        elif "method" in definition and "value" in definition:
+            fields = {k: v for k, v in definition.items() if k != "exclude"}
+            if "exclude" in definition:
+                excluded = self.exclusions(definition, depth)
+        else:
+            raise self.refuse(f'expected one key, or "method" and "value", got {list(definition)}')
+        method, value = fields["method"], fields["value"]
+        if not isinstance(method, str):
+            raise self.refuse(f"the method {method!r} is not a name")
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        if not isinstance(value, (str, int, float)):
+            raise self.refuse(f"the value of {method!r} is {value!r}: expected a string")
+        indirect = fields.get("indirect_selection", self.indirect_selection)
+        if indirect not in INDIRECT_SELECTIONS:
+            raise self.refuse(f"indirect_selection {indirect!r} is not one of {', '.join(INDIRECT_SELECTIONS)}")
+        graph: dict[str, Any] = {key: fields.get(key) for key in _GRAPH_KEYS}
+        for key in ("parents_depth", "children_depth"):
+            if graph[key] is not None:
+                try:
+                    graph[key] = int(graph[key])
+                except (TypeError, ValueError):
+                    raise self.refuse(f"{key} must be a whole number") from None
+        if graph["childrens_parents"] and graph["children"]:
+            raise self.refuse('"childrens_parents" and "children" cannot be combined')
+        raw = f"{method}:{value}"
+        try:
+            found = self.make(raw, method, str(value), graph, indirect)
+        except DbtSelectorError as exc:
+            raise self.refuse(exc.message) from None
+        return found if excluded is None else Group("difference", (found, excluded))
+
+    def make(self, raw: str, method: str, value: str, graph: dict[str, Any], indirect: str) -> Criterion:
+        return _criterion(
+            self.field,
+            raw,
+            method,
+            str(value),
+            parents=bool(graph["parents"]),
+            parents_depth=graph["parents_depth"],
+            children=bool(graph["children"]),
+            children_depth=graph["children_depth"],
+            childrens_parents=bool(graph["childrens_parents"]),
+            indirect_selection=indirect,
+        )
+
+
+def listed_types(resource_types: tuple[str, ...] = (), exclude_resource_types: tuple[str, ...] = ()) -> frozenset[str]:
+    """dbt-core's resource_types_from_args for `dbt ls`: its default types, or those given
+    ("default": those, "all": those and analyses), minus the excluded ones."""
+    types: set[str] = set(LS_RESOURCE_TYPES) if not resource_types else set()
+    for value in resource_types:
+        if value == "all":
+            types |= LS_RESOURCE_TYPES | {ResourceType.ANALYSIS}
+        elif value == "default":
+            types |= LS_RESOURCE_TYPES
+        else:
+            types.add(value)
+    return frozenset(types - set(exclude_resource_types))
+
+
+def select_in_manifest(
+    manifest: Manifest,
+    select: str = "",
+    exclude: str = "",
+    *,
+    selector: str = "",
+    indirect_selection: str = "eager",
+    resource_types: tuple[str, ...] = (),
+    exclude_resource_types: tuple[str, ...] = (),
+) -> list[str]:
+    """The unique_ids `dbt ls` lists for these flags (--select, --exclude, --selector,
+    --indirect-selection, --resource-type, --exclude-resource-type), sorted. Raises
+    DbtSelectorError (on the field at fault) for a selector dbt or the portal refuses; an
+    empty `select` means everything, as in dbt, or the project's default YAML selector when
+    it has one and nothing else selects."""
+    if not (selector or select.strip() or exclude.strip()):
+        selector = default_selector(manifest.selectors)
+    if selector:
+        spec = yaml_selector_spec(manifest.selectors, selector, indirect_selection)
+    else:
+        spec = cli_spec(select, exclude, indirect_selection)
+    chosen, _ = _evaluate(manifest, spec)
+    types = listed_types(resource_types, exclude_resource_types)
+    return sorted(uid for uid in chosen if manifest.nodes[uid].resource_type in types)

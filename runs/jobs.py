@@ -69,6 +69,7 @@ def validate_steps(project: str, steps: Any) -> list[dict[str, Any]]:
                 "exclude": request.exclude,
                 "vars": request.vars,
                 "full_refresh": request.full_refresh,
+                "options": parts["options"],
                 "stops_job": request.command != "source freshness",
             }
         )
@@ -296,7 +297,7 @@ def _failed_step(run: Run) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
         raise RequestError(f"run #{run.pk} succeeded: there is nothing to rerun from failure", code=ErrorCode.CONFLICT)
     if not run.is_final:
         raise RequestError(f"run #{run.pk} has not finished yet", field="state", code=ErrorCode.CONFLICT)
-    fields = ("name", "command", "select", "exclude", "vars", "full_refresh", "stops_job")
+    fields = ("name", "command", "select", "exclude", "vars", "full_refresh", "options", "stops_job")
     steps = list(run.steps.order_by("index").values("index", "state", *fields))
     if not steps:  # a run of one command
         steps = [
@@ -309,6 +310,7 @@ def _failed_step(run: Run) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
                 "exclude": run.exclude,
                 "vars": run.vars,
                 "full_refresh": run.full_refresh,
+                "options": {},
                 "stops_job": True,
             }
         ]
@@ -334,11 +336,13 @@ def retry_run(run: Run, *, actor: Any, source: str) -> Run:
         )
     )
     if names and step["command"] in ("build", "run", "test", "seed", "snapshot"):
+        options = {name: value for name, value in step["options"].items() if name != "selector"}
         step = {
             **step,
             "select": " ".join(names),
             "exclude": "",
-            "name": step_text(step["command"], " ".join(names), full_refresh=step["full_refresh"]),
+            "options": options,
+            "name": step_text(step["command"], " ".join(names), full_refresh=step["full_refresh"], options=options),
         }
     steps = [step, *rest]
     if run.job_id:

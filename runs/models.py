@@ -452,6 +452,11 @@ class RunStep(models.Model):
     exclude = models.TextField(blank=True)
     vars = models.JSONField(default=dict, blank=True)
     full_refresh = models.BooleanField(default=False)
+    options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="its other validated flags (dbtlib.steps.OPTION_NAMES), e.g. selector, fail_fast",
+    )
     stops_job = models.BooleanField(default=True, help_text="False for the freshness step, as in dbt Cloud")
     state = models.CharField(max_length=20, choices=StepState.choices, default=StepState.QUEUED)
     exit_code = models.SmallIntegerField(null=True, blank=True)

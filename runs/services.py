@@ -23,7 +23,8 @@ from dbtlib.errors import DbtError, ManifestError
 from dbtlib.manifest import Manifest, cached_manifest
 from dbtlib.profiles import profile_name, write_profile
 from dbtlib.project import declared_vars, newest_source_mtime, parse_project
-from dbtlib.selectors import check_selector, select_in_manifest
+from dbtlib.selectors import check_selector
+from dbtlib.steps import SELECTION_OPTIONS, selected_by_step
 from kernel.errors import ErrorCode, RequestError, dbt_input_refused
 from lineage.projects import DbtProject, discover_projects, get_project
 from runs.environments import connection, default_environment, project_default
@@ -75,10 +76,12 @@ def parse_profile(found: DbtProject) -> Path:
     return profiles_dir
 
 
-def _check_selectors(found: DbtProject, selectors: dict[str, str]) -> None:
-    """A trigger is accepted exactly when `select` minus `exclude` selects at least one node
-    (the selector engine the select API answers with)."""
-    if not any(selectors.values()):
+def _check_selectors(found: DbtProject, selectors: dict[str, str], options: dict[str, Any] | None = None) -> None:
+    """A trigger is accepted exactly when what it selects (`select` minus `exclude`, or a
+    step's YAML `selector`, with its indirect selection and resource types) holds at least
+    one node (the selector engine the select API answers with)."""
+    options = {name: value for name, value in (options or {}).items() if name in SELECTION_OPTIONS and value}
+    if not any(selectors.values()) and not options:
         return
     try:
         manifest = latest_manifest(found)
@@ -87,10 +90,18 @@ def _check_selectors(found: DbtProject, selectors: dict[str, str]) -> None:
             f"the project does not parse, so selectors cannot be checked: {exc}", field="project"
         ) from None
     select, exclude = selectors.get("select", ""), selectors.get("exclude", "")
-    if not select_in_manifest(manifest, select, exclude):
+    if not selected_by_step(manifest, select, exclude, options):
         excluding = f" once {exclude!r} is excluded" if exclude else ""
-        what = f"selector {select!r} matches no node" if select else "no node is left"
-        raise RequestError(f"{what} in project {found.name}{excluding}", field="select", code=ErrorCode.SELECTS_NOTHING)
+        if options.get("selector"):
+            what = f"selector {options['selector']!r} of selectors.yml matches no node"
+        else:
+            what = f"selector {select!r} matches no node" if select else "no node is left"
+        typed = (
+            " of the resource types asked for" if {"resource_types", "exclude_resource_types"} & set(options) else ""
+        )
+        raise RequestError(
+            f"{what}{typed} in project {found.name}{excluding}", field="select", code=ErrorCode.SELECTS_NOTHING
+        )
 
 
 @dataclass(frozen=True)
@@ -128,9 +139,11 @@ def validate_request(
     target: str = "",
     threads: int | None = None,
     job_run: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> RunRequest:
     """Everything a trigger (or a job step) is checked against; raises RequestError.
-    `job_run`: the run's commands are its steps (runs.jobs), checked there."""
+    `job_run`: the run's commands are its steps (runs.jobs), checked there; `options`: a
+    step's other flags (dbtlib.steps.parse_step), those that select checked with the rest."""
     found = get_project(project) if isinstance(project, str) else None
     if found is None:
         names = ", ".join(p.name for p in discover_projects()) or "none"
@@ -158,7 +171,7 @@ def validate_request(
             raise RequestError("params must be an object", field="params")
         vars = vars or {}
     if kind == "dbt" and not job_run:
-        _check_selectors(found, {"select": select, "exclude": exclude})
+        _check_selectors(found, {"select": select, "exclude": exclude}, options)
     return RunRequest(
         project=found.name,
         kind=kind,

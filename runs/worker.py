@@ -390,6 +390,7 @@ class RunExecution:
                     exclude=step.exclude,
                     vars=step.vars,
                     full_refresh=step.full_refresh,
+                    **step.options,
                 )
             except BaseException:
                 self._end_step(step, StepState.CANCELLED if self.interrupted else StepState.ERROR)

@@ -5,12 +5,17 @@ answer is not empty (a selector dbt refuses is refused by both doors)."""
 from __future__ import annotations
 
 import json
+import shlex
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.conf import settings
 
+from dbtlib.manifest import Manifest
+from dbtlib.steps import parse_step, selected_by_step
 from runs.models import Run
 from tests.lineage.conftest import PROJECT
 
@@ -208,3 +213,127 @@ def test_tag_selection_takes_in_the_tagged_nodes_and_their_tests(db, manifest_js
         "model.inventory_transforms.fct_users",
         *tests_of_fct_users,
     }
+
+
+INDIRECT_FLAGS = tuple(f" --indirect-selection {mode}" for mode in ("eager", "cautious", "buildable", "empty"))
+# YAML selectors (selectors.yml, dbt's "yaml-selectors"): the project's own two, and these
+# added to a copy of it: string and shorthand definitions, unions and intersections nested,
+# excludes under a set operator and under a method, graph operators with depths, `selector`
+# reuse, and per-criterion indirect selection.
+MORE_YAML_SELECTORS = """
+  - name: nested
+    definition:
+      intersection:
+        - "@stg_users"
+        - union:
+            - {method: resource_type, value: test}
+            - {method: tag, value: nothing_tagged}
+            - fct_applications
+  - name: staging_children
+    definition: {method: path, value: models/staging, children: true, children_depth: 1}
+  - name: one_up_buildable
+    definition: {method: fqn, value: fct_applications, parents: true, parents_depth: 1, indirect_selection: buildable}
+  - name: family_empty
+    definition: {method: fqn, value: stg_users, childrens_parents: true, indirect_selection: empty}
+  - name: seeds_shorthand
+    definition: {resource_type: seed}
+  - name: views
+    definition: "config.materialized:view"
+  - name: reuse
+    definition:
+      union:
+        - {method: selector, value: users}
+        - stg_applications
+  - name: models_but
+    definition:
+      method: path
+      value: models
+      exclude:
+        - fct_users
+        - {method: resource_type, value: test}
+  - name: from_raw
+    definition: {method: source, value: raw, children: true, indirect_selection: cautious}
+  - name: core_both_cautious
+    definition:
+      intersection:
+        - {method: path, value: models/core, indirect_selection: cautious}
+        - {method: fqn, value: "*", indirect_selection: cautious}
+"""
+YAML_SELECTORS = [
+    "users", "core_without_applications", "nested", "staging_children", "one_up_buildable", "family_empty",
+    "seeds_shorthand", "views", "reuse", "models_but", "from_raw", "core_both_cautious",
+]  # fmt: skip
+# Job steps as teams write them: each selector under every --indirect-selection, then the
+# flags that change a --select's answer.
+STEP_SELECTIONS = [
+    *(f"--selector {name}{flag}" for name in YAML_SELECTORS for flag in ("", *INDIRECT_FLAGS)),
+    "--select fct_applications+ --indirect-selection cautious",
+    "--select fct_users fct_applications --indirect-selection cautious",
+    "--select +fct_applications --indirect-selection buildable",
+    "--select stg_users+ --indirect-selection empty",
+    "--select fct_users+ --exclude fct_applications --indirect-selection cautious",
+    "--selector users --resource-type model test",
+    "--selector core_without_applications --exclude-resource-type test",
+    "--resource-type source --exclude-resource-type source",
+    "--resource-type all",
+]
+
+_DBT_LS_STEPS = """
+import json, sys
+from dbt.cli.main import dbtRunner
+common, cases = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+runner = dbtRunner()
+assert runner.invoke(["parse", *common]).success
+answers = []
+for argv in cases:
+    result = runner.invoke(["ls", *argv, "--output", "json", "--output-keys", "unique_id", *common])
+    ok = result.success and result.exception is None
+    answers.append(sorted(json.loads(line)["unique_id"] for line in result.result) if ok else None)
+print(json.dumps(answers))
+"""
+
+
+@pytest.fixture(scope="session")
+def dbt_ls_steps(warehouse_env, dbt_projects_dir, tmp_path_factory) -> tuple[Path, dict[str, list[str] | None]]:
+    """(manifest.json, `dbt ls <flags>` for each of STEP_SELECTIONS) of a copy of the project
+    whose selectors.yml holds MORE_YAML_SELECTORS too."""
+    root = tmp_path_factory.mktemp("yaml-selectors")
+    project_dir, target = root / PROJECT, root / "target"
+    shutil.copytree(settings.DBT_PROJECTS_DIR / PROJECT, project_dir, ignore=shutil.ignore_patterns("target", "logs"))
+    selectors = project_dir / "selectors.yml"
+    selectors.write_text(selectors.read_text() + MORE_YAML_SELECTORS)
+    common = [
+        "--quiet", "--project-dir", str(project_dir), "--profiles-dir", str(settings.DBT_PROJECTS_DIR),
+        "--target-path", str(target), "--log-path", str(target / "logs"),
+    ]  # fmt: skip
+    cases = [shlex.split(flags) for flags in STEP_SELECTIONS]
+    result = subprocess.run(
+        [sys.executable, "-c", _DBT_LS_STEPS, json.dumps(common), json.dumps(cases)],
+        env=warehouse_env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=project_dir,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return target / "manifest.json", dict(zip(STEP_SELECTIONS, json.loads(result.stdout.splitlines()[-1]), strict=True))
+
+
+@pytest.mark.parametrize("flags", STEP_SELECTIONS)
+def test_a_steps_selection_is_what_dbt_ls_lists(dbt_ls_steps, flags):
+    """The nodes the portal says a step selects (what its validation checks) are the nodes
+    the real `dbt ls` lists for the same flags, YAML selectors included."""
+    manifest_path, answers = dbt_ls_steps
+    parts = parse_step(f"dbt ls {flags}")
+    selected = selected_by_step(Manifest.from_path(manifest_path), parts["select"], parts["exclude"], parts["options"])
+    assert answers[flags] is not None, f"dbt refused {flags}"
+    assert selected == answers[flags]
+
+
+def test_the_step_table_tells_indirect_selections_apart(dbt_ls_steps):
+    _, answers = dbt_ls_steps
+    counts = {flags: len(answers[flags] or ()) for flags in STEP_SELECTIONS}
+    by_mode = {counts[f"--selector core_without_applications{flag}"] for flag in ("", *INDIRECT_FLAGS)}
+    assert len(by_mode) >= 3, counts
+    assert all(answers[f"--selector {name}"] for name in YAML_SELECTORS)
+    assert counts["--resource-type source --exclude-resource-type source"] == 0

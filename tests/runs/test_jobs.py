@@ -3,6 +3,8 @@ code in the test process against the real warehouse, with real dbt."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -36,28 +38,31 @@ def nodes_by_step(run: Run) -> dict[int, dict[str, str]]:
 
 def test_a_two_step_job_runs_each_step_with_its_own_log_section_and_nodes(operator, gate):
     gate.open()
+    second_step = "dbt run --selector just_d --indirect-selection cautious --fail-fast"  # selectors.yml's
     job = create_job(
-        actor=operator, source="api", project="chain", name="two", steps=["dbt run --select a", "dbt run -s d"]
+        actor=operator, source="api", project="chain", name="two", steps=["dbt run --select a", second_step]
     )
     run = executed(trigger_job(job, actor=operator, source="api", cause="nightly"))
     assert run.state == RunState.SUCCESS, run.reason
     steps = list(run.steps.order_by("index"))
     assert [(s.name, s.state, s.exit_code) for s in steps] == [
         ("dbt run --select a", StepState.SUCCESS, 0),
-        ("dbt run -s d", StepState.SUCCESS, 0),
+        (second_step, StepState.SUCCESS, 0),
     ]
     assert nodes_by_step(run) == {1: {"a": "success"}, 2: {"d": "success"}}
     lines = log_lines(run)
     first, second = (lines[s.log_first_line : s.log_end_line] for s in steps)
     assert first[0] == "── step 1 of 2: dbt run --select a" and any("--select a" in line for line in first)
-    assert second[0] == "── step 2 of 2: dbt run -s d" and not any("--select a" in line for line in second)
+    assert second[0] == f"── step 2 of 2: {second_step}" and not any("--select a" in line for line in second)
+    assert any("--selector just_d --indirect-selection cautious --fail-fast" in line for line in second)
     assert [s.invocation for s in steps] == [1, 2]
     assert set(run.artifacts.filter(name="run_results.json").values_list("invocation", flat=True)) == {1, 2}
     assert AuditEvent.objects.get(action="run.trigger", target_id=str(run.pk)).reason == "nightly"
 
 
 def test_a_failed_step_stops_the_rest_and_a_rerun_from_failure_runs_only_what_failed(operator, gate):
-    job = create_job(actor=operator, source="api", project="chain", name="all", steps=["dbt run", "dbt run -s d"])
+    steps = ["dbt run --selector every_model --indirect-selection empty", "dbt run -s d"]
+    job = create_job(actor=operator, source="api", project="chain", name="all", steps=steps)
     overrides = {"schema": "pr_42", "target": "ci", "threads": 2}
     failed = executed(trigger_job(job, actor=operator, source="api", timeout_seconds=300, **overrides))
     assert failed.state == RunState.FAILED, failed.reason
@@ -69,7 +74,12 @@ def test_a_failed_step_stops_the_rest_and_a_rerun_from_failure_runs_only_what_fa
     assert (retry.retry_of_id, retry.job_id) == (failed.pk, job.pk)
     # the failed nodes are rebuilt where the run wrote them, not in the environment's schema
     assert (retry.schema, retry.target, retry.threads, retry.timeout_seconds) == ("pr_42", "ci", 2, 300)
-    assert [s.name for s in retry.steps.order_by("index")] == ["dbt run --select b c", "dbt run -s d"]
+    # the failed nodes by name instead of the selector, the step's other flags kept
+    assert [s.name for s in retry.steps.order_by("index")] == [
+        "dbt run --select b c --indirect-selection empty",
+        "dbt run -s d",
+    ]
+    assert retry.steps.get(index=1).options == {"indirect_selection": "empty"}
     retry = executed(retry)
     assert retry.state == RunState.SUCCESS, retry.reason
     assert nodes_by_step(retry) == {1: {"b": "success", "c": "success"}, 2: {"d": "success"}}
@@ -127,10 +137,18 @@ def test_bad_steps_are_refused_naming_the_step_and_nothing_is_saved(operator):
         (["dbt run-operation drop_all"], "not an allowed dbt command"),
         (["dbt run --profiles-dir /etc"], "not a flag a step may use"),
         (["dbt run --select nope"], "matches no node"),
+        (
+            ["dbt run --selector nightly"],
+            "the project has no selector 'nightly' (selectors.yml defines: just_d, every_model)",
+        ),
+        (["dbt run --selector just_d --select a"], "--selector and --select cannot be used together"),
+        (["dbt run --target-path /tmp/x"], "'--target-path' is not a flag a step may use: it would point dbt"),
+        (["dbt run --resource-type model"], "dbt run does not take --resource-type"),
+        (["dbt build --resource-type exposure"], "no node is left of the resource types asked for in project chain"),
         (["rm -rf /"], "must start with 'dbt'"),
         ([], "one or more"),
     ]:
-        with pytest.raises(RequestError, match=words) as refused:
+        with pytest.raises(RequestError, match=re.escape(words)) as refused:
             create_job(actor=operator, source="api", project="chain", name="bad", steps=steps)
         assert refused.value.field == "steps"
     assert not AuditEvent.objects.filter(action="job.create").exists()
