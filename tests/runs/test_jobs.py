@@ -142,7 +142,7 @@ def test_bad_steps_are_refused_naming_the_step_and_nothing_is_saved(operator):
             "the project has no selector 'nightly' (selectors.yml defines: just_d, every_model)",
         ),
         (["dbt run --selector just_d --select a"], "--selector and --select cannot be used together"),
-        (["dbt run --target-path /tmp/x"], "'--target-path' is not a flag a step may use: it would point dbt"),
+        (["dbt run --target-path elsewhere"], "'--target-path' is not a flag a step may use: it would point dbt"),
         (["dbt run --resource-type model"], "dbt run does not take --resource-type"),
         (["dbt build --resource-type exposure"], "no node is left of the resource types asked for in project chain"),
         (["rm -rf /"], "must start with 'dbt'"),
