@@ -28,7 +28,7 @@ from dbtlib.manifest import Manifest
 from lineage.projects import get_project
 from runs.artifacts import store_invocation
 from runs.backends import application_name, terminate_backends
-from runs.environments import RunVariables, default_environment, prepare_profile
+from runs.environments import RunVariables, cloud_variables, default_environment, prepare_profile
 from runs.interrupts import InterruptWatch
 from runs.kinds import RunContext, RunFailed, RunInterrupted, RunKind, get_kind
 from runs.locks import ProjectWriteLock
@@ -186,6 +186,7 @@ class RunExecution:
             project=self.variables.project,
             DBT_APPLICATION_NAME=application_name(self.run.pk),
             DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+            **cloud_variables(self.run),
         )
         process = invocation.start(_launcher, env)
         self.process_group = process.pid
