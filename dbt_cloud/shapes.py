@@ -255,11 +255,12 @@ def run_steps(run: Run, *, debug: bool = False) -> list[dict[str, Any]]:
     step's debug_logs (include_related=debug_logs) with its log."""
     environment = run.environment.name if run.environment else "dev"
     target = run.target or (run.environment.target_name if run.environment else "dev")
-    state = StepState.SUCCESS if run.started_at else StepState.CANCELLED if run.is_final else StepState.QUEUED
+    ran = run.started_at or run.state in (RunState.SUCCESS, RunState.FAILED, RunState.TIMED_OUT)
+    state = StepState.SUCCESS if ran else StepState.CANCELLED if run.is_final else StepState.QUEUED
     shown = []
     for position, (name, text) in enumerate(zip(SETUP_STEPS, SETUP_LOGS, strict=True)):
         setup = RunStep(run=run, state=state, started_at=run.started_at, finished_at=run.started_at)
-        logs = text.format(project=run.project, environment=environment, target=target) if run.started_at else ""
+        logs = text.format(project=run.project, environment=environment, target=target) if ran else ""
         shown.append(_step(run, setup, position + 1, name.format(environment=environment), debug, logs))
     for step in dbt_steps(run):
         index = len(SETUP_STEPS) + step.index
