@@ -12,7 +12,8 @@ from pathlib import Path
 from tests.tools import tool_executable
 
 CLI_REQUIREMENTS = ("dbt-cloud-cli==0.9.1",)
-DAGSTER_REQUIREMENTS = ("dagster-dbt==0.29.27",)
+# dagster_dbt imports dateutil, which it leaves to dbt-core (not installed: the portal runs dbt).
+DAGSTER_REQUIREMENTS = ("dagster-dbt==0.29.27", "python-dateutil==2.9.0.post0")
 
 
 def client_env(ca: Path, **extra: str) -> dict[str, str]:
@@ -58,12 +59,17 @@ data = workspace.fetch_workspace_data()
 print("WORKSPACE", json.dumps({"jobs": data.adhoc_job_ids, "nodes": sorted(data.manifest["nodes"])}), flush=True)
 
 
-@dbt_cloud_assets(workspace=workspace, select=os.environ["PORTAL_CLOUD_SELECT"])
+@dbt_cloud_assets(workspace=workspace)  # every node: a narrower `select` needs dbt-core here
 def portal_assets(context: dg.AssetExecutionContext, dbt_cloud: DbtCloudWorkspace):
     yield from dbt_cloud.cli(args=["build"], context=context).wait()
 
 
-result = dg.materialize([portal_assets], resources={"dbt_cloud": workspace}, raise_on_error=False)
+result = dg.materialize(
+    [portal_assets],
+    resources={"dbt_cloud": workspace},
+    selection=os.environ["PORTAL_CLOUD_SELECT"].split(),
+    raise_on_error=False,
+)
 keys = sorted(event.asset_key.to_user_string() for event in result.get_asset_materialization_events())
 print("RESULT", json.dumps({"success": result.success, "materialized": keys}), flush=True)
 """
@@ -84,7 +90,8 @@ class Dagster:
         )
 
     def materialize(self, *, project_id: int, environment_id: int, select: str) -> tuple[dict, dict, str]:
-        """(the workspace it loaded, the materialization's outcome, the output)."""
+        """Load the workspace and materialize the assets `select` names (asset keys, by
+        spaces): (the workspace it loaded, the materialization's outcome, the output)."""
         env = {
             **self.env,
             "PORTAL_CLOUD_PROJECT": str(project_id),
