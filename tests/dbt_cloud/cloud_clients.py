@@ -42,7 +42,7 @@ class DbtCloudCli:
 
 
 DAGSTER_SCRIPT = r"""
-import json, os, sys
+import datetime, json, os, sys
 import dagster as dg
 from dagster_dbt.cloud_v2 import DbtCloudCredentials, DbtCloudWorkspace, dbt_cloud_assets
 
@@ -72,6 +72,16 @@ result = dg.materialize(
 )
 keys = sorted(event.asset_key.to_user_string() for event in result.get_asset_materialization_events())
 print("RESULT", json.dumps({"success": result.success, "materialized": keys}), flush=True)
+
+# What build_dbt_cloud_polling_sensor asks each tick: the runs finished in a window, a page and its total.
+now = datetime.datetime.now(datetime.timezone.utc)
+runs, total = workspace.get_client().get_runs_batch(
+    project_id=workspace.project_id,
+    environment_id=workspace.environment_id,
+    finished_at_lower_bound=now - datetime.timedelta(hours=1),
+    finished_at_upper_bound=now,
+)
+print("SENSOR", json.dumps({"runs": [run["id"] for run in runs], "total": total}), flush=True)
 """
 
 
@@ -90,8 +100,9 @@ class Dagster:
         )
 
     def materialize(self, *, project_id: int, environment_id: int, select: str) -> tuple[dict, dict, str]:
-        """Load the workspace and materialize the assets `select` names (asset keys, by
-        spaces): (the workspace it loaded, the materialization's outcome, the output)."""
+        """Load the workspace, materialize the assets `select` names (asset keys, by spaces),
+        then list the runs finished in the last hour as its polling sensor does: (the workspace
+        it loaded, the materialization's outcome with the sensor's page as `sensor`, the output)."""
         env = {
             **self.env,
             "PORTAL_CLOUD_PROJECT": str(project_id),
@@ -103,6 +114,6 @@ class Dagster:
         )
         output = done.stdout + done.stderr
         found = {line.split(" ", 1)[0]: json.loads(line.split(" ", 1)[1]) for line in done.stdout.splitlines()
-                 if line.startswith(("WORKSPACE ", "RESULT "))}  # fmt: skip
-        assert "RESULT" in found, f"dagster exited {done.returncode}:\n{output[-6000:]}"
-        return found["WORKSPACE"], found["RESULT"], output
+                 if line.startswith(("WORKSPACE ", "RESULT ", "SENSOR "))}  # fmt: skip
+        assert "SENSOR" in found, f"dagster exited {done.returncode}:\n{output[-6000:]}"
+        return found["WORKSPACE"], {**found["RESULT"], "sensor": found["SENSOR"]}, output

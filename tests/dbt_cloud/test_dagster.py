@@ -44,8 +44,10 @@ def test_the_workspace_loads_creates_its_ad_hoc_job_and_materializes_assets(dags
     [job] = Job.objects.filter(project="airflow_demo")
     assert workspace["jobs"] == [job.pk] and job.name == f"DAGSTER_ADHOC_JOB__{PROJECT}__{environment.pk}"
     assert "model.airflow_demo.base" in workspace["nodes"]
+    sensor = result.pop("sensor")
     assert result == {"success": True, "materialized": ["airflow_demo/base", "airflow_demo/beside"]}, output[-6000:]
     runs = sorted(portal_api.json("GET", f"/api/v1/runs/?job={job.pk}")["results"], key=lambda r: r["id"])
+    assert sensor == {"runs": [run["id"] for run in runs], "total": len(runs)}  # ordered by finished_at
     *parses, build = runs
     assert parses and all([step["name"] for step in run["steps"]] == ["dbt parse"] for run in parses)
     assert build["state"] == "success" and build["cause"] == "Triggered by dagster."
@@ -57,6 +59,7 @@ def test_a_failing_model_fails_the_materialization(dagster, portal_api):
     _, result, output = dagster.materialize(
         project_id=PROJECT, environment_id=environment.pk, select="airflow_demo/broken"
     )
+    result.pop("sensor")
     assert result == {"success": False, "materialized": []}, output[-6000:]
     [job] = Job.objects.filter(project="airflow_demo")  # the ad hoc job, created once
     runs = portal_api.json("GET", f"/api/v1/runs/?job={job.pk}")["results"]
