@@ -36,7 +36,7 @@ from kernel.errors import ErrorCode, RequestError
 from lineage.projects import DbtProject, discover_projects
 from runs.artifacts import artifact_response, indexed_paths
 from runs.jobs import create_job, delete_job, rerun_job, trigger_job, update_job, with_next_run
-from runs.models import Environment, Job, Run
+from runs.models import FINAL_STATES, Environment, Job, Run
 from runs.services import cancel_run
 
 # POST jobs/{id}/run/: each override dbt Cloud documents that the portal honours, with its JSON
@@ -69,6 +69,8 @@ RELATED = frozenset(
         "audit",
     }
 )  # fmt: skip
+# include_related of a job (list or one): its latest run, its latest finished run.
+JOB_RELATED = frozenset({"most_recent_run", "most_recent_completed_run"})
 JOB_ORDER = {"id": "id", "name": "name", "created_at": "created_at", "updated_at": "updated_at"}
 RUN_ORDER = {"id": "id", "created_at": "queued_at", "started_at": "started_at", "finished_at": "finished_at"}
 NAME_ORDER = {"id": "id", "name": "name"}
@@ -249,11 +251,11 @@ def _ordered(queryset: QuerySet, params: Any, fields: dict[str, str], default: s
     return queryset.order_by(nulls, f"{sign}id")
 
 
-def _related(params: Any) -> frozenset[str]:
+def _related(params: Any, known_names: frozenset[str] = RELATED) -> frozenset[str]:
     """include_related: repeated keys, a comma list, a JSON list or a Python-style list."""
     chosen = frozenset(_list(params, "include_related") or ())
-    if unknown := chosen - RELATED:
-        listed, known = ", ".join(sorted(unknown)), ", ".join(sorted(RELATED))
+    if unknown := chosen - known_names:
+        listed, known = ", ".join(sorted(unknown)), ", ".join(sorted(known_names))
         raise RequestError(f"include_related: unknown {listed} (known: {known})", field="include_related")
     return chosen
 
@@ -495,10 +497,27 @@ class EnvironmentView(DbtCloudView):
         return envelope(shapes.environment(found))
 
 
+def _job_shape(related: frozenset[str]) -> Callable[[Job], dict[str, Any]]:
+    """A job's shape with what include_related asks: most_recent_run, most_recent_completed_run."""
+
+    def shape(item: Job) -> dict[str, Any]:
+        data = shapes.job(item)
+        runs = item.runs.select_related("environment").order_by("-id")
+        if "most_recent_run" in related:
+            latest = runs.first()
+            data["most_recent_run"] = shapes.run(latest) if latest else None
+        if "most_recent_completed_run" in related:
+            finished = runs.filter(state__in=FINAL_STATES).first()
+            data["most_recent_completed_run"] = shapes.run(finished) if finished else None
+        return data
+
+    return shape
+
+
 JOB_FILTERS = frozenset(
     {
-        "project_id", "project_id__in", "environment_id", "environment_id__in", "name", "name__icontains",
-        "id__in", "state", "job_type",
+        "include_related", "project_id", "project_id__in", "environment_id", "environment_id__in", "name",
+        "name__icontains", "id__in", "state", "job_type",
     }
 )  # fmt: skip
 
@@ -531,7 +550,8 @@ class JobListView(DbtCloudView):
             jobs = jobs.filter(schedule_enabled=True) if kind == "scheduled" else jobs
             jobs = jobs.filter(schedule_enabled=False) if kind == "other" else jobs
             jobs = jobs if kind in ("scheduled", "other") else jobs.none()
-        return page(_ordered(jobs, params, JOB_ORDER), params, shapes.job)
+        shape = _job_shape(_related(params, JOB_RELATED))
+        return page(_ordered(jobs, params, JOB_ORDER), params, shape)
 
     def post(self, request: Request, account_id: str) -> Response:
         project, fields = job_definitions.job_fields(request.data)
@@ -546,13 +566,15 @@ class JobView(DbtCloudView):
     """GET the job; POST changes it (dbt Cloud's update); DELETE deletes it, answering the
     job as it was, `state` 2."""
 
+    filters = frozenset({"include_related"})
+
     def get_permissions(self) -> Any:
         if self.request.method in ("POST", "DELETE"):
             return [Requires(Capability.MANAGE_SCHEDULES)()]
         return super().get_permissions()
 
     def get(self, request: Request, account_id: str, job_id: str) -> Response:
-        return envelope(shapes.job(_job(job_id)))
+        return envelope(_job_shape(_related(request.query_params, JOB_RELATED))(_job(job_id)))
 
     def post(self, request: Request, account_id: str, job_id: str) -> Response:
         job = _job(job_id)
@@ -571,16 +593,17 @@ class JobView(DbtCloudView):
 
 
 class JobArtifactView(DbtCloudView):
-    """The artifact of the job's latest run that wrote it."""
+    """The artifact of the job's latest run that wrote it (`?step=` as a run's artifacts)."""
 
-    filters = None
+    filters = frozenset({"step", "node"})
 
     def get(self, request: Request, account_id: str, job_id: str, path: str) -> FileResponse:
         job = _job(job_id)
         run = job.runs.filter(artifacts__name=path).order_by("-id").first()
         if run is None:
             raise NotFound(f"No run of job #{job.pk} wrote {path}.")
-        return artifact_response(run, path, request.query_params.get("node", ""))
+        params = request.query_params
+        return artifact_response(run, path, params.get("node", ""), _invocation(run, params))
 
 
 class JobRunView(OperateView):

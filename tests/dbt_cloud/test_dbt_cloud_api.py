@@ -240,6 +240,8 @@ def test_step_artifacts_are_listed_and_served_raw(as_viewer):
     assert "Clone git repository" in setup["status"]["user_message"]
     by_job = as_viewer.get(f"{V2}/jobs/{run.job_id}/artifacts/run_results.json")
     assert json.loads(by_job.getvalue()) == {"step": "build"}
+    by_job_step = as_viewer.get(f"{V2}/jobs/{run.job_id}/artifacts/run_results.json", {"step": 3})
+    assert json.loads(by_job_step.getvalue()) == {"step": "seed"}
     refused(as_viewer.get(f"{V2}/jobs/{run.job_id}/artifacts/manifest.json"), 404)
     assert as_viewer.get(f"{V2}/runs/{run.pk}/artifacts/compiled/p/models/x.sql").getvalue() == b"1"
     refused(as_viewer.get(f"{V2}/runs/{run.pk}/artifacts/manifest.json"), 404)

@@ -193,6 +193,18 @@ def test_the_look_ups_clients_call_beyond_airflows(as_viewer):
     refused(as_viewer.get(f"{V2}/environments/{10**9}"), 404)
 
 
+@pytest.mark.django_db
+def test_a_job_with_its_most_recent_runs(as_viewer, world):
+    nightly = world["jobs"][0]
+    params = {"include_related": '["most_recent_run", "most_recent_completed_run"]'}
+    data = as_viewer.get(f"{V2}/jobs/{nightly.pk}", params).json()["data"]
+    assert data["most_recent_run"]["id"] == world["runs"][1].pk
+    assert data["most_recent_completed_run"]["id"] == world["runs"][1].pk
+    hourly = as_viewer.get(f"{V2}/jobs/", {"id__in": world["jobs"][1].pk, **params}).json()["data"][0]
+    assert (hourly["most_recent_run"]["status"], hourly["most_recent_completed_run"]) == (1, None)
+    assert "most_recent_run" not in as_viewer.get(f"{V2}/jobs/{nightly.pk}").json()["data"]
+
+
 # --- every filter ------------------------------------------------------------------------------
 @pytest.fixture
 def world(dbt_projects_dir):
@@ -255,6 +267,8 @@ def filter_cases(world) -> list[tuple[str, str, object, object]]:
         ("jobs", "job_type", "other", [nightly, sleepy]),
         ("jobs", "job_type", "ci", []),
         ("jobs", "job_type", "nightly", 400),
+        ("jobs", "include_related", "most_recent_run,most_recent_completed_run", [nightly, hourly, sleepy]),
+        ("jobs", "include_related", "run_steps", 400),
         ("jobs", "status", 1, 400),
         ("environments", "name", "prod", [prod.pk]),
         ("environments", "name__icontains", "DE", [dev.pk, sleepy_env.pk]),
