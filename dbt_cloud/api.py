@@ -74,6 +74,7 @@ JOB_RELATED = frozenset({"most_recent_run", "most_recent_completed_run"})
 JOB_ORDER = {"id": "id", "name": "name", "created_at": "created_at", "updated_at": "updated_at"}
 RUN_ORDER = {"id": "id", "created_at": "queued_at", "started_at": "started_at", "finished_at": "finished_at"}
 NAME_ORDER = {"id": "id", "name": "name"}
+NULLABLE_ORDER = frozenset({"started_at", "finished_at"})
 # Every list answers most recent first when no order_by is sent only where dbt Cloud does: runs.
 RUN_DEFAULT_ORDER = "-id"
 # Filters dbt Cloud documents that the portal cannot honour, refused by name with why.
@@ -247,8 +248,9 @@ def _order(params: Any, fields: dict[str, str], default: str = "id") -> tuple[st
 def _ordered(queryset: QuerySet, params: Any, fields: dict[str, str], default: str = "id") -> QuerySet:
     field, descending = _order(params, fields, default)
     sign = "-" if descending else ""
-    nulls = F(field).desc(nulls_last=True) if descending else F(field).asc(nulls_last=True)
-    return queryset.order_by(nulls, f"{sign}id")
+    if field in NULLABLE_ORDER:  # runs not started or not finished come last either way
+        return queryset.order_by(F(field).desc(nulls_last=True) if descending else F(field).asc(), f"{sign}id")
+    return queryset.order_by(f"{sign}{field}", f"{sign}id")
 
 
 def _related(params: Any, known_names: frozenset[str] = RELATED) -> frozenset[str]:
@@ -313,7 +315,9 @@ def _job(pk: str | int) -> Job:
 
 def _runs(related: frozenset[str] = frozenset()) -> QuerySet[Run]:
     """Runs with what `related` shows joined in (the provider's poll needs none of it)."""
-    runs = Run.objects.select_related("environment")
+    runs = Run.objects.all()
+    if related & {"environment", "run_steps", "debug_logs"}:
+        runs = runs.select_related("environment")
     if "job" in related:
         runs = runs.select_related("job__environment")
     if related & {"run_steps", "debug_logs"}:
