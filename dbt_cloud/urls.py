@@ -50,6 +50,8 @@ v3 = [
     re_path(r"^accounts/?$", api.AccountListView.as_view(), name="dbtcloud-v3-account-list"),
     re_path(ACCOUNT + r"?$", api.AccountView.as_view(), name="dbtcloud-v3-account"),
     re_path(ACCOUNT + r"environments/?$", api.AccountEnvironmentListView.as_view(), name="dbtcloud-v3-environments"),
+    re_path(ACCOUNT + r"jobs/?$", api.JobListView.as_view(), name="dbtcloud-v3-job-list"),
+    re_path(ACCOUNT + rf"jobs/(?P<job_id>{ID})/?$", api.JobView.as_view(), name="dbtcloud-v3-job"),
     re_path(
         ACCOUNT + rf"environments/(?P<environment_id>{ID})/?$",
         api.EnvironmentView.as_view(),

@@ -190,6 +190,8 @@ def test_the_look_ups_clients_call_beyond_airflows(as_viewer):
     everywhere = as_viewer.get(f"{V3}/environments/").json()["data"]
     assert [e["id"] for e in everywhere] == [job.environment_id]
     assert as_viewer.get(f"{V3}/environments/{job.environment_id}/").json()["data"]["id"] == job.environment_id
+    assert [j["id"] for j in as_viewer.get(f"{V3}/jobs/").json()["data"]] == [job.pk]  # v3 as v2
+    assert as_viewer.get(f"{V3}/jobs/{job.pk}").json()["data"]["execute_steps"] == ["dbt build"]
     refused(as_viewer.get(f"{V2}/environments/{10**9}"), 404)
 
 
