@@ -1,9 +1,11 @@
-"""The part of dbt Cloud's Administrative API (v2, and v3's project and environment look-ups)
-that apache-airflow-providers-dbt-cloud uses, so a DAG written for dbt Cloud drives the
-portal by changing its connection. One account (PORTAL_ACCOUNT_ID); the portal's API tokens
-as `Authorization: Token <t>` (dbt Cloud's clients) or `Bearer <t>`; viewers read, operators
-trigger, cancel and rerun. Every answer is in dbt Cloud's envelope (dbt_cloud.envelope);
-a refused request changed nothing and queued nothing."""
+"""dbt Cloud's Administrative API (v2, and v3's accounts, projects, environments and jobs) as
+its clients call it (apache-airflow-providers-dbt-cloud, dbt-cloud-cli, dagster-dbt), so what
+was written for dbt Cloud drives the portal by changing its host, account and token. One
+account (PORTAL_ACCOUNT_ID); the portal's API tokens as `Authorization: Token <t>` (dbt Cloud's
+clients) or `Bearer <t>`; viewers read, operators trigger, cancel and rerun, operators and
+admins write jobs (runs.jobs, audited). Every answer is in dbt Cloud's envelope
+(dbt_cloud.envelope); every body field and query parameter is honoured or refused by name,
+never ignored; a refused request changed nothing and queued nothing."""
 
 from __future__ import annotations
 
@@ -61,6 +63,7 @@ NOT_SUPPORTED = {
     "github_pull_request_id": NO_GIT,
     "gitlab_merge_request_id": NO_GIT,
     "azure_pull_request_id": NO_GIT,
+    "non_native_pull_request_id": NO_GIT,
 }
 TRIGGER_FIELDS = {"cause", "account_id", "job_id", "dbt_version_override", *RUN_OVERRIDES}
 RELATED = frozenset(
