@@ -344,16 +344,17 @@ def project_number(name: str) -> int:
 REASON_CATEGORIES: dict[str, str] = {Source.SCHEDULE: "scheduled", Source.API: "api"}
 
 
-def cloud_variables(run: Run) -> dict[str, str]:
-    """The DBT_CLOUD_* variables dbt Cloud gives each dbt invocation of a run, and their
-    DBT_ENV_CUSTOM_ENV_* twins (dbt writes those into run_results.json's metadata.env), so
-    a project or a client reading its artifacts finds the run as under dbt Cloud."""
+def cloud_variables(run: Run, environment: Environment) -> dict[str, str]:
+    """The DBT_CLOUD_* variables dbt Cloud gives each dbt invocation of a run (in `environment`,
+    the one it runs in), and their DBT_ENV_CUSTOM_ENV_* twins (dbt writes those into
+    run_results.json's metadata.env), so a project or a client reading its artifacts finds the
+    run as under dbt Cloud."""
     door = dict(Source.choices).get(run.source, run.source)
     reason = run.cause or f"Kicked off via the portal's {door}"
     values = {
         "DBT_CLOUD_ACCOUNT_ID": str(settings.PORTAL_ACCOUNT_ID),
         "DBT_CLOUD_PROJECT_ID": str(project_number(run.project)),
-        "DBT_CLOUD_ENVIRONMENT_ID": str(run.environment_id or ""),
+        "DBT_CLOUD_ENVIRONMENT_ID": str(environment.pk),
         "DBT_CLOUD_JOB_ID": str(run.job_id or ""),
         "DBT_CLOUD_RUN_ID": str(run.pk),
         "DBT_CLOUD_RUN_REASON": reason,

@@ -333,3 +333,28 @@ def test_every_order_by_field_orders_and_an_unknown_one_is_refused(as_viewer, wo
         assert "order_by" in refused(as_viewer.get(path, {"order_by": "colour"}), 400)["status"]["user_message"]
     finished = [r["id"] for r in as_viewer.get(f"{V2}/runs/", {"order_by": "finished_at"}).json()["data"]]
     assert finished == [run.pk for run in (world["runs"][0], world["runs"][1], world["runs"][3], world["runs"][2])]
+
+
+# --- dbt Cloud's run variables -----------------------------------------------------------------
+def test_a_run_of_no_job_names_the_environment_it_ran_in(transactional_db, dbt_projects_dir, operator):
+    """DBT_CLOUD_* in run_results.json's metadata.env (a real dbt): no job, the default
+    environment the worker chose, the cause or the door as the reason."""
+    from runs.services import trigger_run
+    from runs.worker import execute_run
+
+    run = trigger_run(project="airflow_demo", command="run", select="base", actor=operator, source="command",
+                      enqueue=False)  # fmt: skip
+    execute_run(run.pk)
+    run.refresh_from_db()
+    assert run.state == RunState.SUCCESS, run.reason
+    results = json.loads(client_for(operator).get(f"{V2}/runs/{run.pk}/artifacts/run_results.json").getvalue())
+    env = results["metadata"]["env"]
+    assert {name: env[name] for name in env if name.startswith("DBT_CLOUD_")} == {
+        "DBT_CLOUD_ACCOUNT_ID": "1",
+        "DBT_CLOUD_PROJECT_ID": str(project_id("airflow_demo")),
+        "DBT_CLOUD_ENVIRONMENT_ID": str(default_environment("airflow_demo").pk),
+        "DBT_CLOUD_JOB_ID": "",
+        "DBT_CLOUD_RUN_ID": str(run.pk),
+        "DBT_CLOUD_RUN_REASON": "Kicked off via the portal's Management command",
+        "DBT_CLOUD_RUN_REASON_CATEGORY": "other",
+    }
