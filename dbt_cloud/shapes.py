@@ -10,7 +10,6 @@ lookup then finds neither (`project_by_id`)."""
 
 from __future__ import annotations
 
-import zlib
 from datetime import datetime
 from functools import cache
 from importlib.metadata import version
@@ -21,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from lineage.projects import DbtProject, discover_projects
+from runs.environments import project_number
 from runs.logs import log_lines
 from runs.models import Environment, Job, Run, RunState, RunStep, StepState
 
@@ -56,7 +56,7 @@ def states_of(status: int) -> list[str]:
 
 
 def project_id(name: str) -> int:
-    return zlib.crc32(name.encode()) >> 1
+    return project_number(name)
 
 
 def project_by_id(pk: int) -> DbtProject | None:
@@ -146,12 +146,13 @@ def job(item: Job) -> dict[str, Any]:
         "name": item.name,
         "description": item.description,
         "dbt_version": None,
-        "job_type": "scheduled" if item.cron else "other",
+        "job_type": "scheduled" if item.schedule_enabled else "other",
         "execute_steps": list(item.steps),
         "generate_docs": item.generate_docs,
         "run_generate_sources": item.run_source_freshness,
         "settings": {"threads": item.threads or item.environment.threads, "target_name": item.environment.target_name},
         "timeout_seconds": item.timeout_seconds or 0,
+        "execution": {"timeout_seconds": item.timeout_seconds or 0},
         "triggers": {
             "schedule": item.schedule_enabled,
             "github_webhook": False,
@@ -162,6 +163,8 @@ def job(item: Job) -> dict[str, Any]:
         "next_run": _time(next_run),
         "state": 1,
         "deactivated": False,
+        "deferring_job_definition_id": None,
+        "deferring_environment_id": None,
         "created_at": _time(item.created_at),
         "updated_at": _time(item.updated_at),
     }
@@ -183,23 +186,35 @@ def trigger(run: Run) -> dict[str, Any]:
     }
 
 
-def _step(run: Run, step: RunStep) -> dict[str, Any]:
+# dbt Cloud's run steps: its setup steps, then one "Invoke dbt with `dbt …`" step per dbt
+# command. The portal clones nothing and writes the profile from the run's environment; both
+# are shown so step numbers (and `?step=` of the artifacts) count as dbt Cloud's do.
+SETUP_STEPS = ("Clone git repository", "Create profile from connection {environment}")
+SETUP_LOGS = (
+    "The portal runs the project folder dbt_projects/{project}/ as it is: there is no git repository to clone.",
+    "profiles.yml written from environment {environment} (target {target}).",
+)
+
+
+def _step(run: Run, step: RunStep, index: int, name: str, debug: bool, logs: str | None = None) -> dict[str, Any]:
     status = STEP_STATUS[step.state]
-    logs = ""
-    if step.log_first_line is not None:
-        logs = "\n".join(log_lines(run, step.log_first_line, step.log_end_line or run.log_lines))
+    if logs is None:
+        logs = ""
+        if step.log_first_line is not None:
+            logs = "\n".join(log_lines(run, step.log_first_line, step.log_end_line or run.log_lines))
     seconds = _between(step.started_at, step.finished_at or (timezone.now() if step.started_at else None))
     return {
         "id": step.pk,
         "run_id": run.pk,
         "account_id": settings.PORTAL_ACCOUNT_ID,
-        "index": step.index,
-        "name": step.name,
+        "index": index,
+        "name": name,
         "status": status,
         "status_humanized": HUMANIZED[status],
         "status_message": None,
         "logs": logs,
-        "debug_logs": "",
+        "debug_logs": logs if debug else "",
+        "truncated_debug_logs": logs if debug else "",
         "started_at": _time(step.started_at),
         "finished_at": _time(step.finished_at),
         "duration": _clock(seconds),
@@ -207,11 +222,11 @@ def _step(run: Run, step: RunStep) -> dict[str, Any]:
     }
 
 
-def run_steps(run: Run) -> list[dict[str, Any]]:
-    """Its steps; a run of one command (no RunStep rows) is one step with the whole log."""
+def dbt_steps(run: Run) -> list[RunStep]:
+    """The run's dbt steps; a run of one command (no RunStep rows) is one step with the whole log."""
     steps = list(run.steps.all())
     if steps:
-        return [_step(run, step) for step in steps]
+        return steps
     state = {RunState.QUEUED: StepState.QUEUED, RunState.STARTING: StepState.RUNNING}.get(run.state, run.state)
     if state == RunState.TIMED_OUT:
         state = StepState.FAILED
@@ -225,12 +240,44 @@ def run_steps(run: Run) -> list[dict[str, Any]]:
         log_first_line=0,
         log_end_line=run.log_lines,
     )
-    return [_step(run, whole)]
+    return [whole]
+
+
+def step_names(run: Run) -> list[str]:
+    """Each step's name in dbt Cloud's order (index = position + 1)."""
+    environment = run.environment.name if run.environment else "dev"
+    setup = [name.format(environment=environment) for name in SETUP_STEPS]
+    return setup + [f"Invoke dbt with `{step.name}`" for step in dbt_steps(run)]
+
+
+def run_steps(run: Run, *, debug: bool = False) -> list[dict[str, Any]]:
+    """The setup steps (done when the run started), then its dbt steps; `debug` fills each
+    step's debug_logs (include_related=debug_logs) with its log."""
+    environment = run.environment.name if run.environment else "dev"
+    target = run.target or (run.environment.target_name if run.environment else "dev")
+    ran = run.started_at or run.state in (RunState.SUCCESS, RunState.FAILED, RunState.TIMED_OUT)
+    state = StepState.SUCCESS if ran else StepState.CANCELLED if run.is_final else StepState.QUEUED
+    shown = []
+    for position, (name, text) in enumerate(zip(SETUP_STEPS, SETUP_LOGS, strict=True)):
+        setup = RunStep(run=run, state=state, started_at=run.started_at, finished_at=run.started_at)
+        logs = text.format(project=run.project, environment=environment, target=target) if ran else ""
+        shown.append(_step(run, setup, position + 1, name.format(environment=environment), debug, logs))
+    for step in dbt_steps(run):
+        index = len(SETUP_STEPS) + step.index
+        shown.append(_step(run, step, index, f"Invoke dbt with `{step.name}`", debug))
+    return shown
+
+
+def audit(item: Run) -> dict[str, Any]:
+    who = item.triggered_by.get_username() if item.triggered_by else ""
+    return {"created_at": _time(item.queued_at), "created_by": who or item.source, "source": item.source}
 
 
 def run(item: Run, related: frozenset[str] = frozenset()) -> dict[str, Any]:
     """`item.job` and `item.environment` selected with it; `related` (include_related) adds
-    `job`, `trigger`, `environment`, `run_steps`."""
+    `job`, `trigger`, `environment`, `run_steps` (with their logs as `debug_logs` when
+    `debug_logs` is asked for too), `run_retries`, `audit`; `repository` and
+    `used_repo_cache` are null (the portal runs project folders, no repository)."""
     status = RUN_STATUS[item.state]
     now = timezone.now()
     total = _between(item.queued_at, item.finished_at or now)
@@ -273,5 +320,9 @@ def run(item: Run, related: frozenset[str] = frozenset()) -> dict[str, Any]:
         "trigger": trigger(item) if "trigger" in related else None,
         "job": job(item.job) if "job" in related and item.job_id else None,
         "environment": environment(item.environment) if "environment" in related and item.environment_id else None,
-        "run_steps": run_steps(item) if "run_steps" in related else [],
+        "run_steps": run_steps(item, debug="debug_logs" in related) if related & {"run_steps", "debug_logs"} else [],
+        "run_retries": [run(retry) for retry in item.retries.all()] if "run_retries" in related else [],
+        "repository": None,
+        "used_repo_cache": None,
+        "audit": audit(item) if "audit" in related else None,
     }

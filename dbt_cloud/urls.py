@@ -14,8 +14,20 @@ ID = r"\d{1,18}"
 v2 = [
     re_path(r"^accounts/?$", api.AccountListView.as_view(), name="dbtcloud-account-list"),
     re_path(ACCOUNT + r"?$", api.AccountView.as_view(), name="dbtcloud-account"),
+    re_path(ACCOUNT + r"projects/?$", api.ProjectListView.as_view(), name="dbtcloud-v2-project-list"),
+    re_path(ACCOUNT + rf"projects/(?P<project_id>{ID})/?$", api.ProjectView.as_view(), name="dbtcloud-v2-project"),
+    re_path(
+        ACCOUNT + rf"environments/(?P<environment_id>{ID})/?$",
+        api.EnvironmentView.as_view(),
+        name="dbtcloud-v2-environment",
+    ),
     re_path(ACCOUNT + r"jobs/?$", api.JobListView.as_view(), name="dbtcloud-job-list"),
     re_path(ACCOUNT + rf"jobs/(?P<job_id>{ID})/?$", api.JobView.as_view(), name="dbtcloud-job"),
+    re_path(
+        ACCOUNT + rf"jobs/(?P<job_id>{ID})/artifacts/(?P<path>[^?#]+)$",
+        api.JobArtifactView.as_view(),
+        name="dbtcloud-job-artifact",
+    ),
     re_path(ACCOUNT + rf"jobs/(?P<job_id>{ID})/run/?$", api.JobRunView.as_view(), name="dbtcloud-job-run"),
     re_path(ACCOUNT + rf"jobs/(?P<job_id>{ID})/rerun/?$", api.JobRerunView.as_view(), name="dbtcloud-job-rerun"),
     re_path(ACCOUNT + r"runs/?$", api.RunListView.as_view(), name="dbtcloud-run-list"),
@@ -35,6 +47,16 @@ v2 = [
 ]
 
 v3 = [
+    re_path(r"^accounts/?$", api.AccountListView.as_view(), name="dbtcloud-v3-account-list"),
+    re_path(ACCOUNT + r"?$", api.AccountView.as_view(), name="dbtcloud-v3-account"),
+    re_path(ACCOUNT + r"environments/?$", api.AccountEnvironmentListView.as_view(), name="dbtcloud-v3-environments"),
+    re_path(ACCOUNT + r"jobs/?$", api.JobListView.as_view(), name="dbtcloud-v3-job-list"),
+    re_path(ACCOUNT + rf"jobs/(?P<job_id>{ID})/?$", api.JobView.as_view(), name="dbtcloud-v3-job"),
+    re_path(
+        ACCOUNT + rf"environments/(?P<environment_id>{ID})/?$",
+        api.EnvironmentView.as_view(),
+        name="dbtcloud-v3-account-environment",
+    ),
     re_path(ACCOUNT + r"projects/?$", api.ProjectListView.as_view(), name="dbtcloud-project-list"),
     re_path(ACCOUNT + rf"projects/(?P<project_id>{ID})/?$", api.ProjectView.as_view(), name="dbtcloud-project"),
     re_path(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -331,6 +332,35 @@ def prepare_profile(
     )
     portal = {k: v for k, v in settings.DBT_ENV.items() if k not in PORTAL_CONNECTION_VARIABLES}
     return RunVariables(project=dict(environment.env_vars), portal={**portal, PASSWORD_VARIABLE: secret})
+
+
+def project_number(name: str) -> int:
+    """A project folder's number where a number is wanted (dbt Cloud's project ids): the
+    CRC-32 of its name, 31 bits so positive in any client, the same on every host."""
+    return zlib.crc32(name.encode()) >> 1
+
+
+# dbt Cloud's reason categories (DBT_CLOUD_RUN_REASON_CATEGORY) by the door a run came through.
+REASON_CATEGORIES: dict[str, str] = {Source.SCHEDULE: "scheduled", Source.API: "api"}
+
+
+def cloud_variables(run: Run, environment: Environment) -> dict[str, str]:
+    """The DBT_CLOUD_* variables dbt Cloud gives each dbt invocation of a run (in `environment`,
+    the one it runs in), and their DBT_ENV_CUSTOM_ENV_* twins (dbt writes those into
+    run_results.json's metadata.env), so a project or a client reading its artifacts finds the
+    run as under dbt Cloud."""
+    door = dict(Source.choices).get(run.source, run.source)
+    reason = run.cause or f"Kicked off via the portal's {door}"
+    values = {
+        "DBT_CLOUD_ACCOUNT_ID": str(settings.PORTAL_ACCOUNT_ID),
+        "DBT_CLOUD_PROJECT_ID": str(project_number(run.project)),
+        "DBT_CLOUD_ENVIRONMENT_ID": str(environment.pk),
+        "DBT_CLOUD_JOB_ID": str(run.job_id or ""),
+        "DBT_CLOUD_RUN_ID": str(run.pk),
+        "DBT_CLOUD_RUN_REASON": reason,
+        "DBT_CLOUD_RUN_REASON_CATEGORY": REASON_CATEGORIES.get(run.source, "other"),
+    }
+    return {**values, **{f"DBT_ENV_CUSTOM_ENV_{name}": value for name, value in values.items()}}
 
 
 def write_target(environment: Environment, schema: str = "") -> str:

@@ -28,7 +28,7 @@ from dbtlib.manifest import Manifest
 from lineage.projects import get_project
 from runs.artifacts import store_invocation
 from runs.backends import application_name, terminate_backends
-from runs.environments import RunVariables, default_environment, prepare_profile
+from runs.environments import RunVariables, cloud_variables, default_environment, prepare_profile
 from runs.interrupts import InterruptWatch
 from runs.kinds import RunContext, RunFailed, RunInterrupted, RunKind, get_kind
 from runs.locks import ProjectWriteLock
@@ -103,6 +103,7 @@ class RunExecution:
         self.artifacts_stored = True  # every invocation's files went to the artifact storage
         self.step = 1  # the step whose node results dbt's lines are
         self.variables: RunVariables | None = None  # its dbt's, with the generated profile
+        self.cloud_variables: dict[str, str] = {}  # dbt Cloud's DBT_CLOUD_* for the run
         # The run's newest manifest and catalog.json: lineage takes them once, when it ends.
         self.manifest: Manifest | None = None
         self.catalog_path: Path | None = None
@@ -165,6 +166,7 @@ class RunExecution:
                 threads=self.run.threads,
             )
             self.log.write(f"environment {environment.name}: dbt target {self.run.target or environment.target_name}")
+            self.cloud_variables = cloud_variables(self.run, environment)
         if command in WRITE_COMMANDS:
             self.write_lock.acquire(self.raise_if_interrupted)
         self.raise_if_interrupted()
@@ -186,6 +188,7 @@ class RunExecution:
             project=self.variables.project,
             DBT_APPLICATION_NAME=application_name(self.run.pk),
             DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+            **self.cloud_variables,
         )
         process = invocation.start(_launcher, env)
         self.process_group = process.pid

@@ -142,7 +142,10 @@ def test_runs_filter_by_job_and_status_and_the_provider_walks_every_page(as_view
     states = [RunState.SUCCESS, RunState.FAILED, RunState.QUEUED, RunState.RUNNING, RunState.TIMED_OUT]
     runs = [make_run(job, state) for state in states]
     make_run(other)
-    codes = [r["status"] for r in as_viewer.get(f"{V2}/runs/", {"job_definition_id": job.pk}).json()["data"]]
+    newest = as_viewer.get(f"{V2}/runs/", {"job_definition_id": job.pk}).json()["data"]
+    assert [r["id"] for r in newest] == [runs[4].pk, runs[3].pk]  # dbt Cloud's default: most recent first
+    by_id = as_viewer.get(f"{V2}/runs/", {"job_definition_id": job.pk, "order_by": "id"}).json()["data"]
+    codes = [r["status"] for r in by_id]
     assert codes == [10, 20]  # first page, by id
     active = as_viewer.get(
         f"{V2}/runs/", {"job_definition_id": job.pk, "status__in": "[1, 2, 3]", "order_by": "-created_at"}
@@ -152,7 +155,7 @@ def test_runs_filter_by_job_and_status_and_the_provider_walks_every_page(as_view
     assert [r["id"] for r in errors["data"]] == [runs[4].pk, runs[1].pk]
     seen, offset = [], 0  # the provider's _paginate: offsets by the page's limit until total_count
     while True:
-        params = {"job_definition_id": job.pk, **({"offset": offset} if offset else {})}
+        params = {"job_definition_id": job.pk, "order_by": "id", **({"offset": offset} if offset else {})}
         body = as_viewer.get(f"{V2}/runs/", params).json()
         seen += [r["id"] for r in body["data"]]
         if len(seen) >= body["extra"]["pagination"]["total_count"]:
@@ -202,11 +205,18 @@ def test_a_run_with_its_trigger_job_and_steps_and_their_logs(as_viewer):
                    {"include_related": '["job", "trigger", "run_steps"]'}):  # fmt: skip
         data = as_viewer.get(f"{V2}/runs/{run.pk}/", params).json()["data"]
         assert data["trigger"]["cause"] == "Triggered via Apache Airflow" and data["job"]["id"] == job.pk
-        steps = [(s["index"], s["name"], s["status"], s["status_humanized"], s["logs"]) for s in data["run_steps"]]
+        steps = [(s["index"], s["name"], s["status"], s["status_humanized"]) for s in data["run_steps"]]
         assert steps == [
-            (1, "dbt seed", 10, "Success", "seeding\nseeded"),
-            (2, "dbt build", 20, "Error", "building\nboom"),
+            (1, "Clone git repository", 10, "Success"),
+            (2, "Create profile from connection dev", 10, "Success"),
+            (3, "Invoke dbt with `dbt seed`", 10, "Success"),
+            (4, "Invoke dbt with `dbt build`", 20, "Error"),
         ]
+        assert [s["logs"] for s in data["run_steps"][2:]] == ["seeding\nseeded", "building\nboom"]
+        assert all(s["debug_logs"] == "" for s in data["run_steps"])
+    for params in ({"include_related": "['run_steps', 'debug_logs']"}, {"include_related": "debug_logs"}):
+        data = as_viewer.get(f"{V2}/runs/{run.pk}/", params).json()["data"]
+        assert [s["debug_logs"] for s in data["run_steps"][2:]] == ["seeding\nseeded", "building\nboom"]
     refused(as_viewer.get(f"{V2}/runs/{run.pk + 1000}/"), 404)
 
 
@@ -221,11 +231,21 @@ def test_step_artifacts_are_listed_and_served_raw(as_viewer):
     listing = as_viewer.get(f"{V2}/runs/{run.pk}/artifacts/").json()
     assert listing["data"] == ["compiled/p/models/x.sql", "run_results.json"]
     assert json.loads(as_viewer.get(f"{V2}/runs/{run.pk}/artifacts/run_results.json").getvalue()) == {"step": "build"}
-    step_one = as_viewer.get(f"{V2}/runs/{run.pk}/artifacts/run_results.json", {"step": 1})
+    step_one = as_viewer.get(f"{V2}/runs/{run.pk}/artifacts/run_results.json", {"step": 3})  # after the setup steps
     assert json.loads(step_one.getvalue()) == {"step": "seed"}
+    last = as_viewer.get(f"{V2}/runs/{run.pk}/artifacts/run_results.json", {"step": 4})
+    assert json.loads(last.getvalue()) == {"step": "build"}
+    assert as_viewer.get(f"{V2}/runs/{run.pk}/artifacts/", {"step": 3}).json()["data"] == listing["data"]
+    setup = refused(as_viewer.get(f"{V2}/runs/{run.pk}/artifacts/run_results.json", {"step": 1}), 404)
+    assert "Clone git repository" in setup["status"]["user_message"]
+    by_job = as_viewer.get(f"{V2}/jobs/{run.job_id}/artifacts/run_results.json")
+    assert json.loads(by_job.getvalue()) == {"step": "build"}
+    by_job_step = as_viewer.get(f"{V2}/jobs/{run.job_id}/artifacts/run_results.json", {"step": 3})
+    assert json.loads(by_job_step.getvalue()) == {"step": "seed"}
+    refused(as_viewer.get(f"{V2}/jobs/{run.job_id}/artifacts/manifest.json"), 404)
     assert as_viewer.get(f"{V2}/runs/{run.pk}/artifacts/compiled/p/models/x.sql").getvalue() == b"1"
     refused(as_viewer.get(f"{V2}/runs/{run.pk}/artifacts/manifest.json"), 404)
-    refused(as_viewer.get(f"{V2}/runs/{run.pk}/artifacts/run_results.json", {"step": 3}), 404)
+    refused(as_viewer.get(f"{V2}/runs/{run.pk}/artifacts/run_results.json", {"step": 5}), 404)
     refused(as_viewer.get(f"{V2}/runs/{run.pk}/artifacts/../../settings.py"), 404)
     refused(as_viewer.get(f"{V2}/runs/{run.pk}/artifacts/compiled/%00.sql"), 400)
     refused(as_viewer.get(f"{V2}/runs/{run.pk}/artifacts/compiled.sql", {"node": "model.\x00"}), 400)
@@ -329,7 +349,7 @@ def test_roles_and_tokens(as_viewer, as_operator, nobody, dbt_projects_dir, queu
 
 
 @pytest.mark.django_db
-def test_cancel_a_queued_run_and_refuse_a_finished_one(as_operator):
+def test_cancel_a_queued_run_and_answer_a_finished_one_as_it_is(as_operator):
     job = make_job()
     waiting, done = make_run(job, RunState.QUEUED), make_run(job, RunState.SUCCESS)
     response = as_operator.post(f"{V2}/runs/{waiting.pk}/cancel/", content_type="application/json")
@@ -338,7 +358,15 @@ def test_cancel_a_queued_run_and_refuse_a_finished_one(as_operator):
     waiting.refresh_from_db()
     assert waiting.state == RunState.CANCELLED
     assert AuditEvent.objects.filter(action="run.cancel", target_id=str(waiting.pk), source=Source.API).exists()
-    refused(as_operator.post(f"{V2}/runs/{done.pk}/cancel/", content_type="application/json"), 409)
+    finished = as_operator.post(f"{V2}/runs/{done.pk}/cancel", content_type="application/json")
+    assert finished.status_code == 200 and finished.json()["status"]["is_success"]
+    assert finished.json()["data"]["status"] == 10
+    assert not AuditEvent.objects.filter(action="run.cancel", target_id=str(done.pk)).exists()
+    running = make_run(job, RunState.RUNNING)
+    going = as_operator.post(f"{V2}/runs/{running.pk}/cancel/", content_type="application/json").json()["data"]
+    assert (going["status"], going["status_humanized"]) == (30, "Cancelled")  # where it is going
+    running.refresh_from_db()
+    assert running.cancel_requested_at is not None
 
 
 # --- a real worker -------------------------------------------------------------------------
@@ -355,11 +383,22 @@ def test_a_failed_job_run_is_rerun_from_failure_through_v2(queue_cluster, operat
         return data if data["is_complete"] else None
 
     failed = wait_until(lambda: final(first), f"run #{first} to finish")
-    assert failed["status"] == 20 and failed["run_steps"][0]["status"] == 20
-    assert "fragile" in failed["run_steps"][0]["logs"]
-    results = client.get(f"{V2}/runs/{first}/artifacts/run_results.json", {"step": 1})
-    statuses = {r["unique_id"].split(".")[-1]: r["status"] for r in json.loads(results.getvalue())["results"]}
+    assert failed["status"] == 20 and failed["run_steps"][2]["status"] == 20
+    assert failed["run_steps"][2]["name"] == "Invoke dbt with `dbt run`"
+    assert "fragile" in failed["run_steps"][2]["logs"]
+    results = json.loads(client.get(f"{V2}/runs/{first}/artifacts/run_results.json", {"step": 3}).getvalue())
+    statuses = {r["unique_id"].split(".")[-1]: r["status"] for r in results["results"]}
     assert statuses == {"steady": "success", "fragile": "error", "after_fragile": "skipped"}
+    cloud = {name: value for name, value in results["metadata"]["env"].items() if name.startswith("DBT_CLOUD_")}
+    assert cloud == {
+        "DBT_CLOUD_ACCOUNT_ID": "1",
+        "DBT_CLOUD_PROJECT_ID": str(project_id("retryable")),
+        "DBT_CLOUD_ENVIRONMENT_ID": str(job.environment_id),
+        "DBT_CLOUD_JOB_ID": str(job.pk),
+        "DBT_CLOUD_RUN_ID": str(first),
+        "DBT_CLOUD_RUN_REASON": "first",
+        "DBT_CLOUD_RUN_REASON_CATEGORY": "api",
+    }
 
     rerun = client.post(f"{V2}/jobs/{job.pk}/rerun/", content_type="application/json").json()["data"]
     assert rerun["status"] == 1 and rerun["retry_of_run_id"] == first
