@@ -33,7 +33,7 @@ from tests.conftest import artifact_store_env, wait_until
 from tests.hosts import Api, Host
 
 SECOND_PASS_ONLY = True  # conftest: only with DATABASE_URL set (CI's second pass)
-RUNS = 24  # six for each of the four worker slots (two hosts, QUEUE_WORKERS=2)
+RUNS = 16  # four for each of the four worker slots (two hosts, QUEUE_WORKERS=2)
 COMPILED_NODE = "model.inventory_transforms.stg_users"
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
