@@ -343,13 +343,30 @@ def queue_cluster_process(django_db_setup, django_db_blocker, dbt_projects_dir, 
         process.kill()
         pytest.fail(f"qcluster did not start; see {log_file}:\n{log_file.read_text()[-3000:]}")
     process.log_file = log_file
+    SESSION_CLUSTER.append(process)
     yield process
+    SESSION_CLUSTER.clear()
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+SESSION_CLUSTER: list = []  # the session cluster's process while it runs
+
+
+@pytest.fixture
+def session_cluster_registered(db) -> None:
+    """For tests that count live workers: once this process's session cluster runs, it beats
+    into the test database, and a transactional test's flush empties its registry row until its
+    next beat. Wait for that row, so it cannot appear halfway through a count."""
+    from runs.models import Worker
+
+    if SESSION_CLUSTER and SESSION_CLUSTER[0].poll() is None:
+        beating = Worker.objects.alive().filter(name=SESSION_WORKER_NAME)
+        wait_until(beating.exists, "the session cluster's beat", 60)
 
 
 @pytest.fixture

@@ -93,40 +93,43 @@ SELECTORS = [
 ]
 
 
-# One process asks the real dbt (its programmatic runner) `dbt ls` for every selector: the
-# same answers as one `dbt ls` command each, without paying dbt's start-up each time. A
-# selector dbt refuses is answered with null.
-_DBT_LS_ALL = """
+# One process asks the real dbt (its programmatic runner) `dbt ls` for every case: the same
+# answers as one `dbt ls` command each, without paying dbt's start-up each time. A case dbt
+# refuses is answered with null.
+_DBT_LS = """
 import json, sys
 from dbt.cli.main import dbtRunner
 common, cases = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+runner = dbtRunner()
+assert runner.invoke(["parse", *common]).success
 answers = []
-for select, exclude in cases:
-    argv = ["ls", "--select", select, *(["--exclude", exclude] if exclude else [])]
-    result = dbtRunner().invoke([*argv, "--output", "json", "--output-keys", "unique_id", *common])
+for argv in cases:
+    result = runner.invoke(["ls", *argv, "--output", "json", "--output-keys", "unique_id", *common])
     ok = result.success and result.exception is None
     answers.append(sorted(json.loads(line)["unique_id"] for line in result.result) if ok else None)
 print(json.dumps(answers))
 """
 
 
-@pytest.fixture(scope="session")
-def dbt_ls(parsed_target, warehouse_env) -> dict[tuple[str, str], list[str] | None]:
-    project_dir = settings.DBT_PROJECTS_DIR / PROJECT
+def dbt_ls_answers(project_dir: Path, target: Path, cases: list[list[str]], env: dict[str, str]) -> list:
+    """What the real `dbt ls <case>` lists for each case (null where dbt refuses it)."""
     common = [
         "--quiet", "--project-dir", str(project_dir), "--profiles-dir", str(settings.DBT_PROJECTS_DIR),
-        "--target-path", str(parsed_target), "--log-path", str(parsed_target / "logs"),
+        "--target-path", str(target), "--log-path", str(target / "logs"),
     ]  # fmt: skip
     result = subprocess.run(
-        [sys.executable, "-c", _DBT_LS_ALL, json.dumps(common), json.dumps(SELECTORS)],
-        env=warehouse_env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=project_dir,
-    )
+        [sys.executable, "-c", _DBT_LS, json.dumps(common), json.dumps(cases)],
+        env=env, capture_output=True, text=True, timeout=900, cwd=project_dir,
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    return dict(zip(SELECTORS, json.loads(result.stdout.splitlines()[-1]), strict=True))
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def dbt_ls(parsed_target, warehouse_env) -> dict[tuple[str, str], list[str] | None]:
+    cases = [["--select", select, *(["--exclude", exclude] if exclude else [])] for select, exclude in SELECTORS]
+    answers = dbt_ls_answers(settings.DBT_PROJECTS_DIR / PROJECT, parsed_target, cases, warehouse_env)
+    return dict(zip(SELECTORS, answers, strict=True))
 
 
 @pytest.fixture
@@ -278,20 +281,6 @@ STEP_SELECTIONS = [
     "--resource-type all",
 ]
 
-_DBT_LS_STEPS = """
-import json, sys
-from dbt.cli.main import dbtRunner
-common, cases = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-runner = dbtRunner()
-assert runner.invoke(["parse", *common]).success
-answers = []
-for argv in cases:
-    result = runner.invoke(["ls", *argv, "--output", "json", "--output-keys", "unique_id", *common])
-    ok = result.success and result.exception is None
-    answers.append(sorted(json.loads(line)["unique_id"] for line in result.result) if ok else None)
-print(json.dumps(answers))
-"""
-
 
 @pytest.fixture(scope="session")
 def dbt_ls_steps(warehouse_env, dbt_projects_dir, tmp_path_factory) -> tuple[Path, dict[str, list[str] | None]]:
@@ -302,21 +291,8 @@ def dbt_ls_steps(warehouse_env, dbt_projects_dir, tmp_path_factory) -> tuple[Pat
     shutil.copytree(settings.DBT_PROJECTS_DIR / PROJECT, project_dir, ignore=shutil.ignore_patterns("target", "logs"))
     selectors = project_dir / "selectors.yml"
     selectors.write_text(selectors.read_text() + MORE_YAML_SELECTORS)
-    common = [
-        "--quiet", "--project-dir", str(project_dir), "--profiles-dir", str(settings.DBT_PROJECTS_DIR),
-        "--target-path", str(target), "--log-path", str(target / "logs"),
-    ]  # fmt: skip
-    cases = [shlex.split(flags) for flags in STEP_SELECTIONS]
-    result = subprocess.run(
-        [sys.executable, "-c", _DBT_LS_STEPS, json.dumps(common), json.dumps(cases)],
-        env=warehouse_env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=project_dir,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return target / "manifest.json", dict(zip(STEP_SELECTIONS, json.loads(result.stdout.splitlines()[-1]), strict=True))
+    answers = dbt_ls_answers(project_dir, target, [shlex.split(flags) for flags in STEP_SELECTIONS], warehouse_env)
+    return target / "manifest.json", dict(zip(STEP_SELECTIONS, answers, strict=True))
 
 
 @pytest.mark.parametrize("flags", STEP_SELECTIONS)

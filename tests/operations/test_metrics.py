@@ -21,6 +21,9 @@ from operations.models import FiguresMark, NodeFailureFigures, RunFigures
 from runs.models import FAILED_NODE_STATUSES, FINAL_STATES, Environment, Job, NodeResult, Run, RunState, Worker
 from tests.conftest import SESSION_WORKER_NAME
 
+# the scrape and the database's count must not straddle the session cluster's return
+pytestmark = pytest.mark.usefixtures("session_cluster_registered")
+
 TOKEN = "metrics-token-for-the-tests-0123"
 # Domain figures: the same from every process (request figures are per host by nature).
 DOMAIN = ("portal_runs", "portal_run_", "portal_queue_depth", "portal_workers_alive", "portal_node_failures",
@@ -162,7 +165,7 @@ def test_the_scrape_equals_the_databases_counts(client, history):
     assert value(found, "portal_run_duration_seconds_count", project="beta", job="") == 2
     assert value(found, "portal_run_queue_wait_seconds_bucket", project="alpha", le="1.0") == 3
     # the fixture's one live worker, and the session's queue cluster when a test before this one
-    # (under `pytest -n`, any test of this process) started it and it beats into this database
+    # (under `pytest -n`, any test of this process) started it: it beats into this database
     session_cluster = Worker.objects.alive().filter(name=SESSION_WORKER_NAME).count()
     assert value(found, "portal_workers_alive") == 1 + session_cluster
     assert value(found, "portal_entity_mode", entity="metrics_demo", mode="shadow") == 1
