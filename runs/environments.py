@@ -329,8 +329,14 @@ def prepare_profile(
         connection=connection(environment, schema),
         threads=threads or environment.threads,
     )
-    portal = {k: v for k, v in settings.DBT_ENV.items() if k not in PORTAL_CONNECTION_VARIABLES}
-    return RunVariables(project=dict(environment.env_vars), portal={**portal, PASSWORD_VARIABLE: secret})
+    return RunVariables(project=dict(environment.env_vars), portal={**portal_variables(), PASSWORD_VARIABLE: secret})
+
+
+def portal_variables() -> dict[str, str]:
+    """The portal's variables any dbt it starts gets (runs, validation's parse): DBT_ENV
+    without the portal's own connection (PORTAL_CONNECTION_VARIABLES): dbt connects through
+    the profile, and a project's env_var() must not read the portal's warehouse password."""
+    return {k: v for k, v in settings.DBT_ENV.items() if k not in PORTAL_CONNECTION_VARIABLES}
 
 
 def write_target(environment: Environment, schema: str = "") -> str:
