@@ -49,7 +49,6 @@ _IDENTIFIER = re.compile(r"^[A-Za-z0-9_$-]{1,100}$")
 # The portal's own warehouse variables (dbt_projects/profiles.yml, for dbt at a shell): a run
 # reads its generated profile instead, so they are not passed on to its dbt.
 PORTAL_CONNECTION_VARIABLES = frozenset({"DBT_HOST", "DBT_PORT", "DBT_USER", "DBT_PASSWORD", "DBT_DBNAME"})
-MASKED = "…"  # an env var's value as people below the operator role see it
 
 
 class EnvironmentUnusableError(RequestError):
