@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -13,8 +14,8 @@ from django.shortcuts import render
 from rest_framework import serializers, viewsets
 
 from accounts.models import Capability
-from accounts.permissions import Requires, requires
-from audit.display import for_page
+from accounts.permissions import Requires, can, requires
+from audit.display import for_page, mask_env_values
 from audit.filters import AuditEventFilter
 from audit.models import AuditEvent
 from kernel.db import bounded_page, viewer_statement_timeout
@@ -30,9 +31,18 @@ class _Echo:
         return value
 
 
-def _rows(queryset) -> Iterator[dict]:
+def shown_to(user) -> Callable[[Any], Any]:
+    """A row's before/after as `user` may read it: env_vars values masked below the operator
+    role (audit.display.mask_env_values), as the environments API shows them."""
+    if can(user, Capability.OPERATE):
+        return lambda value: value
+    return mask_env_values
+
+
+def _rows(queryset, shown: Callable[[Any], Any]) -> Iterator[dict]:
     for row in queryset.order_by("id").values(*EXPORT_FIELDS).iterator():
         row["created_at"] = row["created_at"].isoformat()
+        row["before"], row["after"] = shown(row["before"]), shown(row["after"])
         yield row
 
 
@@ -69,17 +79,21 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     events = AuditEventFilter(request.GET, queryset=AuditEvent.objects.all())
     queryset = events.qs if events.is_valid() else AuditEvent.objects.none()
     export = request.GET.get("format")
+    shown = shown_to(request.user)
     if export in ("csv", "json"):
         if export == "json":
-            response = StreamingHttpResponse(_json_chunks(_rows(queryset)), content_type="application/json")
+            response = StreamingHttpResponse(_json_chunks(_rows(queryset, shown)), content_type="application/json")
         else:
-            response = StreamingHttpResponse(_csv_lines(_rows(queryset)), content_type="text/csv")
+            response = StreamingHttpResponse(_csv_lines(_rows(queryset, shown)), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="audit.{export}"'
         return response  # type: ignore[return-value]  # streamed
     query = request.GET.copy()
     query.pop("page", None)
     page = Paginator(queryset, 50).get_page(request.GET.get("page"))
-    page.object_list = for_page(page.object_list)
+    rows = list(page.object_list)
+    for row in rows:
+        row.before, row.after = shown(row.before), shown(row.after)
+    page.object_list = for_page(rows)
     ctx = {
         "filter": events,
         "page": page,
@@ -93,6 +107,12 @@ class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
         fields = EXPORT_FIELDS
+
+    def to_representation(self, instance: AuditEvent) -> dict:
+        data = super().to_representation(instance)
+        shown = shown_to(self.context["request"].user)
+        data["before"], data["after"] = shown(data["before"]), shown(data["after"])
+        return data
 
 
 class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):

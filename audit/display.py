@@ -13,11 +13,12 @@ from django.apps import apps
 from django.core.exceptions import ValidationError
 
 from audit.models import AuditEvent
+from kernel.security import MASKED
 
 
 @dataclass(frozen=True)
 class Change:
-    """One key of a before/after pair; nested keys are dotted (`env_vars.DBT_X`)."""
+    """One key of a before/after pair; nested keys are dotted (`options.DBT_X`)."""
 
     key: str
     kind: str  # "changed", "added" or "removed"
@@ -89,3 +90,18 @@ def for_page(events: Iterable[AuditEvent]) -> list[AuditEvent]:
         event.target_name = event.target_label or resolved.get((event.target_type, event.target_id), "")  # type: ignore[attr-defined]
         event.changes = changes(event.before, event.after)  # type: ignore[attr-defined]
     return events
+
+
+def mask_env_values(value: Any) -> Any:
+    """A before/after with the values of every `env_vars` object replaced by MASKED, their
+    names kept: rows written before the audit kept env_vars by name only still hold values,
+    and the chain keeps every row as written, so who reads below the operator role reads
+    them through this (the page, its exports, the API)."""
+    if isinstance(value, dict):
+        return {
+            key: dict.fromkeys(item, MASKED) if key == "env_vars" and isinstance(item, dict) else mask_env_values(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [mask_env_values(item) for item in value]
+    return value

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from kernel.errors import ErrorCode, RequestError
-from runs.pagination import bounded_count
+from runs.pagination import count_at_most
 
 MAX_LIMIT = 100  # dbt Cloud's largest page
 PAGING = ("limit", "offset", "order_by")
@@ -78,17 +78,19 @@ def _whole(params: Any, name: str, default: int, low: int, high: int) -> int:
 
 def page(queryset: Any, params: Any, shape: Any, *, bounded: bool = False) -> Response:
     """One page of `queryset` by `limit` (default PORTAL_API_PAGE_SIZE) and `offset`, each row
-    through `shape`, with the counts the dbt Cloud provider pages by. `bounded` (a history
-    that grows without end, the runs): the total is runs.pagination's bounded count, exact up
-    to its limit and an estimate above, as `total_count_is_estimate` says."""
+    through `shape`, with the counts the dbt Cloud provider pages by. It asks for offsets until
+    it holds total_count rows, so total_count is never above what exists: a short page ends
+    the rows (offset + its rows); `bounded` (a history that grows without end, the runs) counts
+    with runs.pagination's count_at_most, exact unless its statement timeout stopped it, as
+    `total_count_is_estimate` says."""
     limit = _whole(params, "limit", min(settings.PORTAL_API_PAGE_SIZE, MAX_LIMIT), 1, MAX_LIMIT)
     offset = _whole(params, "offset", 0, 0, 2**31)
     rows = list(queryset[offset : offset + limit])
     exact = True
-    if not offset and len(rows) < limit:
-        total = len(rows)
+    if len(rows) < limit and (rows or not offset):
+        total = offset + len(rows)
     elif bounded:
-        total, exact = bounded_count(queryset)
+        total, exact = count_at_most(queryset)
     else:
         total = len(queryset) if isinstance(queryset, list) else queryset.count()
     pagination = {"count": len(rows), "total_count": total}

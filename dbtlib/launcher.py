@@ -193,9 +193,7 @@ class DbtProcess:
         the leader is this dbt (leads_group_writing_to), not a process that got the pid after
         dbt ended. A group whose leader is gone is still dbt's (Linux reuses no pid that a
         process group still has), as is any live group where /proc is missing (not Linux)."""
-        if not group_alive(self.pid):
-            return False
-        return not Path(f"/proc/{self.pid}").exists() or leads_group_writing_to(self.pid, str(self.log_file))
+        return group_is_dbt(self.pid, str(self.log_file))
 
     def exit_code(self) -> DbtExit | int | None:
         """dbt's exit code once it ended; None if it was killed before writing one."""
@@ -224,6 +222,26 @@ def leads_group_writing_to(pgid: int, prefix: str) -> bool:
     except OSError:
         return False
     return leads and out.startswith(prefix)
+
+
+def group_is_dbt(pgid: int, prefix: str) -> bool:
+    """Whether process group `pgid` is still the dbt whose stdout starts with `prefix`: the
+    group is alive and, while its leader lives, the leader leads it writing there (not a
+    process that got the pid after dbt ended); a leader gone or not yet reaped is still dbt.
+    See DbtProcess.is_running."""
+    if not group_alive(pgid):
+        return False
+    return not Path(f"/proc/{pgid}").exists() or _unreaped(pgid) or leads_group_writing_to(pgid, prefix)
+
+
+def _unreaped(pid: int) -> bool:
+    """Whether process `pid` ended and waits to be reaped (a zombie: an orphaned dbt whose new
+    parent has not reaped it yet). Its pid is still taken, so it is still the one dbt."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def group_alive(pgid: int) -> bool:

@@ -49,6 +49,7 @@ class SecurityHeadersMiddleware:
 _URL_PASSWORD = re.compile(r"(\w+://[^:/@\s]*:)[^@\s]+@")
 _CONNINFO_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 MASK = "********"
+MASKED = "…"  # an env var's value as people below the operator role see it
 
 
 def mask_secrets(text: str) -> str:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from urllib.parse import unquote_plus
+import re
+from urllib.parse import unquote, unquote_plus
 
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -287,13 +288,25 @@ class SelectRequestSerializer(serializers.Serializer):
     )
 
 
+# Beside a `+` that decoded to a space, what shows it was an operator: a depth (`1+model`,
+# `model+1`) or an `@` before it, a space or nothing (an end, another `+`) on either side.
+_OPERAND_BEFORE = re.compile(r"(?:^|[\s,])(?:\d+|@)$|\s$|^$")
+_OPERAND_AFTER = re.compile(r"^\d+(?:$|[\s,])|^\s|^$")
+
+
 def _plus_read_as_space(request: Request, name: str) -> bool:
-    """Whether the raw query string starts or ends parameter `name` with a `+`: a form-encoded
-    space, which dbt ignores there, so the `+` of `+model` or `model+` was surely meant."""
+    """Whether the raw query string has, in parameter `name`, a `+` (a form-encoded space) where
+    dbt's graph operator was surely meant: at an end (`+model`, `model+`, where dbt ignores the
+    space), beside a depth (`1+model`, `model+1`: a union with a node named 1) or an `@`, or next
+    to another space. A `+` between two names stays a space (a union)."""
     for part in request.META.get("QUERY_STRING", "").split("&"):
         key, _, raw = part.partition("=")
-        if unquote_plus(key) == name and (raw.startswith("+") or raw.endswith("+")):
-            return True
+        if unquote_plus(key) != name:
+            continue
+        pieces = [unquote(piece) for piece in raw.split("+")]
+        for before, after in zip(pieces, pieces[1:], strict=False):
+            if _OPERAND_BEFORE.search(before) or _OPERAND_AFTER.search(after):
+                return True
     return False
 
 
@@ -309,7 +322,10 @@ class SelectView(APIView):
                 "select",
                 str,
                 required=True,
-                description="A dbt selector, URL-encoded: `+` as %2B (a bare `+` is a space; one at an end is a 400)",
+                description=(
+                    "A dbt selector, URL-encoded: `+` as %2B (a bare `+` is a space; one at an end or beside "
+                    "a depth such as 1+model is a 400)"
+                ),
             ),
             OpenApiParameter("exclude", str, description="A dbt selector of nodes to leave out, URL-encoded"),
             SNAPSHOT_PARAM,

@@ -50,7 +50,6 @@ _IDENTIFIER = re.compile(r"^[A-Za-z0-9_$-]{1,100}$")
 # The portal's own warehouse variables (dbt_projects/profiles.yml, for dbt at a shell): a run
 # reads its generated profile instead, so they are not passed on to its dbt.
 PORTAL_CONNECTION_VARIABLES = frozenset({"DBT_HOST", "DBT_PORT", "DBT_USER", "DBT_PASSWORD", "DBT_DBNAME"})
-MASKED = "…"  # an env var's value as people below the operator role see it
 
 
 class EnvironmentUnusableError(RequestError):
@@ -330,8 +329,14 @@ def prepare_profile(
         connection=connection(environment, schema),
         threads=threads or environment.threads,
     )
-    portal = {k: v for k, v in settings.DBT_ENV.items() if k not in PORTAL_CONNECTION_VARIABLES}
-    return RunVariables(project=dict(environment.env_vars), portal={**portal, PASSWORD_VARIABLE: secret})
+    return RunVariables(project=dict(environment.env_vars), portal={**portal_variables(), PASSWORD_VARIABLE: secret})
+
+
+def portal_variables() -> dict[str, str]:
+    """The portal's variables any dbt it starts gets (runs, validation's parse): DBT_ENV
+    without the portal's own connection (PORTAL_CONNECTION_VARIABLES): dbt connects through
+    the profile, and a project's env_var() must not read the portal's warehouse password."""
+    return {k: v for k, v in settings.DBT_ENV.items() if k not in PORTAL_CONNECTION_VARIABLES}
 
 
 def project_number(name: str) -> int:

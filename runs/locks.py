@@ -11,13 +11,12 @@ import logging
 import time
 from collections.abc import Callable
 
-from django.conf import settings
 from django.db import connection
 
-from dbtlib.launcher import group_alive, stop_group
 from runs.environments import project_default, write_target
 from runs.models import Run, RunState
 from runs.progress import LogWriter
+from runs.registry import stop_dbt_of_run
 
 logger = logging.getLogger(__name__)
 
@@ -74,11 +73,12 @@ class ProjectWriteLock:
 
     def release(self, process_group: int | None) -> None:
         """Release the lock, only once the run's dbt process group (if any) is gone: a
-        dbt still writing must never overlap the next write."""
+        dbt still writing must never overlap the next write. Only the run's dbt is signalled,
+        never a process that got its pid after it ended (registry.stop_dbt_of_run)."""
         if not self.held:
             return
-        if process_group and group_alive(process_group):
-            stop_group(process_group, settings.RUN_CANCEL_GRACE_SECONDS)
+        if process_group:
+            stop_dbt_of_run(process_group, self.run.pk)
         try:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", [_LOCK_CLASS, self.key])

@@ -4,16 +4,21 @@ Counting 100,000 runs was most of a list request (budget: p95 ≤ 100 ms, see
 docs/architecture.md, "Performance budgets"). The count is exact up to EXACT_COUNT_LIMIT
 rows (a bounded scan); above that it is PostgreSQL's row estimate and the body says so with
 "count_is_estimate". Pages and next links never depend on the estimate: a page fetches one
-row more than it shows to know whether another follows."""
+row more than it shows to know whether another follows. A client that pages by offset until it
+holds the total (dbt Cloud's API, count_at_most) never gets the estimate: it could be above what
+exists, and such a client would ask for ever."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from django.conf import settings
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
+from django.db import OperationalError, connection, transaction
 from django.db.models import QuerySet
 from django.utils.functional import cached_property
+from psycopg.errors import QueryCanceled
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
@@ -35,8 +40,39 @@ def bounded_count(queryset: QuerySet) -> tuple[int, bool]:
     counted = queryset.order_by()[: EXACT_COUNT_LIMIT + 1].count()
     if counted <= EXACT_COUNT_LIMIT:
         return counted, True
+    return max(EXACT_COUNT_LIMIT + 1, row_estimate(queryset)), False
+
+
+def row_estimate(queryset: QuerySet) -> int:
+    """PostgreSQL's estimate of the rows (its plan's), off either way when statistics are stale."""
     plan = json.loads(queryset.order_by().explain(format="json"))
-    return max(EXACT_COUNT_LIMIT + 1, int(plan[0]["Plan"]["Plan Rows"])), False
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def count_at_most(queryset: QuerySet) -> tuple[int, bool]:
+    """How many rows, never more than exist, and whether that is exact: counted up to
+    EXACT_COUNT_LIMIT rows (a bounded scan), above that counted whole under
+    VIEWER_STATEMENT_TIMEOUT_MS; a count the timeout stops is the EXACT_COUNT_LIMIT + 1 rows
+    known to exist. For a client that pages by offset until it holds the total."""
+    counted = queryset.order_by()[: EXACT_COUNT_LIMIT + 1].count()
+    if counted <= EXACT_COUNT_LIMIT:
+        return counted, True
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT current_setting('statement_timeout'), set_config('statement_timeout', %s, true)",
+                    [f"{settings.VIEWER_STATEMENT_TIMEOUT_MS}ms"],
+                )
+                previous = cursor.fetchone()[0]
+            counted = queryset.order_by().count()
+            with connection.cursor() as cursor:  # SET LOCAL outlives a released savepoint
+                cursor.execute("SELECT set_config('statement_timeout', %s, true)", [previous])
+    except OperationalError as exc:
+        if not isinstance(exc.__cause__, QueryCanceled):
+            raise
+        return EXACT_COUNT_LIMIT + 1, False
+    return counted, True
 
 
 class EstimatingPaginator(Paginator):

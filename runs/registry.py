@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from dbtlib.launcher import leads_group_writing_to, stop_group
+from dbtlib.launcher import group_is_dbt, leads_group_writing_to, stop_group
 from runs.models import FINAL_STATES, Run, Worker
 from runs.progress import LogWriter
 from runs.services import run_dir
@@ -144,7 +144,18 @@ def dbt_of_run(pgid: int, run_id: int) -> bool:
     """Whether process `pgid` is that run's dbt on this host, not a process that got the pid
     later: it still leads its own process group and its stdout is the run's own dbt-N.jsonl
     under RUNS_DIR/<id>/ (the check a run's worker makes before each signal, DbtProcess)."""
-    return leads_group_writing_to(pgid, f"{run_dir(run_id)}{os.sep}dbt-")
+    return leads_group_writing_to(pgid, dbt_output_prefix(run_id))
+
+
+def dbt_output_prefix(run_id: int) -> str:
+    """Where every dbt of the run writes its stdout: RUNS_DIR/<id>/dbt-N.jsonl."""
+    return f"{run_dir(run_id)}{os.sep}dbt-"
+
+
+def stop_dbt_of_run(pgid: int, run_id: int) -> None:
+    """stop_group, each signal only while the group is still that run's dbt (group_is_dbt):
+    a process that got the pid after dbt ended, before or during the grace, is left alone."""
+    stop_group(pgid, settings.RUN_CANCEL_GRACE_SECONDS, alive=lambda: group_is_dbt(pgid, dbt_output_prefix(run_id)))
 
 
 def stop_leftover_dbt(run: Run, who: str) -> bool:
@@ -160,7 +171,7 @@ def stop_leftover_dbt(run: Run, who: str) -> bool:
             time.sleep(0.1)
         return False
     if ours:
-        stop_group(pgid, settings.RUN_CANCEL_GRACE_SECONDS)
+        stop_dbt_of_run(pgid, run.pk)
         note = f"{who} ({settings.PORTAL_WORKER_NAME}): stopped this run's leftover dbt (process group {pgid})"
     else:
         note = f"{who} ({settings.PORTAL_WORKER_NAME}): this run's dbt (process group {pgid}) is gone; nothing to stop"

@@ -8,8 +8,8 @@ from accounts.models import Capability
 from accounts.permissions import can
 from dbtlib.selectors import MAX_SELECTOR_LENGTH
 from kernel.errors import RequestError
+from kernel.security import MASKED
 from lineage.projects import get_project
-from runs.environments import MASKED
 from runs.history import FLAKY_FLIPS, FLAKY_WINDOW, HISTORY_LENGTH
 from runs.models import Environment, Job, NodeResult, NotificationTarget, Run, RunStep, Worker
 from runs.notifications import SECRET_MAX_LENGTH, SECRET_MIN_LENGTH, mask_url

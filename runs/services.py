@@ -27,7 +27,7 @@ from dbtlib.selectors import check_selector
 from dbtlib.steps import SELECTION_OPTIONS, selected_by_step
 from kernel.errors import ErrorCode, RequestError, dbt_input_refused
 from lineage.projects import DbtProject, discover_projects, get_project
-from runs.environments import connection, default_environment, project_default
+from runs.environments import connection, default_environment, portal_variables, project_default
 from runs.kinds import get_kind
 from runs.logcontext import run_logging
 from runs.models import Environment, Job, Run, RunState, RunStep
@@ -56,7 +56,7 @@ def latest_manifest(found: DbtProject) -> Manifest:
         with open(state_dir / ".parse.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not (manifest_path.is_file() and manifest_path.stat().st_mtime >= newest_source_mtime(found.path)):
-                env = dbt_environment(os.environ, settings.DBT_ENV, DBT_APPLICATION_NAME="portal-validate")
+                env = dbt_environment(os.environ, portal_variables(), DBT_APPLICATION_NAME="portal-validate")
                 parse_project(found.path, parse_profile(found), state_dir, env)
     return cached_manifest(manifest_path)
 

@@ -140,12 +140,25 @@ def test_units_stop_gently_and_restart(unit, settings):
 
 def test_the_images_code_is_not_writable_by_the_user_that_runs_it():
     """Root owns /app's code: a process of the portal's user (a dbt package, a hook, a bug)
-    cannot change what the next start runs. Only the data and collected static files are its."""
+    cannot change what the next start runs, nor the static files collected at build. Only the
+    data is its."""
     text = (DEPLOY / "Dockerfile").read_text()
     copies = [line for line in text.splitlines() if line.startswith(("COPY", "ADD"))]
     assert copies and not any("--chown" in line or "--chmod" in line for line in copies), copies
     chowned = re.findall(r"chown\s+(?:-R\s+)?\S+\s+([^&\n\\]+)", text)
-    assert chowned and all(set(paths.split()) <= {"/data", "/app/staticfiles"} for paths in chowned), chowned
+    assert chowned and all(set(paths.split()) <= {"/data"} for paths in chowned), chowned
+
+
+def test_the_image_collects_its_static_files_at_build_as_root():
+    """The JavaScript and CSS pages load are collected when the image is built, by root after
+    the code is copied and before the portal's user takes over: that user (a dbt package, a
+    hook, a bug) cannot rewrite what browsers run, and no start needs to write them."""
+    instructions = [line.strip() for line in (DEPLOY / "Dockerfile").read_text().splitlines()]
+    copied = instructions.index("COPY . /app")
+    user = next(i for i, line in enumerate(instructions) if line.startswith("USER "))
+    collects = [i for i, line in enumerate(instructions) if "manage.py collectstatic" in line]
+    assert collects and all(copied < i < user for i in collects), instructions
+    assert not any("staticfiles" in line and "chown" in line for line in instructions)
 
 
 def test_minio_has_no_default_password_and_refuses_to_start_without_one(compose, tmp_path):

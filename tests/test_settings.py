@@ -211,3 +211,38 @@ def test_links_are_https_when_the_portal_serves_tls(tmp_path):
     tls = make_tls(tmp_path)
     assert portal_base_url(PORT="8443", **tls.server_env()) == "https://127.0.0.1:8443"
     assert portal_base_url(HOST="localhost", PORT="443", **tls.server_env()) == "https://localhost"
+
+
+def proxy_settings(**env: str) -> tuple[str, str]:
+    """BEHIND_TLS_PROXY and TRUSTED_PROXY_COUNT as a fresh production process reads them."""
+    unset = dict.fromkeys(("BEHIND_TLS_PROXY", "TRUSTED_PROXY_COUNT", "TLS_CERT_FILE", "TLS_KEY_FILE"))
+    code = "from django.conf import settings; print(settings.BEHIND_TLS_PROXY, settings.TRUSTED_PROXY_COUNT)"
+    production = {"PORTAL_ENV": "production", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "portal.example.com"}
+    result = manage("shell", "-c", code, **{**unset, **production, **_external_db(), **env})
+    assert result.returncode == 0, result.stderr
+    behind, count = result.stdout.split()[-2:]
+    return behind, count
+
+
+def test_a_portal_serving_https_itself_trusts_no_forwarded_for(tmp_path):
+    """Clients reach gunicorn directly when it serves TLS: a X-Forwarded-For they write
+    themselves must not pick the address the login lockout and the bad-token throttle count."""
+    from tests.tls import make_tls
+
+    tls = make_tls(tmp_path)
+    assert proxy_settings(**tls.server_env()) == ("False", "0")
+    assert proxy_settings() == ("True", "1")  # behind nginx, the production default
+
+
+def test_deploy_check_fails_on_tls_served_itself_with_trusted_proxies(tmp_path):
+    from tests.tls import make_tls
+
+    tls = make_tls(tmp_path)
+    result = manage(
+        "check", "--deploy", "--fail-level", "WARNING",
+        PORTAL_ENV="production", SECRET_KEY="x" * 20 + "a-long-random-production-secret-0123456789",
+        ALLOWED_HOSTS="portal.example.com", PORTAL_DATA_DIR=str(tmp_path), TRUSTED_PROXY_COUNT="1",
+        **tls.server_env(), **_external_db(),
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "TRUSTED_PROXY_COUNT" in result.stderr and "TLS_CERT_FILE" in result.stderr

@@ -260,7 +260,11 @@ X_FRAME_OPTIONS = "DENY"
 # Probes talk plain HTTP to the process itself (a container health check, a proxy's upstream
 # check): the TLS redirect would answer them 301.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
-BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", PRODUCTION)
+# The certificate and key `runportal` serves HTTPS with, or None (env.tls_pair).
+TLS_PAIR = env_tls_pair("TLS_CERT_FILE", "TLS_KEY_FILE")
+# Behind nginx by default in production; not when gunicorn serves HTTPS itself: clients reach
+# it directly, and whatever X-Forwarded-* they send is their own.
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", PRODUCTION and TLS_PAIR is None)
 if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Debug pages and error mails hide connection strings and mask passwords in them.
@@ -283,7 +287,8 @@ AXES_VERBOSE = False
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.locked_out"  # a portal page saying when to try again
 # The client's address, for the login lockout and the bad-token throttle alike
 # (accounts.authentication.client_address): the TCP peer, or behind TRUSTED_PROXY_COUNT proxies
-# (one, nginx, when BEHIND_TLS_PROXY) the X-Forwarded-For entry the outermost proxy wrote.
+# (one, nginx, when BEHIND_TLS_PROXY) the X-Forwarded-For entry the outermost proxy wrote
+# (`check --deploy` warns when it is set while the portal serves TLS itself).
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1 if BEHIND_TLS_PROXY else 0)
 AXES_CLIENT_IP_CALLABLE = "accounts.authentication.client_address"
 
@@ -381,9 +386,6 @@ if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
 PORTAL_ACCOUNT_ID = env_int("PORTAL_ACCOUNT_ID", 1, minimum=1)
 PORTAL_API_PAGE_SIZE = env_int("PORTAL_API_PAGE_SIZE", 100, minimum=1)
 
-
-# The certificate and key `runportal` serves HTTPS with, or None (env.tls_pair).
-TLS_PAIR = env_tls_pair("TLS_CERT_FILE", "TLS_KEY_FILE")
 # Where `runportal` serves (its --host and --port default to these; it hands what it was given
 # to the processes it starts).
 WEB_HOST = env_str("HOST", "127.0.0.1").strip()

@@ -192,8 +192,8 @@ def test_audit_page_names_the_target_and_shows_what_changed(client, admin_user, 
         viewer,
         "test.nested",
         viewer,
-        before={"env_vars": {"DBT_A": "1", "DBT_B": "2"}, "threads": 4},
-        after={"env_vars": {"DBT_A": "3", "DBT_C": "4"}},
+        before={"options": {"DBT_A": "1", "DBT_B": "2"}, "threads": 4},
+        after={"options": {"DBT_A": "3", "DBT_C": "4"}},
     )
     client.force_login(viewer)
     html = client.get("/audit/").content.decode()
@@ -205,8 +205,8 @@ def test_audit_page_names_the_target_and_shows_what_changed(client, admin_user, 
     assert '+ name: "auditors"' in rows[str(AuditEvent.objects.get(action="auth.group.create").pk)]
     nested = rows[str(AuditEvent.objects.get(action="test.nested").pk)]
     assert viewer.username in nested
-    assert 'env_vars.DBT_A: "1" → "3"' in nested and '+ env_vars.DBT_C: "4"' in nested
-    assert '− env_vars.DBT_B: "2"' in nested and "− threads: 4" in nested
+    assert 'options.DBT_A: "1" → "3"' in nested and '+ options.DBT_C: "4"' in nested
+    assert '− options.DBT_B: "2"' in nested and "− threads: 4" in nested
     assert "{'name'" not in html and "{&#x27;name&#x27;" not in html  # no Python dicts
     assert verify_chain().ok
 
@@ -248,3 +248,34 @@ def test_a_webhook_targets_name_keeps_its_secret_path_out_of_the_audit(client, v
     assert "sleepy → https://localhost…" in text and "XXXXSECRET" not in text
     assert "XXXXSECRET" not in AuditEvent.objects.get(action="notification.create").target_label
     assert "XXXXSECRET" not in str(target)
+
+
+@pytest.mark.django_db
+def test_env_var_values_in_old_rows_show_masked_below_the_operator_role(client, api_client, viewer, operator):
+    """Rows written before the audit kept env_vars by name only still hold their values; the
+    chain keeps them, but the page, the exports and the API show them to operators only."""
+    record(
+        operator, "environment.update", ("runs.environment", "7"),
+        before={"env_vars": {"DBT_VAR_TOKEN": "old-token-4711"}, "threads": 4},
+        after={"env_vars": {"DBT_VAR_TOKEN": "new-token-4711", "DBT_VAR_REGION": "eu-4711"}, "threads": 8},
+    )  # fmt: skip
+
+    def everything(user) -> str:
+        client.force_login(user)
+        api_client.force_authenticate(user)
+        html = client.get("/audit/", {"action": "environment."}).content.decode()
+        assert 'value="environment."' in html  # the filter form keeps what was asked
+        page = page_text(html)
+        exports = [
+            b"".join(client.get("/audit/", {"action": "environment.", "format": kind}).streaming_content).decode()
+            for kind in ("csv", "json")
+        ]
+        api = json.dumps(api_client.get("/api/v1/audit/", {"action": "environment."}).json())
+        return " ".join([page, *exports, api])
+
+    seen = everything(viewer)
+    assert "4711" not in seen
+    assert "DBT_VAR_TOKEN" in seen and "DBT_VAR_REGION" in seen and "threads" in seen
+    shown = everything(operator)
+    assert all(value in shown for value in ("old-token-4711", "new-token-4711", "eu-4711"))
+    assert verify_chain().ok  # the rows themselves unchanged

@@ -107,6 +107,32 @@ def test_a_plus_read_as_a_space_in_a_query_string_is_a_400_that_says_how_to_send
     ]
 
 
+def test_a_plus_read_as_a_space_beside_a_depth_is_a_400_too(api_client, viewer, snapshot):
+    """`1+fct_users` (one generation of parents) and `fct_users+1` arrive as "1 fct_users" and
+    "fct_users 1": a union with a node named 1, never what was asked. A + that decoded to a
+    space beside a number or an @ is refused with the way to send it; one between names stays
+    a union."""
+    api_client.force_authenticate(viewer)
+    for query, field in (
+        ("select=1+fct_users", "select"),
+        ("select=fct_users+1", "select"),
+        ("select=stg_users 2+fct_users".replace(" ", "%20"), "select"),
+        ("select=fct_users&exclude=stg_users+3", "exclude"),
+        ("select=tag:x,2+fct_users", "select"),
+    ):
+        response = api_client.get(f"{API}/select/?{query}")
+        assert response.status_code == 400, query
+        error = response.json()
+        assert error["field"] == field and error["code"] == "invalid_selector", query
+        assert "%2B" in error["detail"] and "POST" in error["detail"]
+    parents = api_client.get(f"{API}/select/?select=1%2Bfct_users").json()
+    assert [n for n in parents["nodes"] if n.startswith("model.")] == [
+        "model.inventory_transforms.fct_users",
+        "model.inventory_transforms.stg_users",
+    ]
+    assert api_client.get(f"{API}/select/?select=fct_users+stg_users").status_code == 200
+
+
 def test_upload_needs_operator_and_refuses_bad_files(api_client, viewer, operator, snapshot, manifest_path):
     api_client.force_authenticate(viewer)
     upload = SimpleUploadedFile("manifest.json", manifest_path.read_bytes())

@@ -219,3 +219,31 @@ def test_a_cancel_never_signals_a_process_that_got_the_pid_of_the_runs_dbt(trans
         assert "stopping dbt" not in log_text(run)
     finally:
         signal_group(decoy, signal.SIGKILL)
+
+
+def test_the_runs_end_never_signals_a_process_that_got_the_pid_of_the_runs_dbt(transactional_db, tmp_path, settings):
+    """dbt ended and another process took its pid, leading a process group of its own (the
+    decoy). The run's end, which releases its write lock only once its dbt is gone, leaves
+    that process alone and ends the run."""
+    settings.RUNS_DIR = tmp_path / "runs"
+    run = Run.objects.create(
+        project="sleepy", command="run", timeout_seconds=60, source="api", state=RunState.RUNNING,
+        started_at=timezone.now(),
+    )  # fmt: skip
+    run_dir(run.pk).mkdir(parents=True)
+    (run_dir(run.pk) / "dbt-1.jsonl").touch()
+    started = subprocess.run(
+        ["sh", "-c", "setsid sleep 120 >/dev/null 2>&1 & echo $!"], capture_output=True, text=True, check=True
+    )
+    decoy = int(started.stdout)
+    wait_until(lambda: os.getpgid(decoy) == decoy, "the decoy to lead its process group", timeout=10)
+    try:
+        execution = RunExecution(run)
+        execution.write_lock.acquire(lambda: None)
+        execution.process_group = decoy  # the run's dbt had this pid
+        execution.finish(RunState.SUCCESS, "", 0)
+        assert group_alive(decoy), "the run's end signalled a process that is not the run's dbt"
+        run.refresh_from_db()
+        assert run.state == RunState.SUCCESS and "run ended: success" in log_text(run)
+    finally:
+        signal_group(decoy, signal.SIGKILL)

@@ -61,7 +61,7 @@ class Command(BaseCommand):
             return
         call_command("migrate", interactive=False, verbosity=0)
         if settings.PRODUCTION:
-            call_command("collectstatic", interactive=False, verbosity=0)
+            self._collect_static()
         elif not settings.EMBEDDED_POSTGRES:
             self.stdout.write("DATABASE_URL is set: no demo users or demo data (embedded database only).")
         else:
@@ -91,6 +91,14 @@ class Command(BaseCommand):
             self._supervise(children, f"\nTransformation Portal is up: {scheme}://{host}:{port}/")
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+
+    def _collect_static(self) -> None:
+        """Collect the static files when this process may write STATIC_ROOT (a start from a
+        checkout). The image collects them at build, root's: its user cannot write them, and
+        a start leaves them as built."""
+        root = Path(settings.STATIC_ROOT)
+        if os.access(root if root.exists() else root.parent, os.W_OK):
+            call_command("collectstatic", interactive=False, verbosity=0)
 
     def _metrics_dir(self, scratch: Path) -> str:
         """Where the gunicorn workers keep their request figures for /metrics (prometheus-client's
