@@ -276,8 +276,8 @@ def audit(item: Run) -> dict[str, Any]:
 def run(item: Run, related: frozenset[str] = frozenset()) -> dict[str, Any]:
     """`item.job` and `item.environment` selected with it; `related` (include_related) adds
     `job`, `trigger`, `environment`, `run_steps` (with their logs as `debug_logs` when
-    `debug_logs` is asked for too), `run_retries`, `audit`; `repository` and
-    `used_repo_cache` are null (the portal runs project folders, no repository)."""
+    `debug_logs` is asked for too), `run_retries`, `audit`; `repository`, `used_repo_cache`
+    and `repo_cache_restore` are null (the portal runs project folders, no repository)."""
     status = RUN_STATUS[item.state]
     now = timezone.now()
     total = _between(item.queued_at, item.finished_at or now)
@@ -324,5 +324,6 @@ def run(item: Run, related: frozenset[str] = frozenset()) -> dict[str, Any]:
         "run_retries": [run(retry) for retry in item.retries.all()] if "run_retries" in related else [],
         "repository": None,
         "used_repo_cache": None,
+        "repo_cache_restore": None,
         "audit": audit(item) if "audit" in related else None,
     }
