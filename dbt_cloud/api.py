@@ -69,7 +69,7 @@ TRIGGER_FIELDS = {"cause", "account_id", "job_id", "dbt_version_override", *RUN_
 RELATED = frozenset(
     {
         "job", "trigger", "run_steps", "environment", "debug_logs", "run_retries", "repository", "used_repo_cache",
-        "audit",
+        "repo_cache_restore", "audit",
     }
 )  # fmt: skip
 # include_related of a job (list or one): its latest run, its latest finished run.

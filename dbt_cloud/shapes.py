@@ -196,12 +196,8 @@ SETUP_LOGS = (
 )
 
 
-def _step(run: Run, step: RunStep, index: int, name: str, debug: bool, logs: str | None = None) -> dict[str, Any]:
+def _step(run: Run, step: RunStep, index: int, name: str, debug: bool, logs: str) -> dict[str, Any]:
     status = STEP_STATUS[step.state]
-    if logs is None:
-        logs = ""
-        if step.log_first_line is not None:
-            logs = "\n".join(log_lines(run, step.log_first_line, step.log_end_line or run.log_lines))
     seconds = _between(step.started_at, step.finished_at or (timezone.now() if step.started_at else None))
     return {
         "id": step.pk,
@@ -262,9 +258,17 @@ def run_steps(run: Run, *, debug: bool = False) -> list[dict[str, Any]]:
         setup = RunStep(run=run, state=state, started_at=run.started_at, finished_at=run.started_at)
         logs = text.format(project=run.project, environment=environment, target=target) if ran else ""
         shown.append(_step(run, setup, position + 1, name.format(environment=environment), debug, logs))
-    for step in dbt_steps(run):
-        index = len(SETUP_STEPS) + step.index
-        shown.append(_step(run, step, index, f"Invoke dbt with `{step.name}`", debug))
+    steps = dbt_steps(run)
+    spans: dict[int, tuple[int, int]] = {}  # each logged step's [first, end) lines
+    for step in steps:
+        if step.log_first_line is not None:
+            spans[step.index] = (step.log_first_line, step.log_end_line or run.log_lines)
+    first = min((start for start, _ in spans.values()), default=0)
+    lines = log_lines(run, first, max(end for _, end in spans.values())) if spans else []  # one query for all
+    for step in steps:
+        start, end = spans.get(step.index, (first, first))
+        logs = "\n".join(lines[start - first : end - first])
+        shown.append(_step(run, step, len(SETUP_STEPS) + step.index, f"Invoke dbt with `{step.name}`", debug, logs))
     return shown
 
 
@@ -276,8 +280,8 @@ def audit(item: Run) -> dict[str, Any]:
 def run(item: Run, related: frozenset[str] = frozenset()) -> dict[str, Any]:
     """`item.job` and `item.environment` selected with it; `related` (include_related) adds
     `job`, `trigger`, `environment`, `run_steps` (with their logs as `debug_logs` when
-    `debug_logs` is asked for too), `run_retries`, `audit`; `repository` and
-    `used_repo_cache` are null (the portal runs project folders, no repository)."""
+    `debug_logs` is asked for too), `run_retries`, `audit`; `repository`, `used_repo_cache`
+    and `repo_cache_restore` are null (the portal runs project folders, no repository)."""
     status = RUN_STATUS[item.state]
     now = timezone.now()
     total = _between(item.queued_at, item.finished_at or now)
@@ -324,5 +328,6 @@ def run(item: Run, related: frozenset[str] = frozenset()) -> dict[str, Any]:
         "run_retries": [run(retry) for retry in item.retries.all()] if "run_retries" in related else [],
         "repository": None,
         "used_repo_cache": None,
+        "repo_cache_restore": None,
         "audit": audit(item) if "audit" in related else None,
     }

@@ -35,6 +35,14 @@ class DbtCloudCli:
             [str(self.executable), *args], env=self.env, capture_output=True, text=True, timeout=timeout
         )
 
+    def start(self, *args: str, output: Path) -> subprocess.Popen:
+        """`dbt-cloud *args` in the background, its stdout and stderr into `output` (the caller
+        waits for it, or kills it)."""
+        with open(output, "w") as log:
+            return subprocess.Popen(
+                [str(self.executable), *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, text=True
+            )
+
     def json(self, *args: str) -> dict:
         done = self(*args)
         assert done.returncode == 0, f"dbt-cloud {' '.join(args)}: {done.stdout[-3000:]}{done.stderr[-3000:]}"

@@ -216,6 +216,10 @@ def test_a_run_with_its_trigger_job_and_steps_and_their_logs(as_viewer):
     for params in ({"include_related": "['run_steps', 'debug_logs']"}, {"include_related": "debug_logs"}):
         data = as_viewer.get(f"{V2}/runs/{run.pk}/", params).json()["data"]
         assert [s["debug_logs"] for s in data["run_steps"][2:]] == ["seeding\nseeded", "building\nboom"]
+    every = '["repository", "used_repo_cache", "repo_cache_restore", "audit", "environment", "run_retries"]'
+    data = as_viewer.get(f"{V2}/runs/{run.pk}/", {"include_related": every}).json()["data"]  # each documented name
+    assert (data["repository"], data["used_repo_cache"], data["repo_cache_restore"]) == (None, None, None)
+    assert data["environment"]["id"] == job.environment_id and data["run_retries"] == [] and data["audit"]
     refused(as_viewer.get(f"{V2}/runs/{run.pk + 1000}/"), 404)
 
 
