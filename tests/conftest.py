@@ -61,6 +61,7 @@ SESSION_WORKER_NAME = "session-cluster"
 LONG_MODULES = (
     "tests.test_multihost",
     "tests.dbt_cloud.test_airflow",
+    "tests.dbt_cloud.test_dbt_cloud_cli",
     "tests.test_schemathesis",
     "tests.test_faults_warehouse",
     "tests.runs.test_artifact_storage",

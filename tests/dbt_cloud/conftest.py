@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -22,27 +25,26 @@ class HttpsPortal:
         return "\n".join(f"--- {h.role}:\n{h.log_text()[-3000:]}" for h in (self.web, self.worker))
 
 
-@pytest.fixture(scope="module")
-def https_portal(django_db_setup, seeded_warehouse, tmp_path_factory):
-    """For the dbt Cloud clients' suites (test_dbt_cloud_cli.py, test_dagster.py): a web host
-    on https and a worker host on the test databases, with a queue of their own."""
+@contextlib.contextmanager
+def https_hosts(work: Path, name: str, **extra_env: str) -> Iterator[HttpsPortal]:
+    """A web host on https and a worker host named `name` on the test databases, with a queue
+    of their own (`extra_env` on top); their logs are printed when the block fails."""
     from django.db import connection
 
-    work = tmp_path_factory.mktemp("cloud-portal")
     tls = make_tls(work / "tls")
     env = {
         **os.environ,
         "DATABASE_NAME": connection.settings_dict["NAME"],
-        "QUEUE_NAME": f"portal-cloud-{uuid.uuid4().hex[:8]}",
+        "QUEUE_NAME": f"portal-{name}-{uuid.uuid4().hex[:8]}",
         "QUEUE_WORKERS": "2",
         "WEB_WORKERS": "2",
-        "PORTAL_ACCOUNT_ID": str(CLIENT_ACCOUNT_ID),
         "SSL_CERT_FILE": str(tls.ca),
         **tls.server_env(),
+        **extra_env,
     }
     web = Host("web", "web", work, env)
     web.env["PORTAL_BASE_URL"] = web.url
-    hosts = HttpsPortal(web, Host("worker", "cloud-worker", work, env), tls.ca)
+    hosts = HttpsPortal(web, Host("worker", f"{name}-worker", work, env), tls.ca)
     try:
         web.start()
         hosts.worker.start()
@@ -53,6 +55,14 @@ def https_portal(django_db_setup, seeded_warehouse, tmp_path_factory):
     finally:
         hosts.worker.stop()
         web.stop()
+
+
+@pytest.fixture(scope="module")
+def https_portal(django_db_setup, seeded_warehouse, tmp_path_factory):
+    """For the dbt Cloud clients' suites (test_dbt_cloud_cli.py, test_dagster.py)."""
+    work = tmp_path_factory.mktemp("cloud-portal")
+    with https_hosts(work, "cloud", PORTAL_ACCOUNT_ID=str(CLIENT_ACCOUNT_ID)) as hosts:
+        yield hosts
 
 
 @pytest.fixture

@@ -11,17 +11,15 @@ machine's PostgreSQL and Redis). The Airflow virtualenv is made once (`make airf
 from __future__ import annotations
 
 import json
-import os
 import re
-import uuid
 
 import psycopg
 import pytest
 
 from tests.conftest import wait_until
 from tests.dbt_cloud.airflow_tool import AirflowHome
-from tests.hosts import Api, Host
-from tests.tls import make_tls
+from tests.dbt_cloud.conftest import https_hosts
+from tests.hosts import Api
 
 SECOND_PASS_ONLY = True  # conftest: only with DATABASE_URL set (CI's second pass)
 ACCOUNT_ID = 1
@@ -31,45 +29,15 @@ FINAL = {"success", "failed", "error", "cancelled", "timed_out"}
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
-class Portal:
-    def __init__(self, web: Host, worker: Host, ca) -> None:
-        self.web, self.worker, self.ca = web, worker, ca
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {h.role}:\n{h.log_text()[-3000:]}" for h in (self.web, self.worker))
-
-
 @pytest.fixture(scope="module")
 def portal(django_db_setup, seeded_warehouse, tmp_path_factory):
-    """A web host on https and a worker host on the test databases, with a queue of their own."""
-    from django.db import connection
-
-    work = tmp_path_factory.mktemp("airflow-portal")
-    tls = make_tls(work / "tls")
-    env = {
-        **os.environ,
-        "DATABASE_NAME": connection.settings_dict["NAME"],
-        "QUEUE_NAME": f"portal-airflow-{uuid.uuid4().hex[:8]}",
-        "QUEUE_WORKERS": "2",
-        "WEB_WORKERS": "2",
-        "PORTAL_API_PAGE_SIZE": str(PAGE_SIZE),
-        "PORTAL_ACCOUNT_ID": str(ACCOUNT_ID),
-        "SSL_CERT_FILE": str(tls.ca),
-        **tls.server_env(),
-    }
-    web = Host("web", "web", work, env)
-    web.env["PORTAL_BASE_URL"] = web.url
-    hosts = Portal(web, Host("worker", "airflow-worker", work, env), tls.ca)
-    try:
-        web.start()
-        hosts.worker.start()
+    with https_hosts(
+        tmp_path_factory.mktemp("airflow-portal"),
+        "airflow",
+        PORTAL_API_PAGE_SIZE=str(PAGE_SIZE),
+        PORTAL_ACCOUNT_ID=str(ACCOUNT_ID),
+    ) as hosts:
         yield hosts
-    except BaseException:
-        print(hosts.logs())
-        raise
-    finally:
-        hosts.worker.stop()
-        web.stop()
 
 
 @pytest.fixture(scope="module")
