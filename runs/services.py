@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django_q.conf import Conf
 from django_q.tasks import async_task
 
 from audit.models import Source
@@ -286,8 +287,9 @@ def enqueue_on_commit(run_id: int) -> None:
     """The queue task becomes visible when the run commits. With the ORM broker (same
     database) the queue row is written in the run's own transaction, so a web process dying
     right after the commit cannot leave a queued run without its task; with Redis the task
-    is sent just after the commit."""
-    if "orm" in settings.Q_CLUSTER:
+    is sent just after the commit. The broker is the one django-q2 resolved (Conf), which a
+    test may point elsewhere than the settings do."""
+    if Conf.ORM:
         enqueue(run_id)
     else:
         transaction.on_commit(lambda: enqueue(run_id))
