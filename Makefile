@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # wait on dbt, workers and the browser, so three keep two cores busy
 TEST_PROCESSES ?= 3
 
-.PHONY: run test test-fast screenshots venv browser dbt-build airflow lint clean
+.PHONY: run test test-fast screenshots venv browser vendor dbt-build airflow lint clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,14 @@ browser:
 	    (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) \
 	      && echo "installed chromium"; \
 	  else echo "chromium not found and cannot be installed here: browser tests will skip (sudo apt-get install chromium)"; fi; }
+
+## Refresh static/vendor/ (committed) from the browser libraries package.json and
+## package-lock.json pin: `npm ci` in a temporary directory, then their released files and
+## licences are copied (deploy/vendor.py). Needs node and the npm registry; `make run` does not.
+vendor: venv
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cp package.json package-lock.json "$$tmp"/ \
+	  && (cd "$$tmp" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) \
+	  && $(PY) deploy/vendor.py "$$tmp/node_modules"
 
 ## `dbt seed` + `dbt build` of inventory_transforms against the portal's warehouse, at a shell.
 dbt-build: venv
