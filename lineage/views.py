@@ -13,6 +13,7 @@ from dbtlib.manifest import TEST_TYPES
 from kernel.db import bounded_page
 from kernel.errors import RequestError, form_error
 from lineage import freshness
+from lineage.explorer import explorer_graph
 from lineage.forms import ManifestUploadForm
 from lineage.graph import layers, neighbourhood
 from lineage.models import Edge, Node, NodeStatus, Snapshot
@@ -200,6 +201,43 @@ def group_nodes(request: HttpRequest, project: str) -> JsonResponse:
         node["status"] = statuses.get(node["unique_id"], "")
         node["url"] = reverse("lineage-node", args=[project, node["unique_id"]]) + snapshot_query
     return JsonResponse({"folder": folder, "nodes": nodes[:GROUP_NODE_LIMIT], "more": len(nodes) > GROUP_NODE_LIMIT})
+
+
+@requires(Capability.READ)
+def explorer(request: HttpRequest, project: str) -> HttpResponse:
+    """The whole project as an interactive graph (static/lineage/explorer.js draws it)."""
+    snapshot = snapshot_for(_project_or_404(project), request.GET.get("snapshot"))
+    snapshot_query = f"?snapshot={snapshot.pk}" if not snapshot.is_current else ""
+    return render(
+        request,
+        "lineage/explorer.html",
+        {
+            "project": project,
+            "snapshot": snapshot,
+            "snapshot_query": snapshot_query,
+            "resource_types": sorted(snapshot.counts_by_type),
+            "node_url": reverse("lineage-node", args=[project, "__ID__"]) + snapshot_query,
+        },
+    )
+
+
+@requires(Capability.READ)
+def explorer_data(request: HttpRequest, project: str) -> HttpResponse:
+    """JSON: every node of the snapshot with its position, its edges and folders (lineage/explorer.py)."""
+    snapshot = snapshot_for(_project_or_404(project), request.GET.get("snapshot"))
+    graph = explorer_graph(snapshot.pk)
+    if request.headers.get("If-None-Match") == graph.etag:
+        response = HttpResponse(status=304)
+    elif "gzip" in request.headers.get("Accept-Encoding", ""):
+        response = HttpResponse(graph.gzipped, content_type="application/json")
+        response["Content-Encoding"] = "gzip"
+    else:
+        response = HttpResponse(graph.body, content_type="application/json")
+    # A snapshot never changes: the browser may keep it, revalidating (rights may change).
+    response["ETag"] = graph.etag
+    response["Cache-Control"] = "private, no-cache"
+    response["Vary"] = "Accept-Encoding, Cookie"
+    return response
 
 
 @requires(Capability.OPERATE)
