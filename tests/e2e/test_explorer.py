@@ -112,6 +112,11 @@ def test_filters_and_folder_clusters_live_in_the_url(login, viewer, page, ingest
     click_node(page, f"folder:{seeds['folder']}")
     expect(canvas).to_have_attribute("data-drawn", str(len(folders) - 2 + staging["count"] + seeds["count"]))
 
+    # A selection lights the clusters holding its nodes and counts every one of them.
+    page.goto(f"{EXPLORE}?clusters=on&select=%2Bfct_users")
+    expect(canvas).to_have_attribute("data-ready", "1")
+    expect(canvas).to_have_attribute("data-highlighted", str(len(selected_by_the_api(page, "+fct_users"))))
+
     page.goto(EXPLORE)
     expect(canvas).to_have_attribute("data-ready", "1")
     page.get_by_role("checkbox", name="test", exact=True).uncheck()
