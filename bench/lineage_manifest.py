@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "transformation_portal.settings")
@@ -259,7 +260,7 @@ def _time_selection(client, snapshot, rng: random.Random, samples: int) -> dict[
     print(f"select API, first request (builds the snapshot's manifest): {first:.0f} ms")
     forms = ["+{}", "{}+", "@{}", "2+{}+2", "tag:pii,+{}", "models/marts", "stg_*", "tag:staging+1", "test_name:unique"]
     urls = [
-        f"/api/v1/projects/{PROJECT}/select/?select={forms[i % len(forms)].format(rng.choice(names))}"
+        f"/api/v1/projects/{PROJECT}/select/?select={quote(forms[i % len(forms)].format(rng.choice(names)))}"
         for i in range(samples)
     ]
     return {"select API": _time_requests(client, urls)}
