@@ -265,3 +265,22 @@ def test_hostile_strings_are_escaped_and_only_http_urls_are_links(as_viewer, db,
     assert "<a " not in section(page, "url")
     listing = as_viewer.get(f"/lineage/{SHOP}/", {"resource_type": "exposure"}).content.decode()
     assert "<script>alert" not in listing and "&lt;script&gt;alert(&#x27;type&#x27;)&lt;/script&gt;" in listing
+
+
+def test_odd_shapes_of_these_fields_are_left_out_not_refused(as_viewer, db, shop_manifest_json, tmp_path):
+    """Fields shown, never relied on: a wrong shape loses the field, not the whole manifest."""
+    manifest = json.loads(json.dumps(shop_manifest_json))
+    manifest["exposures"][EXPOSURE].update(url={"href": "https://x"}, owner="someone", maturity=["high"])
+    manifest["metrics"][REVENUE].update(type_params="measure", filter=7, label=None)
+    manifest["nodes"][ORDERS].update(constraints="not a list", access=True)
+    manifest["nodes"][ORDERS]["columns"]["amount"]["constraints"] = {"type": "check"}
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(manifest))
+    snapshot = ingest_manifest(SHOP, path)
+    exposure = Node.objects.get(snapshot=snapshot, unique_id=EXPOSURE)
+    assert exposure.details == {"type": "dashboard", "label": "Revenue dashboard"}
+    assert "—" in section(page_of(as_viewer, EXPOSURE), "url")
+    assert Node.objects.get(snapshot=snapshot, unique_id=REVENUE).details == {"type": "simple", "group": "sales"}
+    orders = page_of(as_viewer, ORDERS)
+    assert "protected" in section(orders, "access") and "enforced" in section(orders, "contract")
+    assert 'data-testid="model-constraints"' not in orders
