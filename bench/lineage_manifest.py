@@ -5,8 +5,9 @@ node page, lineage ±2 hops, search and the select API against the 10k snapshot.
 
 The manifests have the shape of real ones: sources → staging → intermediate → marts with
 fan-in and fan-out, several tests per model, seeds, exposures, and macros making up most
-of the bytes. Runs in its own throw-away database (test_lineage_bench); the budget line
-(ingest of 10,000 nodes ≤ 10 s, p95 ≤ 100 ms server time) prints last.
+of the bytes; models carry what dbt writes on each (access, contract, group: one mart in 20 is
+public with its contract enforced), groups one per domain. Runs in its own throw-away database
+(test_lineage_bench); the budget line (ingest of 10,000 nodes ≤ 10 s, p95 ≤ 100 ms server time) prints last.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "transformation_portal.settings")
@@ -75,8 +77,27 @@ def _node(rng, resource_type: str, name: str, folder: str, depends: list[str], t
         "raw_code": sql,
         "compiled_code": sql.replace("{{ ref('", '"warehouse"."analytics"."').replace("') }}", '"'),
         "patch_path": f"{PACKAGE}://{folder}/schema.yml" if resource_type == "model" else None,
+        **(_governance() if resource_type == "model" else {}),
         **extra,
     }
+
+
+def _governance() -> dict:
+    """What dbt 1.11 writes on every model: access, group, contract, constraints, versions."""
+    return {
+        "access": "protected", "group": None, "constraints": [], "version": None, "latest_version": None,
+        "contract": {"enforced": False, "alias_types": True, "checksum": None},
+    }  # fmt: skip
+
+
+def _govern(node: dict, group: str) -> None:
+    """A public model of a group, its contract enforced: typed columns, a not_null constraint."""
+    node.update(access="public", group=group)
+    node["config"].update(group=group, access="public", contract={"enforced": True, "alias_types": True})
+    node["contract"]["enforced"] = True
+    for column in node["columns"].values():
+        column["data_type"] = "text"
+    next(iter(node["columns"].values()))["constraints"] = [{"type": "not_null", "name": None, "columns": []}]
 
 
 def _pick(rng: random.Random, local: list[str], everywhere: list[str], k: int) -> list[str]:
@@ -129,6 +150,8 @@ def _models(
                 rng, "model", name, f"models/{layer}/{domain}", depends, tags,
                 materialized="view" if layer == "staging" else "table",
             )  # fmt: skip
+            if layer == "marts" and i % 20 == 0:
+                _govern(node, f"{domain}_team")
             nodes[node["unique_id"]] = node
             model_ids[layer].append(node["unique_id"])
             by_domain[layer].setdefault(domain, []).append(node["unique_id"])
@@ -165,7 +188,8 @@ def _exposures(rng: random.Random, marts: list[str], count: int) -> dict[str, di
         exposures[uid] = {
             "name": f"dashboard_{i}", "resource_type": "exposure", "package_name": PACKAGE,
             "path": "exposures.yml", "original_file_path": "models/exposures.yml", "unique_id": uid,
-            "fqn": [PACKAGE, f"dashboard_{i}"], "type": "dashboard", "owner": {"name": "BI"},
+            "fqn": [PACKAGE, f"dashboard_{i}"], "type": "dashboard", "owner": {"name": "BI", "email": "bi@example.com"},
+            "maturity": "medium", "url": f"https://bi.example.com/dashboards/{i}", "label": f"Dashboard {i}",
             "description": "A dashboard.", "tags": [], "config": {"enabled": True}, "meta": {},
             "depends_on": {"macros": [], "nodes": rng.sample(marts, k=min(3, len(marts)))},
         }  # fmt: skip
@@ -219,7 +243,18 @@ def generate_manifest(total_nodes: int, seed: int = 7) -> dict:
         "docs": {},
         "exposures": exposures,
         "metrics": {},
-        "groups": {},
+        "groups": {
+            f"group.{PACKAGE}.{domain}_team": {
+                "name": f"{domain}_team",
+                "resource_type": "group",
+                "package_name": PACKAGE,
+                "path": "groups.yml",
+                "original_file_path": "models/groups.yml",
+                "unique_id": f"group.{PACKAGE}.{domain}_team",
+                "owner": {"name": f"{domain} team"},
+            }  # fmt: skip
+            for domain in domains
+        },
         "selectors": {},
         "disabled": {},
         "parent_map": {},
@@ -259,7 +294,7 @@ def _time_selection(client, snapshot, rng: random.Random, samples: int) -> dict[
     print(f"select API, first request (builds the snapshot's manifest): {first:.0f} ms")
     forms = ["+{}", "{}+", "@{}", "2+{}+2", "tag:pii,+{}", "models/marts", "stg_*", "tag:staging+1", "test_name:unique"]
     urls = [
-        f"/api/v1/projects/{PROJECT}/select/?select={forms[i % len(forms)].format(rng.choice(names))}"
+        f"/api/v1/projects/{PROJECT}/select/?select={quote(forms[i % len(forms)].format(rng.choice(names)))}"
         for i in range(samples)
     ]
     return {"select API": _time_requests(client, urls)}

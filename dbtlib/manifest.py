@@ -123,6 +123,9 @@ class DbtNode:
     attached_node: str = ""
     column_name: str = ""
     version: str = ""  # a versioned model's version ("" when unversioned)
+    # What its kind has of its own (an exposure's owner and url, a metric's type_params, a
+    # model's contract and access, …), in the manifest's shape: see _details().
+    details: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def section(self) -> str:
@@ -143,6 +146,9 @@ class Manifest:
     # The project's YAML selectors as dbt parsed them (selectors.yml, rendered): name → its
     # entry ({"name", "definition", "default", …}); empty for a stored snapshot.
     selectors: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # The project's groups (resource_type "group"): not graph members (dbt selects none and
+    # lists none), so kept apart from `nodes`.
+    groups: Mapping[str, DbtNode] = field(default_factory=dict)
     parents: Mapping[str, tuple[str, ...]] = field(init=False, repr=False)
     children: Mapping[str, tuple[str, ...]] = field(init=False, repr=False)
 
@@ -190,7 +196,21 @@ class Manifest:
             project_name=str(metadata.get("project_name") or ""),
             docs=_docs(data.get("docs")),
             selectors=_selectors(data.get("selectors")),
+            groups=_groups(data.get("groups")),
         )
+
+
+def _groups(raw: Any) -> dict[str, DbtNode]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ManifestError("The manifest's 'groups' must be an object keyed by unique_id.")
+    groups = {}
+    for unique_id, entry in raw.items():
+        if not isinstance(entry, dict):
+            raise ManifestError(f"The manifest entry {unique_id!r} in 'groups' is not an object.")
+        groups[str(unique_id)] = _node("groups", str(unique_id), entry)
+    return groups
 
 
 def _selectors(raw: Any) -> dict[str, Mapping[str, Any]]:
@@ -348,9 +368,10 @@ def _node(section: str, unique_id: str, raw: dict[str, Any]) -> DbtNode:
     parents = _texts(depends_on, "nodes", f"{where}: depends_on") if isinstance(depends_on, dict) else ()
     test_metadata = _object(raw.get("test_metadata"))
     kwargs = _object(test_metadata.get("kwargs"))
+    resource_type = _text(raw, "resource_type", where) or _SINGULAR.get(section, section.rstrip("s"))
     return DbtNode(
         unique_id=unique_id,
-        resource_type=_text(raw, "resource_type", where) or section.rstrip("s"),
+        resource_type=resource_type,
         name=_text(raw, "name", where) or unique_id.rsplit(".", 1)[-1],
         package_name=_text(raw, "package_name", where),
         path=_text(raw, "path", where),
@@ -371,4 +392,79 @@ def _node(section: str, unique_id: str, raw: dict[str, Any]) -> DbtNode:
         attached_node=_text(raw, "attached_node", where),
         column_name=_text(raw, "column_name", where) or _text(kwargs, "column_name", f"{where}: test_metadata.kwargs"),
         version=_text(raw, "version", where),
+        details=_details(resource_type, raw, config),
     )
+
+
+_SINGULAR = {"saved_queries": ResourceType.SAVED_QUERY.value}
+_OWNER_FIELDS = ("name", "email")
+# Per kind, what its page shows, copied as the manifest has it (JSON objects and lists).
+_KIND_OBJECTS: dict[str, tuple[str, ...]] = {
+    ResourceType.METRIC: ("type_params", "filter"),
+    ResourceType.SEMANTIC_MODEL: ("entities", "dimensions", "measures", "defaults", "node_relation"),
+    ResourceType.SAVED_QUERY: ("query_params", "exports"),
+}
+_KIND_TEXTS: dict[str, tuple[str, ...]] = {
+    ResourceType.EXPOSURE: ("type", "maturity", "url", "label"),
+    ResourceType.METRIC: ("type", "label", "time_granularity"),
+    ResourceType.SEMANTIC_MODEL: ("model", "label", "primary_entity"),
+    ResourceType.SAVED_QUERY: ("label",),
+    ResourceType.MODEL: ("access", "latest_version"),
+}
+
+
+def _details(resource_type: str, raw: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """What a kind has of its own, only the keys that are set (a plain model: its access).
+    Shown, never relied on: a field of an unexpected shape is left out, not refused."""
+    details: dict[str, Any] = {}
+    for key in _KIND_TEXTS.get(resource_type, ()):
+        if value := _scalar(raw.get(key)):
+            details[key] = value
+    for key in _KIND_OBJECTS.get(resource_type, ()):
+        if isinstance(found := raw.get(key), dict | list) and found:
+            details[key] = found
+    owner = raw.get("owner")
+    if resource_type in (ResourceType.EXPOSURE, ResourceType.GROUP) and isinstance(owner, dict):
+        details["owner"] = {k: v for k in _OWNER_FIELDS if (v := _scalar(owner.get(k)))}
+    group = _scalar(config.get("group")) or _scalar(raw.get("group"))
+    if group and resource_type != ResourceType.GROUP:
+        details["group"] = group
+    if resource_type == ResourceType.MODEL:
+        details.update(_contract(raw, config))
+    return details
+
+
+def _scalar(value: Any) -> str:
+    return str(value) if isinstance(value, str | int | float) and not isinstance(value, bool) else ""
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _contract(raw: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """A model's contract (enforced or not), its constraints and its columns' declared data
+    types and constraints; nothing for a model with neither a contract nor a constraint."""
+    contract = _object(config.get("contract")) or _object(raw.get("contract"))
+    constraints = _dicts(raw.get("constraints"))
+    columns = []
+    for name, col in _object(raw.get("columns")).items():
+        col = _object(col)
+        column_constraints = _dicts(col.get("constraints"))
+        data_type = _scalar(col.get("data_type"))
+        if data_type or column_constraints:
+            columns.append(
+                {
+                    "name": _scalar(col.get("name")) or str(name),
+                    "data_type": data_type,
+                    "constraints": column_constraints,
+                }
+            )
+    enforced = contract.get("enforced") is True
+    if not enforced and not constraints and not any(c["constraints"] for c in columns):
+        return {}
+    return {
+        "contract": {"enforced": enforced, "alias_types": contract.get("alias_types") is not False},
+        "constraints": constraints,
+        "contract_columns": columns,
+    }

@@ -21,6 +21,7 @@ from kernel.errors import ErrorCode, RequestError
 from lineage import freshness
 from lineage.graph import neighbourhood
 from lineage.models import Edge, Node, NodeStatus, Snapshot, SourceFreshness
+from lineage.objects import group_members, other_versions
 from lineage.selectors import select_in_snapshot
 from lineage.services import check_upload_size, ingest_upload, project_exists, project_names
 from lineage.views import hops_param, snapshot_for
@@ -56,12 +57,14 @@ class NodeStatusSerializer(serializers.ModelSerializer):
 
 
 class NodeDetailSerializer(serializers.ModelSerializer):
+    group = serializers.CharField(source="group_name", help_text="The group it belongs to (config.group), or empty")
+
     class Meta:
         model = Node
         fields = [
             "unique_id", "resource_type", "name", "package_name", "path", "original_file_path", "patch_path",
             "description", "tags", "materialization", "relation_name", "columns", "raw_code", "compiled_code", "fqn",
-            "config", "attached_node", "column_name",
+            "config", "attached_node", "column_name", "version", "group", "details",
         ]  # fmt: skip
 
 
@@ -91,9 +94,18 @@ class NodeDetailResponseSerializer(NodeDetailSerializer):
     depends_on = serializers.ListField(child=serializers.CharField())
     tests = serializers.ListField(child=serializers.CharField())
     latest_run = NodeStatusSerializer(allow_null=True)
+    members = serializers.ListField(
+        child=serializers.CharField(), help_text="A group's members (its models, metrics, …); empty for other kinds"
+    )
+    other_versions = serializers.ListField(
+        child=serializers.CharField(), help_text="A versioned model's other versions, oldest first"
+    )
 
     class Meta(NodeDetailSerializer.Meta):
-        fields = [*NodeDetailSerializer.Meta.fields, "snapshot", "depends_on", "tests", "latest_run"]
+        fields = [
+            *NodeDetailSerializer.Meta.fields, "snapshot", "depends_on", "tests", "latest_run", "members",
+            "other_versions",
+        ]  # fmt: skip
 
 
 LINEAGE_RESPONSE = inline_serializer(
@@ -240,6 +252,8 @@ class NodeDetailView(APIView):
                 ),
                 "tests": sorted(tests),
                 "latest_run": NodeStatusSerializer(latest).data if latest else None,
+                "members": [m.unique_id for m in group_members(snapshot, node)],
+                "other_versions": [v.unique_id for v in other_versions(snapshot, node)],
             }
         )
 

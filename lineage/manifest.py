@@ -15,7 +15,8 @@ from dbtlib.errors import ManifestError
 from dbtlib.manifest import TEST_TYPES, Column, DbtNode, Manifest, load_json
 
 __all__ = [
-    "ManifestError", "catalog_columns", "counts_by_type", "folder_of", "folder_summary", "node_rows", "read_catalog",
+    "ManifestError", "all_nodes", "catalog_columns", "counts_by_type", "folder_of", "folder_summary", "node_rows",
+    "read_catalog",
 ]  # fmt: skip
 
 _DOC_CALL = re.compile(r"""\{\{\s*doc\(\s*['"]([^'"]+)['"]\s*(?:,\s*['"]([^'"]+)['"]\s*)?\)\s*\}\}""")
@@ -103,12 +104,19 @@ def _columns(
     return columns
 
 
+def all_nodes(manifest: Manifest) -> list[DbtNode]:
+    """What lineage stores: the graph's members and the project's groups."""
+    return [*manifest.nodes.values(), *manifest.groups.values()]
+
+
 def node_rows(manifest: Manifest, catalog: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """One row per node, keyed by the lineage Node model's column names (no snapshot)."""
+    """One row per node (groups included), keyed by the lineage Node model's column names
+    (no snapshot)."""
     docs = _doc_index(manifest)
     rows = []
-    for n in manifest.nodes.values():
+    for n in all_nodes(manifest):
         description = _resolve_docs(n.description, docs, n.package_name)
+        label = n.details.get("label", "")
         rows.append(
             {
                 "unique_id": n.unique_id,
@@ -132,7 +140,9 @@ def node_rows(manifest: Manifest, catalog: dict[str, Any] | None = None) -> list
                 "column_name": n.column_name,
                 "test_name": n.test_name,
                 "version": n.version,
-                "search_text": "\n".join([n.name, n.original_file_path, " ".join(n.tags), description]).lower(),
+                "details": n.details,
+                "group_name": n.details.get("group", ""),
+                "search_text": "\n".join([n.name, label, n.original_file_path, " ".join(n.tags), description]).lower(),
             }
         )
     return rows
@@ -142,11 +152,12 @@ def folder_summary(manifest: Manifest) -> list[dict[str, Any]]:
     """Per folder (tests left out): node counts by type and links to other folders, with
     the number of edges behind each link. Small, so the whole-project view reads it
     from the snapshot row instead of aggregating 10,000 nodes per request."""
-    folder = {uid: folder_of(n) for uid, n in manifest.nodes.items() if n.resource_type not in TEST_TYPES}
+    nodes = {n.unique_id: n for n in all_nodes(manifest)}
+    folder = {uid: folder_of(n) for uid, n in nodes.items() if n.resource_type not in TEST_TYPES}
     folders: dict[str, dict[str, Any]] = {}
     for uid, name in folder.items():
         entry = folders.setdefault(name, {"folder": name, "counts": {}, "feeds": {}})
-        kind = manifest.nodes[uid].resource_type
+        kind = nodes[uid].resource_type
         entry["counts"][kind] = entry["counts"].get(kind, 0) + 1
     for parent, child in manifest.edges:
         upstream, downstream = folder.get(parent), folder.get(child)
@@ -158,6 +169,6 @@ def folder_summary(manifest: Manifest) -> list[dict[str, Any]]:
 
 def counts_by_type(manifest: Manifest) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for node in manifest.nodes.values():
+    for node in all_nodes(manifest):
         counts[node.resource_type] = counts.get(node.resource_type, 0) + 1
     return dict(sorted(counts.items()))

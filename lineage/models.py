@@ -130,6 +130,14 @@ class Node(models.Model):
     column_name = models.TextField(blank=True, help_text="For a column test: the column")
     test_name = models.TextField(blank=True, help_text="For a generic test: its test_metadata.name")
     version = models.TextField(blank=True, help_text="For a versioned model: its version")
+    details = models.JSONField(
+        default=dict,
+        help_text="What its kind has of its own, as the manifest has it: an exposure's type, owner, maturity and url; "
+        "a metric's type, label, type_params and filter; a semantic model's model, entities, dimensions and "
+        "measures; a saved query's query_params and exports; a group's owner; a model's access, group, "
+        "latest_version and contract (see dbtlib.manifest._details)",
+    )
+    group_name = models.TextField(blank=True, help_text="The group it belongs to (config.group), if any")
     # lower(name, path, tags, description) in one column: one LIKE per row is what keeps
     # search fast at 10,000 nodes without pg_trgm (not available everywhere).
     search_text = models.TextField(blank=True)
@@ -146,6 +154,8 @@ class Node(models.Model):
             models.Index(fields=["snapshot", "folder"], name="lineage_node_folder_idx"),
             models.Index(fields=["snapshot", "name"], name="lineage_node_name_idx"),
             GinIndex(fields=["tags"], name="lineage_node_tags_gin"),
+            # A group's members; partial, so the many nodes without a group cost ingest nothing.
+            models.Index(fields=["snapshot", "group_name"], condition=~Q(group_name=""), name="lineage_node_group_idx"),
         ]
 
     def __str__(self) -> str:

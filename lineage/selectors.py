@@ -24,7 +24,8 @@ def snapshot_manifest(snapshot_id: int) -> Manifest:
     for parent, child in Edge.objects.filter(snapshot_id=snapshot_id).values_list("parent", "child").iterator():
         parents.setdefault(child, []).append(parent)
     nodes = []
-    for row in Node.objects.filter(snapshot_id=snapshot_id).values(*_FIELDS).iterator(chunk_size=2000):
+    rows = Node.objects.filter(snapshot_id=snapshot_id).exclude(resource_type=ResourceType.GROUP)  # dbt selects none
+    for row in rows.values(*_FIELDS).iterator(chunk_size=2000):
         fqn, tags = tuple(row.pop("fqn")), tuple(row.pop("tags"))
         is_source = row["resource_type"] == ResourceType.SOURCE
         nodes.append(

@@ -32,9 +32,9 @@ __all__ = [
 _NODE_COLUMNS = (
     "unique_id", "resource_type", "name", "package_name", "path", "original_file_path", "patch_path", "folder",
     "description", "tags", "materialization", "relation_name", "columns", "raw_code", "compiled_code", "fqn",
-    "config", "attached_node", "column_name", "test_name", "version", "search_text",
+    "config", "attached_node", "column_name", "test_name", "version", "details", "group_name", "search_text",
 )  # fmt: skip
-_JSON_COLUMNS = ("columns", "config")
+_JSON_COLUMNS = ("columns", "config", "details")
 
 
 def _copy_rows(snapshot_id: int, manifest: Manifest, catalog: dict[str, Any] | None) -> None:
@@ -160,7 +160,7 @@ def _store(
             run_id=run_id,
             ingested_by=actor if is_user else None,
             ingested_by_label="" if is_user else str(actor or source),
-            node_count=len(parsed.nodes),
+            node_count=len(parsed.nodes) + len(parsed.groups),
             counts_by_type=counts_by_type(parsed),
             folder_summary=folder_summary(parsed),
             has_catalog=latest_catalog is not None,

@@ -17,6 +17,7 @@ from lineage.explorer import explorer_graph
 from lineage.forms import ManifestUploadForm
 from lineage.graph import layers, neighbourhood
 from lineage.models import Edge, Node, NodeStatus, Snapshot
+from lineage.objects import group_members, group_of, other_versions
 from lineage.services import check_upload_size, ingest_upload, project_exists, project_names
 
 PAGE_SIZE = 50
@@ -71,7 +72,14 @@ def project_detail(request: HttpRequest, project: str) -> HttpResponse:
         if tag:
             nodes = nodes.filter(tags__contains=[tag])
         nodes = nodes.only(
-            "unique_id", "name", "resource_type", "original_file_path", "materialization", "tags", "description"
+            "unique_id",
+            "name",
+            "resource_type",
+            "original_file_path",
+            "materialization",
+            "tags",
+            "description",
+            "details",
         )
         query = request.GET.copy()
         query.pop("page", None)
@@ -133,7 +141,19 @@ def node_detail(request: HttpRequest, project: str, unique_id: str) -> HttpRespo
         for uid in Edge.objects.filter(snapshot=snapshot, parent=unique_id).values_list("child", flat=True)
         if uid not in test_uids
     ]
+    ctx.update(
+        details=node.details,
+        group=group_of(snapshot, node),
+        members=group_members(snapshot, node),
+        versions=other_versions(snapshot, node),
+        model_of=next((uid for uid in parents if uid.startswith("model.")), ""),
+        has_columns=bool(node.columns) or node.resource_type in _TABLE_TYPES,
+    )
     return render(request, "lineage/node.html", ctx)
+
+
+# Kinds that are tables in the warehouse: their pages list columns and tests even when empty.
+_TABLE_TYPES = ("model", "seed", "snapshot", "source")
 
 
 @requires(Capability.READ)

@@ -8,7 +8,13 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import screenshot
-from tests.lineage.conftest import PROJECT, manifest_path, parsed_target  # noqa: F401 - session fixtures
+from tests.lineage.conftest import (  # noqa: F401 - session fixtures
+    PROJECT,
+    SHOP,
+    manifest_path,
+    parsed_target,
+    shop_manifest_path,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -56,3 +62,28 @@ def test_whole_project_view_expands_a_folder(login, viewer, page, ingested):
     expect(folder.get_by_role("link", name="stg_users")).to_be_visible()
     folder.get_by_role("link", name="stg_users").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("stg_users")
+
+
+def test_filter_exposures_then_follow_one_to_its_metric_and_model(login, viewer, page, shop_manifest_path):  # noqa: F811
+    from lineage.services import ingest_manifest
+
+    ingest_manifest(SHOP, shop_manifest_path, actor="tests")
+    login(viewer)
+    page.goto(f"/lineage/{SHOP}/")
+    page.get_by_label("Type").select_option("exposure")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_test_id("node-table").get_by_role("link", name="revenue_dashboard").click()
+    expect(page.get_by_test_id("exposure")).to_contain_text("Sales analytics")
+    link = page.get_by_test_id("url").get_by_role("link")
+    expect(link).to_have_attribute("href", "https://bi.example.com/dashboards/revenue")
+    picture = page.get_by_test_id("lineage-picture")
+    expect(picture.locator('a[data-unique-id="semantic_model.shop.orders"]')).to_be_visible()
+    picture.locator('a[data-unique-id="metric.shop.revenue"]').click()
+    page.wait_for_url(re.compile(r"/nodes/metric\.shop\.revenue/$"))
+    expect(page.get_by_test_id("measure")).to_contain_text("order_total")
+    page.get_by_role("link", name="semantic_model.shop.orders", exact=True).click()
+    expect(page.get_by_test_id("measures")).to_contain_text("order_total")
+    page.get_by_test_id("sm-model").get_by_role("link", name="model.shop.orders", exact=True).click()
+    expect(page.get_by_test_id("access")).to_have_text("public")
+    expect(page.get_by_test_id("contract-columns")).to_contain_text("primary_key")
+    screenshot(page, "lineage-model-contract")
