@@ -50,3 +50,16 @@ def _version_key(version: str) -> tuple:
         return (0, float(version), version)
     except ValueError:
         return (1, 0.0, version)
+
+
+def governed(node: Node) -> bool:
+    """Whether a model sets any of dbt's governance beyond its defaults (access protected, no
+    group, version or enforced contract): its page then shows them in a section of their own."""
+    details = node.details or {}
+    return bool(
+        details.get("access", "protected") != "protected"
+        or node.group_name
+        or node.version
+        or (details.get("contract") or {}).get("enforced")
+        or details.get("constraints")
+    )

@@ -17,7 +17,7 @@ from lineage.explorer import explorer_graph
 from lineage.forms import ManifestUploadForm
 from lineage.graph import layers, neighbourhood
 from lineage.models import Edge, Node, NodeStatus, Snapshot
-from lineage.objects import group_members, group_of, other_versions
+from lineage.objects import governed, group_members, group_of, other_versions
 from lineage.services import check_upload_size, ingest_upload, project_exists, project_names
 
 PAGE_SIZE = 50
@@ -146,6 +146,7 @@ def node_detail(request: HttpRequest, project: str, unique_id: str) -> HttpRespo
         group=group_of(snapshot, node),
         members=group_members(snapshot, node),
         versions=other_versions(snapshot, node),
+        governed=governed(node),
         model_of=next((uid for uid in parents if uid.startswith("model.")), ""),
         has_columns=bool(node.columns) or node.resource_type in _TABLE_TYPES,
     )

@@ -138,6 +138,9 @@ def test_model_page_shows_contract_access_group_and_versions(as_viewer, shop_sna
     v1 = page_of(as_viewer, CUSTOMERS_V1)
     assert "v1 · latest is v2" in section(v1, "version")
     assert f'href="/lineage/{SHOP}/nodes/{CUSTOMERS_V2}/">v2</a>' in section(v1, "other-versions")
+    plain = page_of(as_viewer, "model.shop.metricflow_time_spine")  # dbt's defaults: one line, no section
+    assert "Access, group and versions" not in plain
+    assert "Access <span" in plain and "protected</span> (dbt's default) · no group" in plain
 
 
 def test_lineage_picture_draws_semantic_objects_and_exposures(as_viewer, shop_snapshot):
