@@ -165,7 +165,7 @@ class SearchName(models.Model):
     is_test = models.BooleanField(default=False, help_text="tests rank after the other nodes")
 
     class Meta:
-        indexes = [models.Index(fields=["name"], name="lineage_searchname_name_idx")]
+        indexes = [models.Index(fields=["is_test", "name"], name="lineage_searchname_name_idx")]
 
 
 class SearchField(models.IntegerChoices):

@@ -64,7 +64,7 @@ class Migration(migrations.Migration):
                 ),
             ],
             options={
-                "indexes": [models.Index(fields=["name"], name="lineage_searchname_name_idx")],
+                "indexes": [models.Index(fields=["is_test", "name"], name="lineage_searchname_name_idx")],
             },
         ),
         migrations.CreateModel(
