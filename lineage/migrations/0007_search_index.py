@@ -6,7 +6,8 @@ import django.contrib.postgres.search
 import django.db.models.deletion
 from django.db import migrations, models
 
-# The statements of lineage.search.index_current() as they were written, over every current snapshot.
+# The statements of lineage.search.index_current() as they were written, over every current
+# snapshot (Django creates the indexes after them, at the end of the migration).
 INDEX = (
     """INSERT INTO lineage_searchname (node_id, snapshot_id, name, is_test)
     SELECT n.id, n.snapshot_id, lower(n.name), n.resource_type IN ('test', 'unit_test')
@@ -32,6 +33,7 @@ INDEX = (
         FROM lineage_node n JOIN lineage_snapshot s ON s.id = n.snapshot_id AND s.is_current
     ) AS described
     WHERE doc ~ '\\w'""",
+    "ANALYZE lineage_searchname, lineage_searchterm",
 )
 
 
