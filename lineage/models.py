@@ -5,6 +5,7 @@ from datetime import datetime
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models import Case, Count, Q, Value, When
 from django.utils import timezone
@@ -160,6 +161,48 @@ class Node(models.Model):
 
     def __str__(self) -> str:
         return self.unique_id
+
+
+class SearchName(models.Model):
+    """The site search's index of node names: one narrow row per node of each project's current
+    snapshot, its name in lower case under the C collation. Exact and prefix matches walk its
+    btree; a substring is one scan of these short rows, not of the wide node table (pg_trgm
+    is not in the embedded PostgreSQL). Kept by lineage.search.index_current()."""
+
+    node = models.OneToOneField(Node, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="+")
+    name = models.TextField(db_collation="C")
+    is_test = models.BooleanField(default=False, help_text="tests rank after the other nodes")
+
+    class Meta:
+        indexes = [models.Index(fields=["is_test", "name"], name="lineage_searchname_name_idx")]
+
+
+class SearchField(models.IntegerChoices):
+    TAG = 1, "tag"  # one row per distinct tag of a snapshot (no node)
+    TAGGED = 2, "tagged node"  # one row per (node, tag)
+    COLUMN = 3, "column"  # one row per (node, column)
+    DESCRIPTION = 4, "description"  # one row per node with a description (its own and its columns')
+
+
+class SearchTerm(models.Model):
+    """The site search's index of tags, columns and descriptions of the current snapshots
+    (kept with SearchName): terms in lower case under the C collation, so one btree answers
+    exact and prefix matches in order; descriptions as a `simple` tsvector under GIN."""
+
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: rows go by snapshot (Django's cascade from a node scans, rarely).
+    node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False)
+    field = models.PositiveSmallIntegerField(choices=SearchField.choices)
+    term = models.TextField(db_collation="C", blank=True)
+    node_name = models.TextField(db_collation="C", blank=True, help_text="lower case; a tag row: the tag as written")
+    document = SearchVectorField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["field", "term", "node_name"], name="lineage_searchterm_term_idx"),
+            GinIndex(fields=["document"], name="lineage_searchterm_doc_gin"),
+        ]
 
 
 class Edge(models.Model):

@@ -23,6 +23,7 @@ from kernel.errors import ErrorCode, RequestError
 from lineage.manifest import catalog_columns, counts_by_type, folder_summary, node_rows, read_catalog
 from lineage.models import Catalog, Edge, Node, NodeStatus, Snapshot, SnapshotOrigin
 from lineage.projects import discover_projects, get_project
+from lineage.search import index_current
 
 __all__ = [
     "ManifestError", "check_upload_size", "ingest_manifest", "ingest_upload", "project_exists", "project_names",
@@ -175,6 +176,7 @@ def _store(
             Snapshot.objects.filter(pk=previous.pk).update(is_current=False)
         Snapshot.objects.filter(pk=snapshot.pk).update(is_current=True)
         snapshot.is_current = True
+        index_current(snapshot.pk, previous.pk if previous else None)
         pruned = _prune_old_snapshots(project)
         record(
             actor,

@@ -140,3 +140,13 @@ def test_selectors_may_be_posted_as_json(schema):
     assert set(select["post"]["responses"]) == {"200", "400", "401", "403", "404", "429"}
     (get_select,) = [p for p in select["get"]["parameters"] if p["name"] == "select"]
     assert "%2B" in get_select["description"]
+
+
+def test_the_site_search_is_in_the_schema(schema):
+    search = schema["paths"]["/api/v1/search/"]["get"]
+    params = {p["name"]: p for p in search["parameters"]}
+    assert set(params) == {"q", "kind", "per_kind", "limit"} and params["q"]["required"]
+    assert {"200", "400", "401", "403", "503"} <= set(search["responses"])
+    body = search["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    result = schema["components"]["schemas"][body]["properties"]["results"]["items"]["$ref"].rsplit("/", 1)[1]
+    assert {"kind", "name", "url", "project"} <= set(schema["components"]["schemas"][result]["required"])

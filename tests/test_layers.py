@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ["operations", "dbt_cloud", "entities", "runs", "lineage", "accounts", "audit", "kernel", "dbtlib"]
+LAYERS = ["operations", "dbt_cloud", "search", "entities", "runs", "lineage", "accounts", "audit", "kernel", "dbtlib"]
 LIBRARY_MAY_IMPORT = sys.stdlib_module_names | {"dbt", "yaml", "dbtlib"}
 
 

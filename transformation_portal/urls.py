@@ -18,6 +18,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("runs.api_urls")),
     path("", include("entities.api_urls")),
     path("", include("operations.api_urls")),
+    path("", include("search.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Swagger UI with its init script at docs/?script= (no inline script under the CSP).
     path(
@@ -46,6 +47,7 @@ urlpatterns = [
     path("jobs/", include("runs.job_urls")),
     path("entities/", include("entities.urls")),
     path("slas/", include("operations.urls")),
+    path("search/", include("search.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     # dbt Cloud's Administrative API (the subset its Airflow provider uses), in its own envelope.
