@@ -50,7 +50,7 @@ def index_current(snapshot_id: int, previous_id: int | None) -> None:
         cursor.execute(f"ANALYZE {_NAME}, {_TERM}")
 
 
-# Kept as plain SQL: migration 0007 runs the same statements over the current snapshots.
+# Kept as plain SQL: migration 0008 runs the same statements over the current snapshots.
 INDEX_NAMES = f"""
     INSERT INTO {_NAME} (node_id, snapshot_id, name, is_test)
     SELECT id, snapshot_id, lower(name), resource_type = ANY(%s) FROM {_NODE} WHERE snapshot_id = %s"""
