@@ -14,6 +14,7 @@ class Source(models.TextChoices):
     COMMAND = "command", "Management command"
     SCHEDULE = "schedule", "Schedule"
     WORKER = "worker", "Queue worker"
+    WEBHOOK = "webhook", "Git webhook"
     SYSTEM = "system", "System"
 
 

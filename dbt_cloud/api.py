@@ -37,6 +37,7 @@ from dbt_cloud.envelope import PAGING, envelope, exception_handler, not_found, p
 from kernel.errors import ErrorCode, RequestError
 from lineage.projects import DbtProject, discover_projects
 from runs.artifacts import artifact_response, indexed_paths
+from runs.ci import pr_schema
 from runs.jobs import create_job, delete_job, rerun_job, trigger_job, update_job, with_next_run
 from runs.models import FINAL_STATES, Environment, Job, Run
 from runs.services import cancel_run
@@ -53,19 +54,15 @@ RUN_OVERRIDES: dict[str, tuple[type, str]] = {
     "generate_docs_override": (bool, "generate_docs"),
 }
 OVERRIDE_OF = {keyword: name for name, (_, keyword) in RUN_OVERRIDES.items()}
-NO_GIT = (
-    "the portal runs each project as its folder under dbt_projects/ is: "
-    "there is no git revision, branch or pull request yet"
-)
-NOT_SUPPORTED = {
-    "git_sha": NO_GIT,
-    "git_branch": NO_GIT,
-    "github_pull_request_id": NO_GIT,
-    "gitlab_merge_request_id": NO_GIT,
-    "azure_pull_request_id": NO_GIT,
-    "non_native_pull_request_id": NO_GIT,
-}
-TRIGGER_FIELDS = {"cause", "account_id", "job_id", "dbt_version_override", *RUN_OVERRIDES}
+# A trigger with one of these (and git_sha, the pull request's head) is a CI run of it, into
+# the schema of dbt Cloud's name for it (dbt_cloud_pr_<job>_<number>) unless schema_override names another.
+PULL_REQUEST_FIELDS = (
+    "github_pull_request_id", "gitlab_merge_request_id", "azure_pull_request_id", "non_native_pull_request_id",
+)  # fmt: skip
+TRIGGER_FIELDS = {
+    "cause", "account_id", "job_id", "dbt_version_override", "git_sha", "git_branch", *PULL_REQUEST_FIELDS,
+    *RUN_OVERRIDES,
+}  # fmt: skip
 RELATED = frozenset(
     {
         "job", "trigger", "run_steps", "environment", "debug_logs", "run_retries", "repository", "used_repo_cache",
@@ -82,10 +79,9 @@ NULLABLE_ORDER = frozenset({"started_at", "finished_at"})
 RUN_DEFAULT_ORDER = "-id"
 # Filters dbt Cloud documents that the portal cannot honour, refused by name with why.
 REFUSED_FILTERS = {
-    "pr_id": NO_GIT,
     "deferring_run_id": "the portal's runs defer to no other run",
     "credentials_id": "an environment's connection is part of it, it has no credentials id of its own",
-    "repository_id": NO_GIT,
+    "repository_id": "a git project's repository is part of it, it has no repository id of its own",
 }
 
 
@@ -345,12 +341,10 @@ def _body(request: Request, allowed: set[str]) -> dict[str, Any]:
     data = request.data
     if not isinstance(data, dict):
         raise RequestError("the body must be a JSON object", field=None)
-    for name, value in data.items():
-        if name in NOT_SUPPORTED and value is not None:
-            raise RequestError(f"{name} is not supported: {NOT_SUPPORTED[name]}", field=name)
-        if name not in allowed and name not in NOT_SUPPORTED:
+    for name in data:
+        if name not in allowed:
             raise RequestError(f"unknown field {name!r} (supported: {', '.join(sorted(allowed))})", field=name)
-    return {name: value for name, value in data.items() if value is not None and name not in NOT_SUPPORTED}
+    return {name: value for name, value in data.items() if value is not None}
 
 
 _dbt_version = job_definitions.check_dbt_version
@@ -372,6 +366,30 @@ def _overrides(data: dict[str, Any]) -> dict[str, Any]:
             continue
         overrides[keyword] = value
     return overrides
+
+
+def _git(data: dict[str, Any], job: Job) -> dict[str, Any]:
+    """git_sha, git_branch and a pull request's id, by trigger_job's keyword: a pull request's
+    run needs its head commit, and builds into dbt Cloud's schema for it."""
+    fields = {}
+    for name in ("git_sha", "git_branch"):
+        if name in data:
+            if not isinstance(data[name], str):
+                raise RequestError(f"{name} must be text", field=name)
+            fields[name] = data[name]
+    sent = [name for name in PULL_REQUEST_FIELDS if name in data]
+    if len(sent) > 1:
+        raise RequestError(f"send one pull request id, not {' and '.join(sent)}", field=sent[1])
+    if sent:
+        number = data[sent[0]]
+        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= 2**31 - 1:
+            raise RequestError(f"{sent[0]} must be a pull request's number", field=sent[0])
+        if not fields.get("git_sha"):
+            raise RequestError(f"{sent[0]} needs the pull request's head commit in git_sha", field="git_sha")
+        fields["pull_request"] = number
+        if "schema_override" not in data:
+            fields["schema"] = pr_schema(job, number)
+    return fields
 
 
 def _as_sent(exc: RequestError, overrides: dict[str, Any]) -> RequestError:
@@ -627,7 +645,7 @@ class JobRunView(OperateView):
             raise RequestError("cause is required: why the job is run, at most 255 characters", field="cause")
         if len(cause) > 255 or "\x00" in cause:
             raise RequestError("cause must be text of at most 255 characters", field="cause")
-        overrides = _overrides(data)
+        overrides = _overrides(data) | _git(data, job)
         try:
             run = trigger_job(job, actor=request.user, source=Source.API, cause=cause, **overrides)
         except RequestError as exc:
@@ -652,7 +670,7 @@ RUN_FILTERS = frozenset(
     {
         "include_related", "job_definition_id", "job_definition_id__in", "environment_id", "environment_id__in",
         "project_id", "project_id__in", "status", "status__in", "id__in", "created_at__range",
-        "finished_at__range", "started_at__range",
+        "finished_at__range", "started_at__range", "pr_id", "pr_id__in",
     }
 )  # fmt: skip
 
@@ -666,6 +684,7 @@ class RunListView(DbtCloudView):
         runs = _runs(related)
         runs = _by_ids(runs, params, "job_definition_id", "job_id")
         runs = _by_ids(runs, params, "environment_id", "environment_id")
+        runs = _by_ids(runs, params, "pr_id", "pull_request")
         if (names := _project_names(params)) is not None:
             runs = runs.filter(project__in=names)
         if (ids := _ids(params, "id__in")) is not None:

@@ -16,20 +16,17 @@ from runs.models import Environment, Job
 JOB_TYPES = ("scheduled", "other", "ci", "merge", "adaptive", "exposure_sync")
 # A job made without execute_steps (dagster's ad hoc job, triggered with steps_override) runs this.
 DEFAULT_STEPS = ["dbt build"]
-NO_GIT = "the portal has no git provider: its jobs are triggered by their schedule or the API"
+NOT_PR = "the portal's CI jobs run on each pull request's head commit (triggers.git_provider_webhook)"
 # Fields that must be off (false/null/0/empty) with why; each as `parent.child` when nested.
 OFF: dict[str, str] = {
     "deferring_job_definition_id": "the portal's jobs defer to no other job",
-    "deferring_environment_id": "the portal's jobs defer to no other environment",
     "run_compare_changes": "the portal has no compare changes",
     "run_lint": "the portal has no SQL linting step",
     "errors_on_lint_failure": "the portal has no SQL linting step",
     "lifecycle_webhooks": "the portal notifies through its notification targets (API v1)",
-    "triggers_on_draft_pr": NO_GIT,
-    "triggers.github_webhook": NO_GIT,
-    "triggers.git_provider_webhook": NO_GIT,
-    "triggers.on_merge": NO_GIT,
-    "triggers.custom_branch_only": NO_GIT,
+    "triggers_on_draft_pr": NOT_PR,
+    "triggers.on_merge": NOT_PR,
+    "triggers.custom_branch_only": NOT_PR,
     "job_completion_trigger_condition": "a job is not triggered by another job's completion",
     "integration_id": "the portal has no integrations",
     "compare_changes_flags": "the portal has no compare changes",
@@ -40,7 +37,7 @@ READ_ONLY = {
 }  # fmt: skip
 TOP = {
     "project_id", "environment_id", "name", "description", "execute_steps", "generate_docs", "run_generate_sources",
-    "triggers", "settings", "execution", "schedule", "state", "timeout_seconds",
+    "triggers", "settings", "execution", "schedule", "state", "timeout_seconds", "deferring_environment_id",
 }  # fmt: skip
 NESTED = {
     "triggers": {"schedule", "github_webhook", "git_provider_webhook", "on_merge", "custom_branch_only"},
@@ -59,7 +56,11 @@ FIELD_NAMES = {
     "cron": "schedule.cron",
     "schedule_enabled": "triggers.schedule",
     "run_source_freshness": "run_generate_sources",
+    "triggers_on_pull_request": "triggers.git_provider_webhook",
+    "deferring_environment": "deferring_environment_id",
 }
+# The job types the portal has: a CI job, one on a schedule, one run by the API.
+CI_TYPE, KNOWN_TYPES = "ci", ("scheduled", "other", "ci")
 
 
 def as_sent(exc: RequestError) -> RequestError:
@@ -126,8 +127,8 @@ def job_fields(data: Any, *, job: Job | None = None) -> tuple[str, dict[str, Any
         raise RequestError("id must be null when creating a job, else the job's own id", field="id")
     if "account_id" in data and data["account_id"] != settings.PORTAL_ACCOUNT_ID:
         raise RequestError(f"account_id must be this account ({settings.PORTAL_ACCOUNT_ID})", field="account_id")
-    if "job_type" in data and data["job_type"] not in ("scheduled", "other"):
-        raise RequestError(f"job_type {data['job_type']!r} is not supported: {NO_GIT}", field="job_type")
+    if "job_type" in data and data["job_type"] not in KNOWN_TYPES:
+        raise RequestError(f"job_type {data['job_type']!r} is not supported: {NOT_PR}", field="job_type")
     check_dbt_version(data.get("dbt_version"), "dbt_version")
     if data.get("state", 1) != 1:
         raise RequestError("state must be 1 (active): delete a job with DELETE jobs/{id}/", field="state")
@@ -167,6 +168,13 @@ def job_fields(data: Any, *, job: Job | None = None) -> tuple[str, dict[str, Any
         if not isinstance(triggers["schedule"], bool):
             raise RequestError("triggers.schedule must be true or false", field="triggers.schedule")
         fields["schedule_enabled"] = triggers["schedule"]
+    pull_request = [triggers[name] for name in ("github_webhook", "git_provider_webhook") if name in triggers]
+    if any(not isinstance(value, bool) for value in pull_request):
+        raise RequestError("triggers.git_provider_webhook must be true or false", field="triggers.git_provider_webhook")
+    if pull_request or data.get("job_type") == CI_TYPE:
+        fields["triggers_on_pull_request"] = any(pull_request) or data.get("job_type") == CI_TYPE
+    if "deferring_environment_id" in data:
+        fields["deferring_environment"] = _whole(data["deferring_environment_id"], "deferring_environment_id")
     cron = (data.get("schedule") or {}).get("cron")
     if cron is not None:
         fields["cron"] = cron

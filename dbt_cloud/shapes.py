@@ -146,7 +146,7 @@ def job(item: Job) -> dict[str, Any]:
         "name": item.name,
         "description": item.description,
         "dbt_version": None,
-        "job_type": "scheduled" if item.schedule_enabled else "other",
+        "job_type": "ci" if item.triggers_on_pull_request else "scheduled" if item.schedule_enabled else "other",
         "execute_steps": list(item.steps),
         "generate_docs": item.generate_docs,
         "run_generate_sources": item.run_source_freshness,
@@ -155,8 +155,8 @@ def job(item: Job) -> dict[str, Any]:
         "execution": {"timeout_seconds": item.timeout_seconds or 0},
         "triggers": {
             "schedule": item.schedule_enabled,
-            "github_webhook": False,
-            "git_provider_webhook": False,
+            "github_webhook": item.triggers_on_pull_request,
+            "git_provider_webhook": item.triggers_on_pull_request,
             "on_merge": False,
         },
         "schedule": {"cron": item.cron or None, "date": {"type": "custom_cron", "cron": item.cron or None}},
@@ -164,7 +164,7 @@ def job(item: Job) -> dict[str, Any]:
         "state": 1,
         "deactivated": False,
         "deferring_job_definition_id": None,
-        "deferring_environment_id": None,
+        "deferring_environment_id": item.deferring_environment_id,
         "created_at": _time(item.created_at),
         "updated_at": _time(item.updated_at),
     }
@@ -177,8 +177,9 @@ def trigger(run: Run) -> dict[str, Any]:
         "job_definition_id": run.job_id,
         "cause": run.cause,
         "cause_humanized": run.cause,
-        "git_branch": None,
-        "git_sha": None,
+        "git_branch": run.git_branch or None,
+        "git_sha": run.git_sha or None,
+        "github_pull_request_id": run.pull_request,
         "schema_override": run.schema or None,
         "target_name_override": run.target or None,
         "threads_override": run.threads,
@@ -191,7 +192,7 @@ def trigger(run: Run) -> dict[str, Any]:
 # are shown so step numbers (and `?step=` of the artifacts) count as dbt Cloud's do.
 SETUP_STEPS = ("Clone git repository", "Create profile from connection {environment}")
 SETUP_LOGS = (
-    "The portal runs the project folder dbt_projects/{project}/ as it is: there is no git repository to clone.",
+    "{checkout}",
     "profiles.yml written from environment {environment} (target {target}).",
 )
 
@@ -256,7 +257,12 @@ def run_steps(run: Run, *, debug: bool = False) -> list[dict[str, Any]]:
     shown = []
     for position, (name, text) in enumerate(zip(SETUP_STEPS, SETUP_LOGS, strict=True)):
         setup = RunStep(run=run, state=state, started_at=run.started_at, finished_at=run.started_at)
-        logs = text.format(project=run.project, environment=environment, target=target) if ran else ""
+        checkout = (
+            f"Checked out commit {run.git_sha} of project {run.project}."
+            if run.git_sha
+            else f"The portal runs the project folder dbt_projects/{run.project}/ as it is: there is no git repository."
+        )
+        logs = text.format(checkout=checkout, environment=environment, target=target) if ran else ""
         shown.append(_step(run, setup, position + 1, name.format(environment=environment), debug, logs))
     steps = dbt_steps(run)
     spans: dict[int, tuple[int, int]] = {}  # each logged step's [first, end) lines
@@ -281,7 +287,7 @@ def run(item: Run, related: frozenset[str] = frozenset()) -> dict[str, Any]:
     """`item.job` and `item.environment` selected with it; `related` (include_related) adds
     `job`, `trigger`, `environment`, `run_steps` (with their logs as `debug_logs` when
     `debug_logs` is asked for too), `run_retries`, `audit`; `repository`, `used_repo_cache`
-    and `repo_cache_restore` are null (the portal runs project folders, no repository)."""
+    and `repo_cache_restore` are null (a git project's run names its commit in git_sha)."""
     status = RUN_STATUS[item.state]
     now = timezone.now()
     total = _between(item.queued_at, item.finished_at or now)
@@ -299,8 +305,8 @@ def run(item: Run, related: frozenset[str] = frozenset()) -> dict[str, Any]:
         "status_humanized": HUMANIZED[status],
         "status_message": item.reason if status in (ERROR, CANCELLED) else None,
         "dbt_version": dbt_version(),
-        "git_branch": None,
-        "git_sha": None,
+        "git_branch": item.git_branch or None,
+        "git_sha": item.git_sha or None,
         "href": f"{settings.PORTAL_BASE_URL}{reverse('run-detail', args=[item.pk])}",
         "created_at": _time(item.queued_at),
         "updated_at": _time(item.finished_at or item.heartbeat_at or item.started_at or item.queued_at),

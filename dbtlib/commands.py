@@ -32,6 +32,9 @@ EXECUTING_COMMANDS = frozenset({"build", "run", "test", "seed", "snapshot"})
 WRITE_COMMANDS = frozenset({"build", "run", "test", "seed", "snapshot"})
 SELECTING_COMMANDS = frozenset(set(ALLOWED_COMMANDS) - {"parse", "deps"})
 FULL_REFRESH_COMMANDS = frozenset({"build", "run", "seed"})
+# The commands the portal hands a comparison state (--state, --defer, --favor-state): dbt 1.11
+# takes them on every command, they mean something on those that select.
+STATE_COMMANDS = SELECTING_COMMANDS
 # The commands dbt 1.11 takes these flags on (`dbt <command> --help`); --fail-fast and
 # --warn-error are global flags, taken by every command.
 RESOURCE_TYPE_COMMANDS = frozenset({"build", "test", "ls"})

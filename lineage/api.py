@@ -19,8 +19,9 @@ from dbtlib.manifest import TEST_TYPES
 from kernel.db import viewer_statement_timeout
 from kernel.errors import ErrorCode, RequestError
 from lineage import freshness
+from lineage.git_projects import register_git_project
 from lineage.graph import neighbourhood
-from lineage.models import Edge, Node, NodeStatus, Snapshot, SourceFreshness
+from lineage.models import Edge, GitProject, Node, NodeStatus, Snapshot, SourceFreshness
 from lineage.objects import group_members, other_versions
 from lineage.selectors import select_in_snapshot
 from lineage.services import check_upload_size, ingest_upload, project_exists, project_names
@@ -84,9 +85,53 @@ class SourceFreshnessSerializer(FreshnessRowSerializer):
         fields = ["unique_id", "source", *FreshnessRowSerializer.Meta.fields, "history"]
 
 
+class GitSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = GitProject
+        fields = [
+            "repository_url",
+            "branch",
+            "subdirectory",
+            "credential",
+            "status_url",
+            "last_sha",
+            "last_resolved_at",
+        ]
+
+
 class ProjectSerializer(serializers.Serializer):
     name = serializers.CharField()
     current_snapshot = SnapshotSerializer(allow_null=True)
+    git = GitSerializer(
+        allow_null=True, help_text="A git project's repository and last resolved commit; null: a folder"
+    )
+
+
+class GitProjectCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    repository_url = serializers.CharField(
+        max_length=1000, help_text="https://…, ssh://…, user@host:path, git://… or a path on the hosts"
+    )
+    branch = serializers.CharField(max_length=255, required=False, default="main")
+    subdirectory = serializers.CharField(
+        max_length=500, required=False, allow_blank=True, help_text="the dbt project's folder"
+    )
+    credential = serializers.CharField(
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        help_text="the environment variable (or NAME_FILE) holding an HTTPS token or an SSH private key on each "
+        "host: a DBT_ENV_SECRET_* one, never the secret itself",
+    )
+    status_url = serializers.CharField(
+        max_length=1000, required=False, allow_blank=True, help_text="where CI runs post their commit status"
+    )
+
+
+class GitProjectCreatedSerializer(ProjectSerializer):
+    webhook_secret = serializers.CharField(
+        help_text="shown this once: give it to the git host's webhook (GitHub's secret, GitLab's token)"
+    )
 
 
 class NodeDetailResponseSerializer(NodeDetailSerializer):
@@ -148,19 +193,54 @@ def _snapshot(request: Request, project: str) -> Snapshot:
     return snapshot_for(_project(project), value)
 
 
+def _project_answer(name: str, snapshot: Snapshot | None, git: GitProject | None) -> dict:
+    return {
+        "name": name,
+        "current_snapshot": SnapshotSerializer(snapshot).data if snapshot else None,
+        "git": GitSerializer(git).data if git else None,
+    }
+
+
 class ProjectListView(APIView):
-    """dbt projects the portal knows, each with its current snapshot (or null)."""
+    """dbt projects the portal knows, each with its current snapshot (or null) and, for a git
+    project, its repository. An admin registers a git project (POST; audited)."""
 
     permission_classes = READ
+
+    def get_permissions(self):
+        if self.request.method == "POST":
+            return [Requires(Capability.ADMINISTER)()]
+        return super().get_permissions()
 
     @extend_schema(responses=ProjectSerializer(many=True))
     def get(self, request: Request) -> Response:
         current = {s.project: s for s in Snapshot.objects.current()}
+        gits = {g.name: g for g in GitProject.objects.all()}
+        return Response([_project_answer(name, current.get(name), gits.get(name)) for name in project_names()])
+
+    @extend_schema(request=GitProjectCreateSerializer, responses={201: GitProjectCreatedSerializer})
+    def post(self, request: Request) -> Response:
+        data = GitProjectCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = {key: value for key, value in request.data.items() if key in GitProjectCreateSerializer().fields}
+        project = register_git_project(actor=request.user, source=Source.API, **fields)
+        answer = {**_project_answer(project.name, None, project), "webhook_secret": project.webhook_secret}
+        return Response(answer, status=status.HTTP_201_CREATED)
+
+
+class ProjectDetailView(APIView):
+    """One project: its current snapshot and, for a git project, its repository and the
+    default branch's commit when last resolved."""
+
+    permission_classes = READ
+
+    @extend_schema(responses=ProjectSerializer)
+    def get(self, request: Request, project: str) -> Response:
+        name = _project(project)
         return Response(
-            [
-                {"name": name, "current_snapshot": SnapshotSerializer(current[name]).data if name in current else None}
-                for name in project_names()
-            ]
+            _project_answer(
+                name, Snapshot.objects.current().of_project(name).first(), GitProject.objects.filter(name=name).first()
+            )
         )
 
 

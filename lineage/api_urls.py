@@ -7,6 +7,7 @@ from lineage import api
 
 urlpatterns = [
     path("projects/", api.ProjectListView.as_view(), name="api-projects"),
+    path("projects/<str:project>/", api.ProjectDetailView.as_view(), name="api-project"),
     path("projects/<str:project>/snapshots/", api.SnapshotListView.as_view(), name="api-project-snapshots"),
     path("projects/<str:project>/manifests/", api.ManifestUploadView.as_view(), name="api-project-manifests"),
     path("projects/<str:project>/nodes/", api.NodeListView.as_view(), name="api-project-nodes"),

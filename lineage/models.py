@@ -280,3 +280,34 @@ class SourceFreshness(models.Model):
         if self.max_loaded_at is None:
             return None
         return ((now or timezone.now()) - self.max_loaded_at).total_seconds()
+
+
+class GitProject(models.Model):
+    """A dbt project that lives in a git repository (docs/projects.md). Runs are pinned to a
+    commit of it (Run.git_sha); each host checks that commit out from its own cache. The
+    credential is a secret reference (kernel.secrets): the name of the variable holding an
+    HTTPS token or an SSH deploy key on each host, never the secret."""
+
+    name = models.CharField(max_length=100, unique=True, help_text="the id used in URLs and the API")
+    repository_url = models.CharField(max_length=1000, help_text="https://…, ssh://…, user@host:path or a local path")
+    branch = models.CharField(max_length=255, default="main", help_text="the default branch")
+    subdirectory = models.CharField(max_length=500, blank=True, help_text="the dbt project's folder in the repository")
+    credential = models.CharField(
+        max_length=100, blank=True, help_text="variable holding an HTTPS token or an SSH private key (or NAME_FILE)"
+    )
+    webhook_secret = models.CharField(
+        max_length=200, help_text="verifies the git host's webhooks and signs commit statuses (X-Portal-Signature)"
+    )
+    status_url = models.CharField(
+        max_length=1000, blank=True, help_text="where CI runs post their commit status (a signed webhook)"
+    )
+    last_sha = models.CharField(max_length=40, blank=True, help_text="the default branch's commit when last resolved")
+    last_resolved_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

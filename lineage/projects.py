@@ -1,4 +1,6 @@
-"""The dbt projects the portal knows: folders under DBT_PROJECTS_DIR with a dbt_project.yml."""
+"""The dbt projects the portal knows: folders under DBT_PROJECTS_DIR with a dbt_project.yml,
+and git projects (GitProject rows), whose runs are pinned to a commit each host checks out
+from its own cache (docs/projects.md)."""
 
 from __future__ import annotations
 
@@ -7,21 +9,31 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.utils import timezone
+
+from dbtlib.git import GitCache, GitError, Remote, is_ssh_url, resolve
+from kernel.errors import RequestError
+from kernel.secrets import SecretUnsetError, read_secret, secret_variable_problem
+from lineage.models import GitProject
 
 PROJECT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
+SHA = re.compile(r"^[0-9a-f]{7,40}$")
 
 
 @dataclass(frozen=True)
 class DbtProject:
-    name: str  # folder name under dbt_projects/, the id used in URLs and the API
-    path: Path
+    name: str  # the id used in URLs and the API: a folder's name, or a GitProject's
+    path: Path | None  # the folder; for a git project, its checkout at `sha` (None before one)
+    git: GitProject | None = None
+    sha: str = ""
 
     @property
-    def profiles_dir(self) -> Path:
-        return self.path.parent
+    def state_key(self) -> str:
+        """Where its parse state is kept (runs.services.project_state_dir): per commit for git."""
+        return f"{self.name}@{self.sha}" if self.sha else self.name
 
 
-def discover_projects() -> list[DbtProject]:
+def _folders() -> list[DbtProject]:
     root: Path = settings.DBT_PROJECTS_DIR
     if not root.is_dir():
         return []
@@ -32,6 +44,75 @@ def discover_projects() -> list[DbtProject]:
     ]
 
 
+def discover_projects() -> list[DbtProject]:
+    folders = _folders()
+    taken = {p.name for p in folders}
+    gits = [DbtProject(row.name, None, git=row) for row in GitProject.objects.all() if row.name not in taken]
+    return sorted(folders + gits, key=lambda p: p.name)
+
+
 def get_project(name: str) -> DbtProject | None:
-    """The project with that folder name, or None (names are never used as raw paths)."""
+    """The project with that name, or None (names are never used as raw paths)."""
     return next((p for p in discover_projects() if p.name == name), None)
+
+
+def git_cache() -> GitCache:
+    return GitCache(settings.GIT_CACHE_DIR)
+
+
+def remote(project: GitProject, field: str = "project") -> Remote:
+    """The repository with this host's value of the project's credential."""
+    secret = ""
+    if project.credential:
+        if problem := secret_variable_problem(project.credential, "credential"):
+            raise RequestError(f"git project {project.name!r}: {problem}", field=field)
+        try:
+            secret = read_secret(project.credential)
+        except SecretUnsetError as exc:
+            raise RequestError(f"git project {project.name!r}: {exc}", field=field) from None
+    if is_ssh_url(project.repository_url):
+        return Remote(project.repository_url, ssh_key=secret)
+    return Remote(project.repository_url, token=secret)
+
+
+def git_refused(exc: GitError, field: str) -> RequestError:
+    return RequestError(str(exc), field=field)
+
+
+def pin(found: DbtProject, *, git_sha: str = "", git_branch: str = "") -> tuple[str, str]:
+    """(sha, branch) a new run of `found` executes: `git_sha` (checked to be in the
+    repository), else the head of `git_branch`, else of the project's branch. A folder project
+    takes neither: ('', ''). RequestError naming the field otherwise."""
+    if found.git is None:
+        for field, value in (("git_sha", git_sha), ("git_branch", git_branch)):
+            if value:
+                raise RequestError(
+                    f"project {found.name!r} is a folder, not a git repository: {field} cannot be honoured", field=field
+                )
+        return "", ""
+    project = found.git
+    repository = remote(project)
+    branch = git_branch or project.branch
+    if git_sha:
+        if not isinstance(git_sha, str) or not SHA.fullmatch(git_sha.lower()):
+            raise RequestError("git_sha must be a commit's hexadecimal id (7 to 40 characters)", field="git_sha")
+        try:
+            return git_cache().full_sha(repository, git_sha.lower()), git_branch
+        except GitError as exc:
+            raise git_refused(exc, "git_sha") from None
+    try:
+        sha = resolve(repository, branch)
+    except GitError as exc:
+        raise git_refused(exc, "git_branch" if git_branch else "project") from None
+    if branch == project.branch:
+        GitProject.objects.filter(pk=project.pk).update(last_sha=sha, last_resolved_at=timezone.now())
+    return sha, branch
+
+
+def at_commit(found: DbtProject, sha: str) -> DbtProject:
+    """`found` checked out at `sha` on this host (a folder project as it is). GitError when
+    the commit is not in the repository any more or has no dbt_project.yml."""
+    if found.git is None:
+        return found
+    path = git_cache().checkout(remote(found.git), sha, found.git.subdirectory)
+    return DbtProject(found.name, path, found.git, sha)

@@ -29,6 +29,7 @@ from audit.services import record, snapshot
 from dbtlib.commands import check_target
 from dbtlib.profiles import PASSWORD_VARIABLE, profile_name, write_profile
 from kernel.errors import ErrorCode, RequestError, dbt_input_refused
+from kernel.secrets import SecretUnsetError, read_secret, secret_variable_problem
 from lineage.projects import get_project
 from runs.models import Environment, Job, Run
 
@@ -36,14 +37,9 @@ ENVIRONMENT_FIELDS = (
     "name", "target_name", "host", "port", "user", "dbname", "schema", "password_env", "threads", "env_vars",
 )  # fmt: skip
 CONNECTION_FIELDS = ("host", "port", "user", "dbname", "password_env", "env_vars")
-# dbt masks DBT_ENV_SECRET_* values in its logs and refuses them outside profiles.yml.
-PASSWORD_VARIABLE_PREFIX = "DBT_ENV_SECRET_"  # noqa: S105 - a prefix of variable names
 # A project's own variables: no flag of dbt, no DBT_ENGINE_/DBT_ENV_* name dbt interprets,
 # nothing libpq (PG*), Python, the loader, git or OpenSSL reads.
 PROJECT_VARIABLE_PREFIX = "DBT_VAR_"
-# Never a password reference, even when ENVIRONMENT_PASSWORD_VARIABLES lists one: besides
-# the portal's settings (settings.PORTAL_VARIABLES), cloud credentials, libpq's, dbt's.
-PORTAL_VARIABLE_PREFIXES = ("AWS_", "PG", "DBT_")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .-]{0,99}$")
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_$-]{1,100}$")
@@ -110,18 +106,7 @@ def check_connection_change(actor: Any, before: dict[str, Any], after: dict[str,
 
 def password_variable_problem(name: str) -> str:
     """Why `name` may not hold an environment's password ("" when it may)."""
-    if name.startswith(PASSWORD_VARIABLE_PREFIX):
-        return ""
-    portal = settings.PORTAL_VARIABLES
-    if name in portal or f"{name}_FILE" in portal or name.startswith(PORTAL_VARIABLE_PREFIXES):
-        own = "one of the portal's own variables"
-        return f"password_env may not name {name}, {own}: name a {PASSWORD_VARIABLE_PREFIX}* one"
-    if name in settings.ENVIRONMENT_PASSWORD_VARIABLES:
-        return ""
-    return (
-        f"password_env must name a {PASSWORD_VARIABLE_PREFIX}* variable (or one listed in "
-        f"ENVIRONMENT_PASSWORD_VARIABLES), not {name}"
-    )
+    return secret_variable_problem(name, "password_env")
 
 
 def env_vars_problem(env_vars: dict[str, Any]) -> str:
@@ -282,15 +267,11 @@ def password(environment: Environment) -> str:
         return str(settings.WAREHOUSE["password"] or "") if on_portal_warehouse(environment) else ""
     if problem := password_variable_problem(name):
         raise _unusable(environment, problem, "password_env")
-    if name in os.environ:
-        return os.environ[name]
-    path = os.environ.get(f"{name}_FILE")
-    if path:
-        try:
-            return Path(path).read_text().rstrip("\n")
-        except OSError as exc:
-            message = f"{name}_FILE cannot be read: {exc.strerror}"
-            raise EnvironmentUnusableError(message, field="password_env") from None
+    try:
+        return read_secret(name)
+    except SecretUnsetError as exc:
+        if f"{name}_FILE" in os.environ:
+            raise EnvironmentUnusableError(str(exc), field="password_env") from None
     raise EnvironmentUnusableError(
         f"environment {environment.name!r} reads its password from {name} (or {name}_FILE), "
         "which is not set for this worker",

@@ -111,6 +111,19 @@ class JobForm(forms.Form):
         label="Alert on warnings",
         help_text="A success whose tests of warn severity fail notifies the on-failure targets.",
     )
+    triggers_on_pull_request = forms.BooleanField(
+        required=False,
+        label="CI job (runs on pull requests)",
+        help_text="A git project's pull requests run it on their head commit, into a schema of their own, with "
+        "<code>state:</code> selectors (e.g. <code>dbt build --select state:modified+</code>) compared with the "
+        "deferring environment's latest successful run, and everything else deferred to it.",
+    )
+    deferring_environment = forms.TypedChoiceField(
+        required=False,
+        coerce=int,
+        empty_value=None,
+        help_text="A CI job's production: blank = the project's default environment.",
+    )
 
     def __init__(self, *args, job=None, **kwargs) -> None:
         from runs.models import Environment
@@ -122,9 +135,9 @@ class JobForm(forms.Form):
         else:
             del self.fields["project"]
             environments = Environment.objects.filter(project=job.project)
-        self.fields["environment"].choices = [("", "project default")] + [
-            (e.pk, f"{e.project}: {e.name}") for e in environments
-        ]
+        self.fields["environment"].choices = self.fields["deferring_environment"].choices = [
+            ("", "project default")
+        ] + [(e.pk, f"{e.project}: {e.name}") for e in environments]
         self.fields["timeout_seconds"].max_value = settings.RUN_MAX_TIMEOUT
         self.fields["timeout_seconds"].widget.attrs["placeholder"] = str(settings.RUN_DEFAULT_TIMEOUT)
 
@@ -133,7 +146,11 @@ class JobForm(forms.Form):
         from runs.jobs import JOB_FIELDS
 
         initial = {name: getattr(job, name) for name in JOB_FIELDS}
-        return initial | {"environment": job.environment_id, "steps": "\n".join(job.steps)}
+        return initial | {
+            "environment": job.environment_id,
+            "deferring_environment": job.deferring_environment_id,
+            "steps": "\n".join(job.steps),
+        }
 
     def clean_steps(self) -> list[str]:
         return [line.strip() for line in self.cleaned_data["steps"].splitlines() if line.strip()]

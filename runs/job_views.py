@@ -83,7 +83,7 @@ def job_new(request: HttpRequest) -> HttpResponse:
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The job's definition and runs; a POST (manager) saves the edit form through
     update_job, which audits the diff."""
-    job = get_object_or_404(with_next_run(Job.objects.select_related("environment")), pk=pk)
+    job = get_object_or_404(with_next_run(Job.objects.select_related("environment", "deferring_environment")), pk=pk)
     manage = can(request.user, Capability.MANAGE_SCHEDULES)
     form = JobForm(initial=JobForm.initial_of(job), job=job) if manage else None
     if request.method == "POST":

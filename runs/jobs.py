@@ -33,7 +33,8 @@ logger = logging.getLogger(__name__)
 MAX_STEPS = 30
 JOB_FIELDS = (
     "name", "description", "environment", "steps", "timeout_seconds", "threads", "generate_docs",
-    "run_source_freshness", "cron", "schedule_enabled", "alert_on_warn",
+    "run_source_freshness", "cron", "schedule_enabled", "alert_on_warn", "triggers_on_pull_request",
+    "deferring_environment",
 )  # fmt: skip
 FRESHNESS_STEP = "dbt source freshness"
 DOCS_STEP = "dbt docs generate"
@@ -47,9 +48,10 @@ def next_fire(cron: str, after: datetime | None = None) -> datetime:
 
 
 @dbt_input_refused()
-def validate_steps(project: str, steps: Any) -> list[dict[str, Any]]:
+def validate_steps(project: str, steps: Any, *, git_sha: str = "", ci: bool = False) -> list[dict[str, Any]]:
     """Each step parsed (dbtlib/steps.py) and checked as a run is (allowed command,
-    selectors against the manifest, declared vars): the RunStep fields, in order."""
+    selectors against the manifest, declared vars; a git project's at `git_sha`): the RunStep
+    fields, in order. A CI job's selectors may select nothing (nothing changed)."""
     if not isinstance(steps, list) or not steps:
         raise RequestError("steps must be a list of one or more dbt command lines", field="steps")
     if len(steps) > MAX_STEPS:
@@ -58,7 +60,7 @@ def validate_steps(project: str, steps: Any) -> list[dict[str, Any]]:
     for text in steps:
         parts = parse_step(text)
         try:
-            request = validate_request(project=project, **parts)
+            request = validate_request(project=project, git_sha=git_sha, check_selection=not ci, **parts)
         except RequestError as exc:
             raise RequestError(f"step {text!r}: {exc.message}", field="steps", code=exc.code) from None
         checked.append(
@@ -92,16 +94,16 @@ def _flag(fields: dict, name: str) -> bool:
     return value
 
 
-def _environment(project: str, value: Any) -> Environment:
+def _environment(project: str, value: Any, field: str = "environment") -> Environment:
     if value in (None, ""):
         return default_environment(project)
     if isinstance(value, Environment):
         value = value.pk
     if isinstance(value, bool) or not isinstance(value, int):
-        raise RequestError("environment must be an environment id", field="environment")
+        raise RequestError(f"{field} must be an environment id", field=field)
     found = Environment.objects.filter(pk=value, project=project).first()
     if found is None:
-        raise RequestError(f"project {project} has no environment {value}", field="environment")
+        raise RequestError(f"project {project} has no environment {value}", field=field)
     return found
 
 
@@ -120,7 +122,7 @@ def _cron(value: Any) -> str:
 
 def validate_job(fields: dict[str, Any], *, project: str) -> dict[str, Any]:
     """The clean fields of a job of `project`; RequestError naming the field."""
-    validate_request(project=project, kind="dbt", command="parse")  # the project exists
+    pinned = validate_request(project=project, kind="dbt", command="parse")  # the project exists
     name = fields.get("name")
     if not isinstance(name, str) or not name.strip() or len(name.strip()) > 100:
         raise RequestError("a job needs a name of at most 100 characters", field="name")
@@ -131,7 +133,11 @@ def validate_job(fields: dict[str, Any], *, project: str) -> dict[str, Any]:
     schedule_enabled = _flag(fields, "schedule_enabled")
     if schedule_enabled and not cron:
         raise RequestError("a schedule needs a cron expression", field="cron")
-    steps = validate_steps(project, fields.get("steps"))
+    ci = _flag(fields, "triggers_on_pull_request")
+    steps = validate_steps(project, fields.get("steps"), git_sha=pinned.git_sha, ci=ci)
+    deferring = fields.get("deferring_environment")
+    if deferring not in (None, ""):
+        deferring = _environment(project, deferring, "deferring_environment")
     return {
         "name": name.strip(),
         "description": description,
@@ -144,11 +150,14 @@ def validate_job(fields: dict[str, Any], *, project: str) -> dict[str, Any]:
         "cron": cron,
         "schedule_enabled": schedule_enabled,
         "alert_on_warn": _flag(fields, "alert_on_warn"),
+        "triggers_on_pull_request": ci,
+        "deferring_environment": deferring or None,
     }
 
 
 def _audited(job: Job) -> dict[str, Any]:
-    return {**snapshot(job), "environment": job.environment.name}
+    deferring = job.deferring_environment
+    return {**snapshot(job), "environment": job.environment.name, "deferring_environment": deferring and deferring.name}
 
 
 def create_job(*, actor: Any, source: str, project: str, **fields: Any) -> Job:
@@ -250,12 +259,17 @@ def trigger_job(
     generate_docs: bool | None = None,
     retry_of: Run | None = None,
     run_steps: list[dict[str, Any]] | None = None,
+    git_sha: str = "",
+    git_branch: str = "",
+    pull_request: int | None = None,
 ) -> Run:
     """A run of the job (a run with steps), validated, audited and queued. `steps` (dbt command
     lines), `threads`, `target`, `timeout_seconds` (0: the job's), `schema` and `generate_docs`
     replace the job's own for this run when given; `run_steps` (already validated RunStep
-    fields) is a rerun from failure's. Refusals name these keywords: a door that takes them
-    under other names (dbt Cloud's `*_override`) renames the field."""
+    fields) is a rerun from failure's. A git project's run is pinned to `git_sha`, else the
+    head of `git_branch` or of the project's branch. `pull_request` makes it a CI run of that
+    pull request (a CI job's, into `schema`, runs.ci). Refusals name these keywords: a door that
+    takes them under other names (dbt Cloud's `*_override`) renames the field."""
     if not isinstance(cause, str) or len(cause) > 255:
         raise RequestError("cause must be text of at most 255 characters", field="cause")
     if steps is not None and not isinstance(steps, list):
@@ -265,11 +279,6 @@ def trigger_job(
     if schema not in (None, "") and not (isinstance(schema, str) and SCHEMA.fullmatch(schema)):
         raise RequestError("schema must be a schema name: 1-63 ASCII letters, digits or '_'", field="schema")
     check_schema(schema or "", "schema")
-    if run_steps is None:
-        try:
-            run_steps = validate_steps(job.project, job_steps(job, steps=steps, generate_docs=generate_docs))
-        except RequestError as exc:
-            raise RequestError(exc.message, field="steps", code=exc.code) from None
     timeout = timeout_seconds if timeout_seconds not in (None, 0) else job.timeout_seconds
     request = validate_request(
         project=job.project,
@@ -279,9 +288,21 @@ def trigger_job(
         target=target or "",
         threads=threads if threads is not None else job.threads,
         job_run=True,
+        git_sha=git_sha,
+        git_branch=git_branch,
     )
+    if run_steps is None:
+        try:
+            run_steps = validate_steps(
+                job.project,
+                job_steps(job, steps=steps, generate_docs=generate_docs),
+                git_sha=request.git_sha,
+                ci=job.triggers_on_pull_request,
+            )
+        except RequestError as exc:
+            raise RequestError(exc.message, field="steps", code=exc.code) from None
     return create_run(
-        {**request.fields(), "environment": job.environment, "schema": schema or ""},
+        {**request.fields(), "environment": job.environment, "schema": schema or "", "pull_request": pull_request},
         steps=run_steps,
         actor=actor,
         source=source,
@@ -357,9 +378,14 @@ def retry_run(run: Run, *, actor: Any, source: str) -> Run:
             target=run.target,
             threads=run.threads,
             timeout_seconds=run.timeout_seconds,
+            git_sha=run.git_sha,
+            git_branch=run.git_branch,
+            pull_request=run.pull_request,
         )
     request = validate_request(
         project=run.project,
+        git_sha=run.git_sha,
+        git_branch=run.git_branch,
         command=step["command"],
         select=step["select"],
         exclude=step["exclude"],

@@ -140,7 +140,7 @@ class RunQuerySet(models.QuerySet):
 
 
 class Run(models.Model):
-    project = models.CharField(max_length=100, help_text="Folder name under dbt_projects/")
+    project = models.CharField(max_length=100, help_text="A folder under dbt_projects/ or a git project")
     kind = models.CharField(max_length=50, default="dbt", help_text="'dbt' or a kind registered in runs.kinds")
     params = models.JSONField(default=dict, blank=True, help_text="Parameters of a non-dbt kind")
     command = models.CharField(max_length=30, blank=True, help_text="dbt command, e.g. build, docs generate")
@@ -176,6 +176,12 @@ class Run(models.Model):
     )
     schema = models.CharField(max_length=100, blank=True, help_text="overrides the environment's schema")
     cause = models.CharField(max_length=255, blank=True, help_text="why it was triggered, as the caller said")
+    git_sha = models.CharField(max_length=40, blank=True, help_text="the commit a git project's run executes")
+    git_branch = models.CharField(max_length=255, blank=True, help_text="the branch it was resolved from, if any")
+    pull_request = models.PositiveIntegerField(null=True, blank=True, help_text="a CI run's pull request number")
+    changes = models.JSONField(
+        null=True, blank=True, help_text="a CI run's nodes new, modified and removed against the deferred manifest"
+    )
 
     state = models.CharField(max_length=20, choices=RunState.choices, default=RunState.QUEUED)
     reason = models.TextField(blank=True, help_text="Why the run is in its state, in words")
@@ -426,6 +432,20 @@ class Job(models.Model):
     schedule_enabled = models.BooleanField(default=False, help_text="whether the cron trigger fires")
     alert_on_warn = models.BooleanField(
         default=False, help_text="a success with warn-severity test failures alerts the on-failure targets"
+    )
+    triggers_on_pull_request = models.BooleanField(
+        default=False,
+        help_text="a CI job: runs on each pull request's head commit, into a schema of its own, its steps' "
+        "state: selectors compared with the deferring environment's latest manifest",
+    )
+    deferring_environment = models.ForeignKey(
+        Environment,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="deferring_jobs",
+        help_text="a CI job compares with and defers to this environment's latest successful run "
+        "(blank: the project's default environment)",
     )
     q_schedule_id = models.IntegerField(null=True, blank=True, help_text="the django-q2 Schedule row")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)

@@ -10,7 +10,6 @@ import contextlib
 import hashlib
 import hmac
 import http.client
-import ipaddress
 import json
 import secrets
 import socket
@@ -18,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -31,6 +30,7 @@ from django_q.tasks import async_task
 from audit.services import changed_fields, record, snapshot
 from kernel.errors import RequestError
 from kernel.security import mask_url
+from kernel.webhooks import check_webhook
 from runs.models import (
     ALERT_STATES,
     RUN_NOTICE,
@@ -53,8 +53,11 @@ TARGET_FIELDS = ("project", "job", "emails", "webhook_url", "on_failure", "on_su
 
 
 def enqueue_notifications(run: Run) -> None:
+    """The run's news once it ended: its targets' notices, and a CI run's commit status (runs.ci)."""
     if run.state in ALERT_STATES or run.state == RunState.SUCCESS:
         async_task("runs.notifications.notify_run", run.pk, task_name=f"notify-run-{run.pk}", group="notifications")
+    if run.pull_request is not None and run.kind == "dbt":
+        async_task("runs.ci.post_status", run.pk, task_name=f"ci-status-{run.pk}", group="notifications")
 
 
 def is_recovery(run: Run) -> bool:
@@ -122,44 +125,6 @@ def email_message(run: Run, warnings: list[dict[str, Any]]) -> tuple[str, str]:
             f"- {test['name']} ({test['failures']} failing row(s)): {test['message']}\n" for test in warnings
         )
     return f"[portal] run #{run.pk} {run.project} {state}", f"{text}\n{settings.PORTAL_BASE_URL}/runs/{run.pk}/\n"
-
-
-def _refused(message: str) -> RequestError:
-    return RequestError(message, field="webhook_url")
-
-
-def check_webhook(url: str) -> tuple[SplitResult, int, str]:
-    """The URL's parts, its port and the address to connect to. Every address the host resolves to must
-    be global (no loopback, private, link-local, …) unless WEBHOOK_ALLOWED_HOSTS lists the host."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise _refused("the webhook's port is not a number") from None
-    host = parts.hostname
-    if parts.scheme not in ("http", "https") or not host:
-        raise _refused("the webhook must be an http(s) URL with a host")
-    try:
-        addresses = [info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
-    except (socket.gaierror, UnicodeError):
-        raise _refused(f"the webhook's host {host} does not resolve") from None
-    if host not in settings.WEBHOOK_ALLOWED_HOSTS:
-        for address in addresses:
-            if not _is_public(ipaddress.ip_address(address.partition("%")[0])):
-                raise _refused(
-                    f"the webhook's host {host} resolves to {address}, a loopback, private or link-local address; "
-                    "list the host in WEBHOOK_ALLOWED_HOSTS to allow it"
-                )
-    return parts, port, addresses[0]
-
-
-# IPv6 ranges that carry an IPv4 address a gateway may route to (NAT64, 6to4, the deprecated
-# IPv4-compatible form): Python calls them global whatever IPv4 address they embed.
-_EMBEDDING_IPV4 = tuple(ipaddress.ip_network(net) for net in ("64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "::/96"))
-
-
-def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    return address.is_global and not any(address in network for network in _EMBEDDING_IPV4)
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):

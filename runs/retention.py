@@ -23,6 +23,7 @@ from django.utils import timezone
 from audit.models import Source
 from audit.services import record
 from kernel.errors import ErrorCode, RequestError
+from lineage.projects import git_cache
 from runs.artifacts import delete_artifacts
 from runs.models import FINAL_STATES, NodeResult, NotificationDelivery, Run, RunLogChunk
 
@@ -68,6 +69,22 @@ def prune_runs(*, days: int | None = None, actor: Any = "retention", source: str
         )
         record(actor, "runs.pruned", None, after=asdict(pruned), source=source)
     return pruned
+
+
+# A git commit's checkout and parse state unused this long go (each host prunes its own).
+GIT_CHECKOUT_DAYS = 7
+
+
+def prune_git_cache() -> int:
+    """Remove this host's checkouts and per-commit parse states unused for GIT_CHECKOUT_DAYS,
+    never those of active runs; how many checkouts went. Called after each git project's run."""
+    keep = set(Run.objects.active().exclude(git_sha="").values_list("git_sha", flat=True))
+    seconds = GIT_CHECKOUT_DAYS * 24 * 3600
+    cutoff = timezone.now().timestamp() - seconds
+    for state in (Path(settings.RUNS_DIR) / "_projects").glob("*@*"):
+        if state.name.rpartition("@")[2] not in keep and state.stat().st_mtime < cutoff:
+            shutil.rmtree(state, ignore_errors=True)
+    return git_cache().prune(keep=keep, older_than=seconds)
 
 
 def scheduled_prune() -> dict[str, int]:

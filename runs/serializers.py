@@ -27,6 +27,10 @@ class RunStepSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+GIT_SHA_HELP = "a git project's commit to run (7-40 hex digits); a folder project takes none"
+GIT_BRANCH_HELP = "a git project's branch whose head to run; blank: the project's branch"
+
+
 class RunSerializer(serializers.ModelSerializer):
     steps = RunStepSerializer(many=True, read_only=True, help_text="a job run's steps, in order ([] otherwise)")
     triggered_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
@@ -40,7 +44,8 @@ class RunSerializer(serializers.ModelSerializer):
             "target", "threads", "timeout_seconds", "params", "source", "triggered_by", "rerun_of",
             "state", "reason", "queued_at", "started_at", "finished_at", "duration_seconds",
             "cancel_requested_at", "exit_code", "worker", "worker_pid", "heartbeat_at", "nodes_total", "nodes_done",
-            "nodes_failed", "log_lines", "job", "environment", "schema", "cause", "retry_of", "steps",
+            "nodes_failed", "log_lines", "job", "environment", "schema", "cause", "retry_of", "steps", "git_sha",
+            "git_branch", "pull_request", "changes",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -73,6 +78,12 @@ class RunCreateSerializer(serializers.Serializer):
     vars = serializers.JSONField(required=False, default=dict)
     full_refresh = serializers.BooleanField(required=False, default=False)
     timeout_seconds = serializers.IntegerField(required=False, allow_null=True, default=None)
+    git_sha = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=255, help_text=GIT_SHA_HELP
+    )
+    git_branch = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=255, help_text=GIT_BRANCH_HELP
+    )
 
 
 class NodeResultSerializer(serializers.ModelSerializer):
@@ -135,6 +146,13 @@ class JobSerializer(serializers.ModelSerializer):
     environment = serializers.PrimaryKeyRelatedField(
         queryset=Environment.objects.all(), required=False, allow_null=True, help_text="blank: the project's default"
     )
+    deferring_environment = serializers.PrimaryKeyRelatedField(
+        queryset=Environment.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="a CI job compares with and defers to this environment's latest successful run (blank: the "
+        "project's default)",
+    )
     steps = serializers.ListField(child=serializers.CharField(max_length=4000), min_length=1, max_length=30)
     next_run = serializers.DateTimeField(read_only=True, allow_null=True, help_text="null without an enabled cron")
     created_by = serializers.CharField(source="created_by.username", default=None, read_only=True, allow_null=True)
@@ -143,15 +161,16 @@ class JobSerializer(serializers.ModelSerializer):
         model = Job
         fields = [
             "id", "project", "name", "description", "environment", "steps", "timeout_seconds", "threads",
-            "generate_docs", "run_source_freshness", "cron", "schedule_enabled", "alert_on_warn", "next_run",
-            "created_by", "created_at", "updated_at",
+            "generate_docs", "run_source_freshness", "cron", "schedule_enabled", "alert_on_warn",
+            "triggers_on_pull_request", "deferring_environment", "next_run", "created_by", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["id", "created_at", "updated_at"]
         validators = []
 
 
 class JobRunSerializer(serializers.Serializer):
-    """dbt Cloud's trigger body (without git_sha / git_branch: the portal runs the project's folder)."""
+    """dbt Cloud's trigger body: a git project's run is pinned to git_sha, else to the head of
+    git_branch or of the project's branch."""
 
     # (The docstring is the schema's description.) The fields keep dbt Cloud's names on the
     # wire; `validated_data` holds runs.jobs.trigger_job's keywords (each field's `source`).
@@ -179,6 +198,8 @@ class JobRunSerializer(serializers.Serializer):
     generate_docs_override = serializers.BooleanField(
         source="generate_docs", required=False, allow_null=True, default=None
     )
+    git_sha = serializers.CharField(required=False, allow_blank=True, max_length=255, help_text=GIT_SHA_HELP)
+    git_branch = serializers.CharField(required=False, allow_blank=True, max_length=255, help_text=GIT_BRANCH_HELP)
 
     # trigger_job's refusals of these are answered under the body's name (schema_override…);
     # those of threads, target and timeout_seconds keep the run's field name, as they always have.

@@ -21,13 +21,14 @@ from audit.services import record
 from dbtlib.commands import check_command, check_target, check_vars
 from dbtlib.environment import dbt_environment
 from dbtlib.errors import DbtError, ManifestError
+from dbtlib.git import GitError
 from dbtlib.manifest import Manifest, cached_manifest
 from dbtlib.profiles import profile_name, write_profile
 from dbtlib.project import declared_vars, newest_source_mtime, parse_project
 from dbtlib.selectors import check_selector
 from dbtlib.steps import SELECTION_OPTIONS, selected_by_step
 from kernel.errors import ErrorCode, RequestError, dbt_input_refused
-from lineage.projects import DbtProject, discover_projects, get_project
+from lineage.projects import DbtProject, at_commit, discover_projects, get_project, git_refused, pin
 from runs.environments import connection, default_environment, portal_variables, project_default
 from runs.kinds import get_kind
 from runs.logcontext import run_logging
@@ -37,10 +38,11 @@ from runs.retention import check_free_space
 logger = logging.getLogger(__name__)
 
 
-def project_state_dir(project: str) -> Path:
+def project_state_dir(state_key: str) -> Path:
     """Where the portal keeps a project's latest manifest.json and partial_parse.msgpack,
-    refreshed by every run that produced them; new runs are seeded from here."""
-    return settings.RUNS_DIR / "_projects" / project
+    refreshed by every run that produced them; new runs are seeded from here. A git project
+    keeps one per commit (DbtProject.state_key)."""
+    return settings.RUNS_DIR / "_projects" / state_key
 
 
 def run_dir(run_id: int) -> Path:
@@ -50,7 +52,7 @@ def run_dir(run_id: int) -> Path:
 def latest_manifest(found: DbtProject) -> Manifest:
     """The project's latest manifest; parsed again (cold dbt parse, a few seconds) when
     missing or older than the project's files."""
-    state_dir = project_state_dir(found.name)
+    state_dir = project_state_dir(found.state_key)
     manifest_path = state_dir / "manifest.json"
     if not (manifest_path.is_file() and manifest_path.stat().st_mtime >= newest_source_mtime(found.path)):
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -66,7 +68,7 @@ def parse_profile(found: DbtProject) -> Path:
     """A profiles dir for validation's `dbt parse`: the default environment's connection
     (parse does not connect, so no password; nothing is stored)."""
     environment = project_default(found.name)
-    profiles_dir = project_state_dir(found.name) / "profile"
+    profiles_dir = project_state_dir(found.state_key) / "profile"
     write_profile(
         profiles_dir,
         profile=profile_name(found.path),
@@ -120,6 +122,8 @@ class RunRequest:
     params: dict
     target: str
     threads: int | None
+    git_sha: str
+    git_branch: str
 
     def fields(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,14 +145,25 @@ def validate_request(
     threads: int | None = None,
     job_run: bool = False,
     options: dict[str, Any] | None = None,
+    git_sha: str = "",
+    git_branch: str = "",
+    check_selection: bool = True,
 ) -> RunRequest:
     """Everything a trigger (or a job step) is checked against; raises RequestError.
     `job_run`: the run's commands are its steps (runs.jobs), checked there; `options`: a
-    step's other flags (dbtlib.steps.parse_step), those that select checked with the rest."""
+    step's other flags (dbtlib.steps.parse_step), those that select checked with the rest
+    unless `check_selection` is off (a CI job's steps select what a pull request changes,
+    which may be nothing). A git project's run is pinned here to a commit (`git_sha`, else the head of `git_branch`
+    or of its branch), and checked against that commit's files."""
     found = get_project(project) if isinstance(project, str) else None
     if found is None:
         names = ", ".join(p.name for p in discover_projects()) or "none"
         raise RequestError(f"no dbt project {project!r} (known: {names})", field="project")
+    for field, value in (("git_sha", git_sha), ("git_branch", git_branch)):
+        if not isinstance(value, str) or len(value) > 255:
+            raise RequestError(f"{field} must be text of at most 255 characters", field=field)
+    git_sha, git_branch = pin(found, git_sha=git_sha, git_branch=git_branch)
+    found = checked_out(found, git_sha)
     if timeout_seconds in (None, ""):
         timeout_seconds = min(settings.RUN_DEFAULT_TIMEOUT, settings.RUN_MAX_TIMEOUT)
     if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, int):
@@ -171,7 +186,7 @@ def validate_request(
         if params is not None and not isinstance(params, dict):
             raise RequestError("params must be an object", field="params")
         vars = vars or {}
-    if kind == "dbt" and not job_run:
+    if kind == "dbt" and not job_run and check_selection:
         _check_selectors(found, {"select": select, "exclude": exclude}, options)
     return RunRequest(
         project=found.name,
@@ -185,7 +200,17 @@ def validate_request(
         params=params or {},
         target=target,
         threads=threads,
+        git_sha=git_sha,
+        git_branch=git_branch,
     )
+
+
+def checked_out(found: DbtProject, sha: str) -> DbtProject:
+    """`found` at `sha` on this host, for the checks; RequestError when that commit cannot be."""
+    try:
+        return at_commit(found, sha)
+    except GitError as exc:
+        raise git_refused(exc, "git_sha") from None
 
 
 def trigger_run(*, actor: Any, source: str, rerun_of: Run | None = None, enqueue: bool = True, **request: Any) -> Run:
@@ -314,6 +339,8 @@ def run_summary(run: Run) -> dict[str, Any]:
         "threads": run.threads,
         "steps": [step.name for step in run.steps.all()],
         "cause": run.cause,
+        "git_sha": run.git_sha,
+        "git_branch": run.git_branch,
     }
 
 
@@ -321,7 +348,7 @@ STEP_FIELDS = ("name", "command", "select", "exclude", "vars", "full_refresh", "
 
 
 def rerun(run: Run, *, actor: Any, source: str) -> Run:
-    """The same run again: same command (or steps), environment and overrides."""
+    """The same run again: same command (or steps), environment, overrides and commit."""
     kind = get_kind(run.kind)
     if kind is not None and kind.rerun is not None:
         return kind.rerun(run, actor=actor, source=source)
@@ -333,8 +360,15 @@ def rerun(run: Run, *, actor: Any, source: str) -> Run:
             target=run.target,
             threads=run.threads,
             job_run=True,
+            git_sha=run.git_sha,
+            git_branch=run.git_branch,
         )
-        fields = {**request.fields(), "environment": run.environment, "schema": run.schema}
+        fields = {
+            **request.fields(),
+            "environment": run.environment,
+            "schema": run.schema,
+            "pull_request": run.pull_request,
+        }
         return create_run(fields, steps=steps, actor=actor, source=source, rerun_of=run, job=run.job, cause=run.cause)
     return trigger_run(
         project=run.project,
@@ -348,6 +382,8 @@ def rerun(run: Run, *, actor: Any, source: str) -> Run:
         params=run.params,
         target=run.target,
         threads=run.threads,
+        git_sha=run.git_sha,
+        git_branch=run.git_branch,
         actor=actor,
         source=source,
         rerun_of=run,

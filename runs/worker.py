@@ -19,13 +19,16 @@ from django.conf import settings
 from django.utils import timezone
 
 from dbtlib.artifacts import SOURCES_JSON, FreshnessOutcome, NodeOutcome, read_sources
-from dbtlib.commands import EXECUTING_COMMANDS, WRITE_COMMANDS
+from dbtlib.commands import EXECUTING_COMMANDS, STATE_COMMANDS, WRITE_COMMANDS
 from dbtlib.environment import dbt_environment
 from dbtlib.errors import ArtifactError, ManifestError
+from dbtlib.git import GitError
 from dbtlib.invocation import DbtInvocation
 from dbtlib.launcher import DbtExit, Launcher
 from dbtlib.manifest import Manifest
-from lineage.projects import get_project
+from kernel.errors import RequestError
+from lineage.projects import DbtProject, at_commit, get_project
+from runs import ci
 from runs.artifacts import store_invocation
 from runs.backends import application_name, terminate_backends
 from runs.environments import RunVariables, cloud_variables, default_environment, prepare_profile
@@ -37,7 +40,7 @@ from runs.models import FAILED_NODE_STATUSES, FINAL_STATES, NodeResult, Run, Run
 from runs.notifications import enqueue_notifications
 from runs.progress import LogWriter, NodeProgress
 from runs.registry import Beat, start_worker
-from runs.retention import disk_full_reason
+from runs.retention import disk_full_reason, prune_git_cache
 from runs.services import project_state_dir, run_dir
 
 logger = logging.getLogger(__name__)
@@ -107,6 +110,10 @@ class RunExecution:
         # The run's newest manifest and catalog.json: lineage takes them once, when it ends.
         self.manifest: Manifest | None = None
         self.catalog_path: Path | None = None
+        self.found: DbtProject | None = None  # the project, a git project's at the run's commit
+        # A CI run's comparison: the manifest dbt's --state reads, and the run it came from.
+        self.state_dir: Path | None = None
+        self.compared_with: Run | None = None
 
     # --- cancel, timeout, heartbeat ---------------------------------------------------
     def check(self) -> str | None:
@@ -150,10 +157,10 @@ class RunExecution:
     # --- one dbt invocation -----------------------------------------------------------
     def dbt(self, command: str, **options) -> int:
         """Run one dbt command inside this run; returns dbt's exit code (a DbtExit)."""
-        found = get_project(self.run.project)
-        if found is None:
-            raise RuntimeError(f"dbt project {self.run.project!r} no longer exists")
-        parse_state = project_state_dir(self.run.project)
+        found = self.project()
+        parse_state = project_state_dir(found.state_key)
+        if self.run.pull_request is not None and command in STATE_COMMANDS:
+            options = {**options, "state": self.comparison(), "defer": True}
         profiles_dir = run_dir(self.run.pk) / "profile"
         if self.variables is None:
             environment = self.run.environment or default_environment(self.run.project)
@@ -215,10 +222,45 @@ class RunExecution:
             progress.record_results(outcomes, invocation.target_path, manifest)
         freshness = self.read_freshness(invocation, manifest) if command == "source freshness" else None
         self.hand_to_lineage(command, outcomes, freshness)
+        if manifest is not None and self.compared_with is not None and self.run.changes is None:
+            self.log.write(ci.record_changes(self.run, manifest, self.comparison(), self.compared_with))
         self.manifest = manifest or self.manifest
         catalog = invocation.target_path / "catalog.json"
         self.catalog_path = catalog if catalog.is_file() else self.catalog_path
         return invocation.exit_code
+
+    def project(self) -> DbtProject:
+        """The run's project; a git project's checked out at the run's commit on this host."""
+        if self.found is None:
+            found = get_project(self.run.project)
+            if found is None:
+                raise RuntimeError(f"dbt project {self.run.project!r} no longer exists")
+            if found.git is not None:
+                sha = self.run.git_sha
+                if not sha:
+                    raise RuntimeError(f"git project {found.name!r}: this run has no commit to check out")
+                self.log.write(f"checking out commit {sha} of {found.git.repository_url}")
+                try:
+                    found = at_commit(found, sha)
+                except (GitError, RequestError) as exc:
+                    raise RuntimeError(f"cannot check out commit {sha[:12]}: {exc}") from None
+            self.found = found
+        return self.found
+
+    def comparison(self) -> Path:
+        """A CI run's --state directory (runs.ci), written once per run."""
+        if self.state_dir is None:
+            directory = run_dir(self.run.pk) / "state"
+            self.compared_with = ci.write_comparison(self.run, directory)
+            self.log.write(f"comparing with and deferring to run #{self.compared_with.pk}'s manifest")
+            self.state_dir = directory
+        return self.state_dir
+
+    @property
+    def feeds_lineage(self) -> bool:
+        """Whether the run's results are the project's news: not a CI run's, not another branch's."""
+        branch = self.found.git.branch if self.found and self.found.git else ""
+        return self.run.pull_request is None and self.run.git_branch in ("", branch)
 
     def follow(self, invocation: DbtInvocation, progress: NodeProgress) -> None:
         """Stream dbt's lines into the log and node progress until its process group is
@@ -306,6 +348,8 @@ class RunExecution:
         from lineage import freshness as lineage_freshness
         from lineage import services as lineage
 
+        if not self.feeds_lineage:
+            return
         with self.lineage_trouble_logged():
             if outcomes and command in EXECUTING_COMMANDS:
                 lineage.record_run_results(
@@ -319,7 +363,7 @@ class RunExecution:
         newest catalog any of its steps generated (else lineage keeps the project's latest)."""
         from lineage import services as lineage
 
-        if self.manifest is None:
+        if self.manifest is None or not self.feeds_lineage:
             return
         with self.lineage_trouble_logged():
             lineage.ingest_manifest(
@@ -471,6 +515,8 @@ class RunExecution:
             if ended:
                 self.run.state = state
                 enqueue_notifications(self.run)
+            if self.found is not None and self.found.git is not None:
+                prune_git_cache()
             logger.info(
                 "run %s ended %s%s", self.run.pk, state if ended else "elsewhere", f": {reason}" if reason else ""
             )

@@ -10,6 +10,8 @@ import uuid
 import pytest
 
 PASSWORD = "correct-horse-battery"
+# The git servers' fixtures (served_root, daemon_url, http_git, ssh_git, project_repo) for any test.
+pytest_plugins = ("tests.gitservers",)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -19,6 +21,7 @@ def pytest_configure(config: pytest.Config) -> None:
     test_db = os.environ.setdefault("TEST_DATABASE_NAME", "test_portal")
     os.environ.setdefault("WAREHOUSE_DB_NAME", f"{test_db}_warehouse")
     os.environ.setdefault("RUNS_DIR", tempfile.mkdtemp(prefix="portal-test-runs-"))
+    os.environ.setdefault("GIT_CACHE_DIR", tempfile.mkdtemp(prefix="portal-test-git-"))
     # A queue of this session's own: a Redis broker keeps tasks across sessions.
     os.environ.setdefault("QUEUE_NAME", f"portal-test-{uuid.uuid4().hex[:8]}")
     worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ... under `pytest -n N`
@@ -27,6 +30,7 @@ def pytest_configure(config: pytest.Config) -> None:
         # and cache keys (pytest-django gives it its own test database, `<name>_gw0`).
         os.environ["WAREHOUSE_DB_NAME"] = f"{os.environ['WAREHOUSE_DB_NAME']}_{worker}"
         os.environ["RUNS_DIR"] = tempfile.mkdtemp(prefix=f"portal-test-runs-{worker}-")
+        os.environ["GIT_CACHE_DIR"] = tempfile.mkdtemp(prefix=f"portal-test-git-{worker}-")
         os.environ["QUEUE_NAME"] = f"{os.environ['QUEUE_NAME']}-{worker}"
     # The far end of the tests' webhooks listens on loopback (tests/runs/conftest.py).
     os.environ.setdefault("WEBHOOK_ALLOWED_HOSTS", "127.0.0.1")

@@ -52,6 +52,8 @@ PRODUCTION = PORTAL_ENV == "production"
 DATA_DIR = Path(env_str("PORTAL_DATA_DIR", str(BASE_DIR / ".data"))).resolve()
 DBT_PROJECTS_DIR = Path(env_str("DBT_PROJECTS_DIR", str(BASE_DIR / "dbt_projects"))).resolve()
 RUNS_DIR = Path(env_str("RUNS_DIR", str(DATA_DIR / "runs"))).resolve()
+# This host's git cache: a mirror per repository and a checkout per commit (docs/projects.md).
+GIT_CACHE_DIR = Path(env_str("GIT_CACHE_DIR", str(DATA_DIR / "git"))).resolve()
 
 DATABASE_URL = env_str("DATABASE_URL")
 EMBEDDED_POSTGRES = not DATABASE_URL

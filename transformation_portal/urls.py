@@ -10,6 +10,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from dbt_cloud import urls as dbt_cloud_urls
 from entities import views as entity_views
 from operations import views as operations_views
+from runs import git_hooks
 from transformation_portal.api_errors import ApiNotFoundView
 
 api_v1: list[URLPattern | URLResolver] = [
@@ -49,6 +50,9 @@ urlpatterns = [
     path("slas/", include("operations.urls")),
     path("search/", include("search.urls")),
     path("admin/", admin.site.urls),
+    # The git hosts' webhooks: no login, each delivery verified by the project's webhook secret.
+    path("hooks/git/<str:project>/github/", git_hooks.github_hook, name="git-hook-github"),
+    path("hooks/git/<str:project>/gitlab/", git_hooks.gitlab_hook, name="git-hook-gitlab"),
     path("api/v1/", include(api_v1)),
     # dbt Cloud's Administrative API (the subset its Airflow provider uses), in its own envelope.
     path("api/v2/", include(dbt_cloud_urls.v2)),

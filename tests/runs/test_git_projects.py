@@ -1,0 +1,358 @@
+"""Git projects: registration at the door, runs pinned to a commit and executed at exactly that
+commit, the git hosts' webhooks, and slim CI on a pull request — against real git servers on
+loopback (tests/gitservers.py), real dbt and the real warehouse. Runs execute in the test
+process with the worker's code (execute_run)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.conf import settings
+
+from audit.models import AuditEvent
+from dbtlib.environment import DBT_EXECUTABLE
+from lineage.models import GitProject, Snapshot
+from runs.artifacts import COMPILED_SQL, open_artifact
+from runs.ci import post_status
+from runs.jobs import create_job, trigger_job
+from runs.models import Run, RunState
+from runs.notifications import sign
+from runs.worker import execute_run
+
+pytestmark = pytest.mark.usefixtures("transactional_db", "dbt_projects_dir")
+
+TOKEN_VARIABLE = "DBT_ENV_SECRET_GIT_TOKEN"
+
+
+def register(api_client, admin_user, **fields):
+    api_client.force_authenticate(admin_user)
+    return api_client.post("/api/v1/projects/", fields, format="json")
+
+
+@pytest.fixture
+def shop(api_client, admin_user, project_repo):
+    """The repository registered as git project `shop_git` by its path (no credential)."""
+    answer = register(api_client, admin_user, name="shop_git", repository_url=str(project_repo.bare))
+    assert answer.status_code == 201, answer.json()
+    return project_repo
+
+
+def executed(run: Run) -> Run:
+    execute_run(run.pk)
+    run.refresh_from_db()
+    return run
+
+
+def built(run: Run) -> set[str]:
+    return set(run.node_results.filter(status="success").values_list("name", flat=True))
+
+
+def trigger(api_client, user, **body) -> Run:
+    api_client.force_authenticate(user)
+    answer = api_client.post("/api/v1/runs/", {"project": "shop_git", "command": "build", **body}, format="json")
+    assert answer.status_code == 202, answer.json()
+    return Run.objects.get(pk=answer.json()["id"])
+
+
+def test_an_admin_registers_a_git_project_and_everyone_reads_its_commit(
+    api_client, admin_user, operator, viewer, project_repo
+):
+    api_client.force_authenticate(operator)
+    refused = api_client.post("/api/v1/projects/", {"name": "x", "repository_url": str(project_repo.bare)})
+    assert refused.status_code == 403
+    answer = register(api_client, admin_user, name="shop_git", repository_url=str(project_repo.bare), branch="main")
+    assert answer.status_code == 201, answer.json()
+    secret = answer.json()["webhook_secret"]
+    assert len(secret) >= 32
+    api_client.force_authenticate(viewer)
+    shown = api_client.get("/api/v1/projects/shop_git/").json()
+    assert shown["git"]["last_sha"] == project_repo.first
+    assert shown["git"]["branch"] == "main"
+    assert "webhook_secret" not in shown["git"]
+    listed = {p["name"]: p for p in api_client.get("/api/v1/projects/").json()}
+    assert listed["shop_git"]["git"]["repository_url"] == str(project_repo.bare)
+    assert listed["inventory_transforms"]["git"] is None
+    row = AuditEvent.objects.get(action="project.register")
+    assert row.actor_username == admin_user.username and row.source == "api"
+    assert row.after["repository_url"] == str(project_repo.bare) and secret not in json.dumps(row.after)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "says"),
+    [
+        ({"repository_url": "ext::sh -c touch% /tmp/pwned"}, "repository_url", ""),
+        ({"branch": "no-such-branch"}, "branch", "no-such-branch"),
+        ({"subdirectory": "README.md"}, "subdirectory", "dbt_project.yml"),
+        ({"subdirectory": "../elsewhere"}, "subdirectory", ""),
+        ({"credential": "PGPASSWORD"}, "credential", "PGPASSWORD"),
+        ({"name": "inventory_transforms"}, "name", "already"),
+        ({"status_url": "http://10.0.0.1/status"}, "status_url", "10.0.0.1"),
+    ],
+)
+def test_a_bad_registration_is_refused_naming_the_field_and_stores_nothing(
+    api_client, admin_user, project_repo, fields, field, says
+):
+    body = {"name": "shop_git", "repository_url": str(project_repo.bare), **fields}
+    answer = register(api_client, admin_user, **body)
+    assert answer.status_code in (400, 409), answer.json()
+    assert answer.json()["field"] == field
+    assert says in answer.json()["detail"]
+    assert not GitProject.objects.exists()
+    assert not AuditEvent.objects.filter(action="project.register").exists()
+
+
+def test_a_wrong_token_is_refused_without_showing_it(api_client, admin_user, http_git, project_repo, monkeypatch):
+    url = f"{http_git.url}/{project_repo.bare.name}"
+    monkeypatch.setenv(TOKEN_VARIABLE, "wrong-" + http_git.token)
+    answer = register(api_client, admin_user, name="shop_git", repository_url=url, credential=TOKEN_VARIABLE)
+    assert answer.status_code == 400 and answer.json()["field"] == "credential", answer.json()
+    assert "authentication" in answer.json()["detail"] and "wrong-" not in answer.json()["detail"]
+    monkeypatch.setenv(TOKEN_VARIABLE, http_git.token)
+    answer = register(api_client, admin_user, name="shop_git", repository_url=url, credential=TOKEN_VARIABLE)
+    assert answer.status_code == 201, answer.json()
+    assert answer.json()["git"]["credential"] == TOKEN_VARIABLE
+    assert http_git.token not in json.dumps(answer.json())
+
+
+def test_each_run_executes_the_commit_it_was_pinned_to(api_client, client, operator, shop):
+    first = trigger(api_client, operator)
+    second_sha = shop.commit({"models/big_orders.sql": "select * from {{ ref('orders') }} where amount > 5\n"}, "Big")
+    second = trigger(api_client, operator)
+    old = trigger(api_client, operator, git_sha=shop.first)
+    assert (first.git_sha, second.git_sha, old.git_sha) == (shop.first, second_sha, shop.first)
+    assert first.git_branch == "main"
+    for run in (second, first, old):  # the newer commit first: each checkout is its own
+        assert executed(run).state == RunState.SUCCESS, run.reason
+    assert built(first) == built(old) == {"orders", "customers", "order_totals"}
+    assert built(second) == {"orders", "customers", "order_totals", "big_orders"}
+    shown = api_client.get(f"/api/v1/runs/{second.pk}/").json()
+    assert (shown["git_sha"], shown["git_branch"]) == (second_sha, "main")
+    assert AuditEvent.objects.get(action="run.trigger", target_id=str(second.pk)).after["git_sha"] == second_sha
+    client.force_login(operator)
+    assert f"{second_sha[:12]}</code> on main" in client.get(f"/runs/{second.pk}/").content.decode()
+    # the lineage snapshot is the default branch's newest run's
+    assert Snapshot.objects.current().get(project="shop_git").run_id == old.pk
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "says"),
+    [
+        ({"git_sha": "f" * 40}, "git_sha", "fffffff"),
+        ({"git_sha": "abc"}, "git_sha", "40 hexadecimal"),
+        ({"git_branch": "nope"}, "git_branch", "nope"),
+    ],
+)
+def test_a_trigger_naming_an_unknown_commit_or_branch_is_refused(api_client, operator, shop, body, field, says):
+    api_client.force_authenticate(operator)
+    answer = api_client.post("/api/v1/runs/", {"project": "shop_git", **body}, format="json")
+    assert answer.status_code == 400, answer.json()
+    assert answer.json()["field"] == field and says in answer.json()["detail"]
+    assert not Run.objects.exists()
+
+
+def test_a_folder_project_refuses_a_commit(api_client, operator):
+    api_client.force_authenticate(operator)
+    answer = api_client.post("/api/v1/runs/", {"project": "inventory_transforms", "git_sha": "a" * 40}, format="json")
+    assert answer.status_code == 400 and answer.json()["field"] == "git_sha"
+    assert "folder" in answer.json()["detail"]
+
+
+def test_a_commit_force_pushed_away_before_its_run_starts_ends_the_run_in_error(api_client, operator, shop):
+    shop.commit({"models/big_orders.sql": "select 1 as n\n"}, "Soon gone")
+    run = trigger(api_client, operator)
+    shop.force_push("main", shop.first)
+    shutil.rmtree(settings.GIT_CACHE_DIR)  # the run is taken by a host that never fetched the commit
+    run = executed(run)
+    assert run.state == RunState.ERROR
+    assert f"cannot check out commit {run.git_sha[:12]}" in run.reason and "force-pushed" in run.reason
+    assert not run.node_results.exists()
+
+
+# --- webhooks -------------------------------------------------------------------------------------
+
+
+def github(client, project: str, event: str, body: dict, secret: str):
+    data = json.dumps(body).encode()
+    signature = "sha256=" + hmac.new(secret.encode(), data, hashlib.sha256).hexdigest()
+    return client.post(
+        f"/hooks/git/{project}/github/",
+        data,
+        content_type="application/json",
+        headers={"X-GitHub-Event": event, "X-Hub-Signature-256": signature},
+    )
+
+
+def test_a_github_push_to_the_default_branch_refreshes_the_docs_at_that_commit(client, shop):
+    project = GitProject.objects.get(name="shop_git")
+    sha = shop.commit({"models/big_orders.sql": "select 1 as n\n"}, "Add big_orders")
+    push = {"ref": "refs/heads/main", "after": sha, "deleted": False}
+    assert github(client, "shop_git", "push", push, "not-the-secret").status_code == 401
+    assert github(client, "nobody", "push", push, project.webhook_secret).status_code == 401
+    assert not Run.objects.exists()
+    answer = github(client, "shop_git", "push", push, project.webhook_secret)
+    assert answer.status_code == 202, answer.json()
+    run = Run.objects.get(pk=answer.json()["runs"][0])
+    assert (run.command, run.git_sha, run.source) == ("parse", sha, "webhook")
+    assert AuditEvent.objects.get(action="run.trigger", target_id=str(run.pk)).actor_username == "github webhook"
+    assert executed(run).state == RunState.SUCCESS, run.reason
+    names = set(Snapshot.objects.current().get(project="shop_git").nodes.values_list("name", flat=True))
+    assert "big_orders" in names
+    other = github(client, "shop_git", "push", {**push, "ref": "refs/heads/feature"}, project.webhook_secret)
+    assert other.status_code == 202 and other.json()["runs"] == []
+    assert github(client, "shop_git", "ping", {"zen": "hi"}, project.webhook_secret).json()["detail"].endswith("pong")
+
+
+def test_a_gitlab_push_is_checked_by_its_token(client, shop):
+    project = GitProject.objects.get(name="shop_git")
+    body = json.dumps({"ref": "refs/heads/main", "after": shop.first, "checkout_sha": shop.first})
+    wrong = client.post(
+        "/hooks/git/shop_git/gitlab/",
+        body,
+        content_type="application/json",
+        headers={"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": "guess"},
+    )
+    assert wrong.status_code == 401 and not Run.objects.exists()
+    answer = client.post(
+        "/hooks/git/shop_git/gitlab/",
+        body,
+        content_type="application/json",
+        headers={"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": project.webhook_secret},
+    )
+    assert answer.status_code == 202, answer.json()
+    assert Run.objects.get().git_sha == shop.first
+
+
+# --- slim CI --------------------------------------------------------------------------------------
+
+
+def relations(conninfo: str, schema: str) -> set[str]:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        rows = conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", [schema])
+        return {name for (name,) in rows}
+
+
+def dbt_ls_state(project_dir: Path, state_dir: Path, tmp_path: Path) -> set[str]:
+    """What real `dbt ls --select state:modified+ --state` lists (resource type model)."""
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "profiles.yml").write_text(
+        "shop:\n  target: dev\n  outputs:\n    dev: {type: postgres, host: x, port: 1, user: x, password: x,"
+        " dbname: x, schema: x, threads: 1}\n"
+    )
+    done = subprocess.run(
+        [
+            DBT_EXECUTABLE,
+            "ls",
+            "--select",
+            "state:modified+",
+            "--state",
+            str(state_dir),
+            "--resource-type",
+            "model",
+            "--output",
+            "name",
+            "--profiles-dir",
+            str(profiles),
+            "--project-dir",
+            str(project_dir),
+            "--target-path",
+            str(tmp_path / "target"),
+            "--log-path",
+            str(tmp_path / "logs"),
+            "--quiet",
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
+        check=True,
+    )
+    return set(done.stdout.split())
+
+
+def test_a_pull_request_builds_only_what_it_changes_into_its_own_schema_and_closing_drops_it(
+    client, operator, shop, warehouse_conninfo, webhook, tmp_path
+):
+    hook, status_url = webhook
+    GitProject.objects.filter(name="shop_git").update(status_url=status_url)
+    project = GitProject.objects.get(name="shop_git")
+    production = create_job(actor=operator, source="api", project="shop_git", name="nightly", steps=["dbt build"])
+    ci = create_job(
+        actor=operator,
+        source="api",
+        project="shop_git",
+        name="ci",
+        steps=["dbt build --select state:modified+"],
+        triggers_on_pull_request=True,
+    )
+    nightly = executed(trigger_job(production, actor=operator, source="api"))
+    assert nightly.state == RunState.SUCCESS, nightly.reason
+    prod_schema = nightly.environment.schema or "public"
+    head = shop.commit(
+        {
+            "models/order_totals.sql": "select sum(amount) as total, count(*) as orders from {{ ref('orders') }}\n",
+            "models/big_orders.sql": "select * from {{ ref('orders') }} where amount > 5\n",
+        },
+        "Count orders, list big ones",
+        branch="feature",
+    )
+    shop.set_ref("refs/pull/7/head", head)
+    opened = {"action": "opened", "number": 7, "pull_request": {"number": 7, "head": {"sha": head, "ref": "feature"}}}
+    answer = github(client, "shop_git", "pull_request", opened, project.webhook_secret)
+    assert answer.status_code == 202, answer.json()
+    run = Run.objects.get(pk=answer.json()["runs"][0])
+    schema = f"dbt_cloud_pr_{ci.pk}_7"
+    assert (run.job_id, run.pull_request, run.git_sha, run.schema) == (ci.pk, 7, head, schema)
+    run = executed(run)
+    assert run.state == RunState.SUCCESS, run.reason
+    assert built(run) == {"order_totals", "big_orders"}
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    (state_dir / "manifest.json").write_bytes(_artifact(nightly, "manifest.json"))
+    checkout = next(Path(settings.GIT_CACHE_DIR).glob(f"checkouts/*/{head}"))
+    assert built(run) == dbt_ls_state(checkout, state_dir, tmp_path)
+    assert run.changes == {
+        "compared_with": nightly.pk,
+        "new": ["model.shop.big_orders"],
+        "modified": ["model.shop.order_totals"],
+        "removed": [],
+        "downstream": 0,
+    }
+    assert relations(warehouse_conninfo, schema) == {"order_totals", "big_orders"}
+    compiled = _artifact(run, COMPILED_SQL, node="model.shop.order_totals").decode()
+    assert f'"{prod_schema}"."orders"' in compiled  # deferred: production's orders, not built again
+    client.force_login(operator)
+    page = client.get(f"/runs/{run.pk}/").content.decode()
+    assert "1 new, 1 modified, 0 removed" in page and "model.shop.big_orders" in page
+    # its commit status, signed with the project's secret
+    assert post_status(run.pk)
+    body = hook.received[-1]
+    assert (body["state"], body["sha"], body["pull_request"], body["context"]) == (
+        "success",
+        head,
+        7,
+        "transformation-portal/ci",
+    )
+    timestamp = hook.headers[-1]["X-Portal-Timestamp"]
+    assert hook.headers[-1]["X-Portal-Signature"] == sign(project.webhook_secret, timestamp, hook.raw[-1])
+    # closing the pull request drops its schema
+    closed = {**opened, "action": "closed"}
+    answer = github(client, "shop_git", "pull_request", closed, project.webhook_secret)
+    cleanup = executed(Run.objects.get(pk=answer.json()["runs"][0]))
+    assert cleanup.state == RunState.SUCCESS, cleanup.reason
+    assert relations(warehouse_conninfo, schema) == set()
+    with psycopg.connect(warehouse_conninfo, autocommit=True) as conn:
+        assert conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema]).fetchone() is None
+    assert "orders" in relations(warehouse_conninfo, prod_schema)
+
+
+def _artifact(run: Run, name: str, node: str = "") -> bytes:
+    with open_artifact(run, name, node=node).content as content:
+        return content.read()
