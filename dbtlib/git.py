@@ -445,24 +445,27 @@ class GitCache:
         argv = ["--git-dir", str(mirror), "fetch", "--quiet", "--no-tags", "--no-write-fetch-head"]
         with _git_env(remote, self.known_hosts) as env:
             done = _run([*argv, "--depth=1", "--", remote.url, f"+{sha}:refs/pinned/{sha}"], env, remote, self.timeout)
-        if done.returncode != 0 and (error := _failure(done, remote)) is not None:
+        if done.returncode == 0:
+            return self._has(mirror, sha)
+        if (error := _failure(done, remote)) is not None:
             raise error
-        if done.returncode != 0:  # "not our ref", "unadvertised object": a server that refuses SHAs
-            _remote_call([*argv, "--", remote.url, *_ALL_REFS], remote, self.timeout, self.known_hosts)
-        return self._has(mirror, sha)
+        # "not our ref", "unadvertised object": a server that refuses commits asked for by SHA
+        _remote_call([*argv, "--", remote.url, *_ALL_REFS], remote, self.timeout, self.known_hosts)
+        if not self._has(mirror, sha):
+            return False
+        # pinned like a commit fetched by SHA: kept when its branch moves on
+        _local(["--git-dir", str(mirror), "update-ref", f"refs/pinned/{sha}", sha], timeout=60)
+        return True
 
     def _has(self, mirror: Path, sha: str) -> bool:
-        argv = ["git", "--git-dir", str(mirror), "cat-file", "-e", f"{sha}^{{commit}}"]
-        done = subprocess.run(argv, env=_local_env(), capture_output=True, timeout=60, check=False)
-        return done.returncode == 0
+        return _local(["--git-dir", str(mirror), "cat-file", "-e", f"{sha}^{{commit}}"], timeout=60, check=False)
 
     def _mirror(self, remote: Remote) -> Path:
         mirror = self.root / "mirrors" / f"{_key(remote)}.git"
         if not mirror.is_dir():
             made = mirror.with_name(f"{_STALE_TEMP}{mirror.name}")
             shutil.rmtree(made, ignore_errors=True)
-            argv = ["git", "init", "--quiet", "--bare", str(made)]
-            subprocess.run(argv, env=_local_env(), capture_output=True, timeout=60, check=True)
+            _local(["init", "--quiet", "--bare", str(made)], timeout=60)
             made.rename(mirror)
         return mirror
 
@@ -472,10 +475,8 @@ class GitCache:
         index = made.with_name(made.name + ".index")
         try:
             made.mkdir(parents=True)
-            argv = ["git", "--git-dir", str(self._mirror(remote)), "--work-tree", str(made)]
-            argv += ["read-tree", "--reset", "-u", sha]
-            env = {**_local_env(), "GIT_INDEX_FILE": str(index)}
-            subprocess.run(argv, env=env, capture_output=True, timeout=self.timeout, check=True)
+            argv = ["--git-dir", str(self._mirror(remote)), "--work-tree", str(made), "read-tree", "--reset", "-u", sha]
+            _local(argv, timeout=self.timeout, index=index)
             made.rename(tree)
         finally:
             index.unlink(missing_ok=True)
@@ -519,14 +520,20 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _local_env() -> dict[str, str]:
-    """git's environment for calls that stay inside the cache (no remote, no credentials)."""
-    return {
+def _local(argv: list[str], *, timeout: float, check: bool = True, index: Path | None = None) -> bool:
+    """A git call inside the cache (no remote, no credentials): whether it succeeded. `check`:
+    a failure raises (it means a broken cache or disk, not a user's mistake)."""
+    env = {
         "PATH": os.environ.get("PATH", os.defpath),
         "HOME": os.devnull,
         "LC_ALL": "C",
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_CONFIG_GLOBAL": os.devnull,
         "GIT_TERMINAL_PROMPT": "0",
+        **({"GIT_INDEX_FILE": str(index)} if index else {}),
         **_config(_LOCAL_CONFIG),
     }
+    done = subprocess.run(["git", *argv], env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"git {argv[-2:]} failed in the cache: {done.stderr.strip()[:500]}")
+    return done.returncode == 0
