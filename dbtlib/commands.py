@@ -125,9 +125,16 @@ def build_argv(
     fail_fast: bool = False,
     warn_error: bool = False,
     empty: bool = False,
+    state: Path | None = None,
+    defer: bool = False,
+    favor_state: bool = False,
 ) -> list[str]:
     """dbt's argv without the program name, from already validated parts: every dbt
-    invocation of the portal (runs, the trigger check's parse) is built here."""
+    invocation of the portal (runs, the trigger check's parse) is built here. `state` (the
+    directory of the manifest to compare with: `state:` selection, and --defer's), `defer`
+    and `favor_state` are the portal's own (a slim CI run's), never a user's."""
+    if (defer or favor_state) and state is None:
+        raise DbtInputError("--defer and --favor-state need a state directory to defer to", "state")
     argv = command.split()
     argv += [
         "--log-format",
@@ -161,6 +168,10 @@ def build_argv(
         argv.append("--warn-error")
     if empty and command in EMPTY_COMMANDS:
         argv.append("--empty")
+    if state is not None and command in STATE_COMMANDS:
+        argv += ["--state", str(state)]
+        argv += ["--defer"] if defer else []
+        argv += ["--favor-state"] if favor_state else []
     if vars:
         argv += ["--vars", json.dumps(vars, sort_keys=True)]
     if full_refresh and command in FULL_REFRESH_COMMANDS:

@@ -98,6 +98,28 @@ class Column:
 
 
 @dataclass(frozen=True)
+class StateFacts:
+    """What dbt's state comparison (`state:modified` and its sub-selectors) reads of a node
+    beyond what the portal shows, as the manifest has it: see dbtlib/state.py."""
+
+    checksum: str = ""  # "sha256:<hex>", or "path:<file>" for a seed larger than 1 MiB
+    unrendered_config: Mapping[str, Any] = field(default_factory=dict)  # the config as written
+    macros: tuple[str, ...] = ()  # depends_on.macros
+    contract: tuple[bool, str] = (False, "")  # a model's contract: (enforced, checksum)
+    # The fields its kind compares for equality (a model's access and latest_version, a
+    # source's identifier, quoting and freshness, …): _STATE_FIELDS.
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Macro:
+    """A macro as state comparison reads it: its SQL and the macros it calls."""
+
+    macro_sql: str
+    depends_on: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class DbtNode:
     """One graph member of a manifest (model, source, test, exposure, …)."""
 
@@ -126,6 +148,7 @@ class DbtNode:
     # What its kind has of its own (an exposure's owner and url, a metric's type_params, a
     # model's contract and access, …), in the manifest's shape: see _details().
     details: Mapping[str, Any] = field(default_factory=dict)
+    state_facts: StateFacts = field(default_factory=StateFacts)
 
     @property
     def section(self) -> str:
@@ -149,6 +172,8 @@ class Manifest:
     # The project's groups (resource_type "group"): not graph members (dbt selects none and
     # lists none), so kept apart from `nodes`.
     groups: Mapping[str, DbtNode] = field(default_factory=dict)
+    # The macros (unique_id → Macro), for state comparison; empty for a stored snapshot.
+    macros: Mapping[str, Macro] = field(default_factory=dict)
     parents: Mapping[str, tuple[str, ...]] = field(init=False, repr=False)
     children: Mapping[str, tuple[str, ...]] = field(init=False, repr=False)
 
@@ -197,6 +222,7 @@ class Manifest:
             docs=_docs(data.get("docs")),
             selectors=_selectors(data.get("selectors")),
             groups=_groups(data.get("groups")),
+            macros=_macros(data.get("macros")),
         )
 
 
@@ -211,6 +237,22 @@ def _groups(raw: Any) -> dict[str, DbtNode]:
             raise ManifestError(f"The manifest entry {unique_id!r} in 'groups' is not an object.")
         groups[str(unique_id)] = _node("groups", str(unique_id), entry)
     return groups
+
+
+def _macros(raw: Any) -> dict[str, Macro]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ManifestError("The manifest's 'macros' must be an object keyed by unique_id.")
+    macros = {}
+    for unique_id, entry in raw.items():
+        if not isinstance(entry, dict):
+            raise ManifestError(f"The manifest entry {unique_id!r} in 'macros' is not an object.")
+        where = f"macros[{unique_id!r}]"
+        depends_on = entry.get("depends_on")
+        calls = _texts(depends_on, "macros", f"{where}: depends_on") if isinstance(depends_on, dict) else ()
+        macros[str(unique_id)] = Macro(macro_sql=_text(entry, "macro_sql", where), depends_on=calls)
+    return macros
 
 
 def _selectors(raw: Any) -> dict[str, Mapping[str, Any]]:
@@ -366,6 +408,7 @@ def _node(section: str, unique_id: str, raw: dict[str, Any]) -> DbtNode:
     patch_path = _text(raw, "patch_path", where)
     depends_on = raw.get("depends_on")
     parents = _texts(depends_on, "nodes", f"{where}: depends_on") if isinstance(depends_on, dict) else ()
+    macros = _texts(depends_on, "macros", f"{where}: depends_on") if isinstance(depends_on, dict) else ()
     test_metadata = _object(raw.get("test_metadata"))
     kwargs = _object(test_metadata.get("kwargs"))
     resource_type = _text(raw, "resource_type", where) or _SINGULAR.get(section, section.rstrip("s"))
@@ -393,7 +436,58 @@ def _node(section: str, unique_id: str, raw: dict[str, Any]) -> DbtNode:
         column_name=_text(raw, "column_name", where) or _text(kwargs, "column_name", f"{where}: test_metadata.kwargs"),
         version=_text(raw, "version", where),
         details=_details(resource_type, raw, config),
+        state_facts=_state_facts(section, resource_type, raw, macros),
     )
+
+
+# Per kind, the top-level fields dbt-core 1.11's same_contents compares for equality (beyond
+# body, config, fqn and descriptions, compared in dbtlib/state.py).
+_STATE_FIELDS: dict[str, tuple[str, ...]] = {
+    ResourceType.MODEL: ("latest_version", "access", "deprecation_date"),
+    ResourceType.FUNCTION: ("arguments", "returns"),
+    ResourceType.SOURCE: ("database", "schema", "identifier", "quoting", "freshness", "loaded_at_field", "external"),
+    ResourceType.EXPOSURE: ("type", "owner", "maturity", "url", "label"),
+    ResourceType.METRIC: ("type", "label"),
+    ResourceType.SEMANTIC_MODEL: ("model", "defaults", "entities", "dimensions", "measures", "primary_entity", "group"),
+    ResourceType.SAVED_QUERY: ("label", "group"),
+}
+
+
+def _state_facts(section: str, resource_type: str, raw: Mapping[str, Any], macros: tuple[str, ...]) -> StateFacts:
+    """What state comparison reads, kept by reference (no copy: parsing stays cheap)."""
+    checksum = raw.get("checksum")
+    if isinstance(checksum, dict):
+        checksum = f"{checksum.get('name')}:{checksum.get('checksum')}"
+    fields = {key: raw.get(key) for key in _STATE_FIELDS.get(resource_type, ())}
+    if resource_type == ResourceType.SAVED_QUERY:
+        fields.update(_saved_query_fields(raw))
+    contract = _object(raw.get("contract"))
+    return StateFacts(
+        checksum=checksum if isinstance(checksum, str) else "",
+        unrendered_config=_object(raw.get("unrendered_config")),
+        macros=macros,
+        contract=(contract.get("enforced") is True, str(contract.get("checksum") or "")),
+        fields=fields,
+    )
+
+
+def _saved_query_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """dbt compares a saved query's metrics, group_by and where, and its exports' names and
+    their unrendered export_as, schema and alias."""
+    params = _object(raw.get("query_params"))
+    exports = [
+        (
+            export.get("name"),
+            *(_object(export.get("unrendered_config")).get(k) for k in ("export_as", "schema", "alias")),
+        )
+        for export in _dicts(raw.get("exports"))
+    ]
+    return {
+        "metrics": params.get("metrics"),
+        "group_by": params.get("group_by"),
+        "where": params.get("where"),
+        "exports": exports,
+    }
 
 
 _SINGULAR = {"saved_queries": ResourceType.SAVED_QUERY.value}

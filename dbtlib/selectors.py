@@ -21,6 +21,7 @@ from typing import Any
 
 from dbtlib.errors import DbtSelectorError
 from dbtlib.manifest import LS_RESOURCE_TYPES, TEST_TYPES, DbtNode, Manifest, ResourceType
+from dbtlib.state import STATE_VALUES, state_search
 
 MAX_SELECTOR_LENGTH = 2000
 MAX_SELECTOR_TERMS = 50  # criteria in one selector (union and intersections together)
@@ -61,10 +62,11 @@ _SPEC = re.compile(
 )
 SUPPORTED_METHODS = (
     "fqn", "path", "file", "tag", "resource_type", "package", "source", "config", "test_name", "test_type",
-    "exposure", "metric", "semantic_model", "saved_query", "unit_test",
+    "exposure", "metric", "semantic_model", "saved_query", "unit_test", "state",
 )  # fmt: skip
-# dbt methods that need more than a manifest (state, results) or that the portal does not answer.
-UNSUPPORTED_METHODS = ("group", "access", "state", "result", "source_status", "version")
+# dbt methods that need more than a manifest (results) or that the portal does not answer.
+UNSUPPORTED_METHODS = ("group", "access", "result", "source_status", "version")
+NO_STATE = "state: selection needs a comparison manifest (--state)"
 _GLOB_CHARS = ("*", "?", "[", "]")
 _NAMED_SECTION = {
     "exposure": "exposures", "metric": "metrics", "semantic_model": "semantic_models", "saved_query": "saved_queries",
@@ -122,6 +124,8 @@ def _check_value(field: str, raw: str, method: str, value: str) -> None:
         raise _refuse(field, raw, "use source:<source>, <source>.<table> or <package>.<source>.<table>")
     if method in _NAMED_SECTION and len(value.split(".")) > 2:
         raise _refuse(field, raw, f"use {method}:<name> or {method}:<package>.<name>")
+    if method == "state" and value not in STATE_VALUES:
+        raise _refuse(field, raw, f"state takes {', '.join(STATE_VALUES)}")
     if method == "test_type" and _test_type_kinds(value) is None:
         raise _refuse(field, raw, 'test_type is "generic", "singular", "unit" or "data"')
     if method == "path":
@@ -398,11 +402,14 @@ def _reach(adjacency: Mapping[str, tuple[str, ...]], start: set[str], depth: int
     return reached
 
 
-def _select_criterion(manifest: Manifest, c: Criterion) -> tuple[set[str], set[str]]:
+def _select_criterion(manifest: Manifest, c: Criterion, state: Manifest | None) -> tuple[set[str], set[str]]:
     """dbt-core's get_nodes_from_criteria and expand_selection: (direct, indirect) nodes, the
     indirect ones being tests held back until all their parents are selected (cautious,
     buildable)."""
-    if c.method == "path":
+    if c.method == "state":
+        assert state is not None, "select_in_manifest refuses state: without a comparison manifest"
+        selected = set(state_search(manifest, state, c.value))
+    elif c.method == "path":
         selected = _path_search(manifest, c.value)
     elif c.method == "fqn":
         selected = _fqn_search(manifest, c.value)
@@ -452,13 +459,13 @@ def _combine(kind: str, sets: list[set[str]]) -> set[str]:
     return sets[0].difference(*sets[1:])
 
 
-def _evaluate(manifest: Manifest, spec: Criterion | Group) -> tuple[set[str], set[str]]:
+def _evaluate(manifest: Manifest, spec: Criterion | Group, state: Manifest | None = None) -> tuple[set[str], set[str]]:
     """dbt-core's select_nodes_recursively: (direct, indirect) of a criterion or a group."""
     if isinstance(spec, Criterion):
-        return _select_criterion(manifest, spec)
+        return _select_criterion(manifest, spec, state)
     if spec.kind == "all":
         return set(manifest.nodes), set()
-    bundles = [_evaluate(manifest, component) for component in spec.components]
+    bundles = [_evaluate(manifest, component, state) for component in spec.components]
     if not bundles:
         return set(), set()
     direct = _combine(spec.kind, [d for d, _ in bundles])
@@ -478,6 +485,18 @@ def cli_spec(select: str, exclude: str = "", indirect_selection: str = "eager") 
     include = union(select, "select") if select.strip() else Group("all")
     excluded = union(exclude, "exclude") if exclude.strip() else Group("union")
     return Group("difference", (include, excluded))
+
+
+def state_criterion(spec: Criterion | Group) -> Criterion | None:
+    """The first `state:` criterion of a spec (None when it has none)."""
+    if isinstance(spec, Criterion):
+        return spec if spec.method == "state" else None
+    return next((found for part in spec.components if (found := state_criterion(part))), None)
+
+
+def _refuse_state_without_comparison(spec: Group | Criterion, field: str) -> None:
+    if (found := state_criterion(spec)) is not None:
+        raise _refuse(field, found.raw, NO_STATE)
 
 
 def check_indirect_selection(value: str, field: str = "indirect_selection") -> str:
@@ -659,18 +678,25 @@ def select_in_manifest(
     indirect_selection: str = "eager",
     resource_types: tuple[str, ...] = (),
     exclude_resource_types: tuple[str, ...] = (),
+    state: Manifest | None = None,
 ) -> list[str]:
     """The unique_ids `dbt ls` lists for these flags (--select, --exclude, --selector,
-    --indirect-selection, --resource-type, --exclude-resource-type), sorted. Raises
-    DbtSelectorError (on the field at fault) for a selector dbt or the portal refuses; an
-    empty `select` means everything, as in dbt, or the project's default YAML selector when
-    it has one and nothing else selects."""
+    --indirect-selection, --resource-type, --exclude-resource-type, and --state: the
+    comparison manifest `state:` criteria compare with), sorted. Raises DbtSelectorError (on
+    the field at fault) for a selector dbt or the portal refuses, a `state:` criterion
+    without `state` included; an empty `select` means everything, as in dbt, or the
+    project's default YAML selector when it has one and nothing else selects."""
     if not (selector or select.strip() or exclude.strip()):
         selector = default_selector(manifest.selectors)
     if selector:
         spec = yaml_selector_spec(manifest.selectors, selector, indirect_selection)
+        if state is None:
+            _refuse_state_without_comparison(spec, "selector")
     else:
         spec = cli_spec(select, exclude, indirect_selection)
-    chosen, _ = _evaluate(manifest, spec)
+        if state is None:
+            for part, field in zip(spec.components, ("select", "exclude"), strict=True):
+                _refuse_state_without_comparison(part, field)
+    chosen, _ = _evaluate(manifest, spec, state)
     types = listed_types(resource_types, exclude_resource_types)
     return sorted(uid for uid in chosen if manifest.nodes[uid].resource_type in types)

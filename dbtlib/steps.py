@@ -36,9 +36,11 @@ _SWITCHES = {
 # the project, profile, target and paths itself.
 ELSEWHERE_FLAGS = (
     "--project-dir", "--profiles-dir", "--profile", "--target", "-t", "--target-path", "--log-path",
-    "--state", "--defer", "--defer-state", "--favor-state", "--packages-install-path", "--output-path", "-o",
-    "--log-level-file", "--log-file-max-bytes",
+    "--packages-install-path", "--output-path", "-o", "--log-level-file", "--log-file-max-bytes",
 )  # fmt: skip
+# Flags that compare with or defer to another manifest: the portal sets them itself on a slim
+# CI run (production's manifest), never from a step.
+STATE_FLAGS = ("--state", "--defer", "--no-defer", "--defer-state", "--favor-state", "--no-favor-state")
 # Which commands take a flag (dbt 1.11); a flag missing here is taken by every allowed command.
 _COMMANDS_OF = {
     "select": SELECTING_COMMANDS,
@@ -101,6 +103,11 @@ def parse_step(text: Any) -> dict[str, Any]:  # noqa: C901, PLR0912 - one branch
         flag, equals, attached = word.partition("=") if word.startswith("--") else (word, "", "")
         if not word.startswith("--") and word[:2] in ELSEWHERE_FLAGS:
             flag = word[:2]  # `-tprod`: dbt reads a short flag's value attached to it
+        if flag in STATE_FLAGS:
+            raise refuse(
+                f"{flag!r} is not a flag a step may use: the portal sets the state to compare with and "
+                "defer to itself (a pull request's CI run compares with production's manifest)"
+            )
         if flag in ELSEWHERE_FLAGS:
             raise refuse(
                 f"{flag!r} is not a flag a step may use: it would point dbt at another project, profile, "
@@ -159,9 +166,18 @@ def parse_step(text: Any) -> dict[str, Any]:  # noqa: C901, PLR0912 - one branch
     return {**parts, "options": options}
 
 
-def selected_by_step(manifest: Manifest, select: str, exclude: str, options: dict[str, Any] | None = None) -> list[str]:
+def selected_by_step(
+    manifest: Manifest,
+    select: str,
+    exclude: str,
+    options: dict[str, Any] | None = None,
+    *,
+    state: Manifest | None = None,
+) -> list[str]:
     """The unique_ids `dbt ls` lists for a step's selection (its --select, --exclude and the
-    options that select: --selector, --indirect-selection, the resource types)."""
+    options that select: --selector, --indirect-selection, the resource types). `state` is
+    the manifest the run compares with (a CI run's: production's); without one a `state:`
+    criterion is refused (DbtSelectorError), as dbt refuses it without --state."""
     options = options or {}
     return select_in_manifest(
         manifest,
@@ -171,6 +187,7 @@ def selected_by_step(manifest: Manifest, select: str, exclude: str, options: dic
         indirect_selection=options.get("indirect_selection") or "eager",
         resource_types=tuple(options.get("resource_types", ())),
         exclude_resource_types=tuple(options.get("exclude_resource_types", ())),
+        state=state,
     )
 
 

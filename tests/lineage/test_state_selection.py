@@ -1,0 +1,192 @@
+"""Slim CI's selection: for a pull request's version of a project, every `state:` selector
+answers exactly what the real `dbt ls --select … --state <production's target>` lists, and
+the run page's diff summary names what changed.
+
+Production's version is the fixture project `slim`; PULL_REQUEST changes a copy of it in each
+way dbt tells apart: a body, a config, a relation (alias), persisted and unpersisted
+descriptions, a macro called through another, a contract, a seed (and a seed over 1 MiB, which
+dbt compares by path), a generic test's severity, a model and a source table added, a model
+removed. Both are parsed by the real `dbt parse`.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dbtlib.errors import DbtSelectorError
+from dbtlib.manifest import Manifest
+from dbtlib.selectors import select_in_manifest
+from dbtlib.state import compare
+from dbtlib.steps import parse_step, selected_by_step
+from tests.lineage.conftest import run_dbt
+from tests.lineage.test_selectors import dbt_ls_answers
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "slim"
+# A seed over dbt's 1 MiB hashing limit: dbt keeps its path as its checksum.
+BIG_ROWS = 40_000
+
+# path → (old text, new text) replaced once in the copy, the text of a file added, or None:
+# the file is deleted. Then models/schema.yml's SCHEMA_EDITS.
+PULL_REQUEST: dict[str, tuple[str, str] | str | None] = {
+    "models/marts/customer_orders.sql": ("count(o.id) as orders", "count(distinct o.id) as orders"),
+    "models/marts/customers.sql": ("tags=['x']", "tags=['x'], materialized='view'"),
+    "macros/cents.sql": ("* 100)::int", "* 100)::bigint"),
+    "models/marts/new_model.sql": "select id from {{ ref('orders') }}",
+    "models/marts/retired.sql": None,
+    "seeds/countries.csv": ("de,Germany\n", "de,Germany\nit,Italy\n"),
+}
+SCHEMA_EDITS = (
+    # descriptions: persisted (documented) and not (undocumented, whose tag does not count either)
+    ("description: One row per customer.", "description: One row per customer, deduplicated."),
+    ("description: The customer's name.", "description: The customer's full name."),
+    ("description: One row per customer, its docs not persisted.", "description: Its docs are not persisted."),
+    ("  - name: undocumented\n", "  - name: undocumented\n    config:\n      tags: [y]\n"),
+    # a contract's column widened (not a breaking change: its checksum changes)
+    ("data_type: varchar(50)", "data_type: varchar(100)"),
+    # a generic test's severity
+    ("data_tests: [not_null]\n", "data_tests:\n          - not_null:\n              config: {severity: warn}\n"),
+    # a source table added
+    ("      - name: customers\n", "      - name: customers\n      - name: refunds\n"),
+    # a relation: the alias it is built as
+    (
+        "  - name: contracted\n",
+        "  - name: renamed_relation\n    config:\n      alias: customer_ids\n  - name: contracted\n",
+    ),
+)
+
+
+def _big_seed(project: Path, last: str) -> None:
+    rows = "".join(f"{i},{'x' * 24}\n" for i in range(BIG_ROWS))
+    (project / "seeds" / "big.csv").write_text(f"id,filler\n{rows}{BIG_ROWS},{last}\n")
+
+
+def _production(root: Path) -> Path:
+    project = root / "production"
+    shutil.copytree(FIXTURE, project)
+    _big_seed(project, "before")
+    return project
+
+
+def _pull_request(root: Path) -> Path:
+    project = root / "pull_request"
+    shutil.copytree(FIXTURE, project)
+    _big_seed(project, "after")
+    for path, change in PULL_REQUEST.items():
+        file = project / path
+        if isinstance(change, tuple):
+            assert change[0] in file.read_text(), path
+            file.write_text(file.read_text().replace(change[0], change[1], 1))
+        elif isinstance(change, str):
+            file.write_text(change)
+        else:
+            file.unlink()
+    schema = project / "models" / "schema.yml"
+    text = schema.read_text()
+    for old, new in SCHEMA_EDITS:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    schema.write_text(text)
+    return project
+
+
+# dbt ls flags (besides --state): every state method and sub-selector, with graph and set
+# operators, YAML selectors of `method: state`, and what dbt refuses.
+CASES = [
+    "--select state:modified",
+    "--select state:modified+",
+    "--select 1+state:modified",
+    "--select @state:modified",
+    "--select state:new",
+    "--select state:new+",
+    "--select state:old",
+    "--select state:unmodified",
+    "--select state:modified.body",
+    "--select +state:modified.body",
+    "--select state:modified.configs",
+    "--select state:modified.relation",
+    "--select state:modified.persisted_descriptions",
+    "--select state:modified.macros",
+    "--select state:modified.macros+1",
+    "--select state:modified.contract",
+    "--select state:modified,tag:x",
+    "--select state:modified.configs,resource_type:source",
+    "--select state:modified state:new",
+    "--select state:modified+ --exclude state:modified.macros",
+    "--select state:modified+ --exclude tag:x",
+    "--select tag:x --exclude state:unmodified",
+    "--select state:modified+ --resource-type model",
+    "--select state:modified+ --indirect-selection cautious",
+    "--selector slim_ci",
+    "--selector changed_but_macros",
+    "--selector new_or_relation",
+    "--select state:bogus",
+]
+
+
+@pytest.fixture(scope="session")
+def slim(tmp_path_factory, warehouse_env) -> tuple[Manifest, Manifest, dict[str, list[str] | None]]:
+    """(pull request's manifest, production's, `dbt ls <case> --state <production>` per case)."""
+    root = tmp_path_factory.mktemp("slim-ci")
+    production, pull_request = _production(root), _pull_request(root)
+    state_dir, target = root / "production-target", root / "target"
+    run_dbt(warehouse_env, state_dir, "parse", project_dir=production)
+    cases = [[*shlex.split(flags), "--state", str(state_dir)] for flags in CASES]
+    answers = dbt_ls_answers(pull_request, target, cases, warehouse_env)
+    state = Manifest.from_path(state_dir / "manifest.json")
+    return Manifest.from_path(target / "manifest.json"), state, dict(zip(CASES, answers, strict=True))
+
+
+@pytest.mark.parametrize("flags", CASES)
+def test_state_selection_is_what_dbt_ls_lists(slim, flags):
+    manifest, state, answers = slim
+    parts = parse_step(f"dbt ls {flags}")
+    if answers[flags] is None:
+        with pytest.raises(DbtSelectorError):
+            selected_by_step(manifest, parts["select"], parts["exclude"], parts["options"], state=state)
+        return
+    assert (
+        selected_by_step(manifest, parts["select"], parts["exclude"], parts["options"], state=state) == answers[flags]
+    )
+
+
+def test_the_table_tells_the_sub_selectors_apart(slim):
+    _, _, answers = slim
+    subs = [f"--select state:modified.{part}" for part in ("body", "configs", "relation", "macros", "contract")]
+    assert all(answers[flags] for flags in subs)
+    assert len({tuple(answers[flags] or ()) for flags in subs}) == len(subs)
+    assert answers["--select state:bogus"] is None
+
+
+def test_a_big_seed_is_compared_by_path_and_a_tag_is_no_change(slim):
+    """dbt hashes no seed over 1 MiB: the big seed changed, yet is not modified; neither is a
+    model whose only changes are a tag and a description it does not persist."""
+    manifest, state, _ = slim
+    modified = select_in_manifest(manifest, "state:modified", state=state)
+    assert "seed.slim.countries" in modified
+    assert "seed.slim.big" not in modified
+    assert "model.slim.undocumented" not in modified
+
+
+def test_the_diff_summary_names_what_the_pull_request_changed(slim):
+    manifest, state, _ = slim
+    diff = compare(manifest, state)
+    assert diff.new == ("model.slim.new_model", "source.slim.raw.refunds")
+    assert diff.modified == (
+        "model.slim.contracted",
+        "model.slim.customer_orders",
+        "model.slim.customers",
+        "model.slim.documented",
+        "model.slim.orders",
+        "model.slim.renamed_relation",
+        "seed.slim.countries",
+        "test.slim.not_null_customers_id.422908bfae",
+    )
+    assert diff.removed == ("model.slim.retired",)
+    assert [uid for uid in diff.downstream if not uid.startswith("test.")] == [
+        "exposure.slim.customer_dashboard",
+        "model.slim.country_names",
+    ]
