@@ -537,3 +537,11 @@ def _local(argv: list[str], *, timeout: float, check: bool = True, index: Path |
     if check and done.returncode != 0:
         raise RuntimeError(f"git {argv[-2:]} failed in the cache: {done.stderr.strip()[:500]}")
     return done.returncode == 0
+
+
+def is_ssh_url(url: str) -> bool:
+    """Whether git reaches `url` over SSH (ssh://… or scp-like user@host:path): a project's
+    credential is then a deploy key, else a token."""
+    if match := _SCHEME.match(url):
+        return match.group(1).lower() == "ssh"
+    return not url.startswith("/") and _SCP.fullmatch(url) is not None

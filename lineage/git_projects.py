@@ -13,12 +13,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import record, snapshot
-from dbtlib.git import GitError, check_subdirectory, check_url, resolve
+from dbtlib.git import GitError, check_subdirectory, check_url
 from kernel.errors import ErrorCode, RequestError
 from kernel.secrets import secret_variable_problem
 from kernel.webhooks import check_webhook
 from lineage.models import GitProject
-from lineage.projects import PROJECT_NAME, DbtProject, at_commit, remote
+from lineage.projects import PROJECT_NAME, DbtProject, at_commit, git_cache, remote
 
 FIELDS = ("name", "repository_url", "branch", "subdirectory", "credential", "status_url")
 # git check-ref-format's rules, less the rare ones: no leading '-', no '..', no '@{', no control characters.
@@ -86,7 +86,7 @@ def register_git_project(*, actor: Any, source: str, **fields: Any) -> GitProjec
     project = GitProject(**clean, webhook_secret=secrets.token_urlsafe(32))
     repository = remote(project, field="credential")
     try:
-        sha = resolve(repository, project.branch)
+        sha = git_cache().resolve(repository, project.branch)
         at_commit(DbtProject(project.name, None, git=project), sha)
     except GitError as exc:
         raise RequestError(str(exc), field=REFUSED_FIELD.get(exc.reason, "repository_url")) from None

@@ -11,13 +11,12 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from dbtlib.git import GitCache, GitError, Remote, is_ssh_url, resolve
+from dbtlib.git import GitCache, GitError, Remote, is_ssh_url
 from kernel.errors import RequestError
 from kernel.secrets import SecretUnsetError, read_secret, secret_variable_problem
 from lineage.models import GitProject
 
 PROJECT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
-SHA = re.compile(r"^[0-9a-f]{7,40}$")
 
 
 @dataclass(frozen=True)
@@ -94,14 +93,15 @@ def pin(found: DbtProject, *, git_sha: str = "", git_branch: str = "") -> tuple[
     repository = remote(project)
     branch = git_branch or project.branch
     if git_sha:
-        if not isinstance(git_sha, str) or not SHA.fullmatch(git_sha.lower()):
-            raise RequestError("git_sha must be a commit's hexadecimal id (7 to 40 characters)", field="git_sha")
         try:
-            return git_cache().full_sha(repository, git_sha.lower()), git_branch
+            found_commit = git_cache().commit_exists(repository, git_sha)
         except GitError as exc:
             raise git_refused(exc, "git_sha") from None
+        if not found_commit:
+            raise RequestError(f"commit {git_sha[:12]} is not in {project.repository_url}", field="git_sha")
+        return git_sha.lower(), git_branch
     try:
-        sha = resolve(repository, branch)
+        sha = git_cache().resolve(repository, branch)
     except GitError as exc:
         raise git_refused(exc, "git_branch" if git_branch else "project") from None
     if branch == project.branch:

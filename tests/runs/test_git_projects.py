@@ -38,7 +38,7 @@ def register(api_client, admin_user, **fields):
 
 
 @pytest.fixture
-def shop(api_client, admin_user, project_repo):
+def shop(api_client, admin_user, project_repo, warehouse_conninfo):
     """The repository registered as git project `shop_git` by its path (no credential)."""
     answer = register(api_client, admin_user, name="shop_git", repository_url=str(project_repo.bare))
     assert answer.status_code == 201, answer.json()
@@ -96,6 +96,7 @@ def test_an_admin_registers_a_git_project_and_everyone_reads_its_commit(
         ({"name": "inventory_transforms"}, "name", "already"),
         ({"status_url": "http://10.0.0.1/status"}, "status_url", "10.0.0.1"),
     ],
+    ids=["remote-helper", "branch", "no-project", "escaping-subdirectory", "portal-variable", "taken", "private-url"],
 )
 def test_a_bad_registration_is_refused_naming_the_field_and_stores_nothing(
     api_client, admin_user, project_repo, fields, field, says
@@ -149,6 +150,7 @@ def test_each_run_executes_the_commit_it_was_pinned_to(api_client, client, opera
         ({"git_sha": "abc"}, "git_sha", "40 hexadecimal"),
         ({"git_branch": "nope"}, "git_branch", "nope"),
     ],
+    ids=["unknown-sha", "short-sha", "unknown-branch"],
 )
 def test_a_trigger_naming_an_unknown_commit_or_branch_is_refused(api_client, operator, shop, body, field, says):
     api_client.force_authenticate(operator)
