@@ -43,7 +43,10 @@ class Host:
         self.log_file = work / label / f"{role}.log"
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self.port = free_port() if role == "web" else None
-        self.env = {**env, "RUNS_DIR": str(self.runs_dir), "PYTHONUNBUFFERED": "1"}
+        self.git_cache_dir = work / label / "git"
+        self.env = {
+            **env, "RUNS_DIR": str(self.runs_dir), "GIT_CACHE_DIR": str(self.git_cache_dir), "PYTHONUNBUFFERED": "1",
+        }  # fmt: skip
         self.env.pop("PORTAL_WORKER_NAME", None)
         if name is not None:
             self.env["PORTAL_WORKER_NAME"] = name

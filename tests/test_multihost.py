@@ -239,3 +239,28 @@ def test_cancel_from_the_web_reaches_a_run_that_host_b_holds(installation, capsy
     assert _warehouse_backends(run.pk) == 0
     with capsys.disabled():
         print(f"\nmultihost: cancel of a run on host-b from the web: cancelled {latency:.2f} s after the request")
+
+
+@pytest.mark.parametrize("broker", ["orm"], indirect=True)
+def test_a_push_between_runs_of_a_job_leaves_each_run_on_its_own_commit_whichever_host_takes_it(
+    installation, project_repo, admin_user, operator, capsys
+):
+    from lineage.git_projects import register_git_project
+    from runs.jobs import create_job
+
+    register_git_project(actor=admin_user, source="api", name="shop_git", repository_url=str(project_repo.bare))
+    job = create_job(actor=operator, source="api", project="shop_git", name="build", steps=["dbt build"])
+    before = [installation.api.json("POST", f"/api/v1/jobs/{job.pk}/run/", {}, expect=202)["id"] for _ in range(2)]
+    pushed = project_repo.commit({"models/big_orders.sql": "select * from {{ ref('orders') }}\n"}, "big_orders")
+    after = [installation.api.json("POST", f"/api/v1/jobs/{job.pk}/run/", {}, expect=202)["id"] for _ in range(2)]
+    runs = {run_id: installation.wait_final(run_id) for run_id in before + after}
+
+    assert [runs[i]["state"] for i in before + after] == ["success"] * 4, [r["reason"] for r in runs.values()]
+    assert [runs[i]["git_sha"] for i in before + after] == [project_repo.first] * 2 + [pushed] * 2
+    for run_id, run in runs.items():
+        built = set(Run.objects.get(pk=run_id).node_results.values_list("name", flat=True))
+        assert ("big_orders" in built) == (run["git_sha"] == pushed), (run_id, built)
+        host = installation.workers[run["worker"]]  # the host that ran it checked the commit out itself
+        assert list(host.git_cache_dir.glob(f"checkouts/*/{run['git_sha']}/dbt_project.yml"))
+    with capsys.disabled():
+        print(f"\nmultihost git: runs per worker {dict(Counter(r['worker'] for r in runs.values()))}")

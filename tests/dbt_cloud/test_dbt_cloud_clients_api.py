@@ -68,11 +68,13 @@ def test_the_clis_whole_trigger_model_queues_a_run(as_operator, queued):
         ({"account_id": 2}, "account_id"),
         ({"job_id": 0}, "job_id"),
         ({"job_id": "x"}, "job_id"),
-        ({"github_pull_request_id": 12}, "github_pull_request_id"),
-        ({"gitlab_merge_request_id": 12}, "gitlab_merge_request_id"),
-        ({"azure_pull_request_id": 12}, "azure_pull_request_id"),
-        ({"non_native_pull_request_id": 12}, "non_native_pull_request_id"),
-        ({"git_sha": "abc"}, "git_sha"),
+        ({"github_pull_request_id": 12}, "git_sha"),  # a pull request's run needs its head commit
+        ({"gitlab_merge_request_id": 12}, "git_sha"),
+        ({"azure_pull_request_id": 12}, "git_sha"),
+        ({"non_native_pull_request_id": 12}, "git_sha"),
+        ({"github_pull_request_id": 12, "gitlab_merge_request_id": 12, "git_sha": "a" * 40}, "gitlab_merge_request_id"),
+        ({"github_pull_request_id": True, "git_sha": "a" * 40}, "github_pull_request_id"),
+        ({"git_sha": "abc"}, "git_sha"),  # a folder project has no commits
         ({"git_branch": "main"}, "git_branch"),
         ({"dbt_version_override": "1.5.0"}, "dbt_version_override"),
         ({"generate_sources_override": True}, "generate_sources_override"),
@@ -159,9 +161,11 @@ def test_the_clis_job_is_created_updated_and_deleted(as_operator, as_viewer):
     "fields, field",
     [
         ({"run_lint": True}, "run_lint"),
-        ({"triggers": {"github_webhook": True}}, "triggers.github_webhook"),
+        ({"triggers": {"on_merge": True}}, "triggers.on_merge"),
+        ({"triggers": {"github_webhook": "yes"}}, "triggers.git_provider_webhook"),
         ({"deferring_job_definition_id": 3}, "deferring_job_definition_id"),
-        ({"job_type": "ci"}, "job_type"),
+        ({"deferring_environment_id": 10**9}, "deferring_environment_id"),
+        ({"job_type": "merge"}, "job_type"),
         ({"state": 2}, "state"),
         ({"settings": {"threads": 1, "target_name": "prod"}}, "settings.target_name"),
         ({"dbt_version": "1.5.0"}, "dbt_version"),
@@ -223,8 +227,8 @@ def world(dbt_projects_dir):
     runs = [
         make_run(nightly, RunState.SUCCESS, finished_at=now - timedelta(days=2)),
         make_run(nightly, RunState.FAILED, finished_at=now - timedelta(hours=1)),
-        make_run(hourly, RunState.QUEUED),
-        make_run(sleepy, RunState.SUCCESS, finished_at=now),
+        make_run(hourly, RunState.QUEUED, pull_request=7),
+        make_run(sleepy, RunState.SUCCESS, finished_at=now, pull_request=8),
     ]
     return {"dev": dev, "prod": prod, "sleepy_env": sleepy_env, "jobs": [nightly, hourly, sleepy], "runs": runs}
 
@@ -253,7 +257,9 @@ def filter_cases(world) -> list[tuple[str, str, object, object]]:
         ("runs", "started_at__range", window, []),
         ("runs", "include_related", "['trigger', 'job']", [r1, r2, r3, r4]),
         ("runs", "finished_at__range", "yesterday", 400),
-        ("runs", "pr_id", 7, 400),
+        ("runs", "pr_id", 7, [r3]),
+        ("runs", "pr_id__in", "[8, 9]", [r4]),
+        ("runs", "pr_id", "x", 400),
         ("runs", "deferring_run_id", 7, 400),
         ("runs", "job_id", nightly, 400),
         ("jobs", "project_id", sleepy_id, [sleepy]),

@@ -22,6 +22,7 @@ from dbtlib.environment import DBT_EXECUTABLE
 from lineage.models import GitProject, Snapshot
 from runs.artifacts import COMPILED_SQL, open_artifact
 from runs.ci import post_status
+from runs.environments import project_number
 from runs.jobs import create_job, trigger_job
 from runs.models import Run, RunState
 from runs.notifications import sign
@@ -358,3 +359,33 @@ def test_a_pull_request_builds_only_what_it_changes_into_its_own_schema_and_clos
 def _artifact(run: Run, name: str, node: str = "") -> bytes:
     with open_artifact(run, name, node=node).content as content:
         return content.read()
+
+
+def test_dbt_clouds_trigger_with_a_pull_request_runs_it_as_ci_at_its_head(api_client, operator, shop):
+    head = shop.commit({"models/big_orders.sql": "select 1 as n\n"}, "Big", branch="feature")
+    api_client.force_authenticate(operator)
+    v2 = "/api/v2/accounts/1"
+    created = api_client.post(
+        f"{v2}/jobs/",
+        {
+            "account_id": 1,
+            "project_id": project_number("shop_git"),
+            "environment_id": None,
+            "name": "ci",
+            "execute_steps": ["dbt build --select state:modified+"],
+            "job_type": "ci",
+        },  # fmt: skip
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    job = created.json()["data"]
+    assert (job["job_type"], job["triggers"]["git_provider_webhook"]) == ("ci", True)
+    body = {"cause": "PR 12", "git_sha": head, "git_branch": "feature", "github_pull_request_id": 12}
+    answer = api_client.post(f"{v2}/jobs/{job['id']}/run/", body, format="json")
+    assert answer.status_code == 200, answer.json()
+    shown = answer.json()["data"]
+    assert (shown["git_sha"], shown["git_branch"], shown["trigger"]["github_pull_request_id"]) == (head, "feature", 12)
+    run = Run.objects.get(pk=shown["id"])
+    assert (run.pull_request, run.schema) == (12, f"dbt_cloud_pr_{job['id']}_12")
+    listed = api_client.get(f"{v2}/runs/", {"pr_id": 12}).json()["data"]
+    assert [item["id"] for item in listed] == [run.pk]
