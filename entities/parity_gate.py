@@ -18,7 +18,7 @@ from psycopg import sql
 from entities.models import PARITY_GATED, EntityType, ModeChangeRequest, ParityReport
 from entities.rules import rulesets
 from kernel.errors import ErrorCode, RequestError
-from lineage.projects import get_project
+from lineage.projects import get_project, pin
 
 # Build output and tool state, not inputs.
 _NOT_PROJECT_INPUT = frozenset({"target", "logs", "dbt_packages", "__pycache__"})
@@ -70,12 +70,21 @@ def project_digest(project_dir: Path) -> str:
     return files_digest(files, project_dir)
 
 
+def _project_input(name: str) -> str:
+    """A folder project's files' digest; a git project's branch head (what its runs execute)."""
+    project = get_project(name)
+    if project is None:
+        return "missing"
+    if project.git is not None:
+        return f"commit {pin(project)[0]}"
+    return project_digest(project.path)
+
+
 def fingerprint(entity: EntityType) -> dict[str, Any]:
     """The current inputs of `entity`'s parity: recorded on a report, compared at approval."""
-    project = get_project(entity.dbt_project)
     return {
         "raw": raw_digests(settings.WAREHOUSE_CONNINFO, raw_tables(entity.name)),
-        "dbt_project": project_digest(project.path) if project else "missing",
+        "dbt_project": _project_input(entity.dbt_project),
         "rule_set": files_digest([_RULES_DIR / name for name in _RULE_SET_FILES], _RULES_DIR),
     }
 

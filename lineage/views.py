@@ -1,22 +1,24 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
 from accounts.models import Capability
-from accounts.permissions import requires
+from accounts.permissions import can, requires
 from audit.models import Source
 from dbtlib.manifest import TEST_TYPES
 from kernel.db import bounded_page
 from kernel.errors import RequestError, form_error
 from lineage import freshness
 from lineage.explorer import explorer_graph
-from lineage.forms import ManifestUploadForm
+from lineage.forms import GitProjectForm, ManifestUploadForm
+from lineage.git_projects import register_git_project
 from lineage.graph import layers, neighbourhood
-from lineage.models import Edge, Node, NodeStatus, Snapshot
+from lineage.models import Edge, GitProject, Node, NodeStatus, Snapshot
 from lineage.objects import governed, group_members, group_of, other_versions
 from lineage.services import check_upload_size, ingest_upload, project_exists, project_names
 
@@ -50,9 +52,25 @@ def hops_param(value: str | None, default: int = 2) -> int:
 
 @requires(Capability.READ)
 def project_list(request: HttpRequest) -> HttpResponse:
+    """Every project with its current snapshot and, for a git project, its repository; an
+    admin registers a git project here (its webhook secret is shown once, on the answer)."""
+    admin = can(request.user, Capability.ADMINISTER)
+    if request.method == "POST" and not admin:
+        raise PermissionDenied("Only an admin registers a git project.")
+    form = GitProjectForm(request.POST or None) if admin else None
+    registered = None
+    if form is not None and request.method == "POST" and form.is_valid():
+        try:
+            registered = register_git_project(actor=request.user, source=Source.WEB, **form.cleaned_data)
+        except RequestError as exc:
+            form_error(form, exc)
+        else:
+            form = GitProjectForm()
     current = {s.project: s for s in Snapshot.objects.current()}
-    projects = [{"name": name, "snapshot": current.get(name)} for name in project_names()]
-    return render(request, "lineage/index.html", {"projects": projects})
+    gits = {g.name: g for g in GitProject.objects.all()}
+    projects = [{"name": name, "snapshot": current.get(name), "git": gits.get(name)} for name in project_names()]
+    ctx = {"projects": projects, "form": form, "registered": registered}
+    return render(request, "lineage/index.html", ctx, status=400 if form is not None and form.errors else 200)
 
 
 @requires(Capability.READ)

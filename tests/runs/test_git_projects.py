@@ -389,3 +389,20 @@ def test_dbt_clouds_trigger_with_a_pull_request_runs_it_as_ci_at_its_head(api_cl
     assert (run.pull_request, run.schema) == (12, f"dbt_cloud_pr_{job['id']}_12")
     listed = api_client.get(f"{v2}/runs/", {"pr_id": 12}).json()["data"]
     assert [item["id"] for item in listed] == [run.pk]
+
+
+def test_an_admin_registers_a_git_project_on_the_projects_page(client, admin_user, operator, project_repo):
+    client.force_login(operator)
+    assert client.post("/lineage/", {"name": "x", "repository_url": str(project_repo.bare)}).status_code == 403
+    assert "git-project-form" not in client.get("/lineage/").content.decode()
+    client.force_login(admin_user)
+    bad = client.post("/lineage/", {"name": "shop_git", "repository_url": str(project_repo.bare), "branch": "nope"})
+    assert bad.status_code == 400 and "nope" in bad.content.decode() and not GitProject.objects.exists()
+    page = client.post("/lineage/", {"name": "shop_git", "repository_url": str(project_repo.bare), "branch": "main"})
+    assert page.status_code == 200
+    project = GitProject.objects.get()
+    text = page.content.decode()
+    assert project.webhook_secret in text and project_repo.first[:12] in text
+    again = client.get("/lineage/").content.decode()
+    assert project.webhook_secret not in again and f"main at <code>{project_repo.first[:12]}</code>" in again
+    assert AuditEvent.objects.get(action="project.register").source == "web"
