@@ -27,6 +27,7 @@ from runs.jobs import create_job, trigger_job
 from runs.models import Run, RunState
 from runs.notifications import sign
 from runs.worker import execute_run
+from tests.hosts import free_port
 
 pytestmark = pytest.mark.usefixtures("transactional_db", "dbt_projects_dir")
 
@@ -90,6 +91,7 @@ def test_an_admin_registers_a_git_project_and_everyone_reads_its_commit(
     ("fields", "field", "says"),
     [
         ({"repository_url": "ext::sh -c touch% /tmp/pwned"}, "repository_url", ""),
+        ({"repository_url": f"git://127.0.0.1:{free_port()}/shop.git"}, "repository_url", "cannot reach"),
         ({"branch": "no-such-branch"}, "branch", "no-such-branch"),
         ({"subdirectory": "README.md"}, "subdirectory", "dbt_project.yml"),
         ({"subdirectory": "../elsewhere"}, "subdirectory", ""),
@@ -97,7 +99,16 @@ def test_an_admin_registers_a_git_project_and_everyone_reads_its_commit(
         ({"name": "inventory_transforms"}, "name", "already"),
         ({"status_url": "http://10.0.0.1/status"}, "status_url", "10.0.0.1"),
     ],
-    ids=["remote-helper", "branch", "no-project", "escaping-subdirectory", "portal-variable", "taken", "private-url"],
+    ids=[
+        "remote-helper",
+        "unreachable",
+        "branch",
+        "no-project",
+        "escaping-subdirectory",
+        "portal-variable",
+        "taken",
+        "private-url",
+    ],  # fmt: skip
 )
 def test_a_bad_registration_is_refused_naming_the_field_and_stores_nothing(
     api_client, admin_user, project_repo, fields, field, says
