@@ -73,11 +73,9 @@ def project_digest(project_dir: Path) -> str:
 def _project_input(name: str) -> str:
     """A folder project's files' digest; a git project's branch head (what its runs execute)."""
     project = get_project(name)
-    if project is None:
-        return "missing"
-    if project.git is not None:
+    if project is not None and project.git is not None:
         return f"commit {pin(project)[0]}"
-    return project_digest(project.path)
+    return project_digest(project.path) if project and project.path else "missing"
 
 
 def fingerprint(entity: EntityType) -> dict[str, Any]:

@@ -30,7 +30,7 @@ def check_webhook(url: str, field: str = "webhook_url") -> tuple[SplitResult, in
     if parts.scheme not in ("http", "https") or not host:
         raise _refused("the webhook must be an http(s) URL with a host")
     try:
-        addresses = [info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+        addresses = [str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
     except (socket.gaierror, UnicodeError):
         raise _refused(f"the webhook's host {host} does not resolve") from None
     if host not in settings.WEBHOOK_ALLOWED_HOSTS:

@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 CLEANUP_KIND = "ci_cleanup"
 STATUS_CONTEXT = "transformation-portal"
 # A commit status's state (GitHub's and GitLab's words) for each final state of a run.
-STATUS_OF_STATE = {RunState.SUCCESS: "success", RunState.FAILED: "failure"}
+STATUS_OF_STATE: dict[str, str] = {RunState.SUCCESS: "success", RunState.FAILED: "failure"}
 
 
 def pr_schema(job: Job, number: int) -> str:
