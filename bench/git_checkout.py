@@ -74,13 +74,16 @@ def measure(name: str, remote: Remote, repo: ProjectRepo, runs: int) -> dict[str
         started = time.perf_counter()
         cache.checkout(remote, head)
         same.append(time.perf_counter() - started)
-    new = []
+    new, fetches = [], []
     for run in range(runs):
         version, path = time.time_ns(), f"models/model_{run + 10:04d}.sql"
         sha = repo.commit({path: model_sql(run + 10, version)}, f"{name} {run}")
         started = time.perf_counter()
-        tree = cache.checkout(remote, sha)
+        assert cache.commit_exists(remote, sha)  # the fetch
+        fetched = time.perf_counter()
+        tree = cache.checkout(remote, sha)  # the files written
         new.append(time.perf_counter() - started)
+        fetches.append(fetched - started)
         assert f"version {version}" in (tree / path).read_text()
     figures = {
         "cold": statistics.median(colds),
@@ -88,11 +91,13 @@ def measure(name: str, remote: Remote, repo: ProjectRepo, runs: int) -> dict[str
         "same_p95": percentile(same, 0.95),
         "new_p50": percentile(new, 0.5),
         "new_p95": percentile(new, 0.95),
+        "fetch_p50": percentile(fetches, 0.5),
     }
     print(
         f"{name}: cold clone + checkout {figures['cold']:.2f} s (median of 3); warm, same commit "
-        f"p50 {figures['same_p50'] * 1000:.1f} ms p95 {figures['same_p95'] * 1000:.1f} ms; warm, new commit "
-        f"p50 {figures['new_p50'] * 1000:.0f} ms p95 {figures['new_p95'] * 1000:.0f} ms ({runs} runs each)"
+        f"p50 {figures['same_p50'] * 1000:.2f} ms p95 {figures['same_p95'] * 1000:.2f} ms; warm, new commit "
+        f"p50 {figures['new_p50'] * 1000:.0f} ms p95 {figures['new_p95'] * 1000:.0f} ms, of which the fetch "
+        f"p50 {figures['fetch_p50'] * 1000:.0f} ms ({runs} runs each)"
     )
     return figures
 
@@ -112,11 +117,12 @@ def main(runs: int) -> None:
     finally:
         http.stop()
     shutil.rmtree(root)
-    verdict = "within" if daemon["new_p95"] <= BUDGET_S else "OVER"
+    within = {True: "within", False: "over"}
     print(
-        f"git checkout, {MODELS}-model repository over git daemon: cold {daemon['cold']:.2f} s; warm same commit "
-        f"p95 {daemon['same_p95'] * 1000:.1f} ms; warm new commit p50 {daemon['new_p50'] * 1000:.0f} ms "
-        f"p95 {daemon['new_p95'] * 1000:.0f} ms ({verdict} the {BUDGET_S} s budget)"
+        f"git checkout, {MODELS}-model repository over git daemon: cold {daemon['cold']:.2f} s; per run with a warm "
+        f"cache: same commit p95 {daemon['same_p95'] * 1000:.2f} ms ({within[daemon['same_p95'] <= BUDGET_S]} "
+        f"{BUDGET_S} s), new commit p50 {daemon['new_p50'] * 1000:.0f} ms p95 {daemon['new_p95'] * 1000:.0f} ms "
+        f"({within[daemon['new_p95'] <= BUDGET_S]} {BUDGET_S} s)"
     )
 
 

@@ -102,6 +102,8 @@ def test_a_wrong_or_missing_token_is_an_auth_error_that_shows_no_secret(project_
         assert (error.reason, error.message) == said
         error = refused(cache.checkout, remote, project_repo.first)
         assert (error.reason, error.message) == said
+    error = refused(resolve, Remote(url, token="tok\r\nX-Forwarded-For: 10.0.0.1"), "main")
+    assert error.message == "the token may not contain spaces, line breaks or control characters"
     assert http_git.refused >= 4
     assert leftovers(cache) == []
     assert (cache.checkout(Remote(url, token=http_git.token), project_repo.first) / "dbt_project.yml").is_file()
