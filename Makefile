@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # wait on dbt, workers and the browser, so three keep two cores busy
 TEST_PROCESSES ?= 3
 
-.PHONY: run test test-fast screenshots venv browser vendor dbt-build airflow lint clean
+.PHONY: run test test-fast screenshots venv browser sshd vendor dbt-build airflow lint clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,9 @@ venv: $(VENV)/.installed
 run: venv
 	$(PY) manage.py runportal
 
-## Run the whole test suite (installs Debian's chromium for the browser tests when root).
-test: venv browser
+## Run the whole test suite (installs Debian's chromium for the browser tests and openssh-server
+## for the git-over-SSH tests when root).
+test: venv browser sshd
 	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile
 
 ## The fast inner loop (well under a minute): the Django-free dbt library's tests, with no
@@ -40,6 +41,14 @@ browser:
 	    (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) \
 	      && echo "installed chromium"; \
 	  else echo "chromium not found and cannot be installed here: browser tests will skip (sudo apt-get install chromium)"; fi; }
+
+# the git tests' SSH server (tests/gitservers.py) is a private sshd: Debian's openssh-server
+sshd:
+	@test -x /usr/sbin/sshd || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get install -y -q openssh-server >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q openssh-server >/dev/null)) \
+	      && echo "installed openssh-server"; \
+	  else echo "sshd not found and cannot be installed here: the git SSH tests will skip (sudo apt-get install openssh-server)"; fi; }
 
 ## Refresh static/vendor/ (committed) from the browser libraries package.json and
 ## package-lock.json pin: `npm ci` in a temporary directory, then their released files and

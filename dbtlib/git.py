@@ -190,6 +190,8 @@ def _basic(remote: Remote) -> str:
 def _git_env(remote: Remote, known_hosts: Path | None) -> Iterator[dict[str, str]]:
     """git's whole environment for one call on `remote`, in a private directory (an empty HOME,
     the SSH key) removed afterwards."""
+    if not _printable(remote.token):
+        raise GitError("auth", "the token may not contain spaces, line breaks or control characters")
     private = Path(tempfile.mkdtemp(prefix="portal-git-"))  # 0700
     try:
         home = private / "home"

@@ -102,6 +102,8 @@ def test_a_wrong_or_missing_token_is_an_auth_error_that_shows_no_secret(project_
         assert (error.reason, error.message) == said
         error = refused(cache.checkout, remote, project_repo.first)
         assert (error.reason, error.message) == said
+    error = refused(resolve, Remote(url, token="tok\r\nX-Forwarded-For: 10.0.0.1"), "main")
+    assert error.message == "the token may not contain spaces, line breaks or control characters"
     assert http_git.refused >= 4
     assert leftovers(cache) == []
     assert (cache.checkout(Remote(url, token=http_git.token), project_repo.first) / "dbt_project.yml").is_file()
@@ -110,8 +112,8 @@ def test_a_wrong_or_missing_token_is_an_auth_error_that_shows_no_secret(project_
 def test_a_token_goes_with_the_url_s_user(project_repo, served_root):
     server = GitHttpServer(served_root, "tok-for-ci", user="ci")
     try:
-        host = server.url.removeprefix("http://")
-        assert resolve(Remote(f"http://ci@{host}/{project_repo.bare.name}", token="tok-for-ci"), "main")
+        with_user = server.url.replace("http://", "http://ci@") + f"/{project_repo.bare.name}"
+        assert resolve(Remote(with_user, token="tok-for-ci"), "main") == project_repo.first
         error = refused(resolve, Remote(f"{server.url}/{project_repo.bare.name}", token="tok-for-ci"), "main")
         assert error.reason == "auth"
     finally:
