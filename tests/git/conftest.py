@@ -1,1 +1,0 @@
-from tests.gitservers import daemon_url, http_git, project_repo, served_root, ssh_git  # noqa: F401 - fixtures
