@@ -102,21 +102,24 @@ def ci_jobs(project: str):
 
 
 def trigger_ci(project: str, *, number: int, sha: str, branch: str, actor: Any, source: str) -> list[Run]:
-    """A run of each CI job of the project on the pull request's head commit."""
-    runs = []
-    for job in ci_jobs(project):
-        run = trigger_job(
-            job,
-            actor=actor,
-            source=source,
-            cause=f"pull request #{number} at {sha[:12]}",
-            git_sha=sha,
-            git_branch=branch,
-            pull_request=number,
-            schema=pr_schema(job, number),
-        )
-        transaction.on_commit(lambda pk=run.pk: async_task(post_status, pk, group="notifications"))
-        runs.append(run)
+    """A run of each CI job of the project on the pull request's head commit (all or none),
+    each announced to the git host as a pending commit status once queued."""
+    with transaction.atomic():
+        runs = [
+            trigger_job(
+                job,
+                actor=actor,
+                source=source,
+                cause=f"pull request #{number} at {sha[:12]}",
+                git_sha=sha,
+                git_branch=branch,
+                pull_request=number,
+                schema=pr_schema(job, number),
+            )
+            for job in ci_jobs(project)
+        ]
+        for run in runs:
+            transaction.on_commit(lambda pk=run.pk: async_task(post_status, pk, group="notifications"))
     return runs
 
 

@@ -115,7 +115,8 @@ def _handle(project: GitProject, event: Event, host: str) -> JsonResponse:
     actor = f"{host} webhook"
     if not event.kind:
         return _answer(202, f"nothing to do: {event.why_ignored}")
-    if not (isinstance(event.number, int) and event.number >= 0) or len(event.sha) != 40:
+    numbered = isinstance(event.number, int) and (event.number >= 1 or event.kind == "push")
+    if not numbered or len(event.sha) != 40:
         return _answer(400, "the delivery names no commit (or no pull request number)")
     try:
         if event.kind == "push":

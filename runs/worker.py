@@ -159,7 +159,7 @@ class RunExecution:
         """Run one dbt command inside this run; returns dbt's exit code (a DbtExit)."""
         found = self.project()
         parse_state = project_state_dir(found.state_key)
-        if self.run.pull_request is not None and command in STATE_COMMANDS:
+        if self.compares and command in STATE_COMMANDS:
             options = {**options, "state": self.comparison(), "defer": True}
         profiles_dir = run_dir(self.run.pk) / "profile"
         if self.variables is None:
@@ -257,10 +257,16 @@ class RunExecution:
         return self.state_dir
 
     @property
+    def compares(self) -> bool:
+        """A CI run (a pull request's, or any run of a CI job): its steps get --state and --defer."""
+        job = self.run.job
+        return self.run.pull_request is not None or bool(job and job.triggers_on_pull_request)
+
+    @property
     def feeds_lineage(self) -> bool:
         """Whether the run's results are the project's news: not a CI run's, not another branch's."""
         branch = self.found.git.branch if self.found and self.found.git else ""
-        return self.run.pull_request is None and self.run.git_branch in ("", branch)
+        return not self.compares and self.run.git_branch in ("", branch)
 
     def follow(self, invocation: DbtInvocation, progress: NodeProgress) -> None:
         """Stream dbt's lines into the log and node progress until its process group is

@@ -417,3 +417,18 @@ def test_an_admin_registers_a_git_project_on_the_projects_page(client, admin_use
     again = client.get("/lineage/").content.decode()
     assert project.webhook_secret not in again and f"main at <code>{project_repo.first[:12]}</code>" in again
     assert AuditEvent.objects.get(action="project.register").source == "web"
+
+
+def test_a_job_run_of_another_branch_runs_its_head_and_leaves_the_docs_to_the_default_branch(
+    api_client, operator, shop
+):
+    main_run = executed(trigger(api_client, operator))
+    head = shop.commit({"models/big_orders.sql": "select 1 as n\n"}, "Big", branch="feature")
+    job = create_job(actor=operator, source="api", project="shop_git", name="build", steps=["dbt build"])
+    answer = api_client.post(f"/api/v1/jobs/{job.pk}/run/", {"git_branch": "feature"}, format="json")
+    assert answer.status_code == 202, answer.json()
+    assert (answer.json()["git_sha"], answer.json()["git_branch"]) == (head, "feature")
+    run = executed(Run.objects.get(pk=answer.json()["id"]))
+    assert run.state == RunState.SUCCESS, run.reason
+    assert "big_orders" in built(run)
+    assert Snapshot.objects.current().get(project="shop_git").run_id == main_run.pk
