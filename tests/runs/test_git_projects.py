@@ -411,6 +411,7 @@ def test_an_admin_registers_a_git_project_on_the_projects_page(client, admin_use
     assert bad.status_code == 400 and "nope" in bad.content.decode() and not GitProject.objects.exists()
     page = client.post("/lineage/", {"name": "shop_git", "repository_url": str(project_repo.bare), "branch": "main"})
     assert page.status_code == 200
+    assert page.content.decode().count('data-testid="git-project-form"') == 1
     project = GitProject.objects.get()
     text = page.content.decode()
     assert project.webhook_secret in text and project_repo.first[:12] in text
