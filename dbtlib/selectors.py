@@ -494,9 +494,10 @@ def state_criterion(spec: Criterion | Group) -> Criterion | None:
     return next((found for part in spec.components if (found := state_criterion(part))), None)
 
 
-def _refuse_state_without_comparison(spec: Group | Criterion, field: str) -> None:
+def _refuse_state_without_comparison(spec: Group | Criterion, field: str, selector: str = "") -> None:
     if (found := state_criterion(spec)) is not None:
-        raise _refuse(field, found.raw, NO_STATE)
+        where = f"selector {selector!r} of selectors.yml ({found.raw!r})" if selector else f"selector {found.raw!r}"
+        raise _invalid(field, f"{where}: {NO_STATE}")
 
 
 def check_indirect_selection(value: str, field: str = "indirect_selection") -> str:
@@ -691,7 +692,7 @@ def select_in_manifest(
     if selector:
         spec = yaml_selector_spec(manifest.selectors, selector, indirect_selection)
         if state is None:
-            _refuse_state_without_comparison(spec, "selector")
+            _refuse_state_without_comparison(spec, "selector", selector)
     else:
         spec = cli_spec(select, exclude, indirect_selection)
         if state is None:
