@@ -487,15 +487,15 @@ def cli_spec(select: str, exclude: str = "", indirect_selection: str = "eager") 
     return Group("difference", (include, excluded))
 
 
-def state_criterion(spec: Criterion | Group) -> Criterion | None:
+def _state_criterion(spec: Criterion | Group) -> Criterion | None:
     """The first `state:` criterion of a spec (None when it has none)."""
     if isinstance(spec, Criterion):
         return spec if spec.method == "state" else None
-    return next((found for part in spec.components if (found := state_criterion(part))), None)
+    return next((found for part in spec.components if (found := _state_criterion(part))), None)
 
 
 def _refuse_state_without_comparison(spec: Group | Criterion, field: str, selector: str = "") -> None:
-    if (found := state_criterion(spec)) is not None:
+    if (found := _state_criterion(spec)) is not None:
         where = f"selector {selector!r} of selectors.yml ({found.raw!r})" if selector else f"selector {found.raw!r}"
         raise _invalid(field, f"{where}: {NO_STATE}")
 

@@ -186,7 +186,7 @@ def test_a_step_may_not_set_the_state_itself(flag):
 
 def _argv(command: str, **options) -> list[str]:
     paths = {"project_dir": Path("/p"), "profiles_dir": Path("/"), "target_path": Path("/t"), "log_path": Path("/l")}
-    return build_argv(command, **paths, **options)
+    return build_argv(command, **{**paths, **options})
 
 
 def test_the_portal_hands_dbt_its_state_defer_and_favor_state():

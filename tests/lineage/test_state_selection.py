@@ -5,8 +5,8 @@ the run page's diff summary names what changed.
 Production's version is the fixture project `slim`; PULL_REQUEST changes a copy of it in each
 way dbt tells apart: a body, a config, a relation (alias), persisted and unpersisted
 descriptions, a macro called through another, a contract, a seed (and a seed over 1 MiB, which
-dbt compares by path), a generic test's severity, a model and a source table added, a model
-removed. Both are parsed by the real `dbt parse`.
+dbt compares by path), a generic test's severity, a singular test, a unit test, a source's
+freshness, an exposure's owner, a model and a source table added, a model removed. Both are parsed by the real `dbt parse`.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ PULL_REQUEST: dict[str, tuple[str, str] | str | None] = {
     "models/marts/new_model.sql": "select id from {{ ref('orders') }}",
     "models/marts/retired.sql": None,
     "seeds/countries.csv": ("de,Germany\n", "de,Germany\nit,Italy\n"),
+    "tests/no_negative_orders.sql": ("< 0", "<= 0"),
 }
 SCHEMA_EDITS = (
     # descriptions: persisted (documented) and not (undocumented, whose tag does not count either)
@@ -49,8 +50,16 @@ SCHEMA_EDITS = (
     ("data_type: varchar(50)", "data_type: varchar(100)"),
     # a generic test's severity
     ("data_tests: [not_null]\n", "data_tests:\n          - not_null:\n              config: {severity: warn}\n"),
-    # a source table added
+    # a source table added, another's freshness set
     ("      - name: customers\n", "      - name: customers\n      - name: refunds\n"),
+    (
+        "      - name: orders\n",
+        "      - name: orders\n        loaded_at_field: _loaded_at\n"
+        "        freshness: {warn_after: {count: 1, period: day}}\n",
+    ),
+    # a unit test's given rows, an exposure's owner
+    ("          - {id: 1, name: Ann}\n", "          - {id: 1, name: Ann Lee}\n"),
+    ("owner: {name: Ann}", "owner: {name: Ann, email: ann@example.com}"),
     # a relation: the alias it is built as
     (
         "  - name: contracted\n",
@@ -176,6 +185,7 @@ def test_the_diff_summary_names_what_the_pull_request_changed(slim):
     diff = compare(manifest, state)
     assert diff.new == ("model.slim.new_model", "source.slim.raw.refunds")
     assert diff.modified == (
+        "exposure.slim.customer_dashboard",
         "model.slim.contracted",
         "model.slim.customer_orders",
         "model.slim.customers",
@@ -183,10 +193,16 @@ def test_the_diff_summary_names_what_the_pull_request_changed(slim):
         "model.slim.orders",
         "model.slim.renamed_relation",
         "seed.slim.countries",
+        "source.slim.raw.orders",
+        "test.slim.no_negative_orders",
         "test.slim.not_null_customers_id.422908bfae",
+        "unit_test.slim.customers.customers_keep_names",
     )
     assert diff.removed == ("model.slim.retired",)
-    assert [uid for uid in diff.downstream if not uid.startswith("test.")] == [
-        "exposure.slim.customer_dashboard",
+    assert diff.downstream == (
         "model.slim.country_names",
-    ]
+        "model.slim.stg_orders",
+        "test.slim.not_null_orders_id.84ef11d8fe",
+        "test.slim.unique_orders_id.1360ecc70e",
+        "unit_test.slim.customers.customers_keep_ids",
+    )
