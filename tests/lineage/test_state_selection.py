@@ -6,7 +6,9 @@ Production's version is the fixture project `slim`; PULL_REQUEST changes a copy 
 way dbt tells apart: a body, a config, a relation (alias), persisted and unpersisted
 descriptions, a macro called through another, a contract, a seed (and a seed over 1 MiB, which
 dbt compares by path), a generic test's severity, a singular test, a unit test, a source's
-freshness, an exposure's owner, a model and a source table added, a model removed. Both are parsed by the real `dbt parse`.
+freshness, an exposure's owner, a model and a source table added, a model removed. The shop
+project's semantic layer and governance are changed the same way (SHOP_EDITS). Both versions
+are parsed by the real `dbt parse`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dbtlib.manifest import Manifest
 from dbtlib.selectors import select_in_manifest
 from dbtlib.state import compare
 from dbtlib.steps import parse_step, selected_by_step
-from tests.lineage.conftest import run_dbt
+from tests.lineage.conftest import SHOP, SHOP_DIR, run_dbt
 from tests.lineage.test_selectors import dbt_ls_answers
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "slim"
@@ -93,13 +95,16 @@ def _pull_request(root: Path) -> Path:
             file.write_text(change)
         else:
             file.unlink()
-    schema = project / "models" / "schema.yml"
-    text = schema.read_text()
-    for old, new in SCHEMA_EDITS:
+    _edit(project / "models" / "schema.yml", SCHEMA_EDITS)
+    return project
+
+
+def _edit(file: Path, edits: tuple[tuple[str, str], ...]) -> None:
+    text = file.read_text()
+    for old, new in edits:
         assert old in text, old
         text = text.replace(old, new, 1)
-    schema.write_text(text)
-    return project
+    file.write_text(text)
 
 
 # dbt ls flags (besides --state): every state method and sub-selector, with graph and set
@@ -136,17 +141,70 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="session")
-def slim(tmp_path_factory, warehouse_env) -> tuple[Manifest, Manifest, dict[str, list[str] | None]]:
+Compared = tuple[Manifest, Manifest, dict[str, list[str] | None]]
+
+
+def _dbt_compares(production: Path, pull_request: Path, cases: list[str], env: dict[str, str]) -> Compared:
     """(pull request's manifest, production's, `dbt ls <case> --state <production>` per case)."""
-    root = tmp_path_factory.mktemp("slim-ci")
-    production, pull_request = _production(root), _pull_request(root)
-    state_dir, target = root / "production-target", root / "target"
-    run_dbt(warehouse_env, state_dir, "parse", project_dir=production)
-    cases = [[*shlex.split(flags), "--state", str(state_dir)] for flags in CASES]
-    answers = dbt_ls_answers(pull_request, target, cases, warehouse_env)
+    state_dir, target = production.parent / "production-target", pull_request.parent / "target"
+    run_dbt(env, state_dir, "parse", project_dir=production)
+    answers = dbt_ls_answers(pull_request, target, [[*shlex.split(f), "--state", str(state_dir)] for f in cases], env)
     state = Manifest.from_path(state_dir / "manifest.json")
-    return Manifest.from_path(target / "manifest.json"), state, dict(zip(CASES, answers, strict=True))
+    return Manifest.from_path(target / "manifest.json"), state, dict(zip(cases, answers, strict=True))
+
+
+@pytest.fixture(scope="session")
+def slim(tmp_path_factory, warehouse_env) -> Compared:
+    root = tmp_path_factory.mktemp("slim-ci")
+    return _dbt_compares(_production(root), _pull_request(root), CASES, warehouse_env)
+
+
+# The shop project's semantic layer and governance, changed: what dbt compares of metrics
+# (label, not filter), semantic models, saved queries (where), versioned models (latest_version),
+# access and an enforced contract (a column added).
+SHOP_EDITS = (
+    ("label: Revenue per order", "label: Revenue / order"),
+    ("filter: \"{{ Dimension('order__status') }} = 'paid'\"", "filter: \"{{ Dimension('order__status') }} != 'void'\""),
+    ("description: Orders for the semantic layer.", "description: Orders, for the semantic layer."),
+    (
+        "      where:\n        - \"{{ Dimension('order__status') }} = 'paid'\"",
+        "      where:\n        - \"{{ Dimension('order__status') }} = 'shipped'\"",
+    ),
+    ("latest_version: 2", "latest_version: 1"),
+    ("    access: private", "    access: protected"),
+    (
+        "      - name: ordered_at\n        data_type: date\n",
+        "      - name: ordered_at\n        data_type: date\n      - name: note\n        data_type: text\n",
+    ),
+)
+SHOP_CASES = [
+    "--select state:modified",
+    "--select state:modified+",
+    "--select state:modified.configs",
+    "--select state:modified.contract",
+    "--select state:modified,resource_type:metric",
+    "--select state:unmodified --resource-type semantic_model saved_query metric exposure",
+]
+
+
+@pytest.fixture(scope="session")
+def shop(tmp_path_factory, warehouse_env) -> Compared:
+    root = tmp_path_factory.mktemp("shop-ci")
+    production, pull_request = root / "production" / SHOP, root / "pull_request" / SHOP
+    for copy in (production, pull_request):
+        shutil.copytree(SHOP_DIR, copy)
+    _edit(pull_request / "models" / "schema.yml", SHOP_EDITS)
+    return _dbt_compares(production, pull_request, SHOP_CASES, warehouse_env)
+
+
+@pytest.mark.parametrize("flags", SHOP_CASES)
+def test_state_selection_over_the_semantic_layer_is_what_dbt_ls_lists(shop, flags):
+    manifest, state, answers = shop
+    parts = parse_step(f"dbt ls {flags}")
+    assert answers[flags] is not None, f"dbt refused {flags}"
+    assert (
+        selected_by_step(manifest, parts["select"], parts["exclude"], parts["options"], state=state) == answers[flags]
+    )
 
 
 @pytest.mark.parametrize("flags", CASES)
