@@ -145,10 +145,12 @@ Compared = tuple[Manifest, Manifest, dict[str, list[str] | None]]
 
 
 def _dbt_compares(production: Path, pull_request: Path, cases: list[str], env: dict[str, str]) -> Compared:
-    """(pull request's manifest, production's, `dbt ls <case> --state <production>` per case)."""
+    """(pull request's manifest, production's, `dbt ls <case> --state <production>` per case),
+    each parsed for its own target schema, as a CI run builds into its own."""
     state_dir, target = production.parent / "production-target", pull_request.parent / "target"
-    run_dbt(env, state_dir, "parse", project_dir=production)
-    answers = dbt_ls_answers(pull_request, target, [[*shlex.split(f), "--state", str(state_dir)] for f in cases], env)
+    run_dbt({**env, "DBT_SCHEMA": "analytics"}, state_dir, "parse", project_dir=production)
+    cases_argv = [[*shlex.split(flags), "--state", str(state_dir)] for flags in cases]
+    answers = dbt_ls_answers(pull_request, target, cases_argv, {**env, "DBT_SCHEMA": "ci_pr_17"})
     state = Manifest.from_path(state_dir / "manifest.json")
     return Manifest.from_path(target / "manifest.json"), state, dict(zip(cases, answers, strict=True))
 
@@ -228,11 +230,15 @@ def test_the_table_tells_the_sub_selectors_apart(slim):
     assert answers["--select state:bogus"] is None
 
 
-def test_a_big_seed_is_compared_by_path_and_a_tag_is_no_change(slim):
+def test_a_big_seed_is_compared_by_path_and_a_tag_or_the_target_schema_is_no_change(slim):
     """dbt hashes no seed over 1 MiB: the big seed changed, yet is not modified; neither is a
-    model whose only changes are a tag and a description it does not persist."""
+    model whose only changes are a tag and a description it does not persist, nor one built in
+    the CI run's own schema rather than production's."""
     manifest, state, _ = slim
+    assert manifest.nodes["model.slim.stg_customers"].relation_name.endswith('"ci_pr_17"."stg_customers"')
+    assert state.nodes["model.slim.stg_customers"].relation_name.endswith('"analytics"."stg_customers"')
     modified = select_in_manifest(manifest, "state:modified", state=state)
+    assert "model.slim.stg_customers" not in modified
     assert "seed.slim.countries" in modified
     assert "seed.slim.big" not in modified
     assert "model.slim.undocumented" not in modified
