@@ -6,7 +6,8 @@ and a bare value is a path when it holds "/", a file name when it ends in .sql/.
 an fqn. Each criterion takes in the tests that depend on what it selected, as its indirect
 selection says (eager by default; cautious, buildable, empty), and the answer is limited to what
 `dbt ls` lists (its resource types). YAML selectors (selectors.yml, as dbt wrote them into the
-manifest) become the same criteria, combined by union, intersection and exclude.
+manifest) become the same criteria, combined by union, intersection and exclude. `state:`
+compares with a second manifest (dbt's --state; dbtlib/state.py) and is refused without one.
 """
 
 from __future__ import annotations
