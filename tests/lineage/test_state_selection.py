@@ -89,8 +89,7 @@ def _pull_request(root: Path) -> Path:
     for path, change in PULL_REQUEST.items():
         file = project / path
         if isinstance(change, tuple):
-            assert change[0] in file.read_text(), path
-            file.write_text(file.read_text().replace(change[0], change[1], 1))
+            _edit(file, (change,))
         elif isinstance(change, str):
             file.write_text(change)
         else:
