@@ -16,7 +16,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from dbtlib.errors import ManifestError
 
@@ -97,22 +97,23 @@ class Column:
     data_type: str
 
 
-@dataclass(frozen=True)
-class StateFacts:
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
+
+
+class StateFacts(NamedTuple):  # a tuple: one per node, made as cheaply as can be
     """What dbt's state comparison (`state:modified` and its sub-selectors) reads of a node
     beyond what the portal shows, as the manifest has it: see dbtlib/state.py."""
 
     checksum: str = ""  # "sha256:<hex>", or "path:<file>" for a seed larger than 1 MiB
-    unrendered_config: Mapping[str, Any] = field(default_factory=dict)  # the config as written
+    unrendered_config: Mapping[str, Any] = _NOTHING  # the config as written
     macros: tuple[str, ...] = ()  # depends_on.macros
     contract: tuple[bool, str] = (False, "")  # a model's contract: (enforced, checksum)
     # The fields its kind compares for equality (a model's access and latest_version, a
     # source's identifier, quoting and freshness, …): _STATE_FIELDS.
-    fields: Mapping[str, Any] = field(default_factory=dict)
+    fields: Mapping[str, Any] = _NOTHING
 
 
-@dataclass(frozen=True)
-class Macro:
+class Macro(NamedTuple):
     """A macro as state comparison reads it: its SQL and the macros it calls."""
 
     macro_sql: str
@@ -148,7 +149,7 @@ class DbtNode:
     # What its kind has of its own (an exposure's owner and url, a metric's type_params, a
     # model's contract and access, …), in the manifest's shape: see _details().
     details: Mapping[str, Any] = field(default_factory=dict)
-    state_facts: StateFacts = field(default_factory=StateFacts)
+    state_facts: StateFacts = StateFacts()
 
     @property
     def section(self) -> str:
@@ -248,10 +249,12 @@ def _macros(raw: Any) -> dict[str, Macro]:
     for unique_id, entry in raw.items():
         if not isinstance(entry, dict):
             raise ManifestError(f"The manifest entry {unique_id!r} in 'macros' is not an object.")
-        where = f"macros[{unique_id!r}]"
-        depends_on = entry.get("depends_on")
-        calls = _texts(depends_on, "macros", f"{where}: depends_on") if isinstance(depends_on, dict) else ()
-        macros[str(unique_id)] = Macro(macro_sql=_text(entry, "macro_sql", where), depends_on=calls)
+        sql, depends_on = entry.get("macro_sql"), entry.get("depends_on")
+        calls = depends_on.get("macros") if isinstance(depends_on, dict) else None
+        macros[str(unique_id)] = Macro(
+            sql if isinstance(sql, str) else "",
+            tuple(c for c in calls if isinstance(c, str)) if isinstance(calls, list) else (),
+        )
     return macros
 
 
@@ -436,7 +439,7 @@ def _node(section: str, unique_id: str, raw: dict[str, Any]) -> DbtNode:
         column_name=_text(raw, "column_name", where) or _text(kwargs, "column_name", f"{where}: test_metadata.kwargs"),
         version=_text(raw, "version", where),
         details=_details(resource_type, raw, config),
-        state_facts=_state_facts(section, resource_type, raw, macros),
+        state_facts=_state_facts(resource_type, raw, macros),
     )
 
 
@@ -453,21 +456,25 @@ _STATE_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _state_facts(section: str, resource_type: str, raw: Mapping[str, Any], macros: tuple[str, ...]) -> StateFacts:
-    """What state comparison reads, kept by reference (no copy: parsing stays cheap)."""
+def _state_facts(resource_type: str, raw: Mapping[str, Any], macros: tuple[str, ...]) -> StateFacts:
+    """What state comparison reads, kept by reference (no copy: parsing stays cheap). Never
+    shown: a field of an unexpected shape is left out, not refused."""
     checksum = raw.get("checksum")
     if isinstance(checksum, dict):
         checksum = f"{checksum.get('name')}:{checksum.get('checksum')}"
-    fields = {key: raw.get(key) for key in _STATE_FIELDS.get(resource_type, ())}
+    keys = _STATE_FIELDS.get(resource_type)
+    fields = {key: raw.get(key) for key in keys} if keys else _NOTHING
     if resource_type == ResourceType.SAVED_QUERY:
-        fields.update(_saved_query_fields(raw))
-    contract = _object(raw.get("contract"))
+        fields = {**fields, **_saved_query_fields(raw)}
+    contract, config = raw.get("contract"), raw.get("unrendered_config")
     return StateFacts(
-        checksum=checksum if isinstance(checksum, str) else "",
-        unrendered_config=_object(raw.get("unrendered_config")),
-        macros=macros,
-        contract=(contract.get("enforced") is True, str(contract.get("checksum") or "")),
-        fields=fields,
+        checksum if isinstance(checksum, str) else "",
+        config if isinstance(config, dict) else _NOTHING,
+        macros,
+        (contract.get("enforced") is True, str(contract.get("checksum") or ""))
+        if isinstance(contract, dict)
+        else (False, ""),
+        fields,
     )
 
 

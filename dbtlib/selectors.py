@@ -6,7 +6,8 @@ and a bare value is a path when it holds "/", a file name when it ends in .sql/.
 an fqn. Each criterion takes in the tests that depend on what it selected, as its indirect
 selection says (eager by default; cautious, buildable, empty), and the answer is limited to what
 `dbt ls` lists (its resource types). YAML selectors (selectors.yml, as dbt wrote them into the
-manifest) become the same criteria, combined by union, intersection and exclude.
+manifest) become the same criteria, combined by union, intersection and exclude. `state:`
+compares with a second manifest (dbt's --state; dbtlib/state.py) and is refused without one.
 """
 
 from __future__ import annotations
@@ -487,16 +488,17 @@ def cli_spec(select: str, exclude: str = "", indirect_selection: str = "eager") 
     return Group("difference", (include, excluded))
 
 
-def state_criterion(spec: Criterion | Group) -> Criterion | None:
+def _state_criterion(spec: Criterion | Group) -> Criterion | None:
     """The first `state:` criterion of a spec (None when it has none)."""
     if isinstance(spec, Criterion):
         return spec if spec.method == "state" else None
-    return next((found for part in spec.components if (found := state_criterion(part))), None)
+    return next((found for part in spec.components if (found := _state_criterion(part))), None)
 
 
-def _refuse_state_without_comparison(spec: Group | Criterion, field: str) -> None:
-    if (found := state_criterion(spec)) is not None:
-        raise _refuse(field, found.raw, NO_STATE)
+def _refuse_state_without_comparison(spec: Group | Criterion, field: str, selector: str = "") -> None:
+    if (found := _state_criterion(spec)) is not None:
+        where = f"selector {selector!r} of selectors.yml ({found.raw!r})" if selector else f"selector {found.raw!r}"
+        raise _invalid(field, f"{where}: {NO_STATE}")
 
 
 def check_indirect_selection(value: str, field: str = "indirect_selection") -> str:
@@ -691,7 +693,7 @@ def select_in_manifest(
     if selector:
         spec = yaml_selector_spec(manifest.selectors, selector, indirect_selection)
         if state is None:
-            _refuse_state_without_comparison(spec, "selector")
+            _refuse_state_without_comparison(spec, "selector", selector)
     else:
         spec = cli_spec(select, exclude, indirect_selection)
         if state is None:

@@ -181,7 +181,7 @@ _CHECKS: dict[str, Callable[[DbtNode | None, DbtNode, frozenset[str]], bool]] = 
 }
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=16)  # by identity: a pair of parsed manifests, each value once
 def state_search(manifest: Manifest, state: Manifest, value: str) -> frozenset[str]:
     """The nodes `state:<value>` selects in `manifest` against the comparison `state`
     (value one of STATE_VALUES)."""

@@ -23,3 +23,12 @@ def test_prepare_gives_each_invocation_its_own_paths_seeded_with_partial_parse(t
     assert first.argv[:1] == ["build"] and first.argv[first.argv.index("--select") + 1 :][:2] == ["+fct_users", "tag:x"]
     assert second.argv[:2] == ["docs", "generate"] and "--select" not in second.argv
     assert first.display.startswith("$ dbt build --log-format json")
+
+
+def test_a_ci_invocation_compares_with_and_defers_to_the_state_it_is_given(tmp_path):
+    common = {"project_dir": PROJECTS / "inventory_transforms", "profiles_dir": PROJECTS, "work_dir": tmp_path / "run"}
+    production = tmp_path / "production" / "target"
+    invocation = DbtInvocation.prepare("build", select="state:modified+", state=production, defer=True, **common)
+    assert invocation.argv[invocation.argv.index("--state") + 1] == str(production)
+    assert "--defer" in invocation.argv and "--favor-state" not in invocation.argv
+    assert invocation.display.endswith(f"--state {production} --defer")

@@ -215,7 +215,7 @@ def test_selection_over_the_frozen_model(selector, exclude, expected):
 @pytest.mark.parametrize(
     ("selector", "words"),
     [
-        ("state:modified", '"state" is a dbt selector method the portal does not answer (supported: fqn, path'),
+        ("result:error", '"result" is a dbt selector method the portal does not answer (supported: fqn, path'),
         ("bogus:x", '"bogus" is not a selector method'),
         ("@fct_users+", "cannot be combined"),
         ("resource_type:nope", "unknown resource type 'nope'"),

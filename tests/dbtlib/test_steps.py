@@ -197,7 +197,7 @@ def test_an_unknown_selector_is_refused_by_name_with_those_the_project_has():
         ({"union": ["a"], "intersection": ["b"]}, "only a single 'union' or 'intersection' key"),
         ({"union": "fct_users"}, '"union" must be a list'),
         ({"union": ["fct_users", {"exclude": ["a"]}, {"exclude": ["b"]}]}, "takes one exclude"),
-        ({"method": "state", "value": "modified"}, '"state" is a dbt selector method the portal does not answer'),
+        ({"method": "result", "value": "error"}, '"result" is a dbt selector method the portal does not answer'),
         ({"method": "fqn", "value": "a", "indirect_selection": "lazy"}, "indirect_selection 'lazy' is not one of"),
         ({"method": "fqn", "value": "a", "parents_depth": "x"}, "parents_depth must be a whole number"),
         ({"method": "selector", "value": "later"}, "names the selector 'later', not defined before it"),

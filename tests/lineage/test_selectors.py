@@ -169,9 +169,7 @@ def test_the_table_covers_selections_and_refusals(dbt_ls):
     assert sum(1 for a in answers if a) >= 30 and [] in answers and None in answers
 
 
-@pytest.mark.parametrize(
-    "select", ["group:finance", "access:public", "version:latest", "state:modified", "result:error"]
-)
+@pytest.mark.parametrize("select", ["group:finance", "access:public", "version:latest", "result:error"])
 def test_methods_the_portal_does_not_answer_are_refused_by_both_doors(as_operator, snapshot, select):
     answer = as_operator.get(f"/api/v1/projects/{PROJECT}/select/", {"select": select})
     assert answer.status_code == 400
@@ -180,6 +178,19 @@ def test_methods_the_portal_does_not_answer_are_refused_by_both_doors(as_operato
     trigger = as_operator.post("/api/v1/runs/", {"project": PROJECT, "select": select}, format="json")
     assert trigger.status_code == 400 and trigger.json()["field"] == "select"
     assert "supported: fqn, path, file, tag" in trigger.json()["detail"]
+
+
+@pytest.mark.parametrize("select", ["state:modified", "state:new+,tag:x"])
+def test_state_selection_is_refused_by_both_doors_without_a_comparison_manifest(as_operator, snapshot, select):
+    """Only a CI run compares with a state (production's manifest): the select API and a
+    plain trigger have none, so they refuse `state:` as dbt does without --state."""
+    answer = as_operator.get(f"/api/v1/projects/{PROJECT}/select/", {"select": select})
+    assert answer.status_code == 400 and answer.json()["code"] == "invalid_selector"
+    assert "state: selection needs a comparison manifest (--state)" in answer.json()["detail"]
+    trigger = as_operator.post("/api/v1/runs/", {"project": PROJECT, "select": select}, format="json")
+    assert trigger.status_code == 400 and trigger.json()["field"] == "select"
+    assert "needs a comparison manifest" in trigger.json()["detail"]
+    assert Run.objects.count() == 0
 
 
 def test_an_exclude_the_portal_refuses_names_the_exclude_field(as_operator, snapshot):

@@ -5,8 +5,10 @@ the run page's diff summary names what changed.
 Production's version is the fixture project `slim`; PULL_REQUEST changes a copy of it in each
 way dbt tells apart: a body, a config, a relation (alias), persisted and unpersisted
 descriptions, a macro called through another, a contract, a seed (and a seed over 1 MiB, which
-dbt compares by path), a generic test's severity, a model and a source table added, a model
-removed. Both are parsed by the real `dbt parse`.
+dbt compares by path), a generic test's severity, a singular test, a unit test, a source's
+freshness, an exposure's owner, a model and a source table added, a model removed. The shop
+project's semantic layer and governance are changed the same way (SHOP_EDITS). Both versions
+are parsed by the real `dbt parse`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dbtlib.manifest import Manifest
 from dbtlib.selectors import select_in_manifest
 from dbtlib.state import compare
 from dbtlib.steps import parse_step, selected_by_step
-from tests.lineage.conftest import run_dbt
+from tests.lineage.conftest import SHOP, SHOP_DIR, run_dbt
 from tests.lineage.test_selectors import dbt_ls_answers
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "slim"
@@ -38,6 +40,7 @@ PULL_REQUEST: dict[str, tuple[str, str] | str | None] = {
     "models/marts/new_model.sql": "select id from {{ ref('orders') }}",
     "models/marts/retired.sql": None,
     "seeds/countries.csv": ("de,Germany\n", "de,Germany\nit,Italy\n"),
+    "tests/no_negative_orders.sql": ("< 0", "<= 0"),
 }
 SCHEMA_EDITS = (
     # descriptions: persisted (documented) and not (undocumented, whose tag does not count either)
@@ -49,8 +52,16 @@ SCHEMA_EDITS = (
     ("data_type: varchar(50)", "data_type: varchar(100)"),
     # a generic test's severity
     ("data_tests: [not_null]\n", "data_tests:\n          - not_null:\n              config: {severity: warn}\n"),
-    # a source table added
+    # a source table added, another's freshness set
     ("      - name: customers\n", "      - name: customers\n      - name: refunds\n"),
+    (
+        "      - name: orders\n",
+        "      - name: orders\n        loaded_at_field: _loaded_at\n"
+        "        freshness: {warn_after: {count: 1, period: day}}\n",
+    ),
+    # a unit test's given rows, an exposure's owner
+    ("          - {id: 1, name: Ann}\n", "          - {id: 1, name: Ann Lee}\n"),
+    ("owner: {name: Ann}", "owner: {name: Ann, email: ann@example.com}"),
     # a relation: the alias it is built as
     (
         "  - name: contracted\n",
@@ -78,19 +89,21 @@ def _pull_request(root: Path) -> Path:
     for path, change in PULL_REQUEST.items():
         file = project / path
         if isinstance(change, tuple):
-            assert change[0] in file.read_text(), path
-            file.write_text(file.read_text().replace(change[0], change[1], 1))
+            _edit(file, (change,))
         elif isinstance(change, str):
             file.write_text(change)
         else:
             file.unlink()
-    schema = project / "models" / "schema.yml"
-    text = schema.read_text()
-    for old, new in SCHEMA_EDITS:
+    _edit(project / "models" / "schema.yml", SCHEMA_EDITS)
+    return project
+
+
+def _edit(file: Path, edits: tuple[tuple[str, str], ...]) -> None:
+    text = file.read_text()
+    for old, new in edits:
         assert old in text, old
         text = text.replace(old, new, 1)
-    schema.write_text(text)
-    return project
+    file.write_text(text)
 
 
 # dbt ls flags (besides --state): every state method and sub-selector, with graph and set
@@ -127,17 +140,72 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="session")
-def slim(tmp_path_factory, warehouse_env) -> tuple[Manifest, Manifest, dict[str, list[str] | None]]:
-    """(pull request's manifest, production's, `dbt ls <case> --state <production>` per case)."""
-    root = tmp_path_factory.mktemp("slim-ci")
-    production, pull_request = _production(root), _pull_request(root)
-    state_dir, target = root / "production-target", root / "target"
-    run_dbt(warehouse_env, state_dir, "parse", project_dir=production)
-    cases = [[*shlex.split(flags), "--state", str(state_dir)] for flags in CASES]
-    answers = dbt_ls_answers(pull_request, target, cases, warehouse_env)
+Compared = tuple[Manifest, Manifest, dict[str, list[str] | None]]
+
+
+def _dbt_compares(production: Path, pull_request: Path, cases: list[str], env: dict[str, str]) -> Compared:
+    """(pull request's manifest, production's, `dbt ls <case> --state <production>` per case),
+    each parsed for its own target schema, as a CI run builds into its own."""
+    state_dir, target = production.parent / "production-target", pull_request.parent / "target"
+    run_dbt({**env, "DBT_SCHEMA": "analytics"}, state_dir, "parse", project_dir=production)
+    cases_argv = [[*shlex.split(flags), "--state", str(state_dir)] for flags in cases]
+    answers = dbt_ls_answers(pull_request, target, cases_argv, {**env, "DBT_SCHEMA": "ci_pr_17"})
     state = Manifest.from_path(state_dir / "manifest.json")
-    return Manifest.from_path(target / "manifest.json"), state, dict(zip(CASES, answers, strict=True))
+    return Manifest.from_path(target / "manifest.json"), state, dict(zip(cases, answers, strict=True))
+
+
+@pytest.fixture(scope="session")
+def slim(tmp_path_factory, warehouse_env) -> Compared:
+    root = tmp_path_factory.mktemp("slim-ci")
+    return _dbt_compares(_production(root), _pull_request(root), CASES, warehouse_env)
+
+
+# The shop project's semantic layer and governance, changed: what dbt compares of metrics
+# (label, not filter), semantic models, saved queries (where), versioned models (latest_version),
+# access and an enforced contract (a column added).
+SHOP_EDITS = (
+    ("label: Revenue per order", "label: Revenue / order"),
+    ("filter: \"{{ Dimension('order__status') }} = 'paid'\"", "filter: \"{{ Dimension('order__status') }} != 'void'\""),
+    ("description: Orders for the semantic layer.", "description: Orders, for the semantic layer."),
+    (
+        "      where:\n        - \"{{ Dimension('order__status') }} = 'paid'\"",
+        "      where:\n        - \"{{ Dimension('order__status') }} = 'shipped'\"",
+    ),
+    ("latest_version: 2", "latest_version: 1"),
+    ("    access: private", "    access: protected"),
+    (
+        "      - name: ordered_at\n        data_type: date\n",
+        "      - name: ordered_at\n        data_type: date\n      - name: note\n        data_type: text\n",
+    ),
+)
+SHOP_CASES = [
+    "--select state:modified",
+    "--select state:modified+",
+    "--select state:modified.configs",
+    "--select state:modified.contract",
+    "--select state:modified,resource_type:metric",
+    "--select state:unmodified --resource-type semantic_model saved_query metric exposure",
+]
+
+
+@pytest.fixture(scope="session")
+def shop(tmp_path_factory, warehouse_env) -> Compared:
+    root = tmp_path_factory.mktemp("shop-ci")
+    production, pull_request = root / "production" / SHOP, root / "pull_request" / SHOP
+    for copy in (production, pull_request):
+        shutil.copytree(SHOP_DIR, copy)
+    _edit(pull_request / "models" / "schema.yml", SHOP_EDITS)
+    return _dbt_compares(production, pull_request, SHOP_CASES, warehouse_env)
+
+
+@pytest.mark.parametrize("flags", SHOP_CASES)
+def test_state_selection_over_the_semantic_layer_is_what_dbt_ls_lists(shop, flags):
+    manifest, state, answers = shop
+    parts = parse_step(f"dbt ls {flags}")
+    assert answers[flags] is not None, f"dbt refused {flags}"
+    assert (
+        selected_by_step(manifest, parts["select"], parts["exclude"], parts["options"], state=state) == answers[flags]
+    )
 
 
 @pytest.mark.parametrize("flags", CASES)
@@ -161,11 +229,15 @@ def test_the_table_tells_the_sub_selectors_apart(slim):
     assert answers["--select state:bogus"] is None
 
 
-def test_a_big_seed_is_compared_by_path_and_a_tag_is_no_change(slim):
+def test_a_big_seed_is_compared_by_path_and_a_tag_or_the_target_schema_is_no_change(slim):
     """dbt hashes no seed over 1 MiB: the big seed changed, yet is not modified; neither is a
-    model whose only changes are a tag and a description it does not persist."""
+    model whose only changes are a tag and a description it does not persist, nor one built in
+    the CI run's own schema rather than production's."""
     manifest, state, _ = slim
+    assert manifest.nodes["model.slim.stg_customers"].relation_name.endswith('"ci_pr_17"."stg_customers"')
+    assert state.nodes["model.slim.stg_customers"].relation_name.endswith('"analytics"."stg_customers"')
     modified = select_in_manifest(manifest, "state:modified", state=state)
+    assert "model.slim.stg_customers" not in modified
     assert "seed.slim.countries" in modified
     assert "seed.slim.big" not in modified
     assert "model.slim.undocumented" not in modified
@@ -176,6 +248,7 @@ def test_the_diff_summary_names_what_the_pull_request_changed(slim):
     diff = compare(manifest, state)
     assert diff.new == ("model.slim.new_model", "source.slim.raw.refunds")
     assert diff.modified == (
+        "exposure.slim.customer_dashboard",
         "model.slim.contracted",
         "model.slim.customer_orders",
         "model.slim.customers",
@@ -183,10 +256,16 @@ def test_the_diff_summary_names_what_the_pull_request_changed(slim):
         "model.slim.orders",
         "model.slim.renamed_relation",
         "seed.slim.countries",
+        "source.slim.raw.orders",
+        "test.slim.no_negative_orders",
         "test.slim.not_null_customers_id.422908bfae",
+        "unit_test.slim.customers.customers_keep_names",
     )
     assert diff.removed == ("model.slim.retired",)
-    assert [uid for uid in diff.downstream if not uid.startswith("test.")] == [
-        "exposure.slim.customer_dashboard",
+    assert diff.downstream == (
         "model.slim.country_names",
-    ]
+        "model.slim.stg_orders",
+        "test.slim.not_null_orders_id.84ef11d8fe",
+        "test.slim.unique_orders_id.1360ecc70e",
+        "unit_test.slim.customers.customers_keep_ids",
+    )
