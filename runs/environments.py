@@ -21,6 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from accounts.models import Capability
 from accounts.permissions import can
@@ -223,8 +224,10 @@ def update_environment(environment: Environment, *, actor: Any, source: str, **f
 def delete_environment(environment: Environment, *, actor: Any, source: str) -> None:
     stored = {name: getattr(environment, name) for name in CONNECTION_FIELDS}
     check_connection_change(actor, stored, dict.fromkeys(CONNECTION_FIELDS))
-    if Job.objects.filter(environment=environment).exists():
-        message = f"environment {environment.name!r} is used by jobs: move or delete them first"
+    if Job.objects.filter(Q(environment=environment) | Q(deferring_environment=environment)).exists():
+        message = (
+            f"environment {environment.name!r} is used by jobs (or CI jobs defer to it): move or delete them first"
+        )
         raise RequestError(message, field="id", code=ErrorCode.CONFLICT)
     if Run.objects.active().filter(environment=environment).exists():  # it would run on the default one
         message = f"environment {environment.name!r} has queued or running runs: wait for them or cancel them"

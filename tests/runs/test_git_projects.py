@@ -433,3 +433,46 @@ def test_a_job_run_of_another_branch_runs_its_head_and_leaves_the_docs_to_the_de
     assert run.state == RunState.SUCCESS, run.reason
     assert "big_orders" in built(run)
     assert Snapshot.objects.current().get(project="shop_git").run_id == main_run.pk
+
+
+def test_gitlab_merge_request_events_run_ci_on_new_commits_only(client, operator, shop):
+    project = GitProject.objects.get(name="shop_git")
+    ci = create_job(
+        actor=operator, source="api", project="shop_git", name="ci", steps=["dbt build --select state:modified+"],
+        triggers_on_pull_request=True,
+    )  # fmt: skip
+    head = shop.commit({"models/big_orders.sql": "select 1 as n\n"}, "Big", branch="feature")
+
+    def merge_request(action: str, **attributes):
+        body = {"object_kind": "merge_request", "object_attributes": {
+            "iid": 3, "action": action, "source_branch": "feature", "last_commit": {"id": head}, **attributes,
+        }}  # fmt: skip
+        headers = {"X-Gitlab-Event": "Merge Request Hook", "X-Gitlab-Token": project.webhook_secret}
+        return client.post("/hooks/git/shop_git/gitlab/", body, content_type="application/json", headers=headers)
+
+    retitled = merge_request("update")  # no oldrev: the title changed, not the code
+    assert retitled.status_code == 202 and retitled.json()["runs"] == []
+    answer = merge_request("update", oldrev=shop.first)
+    assert answer.status_code == 202, answer.json()
+    run = Run.objects.get(pk=answer.json()["runs"][0])
+    assert (run.job_id, run.pull_request, run.git_sha, run.git_branch) == (ci.pk, 3, head, "feature")
+    assert run.schema == f"dbt_cloud_pr_{ci.pk}_3"
+    closed = merge_request("merge")
+    cleanup = Run.objects.get(pk=closed.json()["runs"][0])
+    assert (cleanup.kind, cleanup.params) == ("ci_cleanup", {"schema": f"dbt_cloud_pr_{ci.pk}_3"})
+
+
+def test_an_environment_a_ci_job_defers_to_cannot_be_deleted(api_client, admin_user, operator):
+    from runs.environments import default_environment
+    from runs.models import Environment
+
+    dev = default_environment("inventory_transforms")
+    prod = Environment.objects.create(project="inventory_transforms", name="prod", target_name="prod")
+    create_job(
+        actor=operator, source="api", project="inventory_transforms", name="ci", steps=["dbt build"],
+        environment=dev.pk, triggers_on_pull_request=True, deferring_environment=prod.pk,
+    )  # fmt: skip
+    api_client.force_authenticate(admin_user)
+    answer = api_client.delete(f"/api/v1/environments/{prod.pk}/")
+    assert answer.status_code == 409 and "defer" in answer.json()["detail"]
+    assert Environment.objects.filter(pk=prod.pk).exists()
