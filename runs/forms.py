@@ -30,6 +30,15 @@ class TriggerRunForm(forms.Form):
     )
     full_refresh = forms.BooleanField(required=False, help_text="Rebuild incremental models and seeds from scratch.")
     timeout_seconds = forms.IntegerField(required=False, min_value=1, help_text="Empty = the default.")
+    git_branch = forms.CharField(
+        required=False, max_length=255, label="Git branch", help_text="A git project's: empty = its default branch."
+    )
+    git_sha = forms.CharField(
+        required=False,
+        max_length=255,
+        label="Git commit",
+        help_text="A git project's full commit SHA; wins over the branch.",
+    )
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

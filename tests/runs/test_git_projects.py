@@ -476,3 +476,14 @@ def test_an_environment_a_ci_job_defers_to_cannot_be_deleted(api_client, admin_u
     answer = api_client.delete(f"/api/v1/environments/{prod.pk}/")
     assert answer.status_code == 409 and "defer" in answer.json()["detail"]
     assert Environment.objects.filter(pk=prod.pk).exists()
+
+
+def test_the_trigger_page_runs_a_branch_of_a_git_project(client, operator, shop):
+    head = shop.commit({"models/big_orders.sql": "select 1 as n\n"}, "Big", branch="feature")
+    client.force_login(operator)
+    form = {"project": "shop_git", "command": "build", "git_branch": "feature", "timeout_seconds": ""}
+    answer = client.post("/runs/new/", form)
+    assert answer.status_code == 302, answer.content.decode()[-2000:]
+    assert (Run.objects.get().git_sha, Run.objects.get().git_branch) == (head, "feature")
+    wrong = client.post("/runs/new/", {**form, "git_branch": "", "git_sha": "0" * 40})
+    assert wrong.status_code == 400 and "0000000" in wrong.content.decode() and Run.objects.count() == 1
