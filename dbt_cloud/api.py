@@ -386,6 +386,8 @@ def _git(data: dict[str, Any], job: Job) -> dict[str, Any]:
             raise RequestError(f"{sent[0]} must be a pull request's number", field=sent[0])
         if not fields.get("git_sha"):
             raise RequestError(f"{sent[0]} needs the pull request's head commit in git_sha", field="git_sha")
+        if not job.triggers_on_pull_request:
+            raise RequestError(f"job {job.pk} is not a CI job (job_type ci): a pull request runs those", field=sent[0])
         fields["pull_request"] = number
         if "schema_override" not in data:
             fields["schema"] = pr_schema(job, number)

@@ -35,6 +35,8 @@ FULL_REFRESH_COMMANDS = frozenset({"build", "run", "seed"})
 # The commands the portal hands a comparison state (--state, --defer, --favor-state): dbt 1.11
 # takes them on every command, they mean something on those that select.
 STATE_COMMANDS = SELECTING_COMMANDS
+# dbt 1.11's deps writes no target and runs no threads: it refuses --target-path and --threads.
+TARGETLESS_COMMANDS = frozenset({"deps"})
 # The commands dbt 1.11 takes these flags on (`dbt <command> --help`); --fail-fast and
 # --warn-error are global flags, taken by every command.
 RESOURCE_TYPE_COMMANDS = frozenset({"build", "test", "ls"})
@@ -136,19 +138,10 @@ def build_argv(
     if (defer or favor_state) and state is None:
         raise DbtInputError("--defer and --favor-state need a state directory to defer to", "state")
     argv = command.split()
-    argv += [
-        "--log-format",
-        log_format,
-        "--no-use-colors",
-        "--project-dir",
-        str(project_dir),
-        "--profiles-dir",
-        str(profiles_dir),
-        "--target-path",
-        str(target_path),
-        "--log-path",
-        str(log_path),
-    ]
+    argv += ["--log-format", log_format, "--no-use-colors", "--project-dir", str(project_dir)]
+    argv += ["--profiles-dir", str(profiles_dir), "--log-path", str(log_path)]
+    if command not in TARGETLESS_COMMANDS:
+        argv += ["--target-path", str(target_path)]
     if select and command in SELECTING_COMMANDS:
         argv += ["--select", *select.split()]
     if exclude and command in SELECTING_COMMANDS:
@@ -178,6 +171,6 @@ def build_argv(
         argv.append("--full-refresh")
     if target:
         argv += ["--target", target]
-    if threads:
+    if threads and command not in TARGETLESS_COMMANDS:
         argv += ["--threads", str(threads)]
     return argv

@@ -39,6 +39,7 @@ REASONS = (
     "unknown_ref",
     "unknown_sha",
     "no_project",
+    "unsafe_project",
 )
 
 

@@ -6,7 +6,8 @@ import os
 import shutil
 import subprocess
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 import yaml
 
@@ -27,6 +28,38 @@ def declared_vars(project_dir: Path) -> set[str]:
         else:
             declared.add(key)
     return declared
+
+
+# dbt_project.yml's keys naming folders dbt reads or (packages-install-path) replaces.
+_PATH_KEYS = (
+    "model-paths", "seed-paths", "test-paths", "analysis-paths", "macro-paths", "snapshot-paths", "docs-paths",
+    "asset-paths", "function-paths", "packages-install-path",
+)  # fmt: skip
+
+
+def _leaves(path: Any) -> bool:
+    parts = PurePosixPath(str(path)).parts
+    return PurePosixPath(str(path)).is_absolute() or ".." in parts or "\\" in str(path)
+
+
+def paths_leaving(project_dir: Path) -> list[str]:
+    """The folders dbt_project.yml (and packages.yml's or dependencies.yml's local packages)
+    name outside the project folder: absolute, or through `..`. A project from git must name
+    none, or dbt would read (or `dbt deps` replace) the host's files."""
+    config = yaml.safe_load((project_dir / "dbt_project.yml").read_text()) or {}
+    found = []
+    for key in _PATH_KEYS:
+        value = config.get(key)
+        for path in value if isinstance(value, list) else [value] if value is not None else []:
+            if _leaves(path):
+                found.append(f"{key} {path!r}")
+    for name in ("packages.yml", "dependencies.yml"):
+        file = project_dir / name
+        packages = (yaml.safe_load(file.read_text()) or {}).get("packages") if file.is_file() else None
+        for package in packages if isinstance(packages, list) else []:
+            if isinstance(package, dict) and "local" in package and _leaves(package["local"]):
+                found.append(f"{name}'s local package {package['local']!r}")
+    return found
 
 
 def newest_source_mtime(project_dir: Path) -> float:

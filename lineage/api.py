@@ -13,11 +13,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Capability
-from accounts.permissions import Requires
+from accounts.permissions import Requires, can
 from audit.models import Source
 from dbtlib.manifest import TEST_TYPES
 from kernel.db import viewer_statement_timeout
 from kernel.errors import ErrorCode, RequestError
+from kernel.security import mask_url
 from lineage import freshness
 from lineage.git_projects import register_git_project
 from lineage.graph import neighbourhood
@@ -193,12 +194,13 @@ def _snapshot(request: Request, project: str) -> Snapshot:
     return snapshot_for(_project(project), value)
 
 
-def _project_answer(name: str, snapshot: Snapshot | None, git: GitProject | None) -> dict:
-    return {
-        "name": name,
-        "current_snapshot": SnapshotSerializer(snapshot).data if snapshot else None,
-        "git": GitSerializer(git).data if git else None,
-    }
+def _project_answer(request: Request, name: str, snapshot: Snapshot | None, git: GitProject | None) -> dict:
+    """A project as the API shows it; a git project's status_url masked below the admin role
+    (a webhook URL's path may be its secret, as Slack's is)."""
+    shown = GitSerializer(git).data if git else None
+    if shown and not can(request.user, Capability.ADMINISTER):
+        shown["status_url"] = mask_url(shown["status_url"])
+    return {"name": name, "current_snapshot": SnapshotSerializer(snapshot).data if snapshot else None, "git": shown}
 
 
 class ProjectListView(APIView):
@@ -216,7 +218,7 @@ class ProjectListView(APIView):
     def get(self, request: Request) -> Response:
         current = {s.project: s for s in Snapshot.objects.current()}
         gits = {g.name: g for g in GitProject.objects.all()}
-        return Response([_project_answer(name, current.get(name), gits.get(name)) for name in project_names()])
+        return Response([_project_answer(request, name, current.get(name), gits.get(name)) for name in project_names()])
 
     @extend_schema(request=GitProjectCreateSerializer, responses={201: GitProjectCreatedSerializer})
     def post(self, request: Request) -> Response:
@@ -224,7 +226,7 @@ class ProjectListView(APIView):
         data.is_valid(raise_exception=True)
         fields = {key: value for key, value in request.data.items() if key in GitProjectCreateSerializer().fields}
         project = register_git_project(actor=request.user, source=Source.API, **fields)
-        answer = {**_project_answer(project.name, None, project), "webhook_secret": project.webhook_secret}
+        answer = {**_project_answer(request, project.name, None, project), "webhook_secret": project.webhook_secret}
         return Response(answer, status=status.HTTP_201_CREATED)
 
 
@@ -239,7 +241,10 @@ class ProjectDetailView(APIView):
         name = _project(project)
         return Response(
             _project_answer(
-                name, Snapshot.objects.current().of_project(name).first(), GitProject.objects.filter(name=name).first()
+                request,
+                name,
+                Snapshot.objects.current().of_project(name).first(),
+                GitProject.objects.filter(name=name).first(),
             )
         )
 

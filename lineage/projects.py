@@ -12,6 +12,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from dbtlib.git import GitCache, GitError, Remote, is_ssh_url
+from dbtlib.project import paths_leaving
 from kernel.errors import RequestError
 from kernel.secrets import SecretUnsetError, read_secret, secret_variable_problem
 from lineage.models import GitProject
@@ -80,8 +81,10 @@ def git_refused(exc: GitError, field: str) -> RequestError:
 
 def pin(found: DbtProject, *, git_sha: str = "", git_branch: str = "") -> tuple[str, str]:
     """(sha, branch) a new run of `found` executes: `git_sha` (checked to be in the
-    repository), else the head of `git_branch`, else of the project's branch. A folder project
-    takes neither: ('', ''). RequestError naming the field otherwise."""
+    repository), else the head of `git_branch`, else of the project's branch. The branch is
+    recorded only when the commit is its head now, so a run is the default branch's (and feeds
+    lineage) only when it runs that branch's head. A folder project takes neither: ('', '').
+    RequestError naming the field otherwise."""
     if found.git is None:
         for field, value in (("git_sha", git_sha), ("git_branch", git_branch)):
             if value:
@@ -91,7 +94,6 @@ def pin(found: DbtProject, *, git_sha: str = "", git_branch: str = "") -> tuple[
         return "", ""
     project = found.git
     repository = remote(project)
-    branch = git_branch or project.branch
     if git_sha:
         try:
             found_commit = git_cache().commit_exists(repository, git_sha)
@@ -99,20 +101,34 @@ def pin(found: DbtProject, *, git_sha: str = "", git_branch: str = "") -> tuple[
             raise git_refused(exc, "git_sha") from None
         if not found_commit:
             raise RequestError(f"commit {git_sha[:12]} is not in {project.repository_url}", field="git_sha")
-        return git_sha.lower(), git_branch
+    branch = git_branch or project.branch
+    if git_sha and not git_branch:
+        return git_sha.lower(), ""
     try:
-        sha = git_cache().resolve(repository, branch)
+        head = git_cache().resolve(repository, branch)
     except GitError as exc:
         raise git_refused(exc, "git_branch" if git_branch else "project") from None
     if branch == project.branch:
-        GitProject.objects.filter(pk=project.pk).update(last_sha=sha, last_resolved_at=timezone.now())
-    return sha, branch
+        GitProject.objects.filter(pk=project.pk).update(last_sha=head, last_resolved_at=timezone.now())
+    if git_sha and head != git_sha.lower():
+        raise RequestError(
+            f"commit {git_sha[:12]} is not the head of branch {branch!r} (at {head[:12]}): send git_sha alone to "
+            "run an older commit",
+            field="git_sha",
+        )
+    return head, branch
 
 
 def at_commit(found: DbtProject, sha: str) -> DbtProject:
     """`found` checked out at `sha` on this host (a folder project as it is). GitError when
-    the commit is not in the repository any more or has no dbt_project.yml."""
+    the commit is not in the repository any more, has no dbt_project.yml, or names folders
+    outside it (dbt would read the host's files)."""
     if found.git is None:
         return found
     path = git_cache().checkout(remote(found.git), sha, found.git.subdirectory)
+    if leaving := paths_leaving(path):
+        raise GitError(
+            "unsafe_project",
+            f"commit {sha[:7]} names folders outside the project, which the portal refuses: " + ", ".join(leaving),
+        )
     return DbtProject(found.name, path, found.git, sha)

@@ -11,9 +11,9 @@ class RunsConfig(AppConfig):
         from django_q.signals import post_spawn
 
         from runs import checks  # noqa: F401
-        from runs.ci import CLEANUP_KIND, drop_pr_schemas
+        from runs.ci import CLEANUP_KIND, drop_pr_schemas, rerun_cleanup
         from runs.kinds import register_kind
         from runs.worker import warm_up
 
-        register_kind(CLEANUP_KIND, drop_pr_schemas, "Pull request cleanup")
+        register_kind(CLEANUP_KIND, drop_pr_schemas, "Pull request cleanup", rerun=rerun_cleanup)
         post_spawn.connect(warm_up, dispatch_uid="runs-warm-dbt-launcher")

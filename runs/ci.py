@@ -15,9 +15,11 @@ from typing import Any
 import psycopg
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django_q.tasks import async_task
 from psycopg import sql
 
+from dbtlib.commands import EXECUTING_COMMANDS
 from dbtlib.manifest import Manifest
 from dbtlib.state import compare
 from lineage.models import GitProject
@@ -50,15 +52,21 @@ def deferring_environment(run: Run) -> Environment:
 
 
 def comparison_run(run: Run) -> Run | None:
-    """The deferring environment's latest successful run, not a CI run, that stored a manifest."""
+    """The deferring environment's latest successful run that built something (a command or
+    a step that executes nodes) at its default branch's head, not a CI run, and stored a
+    manifest: what production is."""
+    branch = GitProject.objects.filter(name=run.project).values_list("branch", flat=True).first() or ""
     runs = Run.objects.filter(
+        Q(command__in=EXECUTING_COMMANDS) | Q(steps__command__in=EXECUTING_COMMANDS),
         project=run.project,
         environment=deferring_environment(run),
         state=RunState.SUCCESS,
         pull_request__isnull=True,
+        git_branch=branch,
         artifacts__name="manifest.json",
     )
-    return runs.exclude(pk=run.pk).order_by("-finished_at", "-id").first()
+    runs = runs.exclude(job__triggers_on_pull_request=True).exclude(pk=run.pk)
+    return runs.order_by("-finished_at", "-id").first()
 
 
 def write_comparison(run: Run, directory: Path) -> Run:
@@ -125,17 +133,22 @@ def trigger_ci(project: str, *, number: int, sha: str, branch: str, actor: Any, 
 
 def close_pull_request(project: str, *, number: int, actor: Any, source: str) -> list[Run]:
     """A cleanup run per CI job that drops the schemas the pull request's runs built."""
-    request = validate_request(project=project, kind=CLEANUP_KIND, params={})
+    cause = f"pull request #{number} closed"
     return [
-        create_run(
-            {**request.fields(), "params": {"schema": pr_schema(job, number)}, "environment": job.environment},
-            actor=actor,
-            source=source,
-            job=job,
-            cause=f"pull request #{number} closed",
-        )
+        _cleanup(project, pr_schema(job, number), job.environment, job=job, actor=actor, source=source, cause=cause)
         for job in ci_jobs(project)
     ]
+
+
+def _cleanup(project: str, schema: str, environment: Environment | None, **create: Any) -> Run:
+    request = validate_request(project=project, kind=CLEANUP_KIND, params={})
+    return create_run({**request.fields(), "params": {"schema": schema}, "environment": environment}, **create)
+
+
+def rerun_cleanup(run: Run, *, actor: Any, source: str) -> Run:
+    """A cleanup again: the same schema, in the same environment."""
+    schema, environment = run.params["schema"], run.environment
+    return _cleanup(run.project, schema, environment, job=run.job, actor=actor, source=source, rerun_of=run)
 
 
 def drop_pr_schemas(ctx: RunContext) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+from django.core.cache import cache
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -31,6 +32,11 @@ logger = logging.getLogger(__name__)
 
 PR_OPENED, PR_CLOSED = "opened", "closed"
 ZERO_SHA = "0" * 40
+MAX_NUMBER = 2**31 - 1
+# Deliveries remembered by their id (GitHub's X-GitHub-Delivery, GitLab's X-Gitlab-Event-UUID):
+# one sent again (a replay of a signed `closed`, say) is acknowledged and does nothing.
+DELIVERY_MEMORY_SECONDS = 7 * 24 * 3600
+NOT_FROM_FORKS = "a pull request from a fork: its code is not run (trigger its commit through the API to run it)"
 
 
 @dataclass(frozen=True)
@@ -49,25 +55,46 @@ def _branch(ref: Any) -> str:
     return ref.removeprefix("refs/heads/") if isinstance(ref, str) and ref.startswith("refs/heads/") else ""
 
 
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _number(value: Any) -> int:
+    """A pull request's number, or 0 when the delivery has none that fits."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_NUMBER else 0
+
+
 def github_event(name: str, body: dict[str, Any]) -> Event:
     if name == "ping":
         return Event("", why_ignored="pong")
     if name == "push":
         if body.get("deleted") or body.get("after") == ZERO_SHA:
             return Event("", why_ignored="a deleted branch")
-        return Event("push", branch=_branch(body.get("ref")), sha=str(body.get("after") or ""))
+        return Event("push", branch=_branch(body.get("ref")), sha=_text(body.get("after")))
     if name == "pull_request":
-        pull = body.get("pull_request") or {}
-        action = {"opened": PR_OPENED, "reopened": PR_OPENED, "synchronize": PR_OPENED, "closed": PR_CLOSED}
-        if body.get("action") not in action:
+        pull = _object(body.get("pull_request"))
+        head, base = _object(pull.get("head")), _object(pull.get("base"))
+        actions = {
+            "opened": PR_OPENED, "reopened": PR_OPENED, "synchronize": PR_OPENED, "ready_for_review": PR_OPENED,
+            "closed": PR_CLOSED,
+        }  # fmt: skip
+        action = actions.get(_text(body.get("action")))
+        if action is None:
             return Event("", why_ignored=f"pull request action {body.get('action')!r}")
-        head = pull.get("head") or {}
+        if action == PR_OPENED and pull.get("draft"):
+            return Event("", why_ignored="a draft pull request (it runs once ready for review)")
+        if _object(head.get("repo")).get("full_name") != _object(base.get("repo")).get("full_name"):
+            return Event("", why_ignored=NOT_FROM_FORKS)
         return Event(
             "pull_request",
-            branch=str(head.get("ref") or ""),
-            sha=str(head.get("sha") or ""),
-            number=body.get("number") or pull.get("number") or 0,
-            action=action[body["action"]],
+            branch=_text(head.get("ref")),
+            sha=_text(head.get("sha")),
+            number=_number(body.get("number", pull.get("number"))),
+            action=action,
         )
     return Event("", why_ignored=f"event {name!r}")
 
@@ -76,20 +103,24 @@ def gitlab_event(name: str, body: dict[str, Any]) -> Event:
     if name == "Push Hook":
         if body.get("after") == ZERO_SHA:
             return Event("", why_ignored="a deleted branch")
-        return Event("push", branch=_branch(body.get("ref")), sha=str(body.get("checkout_sha") or body.get("after")))
+        return Event("push", branch=_branch(body.get("ref")), sha=_text(body.get("checkout_sha") or body.get("after")))
     if name == "Merge Request Hook":
-        attributes = body.get("object_attributes") or {}
+        attributes = _object(body.get("object_attributes"))
         action = attributes.get("action")
         if action == "update" and not attributes.get("oldrev"):
             return Event("", why_ignored="a merge request update without new commits")
         actions = {"open": PR_OPENED, "reopen": PR_OPENED, "update": PR_OPENED, "close": PR_CLOSED, "merge": PR_CLOSED}
         if action not in actions:
             return Event("", why_ignored=f"merge request action {action!r}")
+        if actions[action] == PR_OPENED and (attributes.get("draft") or attributes.get("work_in_progress")):
+            return Event("", why_ignored="a draft merge request (it runs once marked ready)")
+        if attributes.get("source_project_id") != attributes.get("target_project_id"):
+            return Event("", why_ignored=NOT_FROM_FORKS)
         return Event(
             "pull_request",
-            branch=str(attributes.get("source_branch") or ""),
-            sha=str((attributes.get("last_commit") or {}).get("id") or ""),
-            number=attributes.get("iid") or 0,
+            branch=_text(attributes.get("source_branch")),
+            sha=_text(_object(attributes.get("last_commit")).get("id")),
+            number=_number(attributes.get("iid")),
             action=actions[action],
         )
     return Event("", why_ignored=f"event {name!r}")
@@ -115,8 +146,7 @@ def _handle(project: GitProject, event: Event, host: str) -> JsonResponse:
     actor = f"{host} webhook"
     if not event.kind:
         return _answer(202, f"nothing to do: {event.why_ignored}")
-    numbered = isinstance(event.number, int) and (event.number >= 1 or event.kind == "push")
-    if not numbered or len(event.sha) != 40:
+    if len(event.sha) != 40 or (event.kind == "pull_request" and not event.number):
         return _answer(400, "the delivery names no commit (or no pull request number)")
     try:
         if event.kind == "push":
@@ -156,8 +186,11 @@ def _verified(project: GitProject | None, request: HttpRequest, host: str) -> bo
 
 
 def _hook(host: str):
-    events = {"github": ("X-GitHub-Event", github_event), "gitlab": ("X-Gitlab-Event", gitlab_event)}
-    header, read = events[host]
+    events = {
+        "github": ("X-GitHub-Event", "X-GitHub-Delivery", github_event),
+        "gitlab": ("X-Gitlab-Event", "X-Gitlab-Event-UUID", gitlab_event),
+    }
+    header, delivery_header, read = events[host]
 
     @csrf_exempt  # authenticated by the project's webhook secret, not a session
     @require_POST
@@ -169,7 +202,14 @@ def _hook(host: str):
         body = _body(request)
         if body is None:
             return _answer(400, "the delivery's body is not a JSON object")
-        return _handle(found, read(request.headers.get(header, ""), body), host)
+        delivery = request.headers.get(delivery_header, "")[:100]
+        key = f"git-delivery:{host}:{project}:{delivery}"
+        if delivery and cache.get(key):
+            return _answer(202, f"nothing to do: delivery {delivery} was handled already")
+        answer = _handle(found, read(request.headers.get(header, ""), body), host)
+        if delivery and answer.status_code < 400:  # one refused may be sent again
+            cache.set(key, True, DELIVERY_MEMORY_SECONDS)
+        return answer
 
     hook.__name__ = f"{host}_hook"
     return hook

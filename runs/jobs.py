@@ -135,13 +135,20 @@ def validate_job(fields: dict[str, Any], *, project: str) -> dict[str, Any]:
         raise RequestError("a schedule needs a cron expression", field="cron")
     ci = _flag(fields, "triggers_on_pull_request")
     steps = validate_steps(project, fields.get("steps"), git_sha=pinned.git_sha, ci=ci)
+    environment = _environment(project, fields.get("environment"))
     deferring = fields.get("deferring_environment")
-    if deferring not in (None, ""):
-        deferring = _environment(project, deferring, "deferring_environment")
+    deferring = None if deferring in (None, "") else _environment(project, deferring, "deferring_environment")
+    if ci and environment == (deferring or default_environment(project)):
+        raise RequestError(
+            f"a CI job builds in an environment of its own (its own target), not in {environment.name!r}, which it "
+            "compares with and defers to: with production's target a pull request's models could land in "
+            "production's custom schemas",
+            field="environment",
+        )
     return {
         "name": name.strip(),
         "description": description,
-        "environment": _environment(project, fields.get("environment")),
+        "environment": environment,
         "steps": [step["name"] for step in steps],
         "timeout_seconds": _number(fields, "timeout_seconds", 1, settings.RUN_MAX_TIMEOUT),
         "threads": _number(fields, "threads", 1, 64),
@@ -151,7 +158,7 @@ def validate_job(fields: dict[str, Any], *, project: str) -> dict[str, Any]:
         "schedule_enabled": schedule_enabled,
         "alert_on_warn": _flag(fields, "alert_on_warn"),
         "triggers_on_pull_request": ci,
-        "deferring_environment": deferring or None,
+        "deferring_environment": deferring,
     }
 
 
@@ -379,13 +386,11 @@ def retry_run(run: Run, *, actor: Any, source: str) -> Run:
             threads=run.threads,
             timeout_seconds=run.timeout_seconds,
             git_sha=run.git_sha,
-            git_branch=run.git_branch,
             pull_request=run.pull_request,
         )
     request = validate_request(
         project=run.project,
         git_sha=run.git_sha,
-        git_branch=run.git_branch,
         command=step["command"],
         select=step["select"],
         exclude=step["exclude"],

@@ -11,6 +11,7 @@ is accepted (a full disk beside the embedded database takes the portal down with
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -71,13 +72,20 @@ def prune_runs(*, days: int | None = None, actor: Any = "retention", source: str
     return pruned
 
 
-# A git commit's checkout and parse state unused this long go (each host prunes its own).
+# A git commit's checkout and parse state unused this long go (each host prunes its own,
+# at most once an hour per process: web hosts when they check a new run, workers after one).
 GIT_CHECKOUT_DAYS = 7
+GIT_PRUNE_EVERY_SECONDS = 3600
+_git_pruned_at: float | None = None
 
 
 def prune_git_cache() -> int:
     """Remove this host's checkouts and per-commit parse states unused for GIT_CHECKOUT_DAYS,
-    never those of active runs; how many checkouts went. Called after each git project's run."""
+    never those of active runs; how many checkouts went (0 when pruned within the hour)."""
+    global _git_pruned_at
+    if _git_pruned_at is not None and time.monotonic() - _git_pruned_at < GIT_PRUNE_EVERY_SECONDS:
+        return 0
+    _git_pruned_at = time.monotonic()
     keep = set(Run.objects.active().exclude(git_sha="").values_list("git_sha", flat=True))
     seconds = GIT_CHECKOUT_DAYS * 24 * 3600
     cutoff = timezone.now().timestamp() - seconds

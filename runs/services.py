@@ -33,7 +33,7 @@ from runs.environments import connection, default_environment, portal_variables,
 from runs.kinds import get_kind
 from runs.logcontext import run_logging
 from runs.models import Environment, Job, Run, RunState, RunStep
-from runs.retention import check_free_space
+from runs.retention import check_free_space, prune_git_cache
 
 logger = logging.getLogger(__name__)
 
@@ -208,9 +208,12 @@ def validate_request(
 def checked_out(found: DbtProject, sha: str) -> DbtProject:
     """`found` at `sha` on this host, for the checks; RequestError when that commit cannot be."""
     try:
-        return at_commit(found, sha)
+        checked = at_commit(found, sha)
     except GitError as exc:
         raise git_refused(exc, "git_sha") from None
+    if found.git is not None:
+        prune_git_cache()
+    return checked
 
 
 def trigger_run(*, actor: Any, source: str, rerun_of: Run | None = None, enqueue: bool = True, **request: Any) -> Run:
@@ -348,7 +351,8 @@ STEP_FIELDS = ("name", "command", "select", "exclude", "vars", "full_refresh", "
 
 
 def rerun(run: Run, *, actor: Any, source: str) -> Run:
-    """The same run again: same command (or steps), environment, overrides and commit."""
+    """The same run again: same command (or steps), environment, overrides and commit (by its
+    SHA alone: a branch has moved on, and an old commit's run must not become the docs)."""
     kind = get_kind(run.kind)
     if kind is not None and kind.rerun is not None:
         return kind.rerun(run, actor=actor, source=source)
@@ -361,7 +365,6 @@ def rerun(run: Run, *, actor: Any, source: str) -> Run:
             threads=run.threads,
             job_run=True,
             git_sha=run.git_sha,
-            git_branch=run.git_branch,
         )
         fields = {
             **request.fields(),
@@ -383,7 +386,6 @@ def rerun(run: Run, *, actor: Any, source: str) -> Run:
         target=run.target,
         threads=run.threads,
         git_sha=run.git_sha,
-        git_branch=run.git_branch,
         actor=actor,
         source=source,
         rerun_of=run,

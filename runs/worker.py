@@ -27,6 +27,7 @@ from dbtlib.invocation import DbtInvocation
 from dbtlib.launcher import DbtExit, Launcher
 from dbtlib.manifest import Manifest
 from kernel.errors import RequestError
+from lineage.models import GitProject
 from lineage.projects import DbtProject, at_commit, get_project
 from runs import ci
 from runs.artifacts import store_invocation
@@ -264,9 +265,14 @@ class RunExecution:
 
     @property
     def feeds_lineage(self) -> bool:
-        """Whether the run's results are the project's news: not a CI run's, not another branch's."""
-        branch = self.found.git.branch if self.found and self.found.git else ""
-        return not self.compares and self.run.git_branch in ("", branch)
+        """Whether the run's results are the project's news: not a CI run's, and a git
+        project's only when it runs its default branch's newest head known (lineage.projects.pin
+        records both), so an older commit's run finishing late never takes the docs back."""
+        git = self.found.git if self.found else None
+        if self.compares or git is None:
+            return not self.compares
+        newest = GitProject.objects.filter(pk=git.pk, last_sha=self.run.git_sha).exists()
+        return self.run.git_branch == git.branch and newest
 
     def follow(self, invocation: DbtInvocation, progress: NodeProgress) -> None:
         """Stream dbt's lines into the log and node progress until its process group is

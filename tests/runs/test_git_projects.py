@@ -19,14 +19,16 @@ from django.conf import settings
 
 from audit.models import AuditEvent
 from dbtlib.environment import DBT_EXECUTABLE
+from kernel.errors import RequestError
 from lineage.models import GitProject, Snapshot
 from runs.artifacts import COMPILED_SQL, open_artifact
 from runs.ci import post_status
 from runs.environments import project_number
 from runs.jobs import create_job, trigger_job
-from runs.models import Run, RunState
+from runs.models import Environment, Job, Run, RunState
 from runs.notifications import sign
 from runs.worker import execute_run
+from tests.gitservers import PROJECT_FILES
 from tests.hosts import free_port
 
 pytestmark = pytest.mark.usefixtures("transactional_db", "dbt_projects_dir")
@@ -45,6 +47,15 @@ def shop(api_client, admin_user, project_repo, warehouse_conninfo):
     answer = register(api_client, admin_user, name="shop_git", repository_url=str(project_repo.bare))
     assert answer.status_code == 201, answer.json()
     return project_repo
+
+
+def ci_job(operator, name: str = "ci") -> Job:
+    """A CI job of shop_git in an environment of its own (target `ci`), deferring to the default one."""
+    environment, _ = Environment.objects.get_or_create(project="shop_git", name="ci", defaults={"target_name": "ci"})
+    return create_job(
+        actor=operator, source="api", project="shop_git", name=name, steps=["dbt build --select state:modified+"],
+        environment=environment.pk, triggers_on_pull_request=True,
+    )  # fmt: skip
 
 
 def executed(run: Run) -> Run:
@@ -151,8 +162,9 @@ def test_each_run_executes_the_commit_it_was_pinned_to(api_client, client, opera
     assert AuditEvent.objects.get(action="run.trigger", target_id=str(second.pk)).after["git_sha"] == second_sha
     client.force_login(operator)
     assert f"{second_sha[:12]}</code> on main" in client.get(f"/runs/{second.pk}/").content.decode()
-    # the lineage snapshot is the default branch's newest run's
-    assert Snapshot.objects.current().get(project="shop_git").run_id == old.pk
+    # the docs are the default branch's newest head's: runs of older commits never take them back
+    assert Snapshot.objects.current().get(project="shop_git").run_id == second.pk
+    assert (first.git_branch, old.git_branch) == ("main", "")
 
 
 @pytest.mark.parametrize(
@@ -298,14 +310,7 @@ def test_a_pull_request_builds_only_what_it_changes_into_its_own_schema_and_clos
     GitProject.objects.filter(name="shop_git").update(status_url=status_url)
     project = GitProject.objects.get(name="shop_git")
     production = create_job(actor=operator, source="api", project="shop_git", name="nightly", steps=["dbt build"])
-    ci = create_job(
-        actor=operator,
-        source="api",
-        project="shop_git",
-        name="ci",
-        steps=["dbt build --select state:modified+"],
-        triggers_on_pull_request=True,
-    )
+    ci = ci_job(operator)
     nightly = executed(trigger_job(production, actor=operator, source="api"))
     assert nightly.state == RunState.SUCCESS, nightly.reason
     prod_schema = nightly.environment.schema or "public"
@@ -381,7 +386,7 @@ def test_dbt_clouds_trigger_with_a_pull_request_runs_it_as_ci_at_its_head(api_cl
         {
             "account_id": 1,
             "project_id": project_number("shop_git"),
-            "environment_id": None,
+            "environment_id": Environment.objects.create(project="shop_git", name="ci", target_name="ci").pk,
             "name": "ci",
             "execute_steps": ["dbt build --select state:modified+"],
             "job_type": "ci",
@@ -437,10 +442,7 @@ def test_a_job_run_of_another_branch_runs_its_head_and_leaves_the_docs_to_the_de
 
 def test_gitlab_merge_request_events_run_ci_on_new_commits_only(client, operator, shop):
     project = GitProject.objects.get(name="shop_git")
-    ci = create_job(
-        actor=operator, source="api", project="shop_git", name="ci", steps=["dbt build --select state:modified+"],
-        triggers_on_pull_request=True,
-    )  # fmt: skip
+    ci = ci_job(operator)
     head = shop.commit({"models/big_orders.sql": "select 1 as n\n"}, "Big", branch="feature")
 
     def merge_request(action: str, **attributes):
@@ -487,3 +489,70 @@ def test_the_trigger_page_runs_a_branch_of_a_git_project(client, operator, shop)
     assert (Run.objects.get().git_sha, Run.objects.get().git_branch) == (head, "feature")
     wrong = client.post("/runs/new/", {**form, "git_branch": "", "git_sha": "0" * 40})
     assert wrong.status_code == 400 and "0000000" in wrong.content.decode() and Run.objects.count() == 1
+
+
+def test_pull_requests_from_forks_drafts_and_replays_run_nothing(client, operator, shop):
+    project = GitProject.objects.get(name="shop_git")
+    ci_job(operator)
+    head = shop.commit({"models/big_orders.sql": "select 1 as n\n"}, "Big", branch="feature")
+    ours = {"full_name": "data/shop"}
+
+    def opened(delivery: str, action: str = "opened", number=7, **pull):
+        body = {"action": action, "number": number, "pull_request": {
+            "head": {"sha": head, "ref": "feature", "repo": ours}, "base": {"repo": ours}, **pull,
+        }}  # fmt: skip
+        data = json.dumps(body).encode()
+        signature = "sha256=" + hmac.new(project.webhook_secret.encode(), data, hashlib.sha256).hexdigest()
+        headers = {"X-GitHub-Event": "pull_request", "X-Hub-Signature-256": signature, "X-GitHub-Delivery": delivery}
+        return client.post("/hooks/git/shop_git/github/", data, content_type="application/json", headers=headers)
+
+    fork = opened("d1", head={"sha": head, "ref": "feature", "repo": {"full_name": "mallory/shop"}})
+    assert fork.status_code == 202 and "fork" in fork.json()["detail"] and fork.json()["runs"] == []
+    draft = opened("d2", draft=True)
+    assert draft.status_code == 202 and "draft" in draft.json()["detail"]
+    for number in (True, 2**31, "7"):
+        assert opened(f"d3-{number}", number=number).status_code == 400
+    assert opened("d4", head=["x"]).json()["runs"] == []  # a malformed head is no pull request of ours
+    assert not Run.objects.exists()
+    ready = opened("d5", action="ready_for_review")
+    assert ready.status_code == 202 and len(ready.json()["runs"]) == 1
+    again = opened("d5", action="ready_for_review")
+    assert again.status_code == 202 and "handled already" in again.json()["detail"]
+    assert Run.objects.count() == 1
+
+
+def test_a_commit_naming_folders_outside_its_project_is_refused(api_client, operator, shop):
+    shop.commit({"dbt_project.yml": PROJECT_FILES["dbt_project.yml"] + 'model-paths: ["models", "../../etc"]\n'}, "Up")
+    api_client.force_authenticate(operator)
+    answer = api_client.post("/api/v1/runs/", {"project": "shop_git", "command": "build"}, format="json")
+    assert answer.status_code == 400 and answer.json()["field"] == "git_sha", answer.json()
+    assert "model-paths '../../etc'" in answer.json()["detail"]
+    assert not Run.objects.exists()
+
+
+def test_a_commit_that_is_not_the_branchs_head_is_not_run_as_that_branch(api_client, operator, shop):
+    shop.commit({"models/big_orders.sql": "select 1 as n\n"}, "Big")
+    api_client.force_authenticate(operator)
+    body = {"project": "shop_git", "git_sha": shop.first, "git_branch": "main"}
+    answer = api_client.post("/api/v1/runs/", body, format="json")
+    assert answer.status_code == 400 and answer.json()["field"] == "git_sha"
+    assert "not the head of branch 'main'" in answer.json()["detail"]
+
+
+def test_viewers_see_the_status_url_masked(api_client, viewer, admin_user, shop):
+    GitProject.objects.filter(name="shop_git").update(status_url="https://hooks.example.com/T000/secret-path")
+    api_client.force_authenticate(viewer)
+    assert api_client.get("/api/v1/projects/shop_git/").json()["git"]["status_url"] == "https://hooks.example.com…"
+    api_client.force_authenticate(admin_user)
+    shown = api_client.get("/api/v1/projects/shop_git/").json()["git"]["status_url"]
+    assert shown == "https://hooks.example.com/T000/secret-path"
+
+
+def test_a_ci_job_may_not_build_in_the_environment_it_defers_to(operator, shop):
+    with pytest.raises(RequestError) as refused:
+        create_job(
+            actor=operator, source="api", project="shop_git", name="ci", steps=["dbt build --select state:modified+"],
+            triggers_on_pull_request=True,
+        )  # fmt: skip
+    assert refused.value.field == "environment" and "custom schemas" in refused.value.message
+    assert not Job.objects.exists()
