@@ -556,3 +556,19 @@ def test_a_ci_job_may_not_build_in_the_environment_it_defers_to(operator, shop):
         )  # fmt: skip
     assert refused.value.field == "environment" and "custom schemas" in refused.value.message
     assert not Job.objects.exists()
+
+
+def test_a_git_projects_job_installs_its_packages_with_dbt_deps(operator, shop):
+    shop.commit(
+        {
+            "packages.yml": "packages:\n  - local: vendored/helpers\n",
+            "vendored/helpers/dbt_project.yml": 'name: helpers\nversion: "1.0"\nconfig-version: 2\n',
+            "vendored/helpers/macros/double.sql": "{% macro double(x) %}({{ x }} * 2){% endmacro %}\n",
+            "models/doubled.sql": "select {{ helpers.double('amount') }} as twice from {{ ref('orders') }}\n",
+        },
+        "Use a package",
+    )
+    job = create_job(actor=operator, source="api", project="shop_git", name="deps", steps=["dbt deps", "dbt build"])
+    run = executed(trigger_job(job, actor=operator, source="api"))
+    assert run.state == RunState.SUCCESS, run.reason
+    assert "doubled" in built(run)
