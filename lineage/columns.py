@@ -28,7 +28,9 @@ from psycopg.types.json import Jsonb
 from lineage.column_sql import Relation, SqlColumns, analyse, relation_key
 from lineage.models import ColumnCoverage, ColumnCoverageState, ColumnLineage, Edge, Node, Snapshot
 
-__all__ = ["ANALYSED_TYPES", "NodeColumns", "column_graph", "compute", "node_columns", "schedule"]
+__all__ = [
+    "ANALYSED_TYPES", "NodeColumns", "column_graph", "compute", "node_columns", "node_names", "schedule",
+]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
@@ -405,8 +407,8 @@ MAX_GRAPH_COLUMNS = 2000
 
 def column_graph(snapshot: Snapshot, unique_id: str, column: str) -> dict[str, Any]:
     """A column's upstream and downstream columns, all the way (the explorer's column mode):
-    {"columns": [{"node", "column", "resolved", "note"}], "edges": [[[node, column], [node, column]]],
-    "truncated"}, at most MAX_GRAPH_COLUMNS columns."""
+    {"columns": [{"node", "column", "depth", "resolved", "note"}], "edges": [[[node, column],
+    [node, column]]], "truncated"}; depth < 0 upstream, > 0 downstream; at most MAX_GRAPH_COLUMNS."""
     rows: dict[str, dict[str, dict[str, Any]]] = {}
     children: dict[str, dict[str, list[dict[str, str]]]] = {}
 
@@ -424,32 +426,41 @@ def column_graph(snapshot: Snapshot, unique_id: str, column: str) -> dict[str, A
             children[uid] = _downstream(snapshot, uid)
         return [(child["node"], child["column"]) for child in children[uid].get(name.lower(), [])]
 
-    seen = {(unique_id, column.lower()): (unique_id, column)}
+    seen = {(unique_id, column.lower()): ((unique_id, column), 0)}
     edges: set[tuple[tuple[str, str], tuple[str, str]]] = set()
     truncated = False
-    for step, upward in ((upstream, True), (downstream, False)):
-        todo = deque([(unique_id, column)])
+    for step, sign in ((upstream, -1), (downstream, 1)):
+        todo = deque([((unique_id, column), 0)])
         while todo:
-            here = todo.popleft()
+            here, depth = todo.popleft()
             for there in step(*here):
-                edges.add((there, here) if upward else (here, there))
+                edges.add((there, here) if sign < 0 else (here, there))
                 key = (there[0], there[1].lower())
                 if key in seen:
                     continue
                 if len(seen) >= MAX_GRAPH_COLUMNS:
                     truncated = True
                     continue
-                seen[key] = there
-                todo.append(there)
+                seen[key] = (there, depth + sign)
+                todo.append((there, depth + sign))
     columns = []
-    for uid, name in seen.values():
+    for (uid, name), depth in seen.values():
         entry = entries(uid).get(name.lower())
         columns.append(
             {
                 "node": uid,
                 "column": name,
+                "depth": depth,
                 "resolved": bool(entry["resolved"]) if entry else True,
                 "note": str(entry["note"]) if entry else "",
             }
         )
     return {"columns": columns, "edges": [[list(a), list(b)] for a, b in sorted(edges)], "truncated": truncated}
+
+
+def node_names(snapshot: Snapshot, unique_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """unique_id → (name, resource_type), for links to the columns' nodes."""
+    rows = Node.objects.filter(snapshot=snapshot, unique_id__in=set(unique_ids)).values_list(
+        "unique_id", "name", "resource_type"
+    )
+    return {uid: (name, resource_type) for uid, name, resource_type in rows}

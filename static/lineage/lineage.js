@@ -134,6 +134,9 @@
       .catch((err) => { list.replaceChildren(); list.textContent = "Could not load: " + err.message; delete details.dataset.loaded; });
   }
 
+  // The explorer's column mode (explorer_columns.js) draws its column graphs with it too.
+  window.lineagePicture = draw;
+
   document.addEventListener("DOMContentLoaded", () => {
     document.querySelectorAll("[data-graph]").forEach((container) => {
       const data = document.getElementById(container.dataset.graph);

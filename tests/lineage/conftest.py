@@ -124,3 +124,31 @@ def demo_target(tmp_path_factory, warehouse_conninfo, warehouse_env) -> Path:
     """inventory_transforms documented, its seeds loaded as the raw.* its sources read."""
     project_dir = settings.DBT_PROJECTS_DIR / PROJECT
     return _documented(tmp_path_factory, warehouse_conninfo, warehouse_env, project_dir, DBT_SEED_SCHEMA="raw")
+
+
+HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+HOSTILE_MODEL = f"model.{JAFFLE}.hostile"
+
+
+def hostile_jaffle(jaffle_target: Path, tmp_path: Path) -> Path:
+    """The jaffle manifest with a model whose name, description, column names and SQL hold
+    script and HTML: it reads stg_payments, so its columns also show on stg_payments' page."""
+    manifest = json.loads((jaffle_target / "manifest.json").read_text())
+    payments = manifest["nodes"][f"model.{JAFFLE}.stg_payments"]
+    hostile = json.loads(json.dumps(payments))
+    quoted = '"' + HOSTILE.replace('"', '""') + '"'
+    hostile.update(
+        unique_id=HOSTILE_MODEL,
+        name=HOSTILE,
+        alias="hostile",
+        description=HOSTILE,
+        relation_name=payments["relation_name"].rsplit(".", 1)[0] + '."hostile"',
+        raw_code=HOSTILE,
+        compiled_code=f"select amount as {quoted}, {HOSTILE!r} as note -- {HOSTILE}\nfrom {payments['relation_name']}",
+        columns={HOSTILE: {"name": HOSTILE, "description": HOSTILE, "data_type": HOSTILE, "meta": {}, "tags": []}},
+        depends_on={"macros": [], "nodes": [f"model.{JAFFLE}.stg_payments"]},
+    )
+    manifest["nodes"][HOSTILE_MODEL] = hostile
+    path = tmp_path / "hostile-manifest.json"
+    path.write_text(json.dumps(manifest))
+    return path

@@ -12,7 +12,7 @@ from lineage import columns
 from lineage.models import ColumnCoverage, ColumnCoverageState, ColumnLineage, Node
 from lineage.services import ingest_manifest
 from tests.conftest import drain_queue
-from tests.lineage.conftest import JAFFLE, PROJECT
+from tests.lineage.conftest import HOSTILE, HOSTILE_MODEL, JAFFLE, PROJECT, hostile_jaffle
 
 J = "model.jaffle."
 SEED = "seed.jaffle."
@@ -226,3 +226,82 @@ def test_an_ingest_sends_the_computation_to_the_queue_when_it_commits(
     payments = Node.objects.get(snapshot=snapshot, unique_id=J + "stg_payments")
     pending = columns.node_columns(snapshot, payments)
     assert pending.note == columns.PENDING_NOTE and not any(c["resolved"] for c in pending.columns)
+
+
+API = f"/api/v1/projects/{JAFFLE}/nodes"
+
+
+def test_the_api_lists_each_column_with_its_lineage(api_client, viewer, jaffle):
+    api_client.force_authenticate(viewer)
+    answer = api_client.get(f"{API}/{J}orders/columns/")
+    assert answer.status_code == 200
+    by_name = {c["name"]: c for c in answer.json()}
+    assert list(by_name)[:4] == ["order_id", "customer_id", "order_date", "status"]
+    assert by_name["credit_card_amount"] == {
+        "name": "credit_card_amount",
+        "data_type": "numeric",
+        "description": "",
+        "upstream": [
+            {"node": J + "stg_payments", "column": "amount"},
+            {"node": J + "stg_payments", "column": "payment_method"},
+        ],
+        "downstream": [],
+        "resolved": True,
+        "note": "",
+    }
+    unresolved = api_client.get(f"{API}/{J}table_sizes/columns/").json()
+    assert [(c["name"], c["resolved"], c["upstream"]) for c in unresolved] == [
+        ("table_name", False, []),
+        ("estimated_rows", False, []),
+    ]
+    assert api_client.get(f"{API}/{J}nope/columns/").status_code == 404
+    assert api_client.get(f"{API}/{J}orders/columns/", {"snapshot": "x"}).status_code == 400
+    api_client.force_authenticate(None)
+    assert api_client.get(f"{API}/{J}orders/columns/").status_code in (401, 403)
+
+
+def test_the_node_page_links_each_column_to_its_upstream_and_downstream(client, viewer, jaffle):
+    client.force_login(viewer)
+    page = client.get(f"/lineage/{JAFFLE}/nodes/{J}stg_payments/").content.decode()
+    row = page[page.index('<tr id="column-amount"') :]
+    row = row[: row.index("</tr>")]
+    assert f'<a href="/lineage/{JAFFLE}/nodes/{SEED}raw_payments/#column-amount" data-node="{SEED}raw_payments">' in row
+    assert "raw_payments.amount" in row and "orders.credit_card_amount" in row
+    assert f'href="/lineage/{JAFFLE}/nodes/{J}customers/#column-value_rank"' in row
+    unresolved = client.get(f"/lineage/{JAFFLE}/nodes/{J}table_sizes/").content.decode()
+    assert unresolved.count('data-testid="column-unresolved"') == 2
+    assert "reads pg_catalog.pg_class, which is not a node of this project" in unresolved
+
+
+def test_the_explorer_column_mode_answers_a_column_graph(client, viewer, jaffle):
+    client.force_login(viewer)
+    url = f"/lineage/{JAFFLE}/explore/columns.json"
+    node = client.get(url, {"node": "stg_payments"}).json()
+    assert node == {
+        "node": J + "stg_payments",
+        "columns": ["payment_id", "order_id", "payment_method", "amount"],
+        "note": "",
+    }
+    graph = client.get(url, {"node": J + "stg_orders", "column": "order_date"}).json()["graph"]
+    assert sorted((n["label"], n["hops"]) for n in graph["nodes"]) == [
+        ("customers.first_order", 1),
+        ("order_events.happened_on", 1),
+        ("orders.order_date", 1),
+        ("raw_orders.order_date", -1),
+        ("stg_orders.order_date", 0),
+    ]
+    assert client.get(url, {"node": "stg_payments", "column": "nope"}).status_code == 404
+    assert client.get(url, {"node": "nope"}).status_code == 404
+
+
+def test_hostile_names_and_sql_are_shown_as_text(client, viewer, db, jaffle_target, tmp_path):
+    snapshot = ingest_manifest(JAFFLE, hostile_jaffle(jaffle_target, tmp_path))
+    columns.compute(snapshot.pk)
+    client.force_login(viewer)
+    for uid in (HOSTILE_MODEL, J + "stg_payments"):
+        page = client.get(f"/lineage/{JAFFLE}/nodes/{uid}/").content.decode()
+        assert "<script>window.__pwned" not in page and "<img src=x" not in page
+        assert "&lt;script&gt;window.__pwned" in page
+    api = client.get(f"{API}/{J}stg_payments/columns/").json()
+    amount = next(c for c in api if c["name"] == "amount")
+    assert {"node": HOSTILE_MODEL, "column": HOSTILE} in amount["downstream"]
