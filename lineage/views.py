@@ -19,7 +19,7 @@ from lineage import freshness
 from lineage.explorer import explorer_graph
 from lineage.forms import ManifestUploadForm
 from lineage.graph import layers, neighbourhood
-from lineage.models import Edge, Node, NodeStatus, Snapshot
+from lineage.models import ColumnCoverage, Edge, Node, NodeStatus, Snapshot
 from lineage.objects import governed, group_members, group_of, other_versions
 from lineage.services import check_upload_size, ingest_upload, project_exists, project_names
 
@@ -66,6 +66,7 @@ def project_detail(request: HttpRequest, project: str) -> HttpResponse:
     snapshot = snapshot_for(project, request.GET.get("snapshot")) if snapshots.exists() else None
     ctx: dict = {"project": project, "snapshot": snapshot, "snapshots": snapshots[:20]}
     if snapshot is not None:
+        ctx["coverage"] = ColumnCoverage.objects.filter(snapshot=snapshot).first()
         search = request.GET.get("q", "").strip()
         resource_type = request.GET.get("resource_type", "")
         tag = request.GET.get("tag", "").strip()
@@ -216,7 +217,7 @@ def _column_picture(project: str, snapshot: Snapshot, node: Node, column: str) -
                 "status": "" if c["resolved"] else "unresolved",
                 "hops": c["depth"],
                 "url": reverse("lineage-node", args=[project, c["node"]]) + snapshot_query + _anchor(c["column"]),
-                "note": c["note"],
+                "title": f"{c['column']} of {c['node']}" + ("" if c["resolved"] else f" (not resolved: {c['note']})"),
             }
             for c in graph["columns"]
         ],

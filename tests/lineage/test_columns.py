@@ -305,3 +305,10 @@ def test_hostile_names_and_sql_are_shown_as_text(client, viewer, db, jaffle_targ
     api = client.get(f"{API}/{J}stg_payments/columns/").json()
     amount = next(c for c in api if c["name"] == "amount")
     assert {"node": HOSTILE_MODEL, "column": HOSTILE} in amount["downstream"]
+
+
+def test_the_project_page_shows_the_coverage(client, viewer, jaffle):
+    client.force_login(viewer)
+    page = client.get(f"/lineage/{JAFFLE}/").content.decode()
+    shown = page[page.index('data-testid="column-coverage"') :]
+    assert "<strong>29 of 31</strong> columns of its models resolved (94 %)" in shown[: shown.index("</p>")]
