@@ -316,6 +316,7 @@ def _time_column_lineage(path: Path, snapshot) -> None:
     again = ingest_manifest(PROJECT, path, actor="bench")
     start = time.perf_counter()
     copied = compute(again.pk)
+    assert first is not None and copied is not None
     print(
         f"  column lineage: {seconds:.2f} s for {first.recomputed} models ({first.resolved}/{first.known} columns "
         f"resolved); after re-ingesting it: {time.perf_counter() - start:.2f} s ({copied.copied} models copied, "

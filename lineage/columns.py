@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections import defaultdict, deque
+from collections import ChainMap, defaultdict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -219,7 +219,13 @@ def _compute(snapshot: Snapshot) -> _Work:
             outputs = before[2]
         else:
             text = sql[uid] if uid in sql else _compiled_sql(snapshot.pk, [uid]).get(uid, "")
-            row = _row(node, analyse(text, relations) if text.strip() else None, fingerprint)
+            # Two nodes may share a relation (a seed loaded where a source points): its parents win.
+            own = {
+                relation_key(nodes[p].relation_name): Relation(p, tuple(known.get(p, ())))
+                for p in parents.get(uid, ())
+                if p in nodes and nodes[p].relation_name
+            }
+            row = _row(node, analyse(text, ChainMap(own, relations)) if text.strip() else None, fingerprint)
             work.rows.append(row)
             outputs = row["output_columns"]
         known[uid] = _merge(node.names, outputs)
@@ -279,7 +285,7 @@ def _row(node: _Node, result: SqlColumns | None, fingerprint: str) -> dict[str, 
     found = {} if result is None else {c.name.lower(): c for c in result.columns}
     star = "*" in found
     outputs = [c.name for c in result.columns if c.name != "*"] if result is not None and not note else []
-    entries = []
+    entries: list[dict[str, Any]] = []
     for name in _merge(node.names, outputs):
         column = found.get(name.lower())
         if note:
