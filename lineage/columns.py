@@ -73,8 +73,9 @@ class _Node:
 
 @dataclass
 class _Work:
-    """What one computation collects: rows to write and rows to copy."""
+    """What one computation collects: rows to write, and rows to copy from snapshot `previous`."""
 
+    previous: int | None
     rows: list[dict[str, Any]] = field(default_factory=list)
     copied: list[str] = field(default_factory=list)
 
@@ -92,8 +93,11 @@ def compute(snapshot_id: int) -> ColumnCoverage | None:
                 cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"lineage-columns:{snapshot.project}"])
             if not Snapshot.objects.filter(pk=snapshot_id).exists():
                 return None  # pruned while it waited
+            done = ColumnCoverage.objects.filter(snapshot_id=snapshot_id, state=ColumnCoverageState.DONE).first()
+            if done is not None:
+                return done  # a task delivered twice
             work = _compute(snapshot)
-            _write(snapshot.pk, work, _previous(snapshot))
+            _write(snapshot.pk, work)
             resolved, known = _counts(snapshot.pk)
             coverage, _ = ColumnCoverage.objects.update_or_create(
                 snapshot=snapshot,
@@ -198,7 +202,8 @@ def _compute(snapshot: Snapshot) -> _Work:
     nodes = _nodes(snapshot.pk)
     analysed = {uid for uid, n in nodes.items() if n.resource_type in ANALYSED_TYPES}
     parents = _parents(snapshot.pk, analysed)
-    previous = _previous_rows(_previous(snapshot))
+    work = _Work(previous=_previous(snapshot))
+    previous = _previous_rows(work.previous)
     known = {uid: n.names for uid, n in nodes.items() if uid not in analysed}
     relations = {
         relation_key(n.relation_name): Relation(uid, tuple(n.names))
@@ -208,7 +213,6 @@ def _compute(snapshot: Snapshot) -> _Work:
     changed = [uid for uid in analysed if uid not in previous or previous[uid][0] != nodes[uid].sql_hash]
     sql = _compiled_sql(snapshot.pk, changed)
     fingerprints: dict[str, str] = {}
-    work = _Work()
     for uid in _topological(analysed, parents):
         node = nodes[uid]
         fingerprint = _fingerprint(node, parents.get(uid, ()), nodes, known, fingerprints, analysed)
@@ -317,15 +321,15 @@ def _row(node: _Node, result: SqlColumns | None, fingerprint: str) -> dict[str, 
 _ROW_FIELDS = ("unique_id", "sql_hash", "fingerprint", "output_columns", "columns", "upstream_nodes", "note")
 
 
-def _write(snapshot_id: int, work: _Work, previous: int | None) -> None:
+def _write(snapshot_id: int, work: _Work) -> None:
     """The recomputed rows by COPY, the unchanged ones copied from the previous snapshot in SQL."""
     fields = ", ".join(_ROW_FIELDS)
     with connection.cursor() as cursor:
-        if work.copied and previous is not None:
+        if work.copied:
             cursor.execute(
                 f"INSERT INTO {_TABLE} (snapshot_id, {fields}) SELECT %s, {fields} FROM {_TABLE} "
                 f"WHERE snapshot_id = %s AND unique_id = ANY(%s)",
-                [snapshot_id, previous, work.copied],
+                [snapshot_id, work.previous, work.copied],
             )
         with cursor.cursor.copy(f"COPY {_TABLE} (snapshot_id, {fields}) FROM STDIN") as copy:
             for row in work.rows:
