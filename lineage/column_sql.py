@@ -89,7 +89,7 @@ def analyse(sql: str, relations: Mapping[Key, Relation]) -> SqlColumns:
         read = {key: relations[key] for key in map(_table_key, expression.find_all(exp.Table)) if key in relations}
         schema = _schema(read)
         expression = qualify.qualify(
-            expression, dialect=DIALECT, schema=schema, validate_qualify_columns=False, identify=False
+            expression, dialect=DIALECT, schema=schema, validate_qualify_columns=False, quote_identifiers=False
         )
         scope = build_scope(expression)
         if scope is None:
