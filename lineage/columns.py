@@ -25,6 +25,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 from psycopg.types.json import Jsonb
 
+from dbtlib.manifest import TEST_TYPES
 from lineage.column_sql import Relation, SqlColumns, analyse, relation_key
 from lineage.models import ColumnCoverage, ColumnCoverageState, ColumnLineage, Edge, Node, Snapshot
 
@@ -149,8 +150,8 @@ def _nodes(snapshot_id: int) -> dict[str, _Node]:
                        CASE WHEN jsonb_typeof(columns) = 'array' THEN columns ELSE '[]' END) AS col
                          WHERE coalesce(col->>'name', '') <> ''),
                    CASE WHEN resource_type = ANY(%s) THEN md5(compiled_code) ELSE '' END
-            FROM {_NODE} WHERE snapshot_id = %s AND resource_type NOT IN ('test', 'unit_test')""",
-            [list(ANALYSED_TYPES), snapshot_id],
+            FROM {_NODE} WHERE snapshot_id = %s AND resource_type <> ALL(%s)""",
+            [list(ANALYSED_TYPES), snapshot_id, [str(t) for t in TEST_TYPES]],
         )
         return {row[0]: _Node(*row) for row in cursor.fetchall()}
 
