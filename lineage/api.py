@@ -19,6 +19,7 @@ from dbtlib.manifest import TEST_TYPES
 from kernel.db import viewer_statement_timeout
 from kernel.errors import ErrorCode, RequestError
 from kernel.security import mask_url
+from lineage import columns as column_lineage
 from lineage import freshness
 from lineage.git_projects import register_git_project
 from lineage.graph import neighbourhood
@@ -152,6 +153,24 @@ class NodeDetailResponseSerializer(NodeDetailSerializer):
             *NodeDetailSerializer.Meta.fields, "snapshot", "depends_on", "tests", "latest_run", "members",
             "other_versions",
         ]  # fmt: skip
+
+
+class ColumnRefSerializer(serializers.Serializer):
+    node = serializers.CharField(help_text="The unique_id of the column's node")
+    column = serializers.CharField(help_text="The column's name")
+
+
+class NodeColumnSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    data_type = serializers.CharField(help_text="From the catalog, else the manifest; empty when neither says")
+    description = serializers.CharField()
+    upstream = ColumnRefSerializer(many=True, help_text="The columns it is computed from")
+    downstream = ColumnRefSerializer(many=True, help_text="The columns computed from it, across the project")
+    resolved = serializers.BooleanField(
+        help_text="False where its SQL could not be resolved: `upstream` may then be incomplete, and the "
+        "node's own dependencies (depends_on) stand in; never a guessed edge"
+    )
+    note = serializers.CharField(help_text="Why it is not resolved ('' when it is)")
 
 
 LINEAGE_RESPONSE = inline_serializer(
@@ -341,6 +360,23 @@ class NodeDetailView(APIView):
                 "other_versions": [v.unique_id for v in other_versions(snapshot, node)],
             }
         )
+
+
+class NodeColumnsView(APIView):
+    """The node's columns, each with its column-level lineage: the upstream columns it is
+    computed from and the downstream columns computed from it (lineage/columns.py)."""
+
+    permission_classes = READ
+
+    @extend_schema(parameters=[SNAPSHOT_PARAM], responses=NodeColumnSerializer(many=True))
+    def get(self, request: Request, project: str, unique_id: str) -> Response:
+        snapshot = _snapshot(request, project)
+        node = Node.objects.filter(snapshot=snapshot, unique_id=unique_id).first()
+        if node is None:
+            raise Http404(f"No node {unique_id!r} in snapshot #{snapshot.pk}.")
+        with viewer_statement_timeout():
+            found = column_lineage.node_columns(snapshot, node)
+        return Response(NodeColumnSerializer(found.columns, many=True).data)
 
 
 class LineageView(APIView):

@@ -17,6 +17,11 @@ urlpatterns = [
         name="api-project-node",
     ),
     path(
+        "projects/<str:project>/nodes/<unique_id:unique_id>/columns/",
+        api.NodeColumnsView.as_view(),
+        name="api-project-node-columns",
+    ),
+    path(
         "projects/<str:project>/lineage/<unique_id:unique_id>/",
         api.LineageView.as_view(),
         name="api-project-lineage",

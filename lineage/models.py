@@ -282,6 +282,66 @@ class SourceFreshness(models.Model):
         return ((now or timezone.now()) - self.max_loaded_at).total_seconds()
 
 
+class ColumnLineage(models.Model):
+    """One model's (or snapshot's) columns in one snapshot, read from its compiled SQL by
+    lineage/columns.py: each column's upstream (node, column) pairs. Downstream is the
+    reverse, found through `upstream_nodes`."""
+
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="+")
+    unique_id = models.TextField()
+    sql_hash = models.CharField(max_length=32, help_text="md5 of its compiled SQL")
+    fingerprint = models.CharField(
+        max_length=64, help_text="its SQL and its upstream relations' known columns: equal means the same result"
+    )
+    output_columns = ArrayField(
+        models.TextField(), default=list, help_text="what its SQL outputs, in order (a schema for its children)"
+    )
+    columns = models.JSONField(
+        default=list, help_text='[{"name", "upstream": [[unique_id, column]], "resolved", "note"}]'
+    )
+    upstream_nodes = ArrayField(models.TextField(), default=list, help_text="every node its columns read")
+    note = models.TextField(blank=True, help_text="why its SQL could not be read at all ('' when it could)")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["snapshot", "unique_id"], name="lineage_columnlineage_unique_per_snapshot")
+        ]
+        indexes = [GinIndex(fields=["upstream_nodes"], name="lineage_columnlineage_up_gin")]
+
+    def __str__(self) -> str:
+        return f"{self.unique_id} columns (snapshot #{self.snapshot_id})"
+
+
+class ColumnCoverageState(models.TextChoices):
+    PENDING = "pending", "being computed"
+    DONE = "done", "done"
+    FAILED = "failed", "failed"
+
+
+class ColumnCoverage(models.Model):
+    """How much of a snapshot's column lineage was resolved: columns resolved / columns known
+    of its models and snapshots, and what the worker did to get there."""
+
+    snapshot = models.OneToOneField(
+        Snapshot, primary_key=True, on_delete=models.CASCADE, related_name="column_coverage"
+    )
+    state = models.CharField(max_length=8, choices=ColumnCoverageState.choices, default=ColumnCoverageState.PENDING)
+    resolved = models.PositiveIntegerField(default=0)
+    known = models.PositiveIntegerField(default=0)
+    recomputed = models.PositiveIntegerField(default=0, help_text="models whose SQL or upstream columns changed")
+    copied = models.PositiveIntegerField(default=0, help_text="models taken unchanged from the previous snapshot")
+    seconds = models.FloatField(null=True, blank=True)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"snapshot #{self.snapshot_id}: {self.resolved}/{self.known} columns resolved"
+
+    @property
+    def percent(self) -> float | None:
+        return 100 * self.resolved / self.known if self.known else None
+
+
 class GitProject(models.Model):
     """A dbt project that lives in a git repository (docs/projects.md). Runs are pinned to a
     commit of it (Run.git_sha); each host checks that commit out from its own cache. The

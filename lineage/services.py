@@ -20,6 +20,7 @@ from audit.services import record
 from dbtlib.errors import ManifestError
 from dbtlib.manifest import Manifest, load_json
 from kernel.errors import ErrorCode, RequestError
+from lineage.columns import schedule as schedule_column_lineage
 from lineage.manifest import catalog_columns, counts_by_type, folder_summary, node_rows, read_catalog
 from lineage.models import Catalog, Edge, Node, NodeStatus, Snapshot, SnapshotOrigin
 from lineage.projects import discover_projects, get_project
@@ -122,9 +123,11 @@ def ingest_manifest(
         if len(value) > limit:
             raise ManifestError(f"metadata.{field} is longer than {limit} characters.")
     try:
-        return _store(project, parsed, catalog, run_id=run_id, actor=actor, source=source)
+        snapshot = _store(project, parsed, catalog, run_id=run_id, actor=actor, source=source)
     except (DataError, UnicodeEncodeError) as exc:  # what _check_row did not foresee: still the file's fault
         raise ManifestError(f"PostgreSQL refused a value of the manifest: {str(exc).splitlines()[0]}") from None
+    schedule_column_lineage(snapshot)  # its own step, in a queue worker, once the snapshot is live
+    return snapshot
 
 
 def _latest_catalog(project: str, catalog: dict[str, Any] | None, run_id: int | None) -> Catalog | None:

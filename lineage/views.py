@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -11,14 +13,15 @@ from accounts.models import Capability
 from accounts.permissions import can, requires
 from audit.models import Source
 from dbtlib.manifest import TEST_TYPES
-from kernel.db import bounded_page
+from kernel.db import bounded_page, viewer_statement_timeout
 from kernel.errors import RequestError, form_error
+from lineage import columns as column_lineage
 from lineage import freshness
 from lineage.explorer import explorer_graph
 from lineage.forms import GitProjectForm, ManifestUploadForm
 from lineage.git_projects import register_git_project
 from lineage.graph import layers, neighbourhood
-from lineage.models import Edge, GitProject, Node, NodeStatus, Snapshot
+from lineage.models import ColumnCoverage, Edge, GitProject, Node, NodeStatus, Snapshot
 from lineage.objects import governed, group_members, group_of, other_versions
 from lineage.services import check_upload_size, ingest_upload, project_exists, project_names
 
@@ -81,6 +84,7 @@ def project_detail(request: HttpRequest, project: str) -> HttpResponse:
     snapshot = snapshot_for(project, request.GET.get("snapshot")) if snapshots.exists() else None
     ctx: dict = {"project": project, "snapshot": snapshot, "snapshots": snapshots[:20]}
     if snapshot is not None:
+        ctx["coverage"] = ColumnCoverage.objects.filter(snapshot=snapshot).first()
         search = request.GET.get("q", "").strip()
         resource_type = request.GET.get("resource_type", "")
         tag = request.GET.get("tag", "").strip()
@@ -168,11 +172,76 @@ def node_detail(request: HttpRequest, project: str, unique_id: str) -> HttpRespo
         model_of=next((uid for uid in parents if uid.startswith("model.")), ""),
         has_columns=bool(node.columns) or node.resource_type in _TABLE_TYPES,
     )
+    if ctx["has_columns"]:
+        ctx.update(_columns_context(project, snapshot, node, snapshot_query))
     return render(request, "lineage/node.html", ctx)
+
+
+def _columns_context(project: str, snapshot: Snapshot, node: Node, snapshot_query: str) -> dict:
+    """The columns table's rows: each column with links to its upstream and downstream columns."""
+    found = column_lineage.node_columns(snapshot, node)
+    refs = [ref for c in found.columns for ref in (*c["upstream"], *c["downstream"])]
+    names = column_lineage.node_names(snapshot, (ref["node"] for ref in refs))
+    for ref in refs:
+        ref["label"] = f"{names.get(ref['node'], (ref['node'], ''))[0]}.{ref['column']}"
+        ref["url"] = reverse("lineage-node", args=[project, ref["node"]]) + snapshot_query + _anchor(ref["column"])
+    return {"column_rows": found.columns, "columns_note": found.note, "columns_analysed": found.analysed}
+
+
+def _anchor(column: str) -> str:
+    """The fragment of a column's row on its node page (the row's id is column-<name>)."""
+    return "#column-" + quote(column, safe="")
 
 
 # Kinds that are tables in the warehouse: their pages list columns and tests even when empty.
 _TABLE_TYPES = ("model", "seed", "snapshot", "source")
+
+
+@requires(Capability.READ)
+def explorer_columns(request: HttpRequest, project: str) -> JsonResponse:
+    """JSON for the explorer's column mode: ?node= (a unique_id, else a name) gives the node's
+    columns; with &column= also that column's upstream and downstream column graph, in the
+    shape of the node page's picture (static/lineage/lineage.js draws it)."""
+    snapshot = snapshot_for(_project_or_404(project), request.GET.get("snapshot"))
+    wanted = request.GET.get("node", "").strip()
+    nodes = Node.objects.filter(snapshot=snapshot).exclude(resource_type__in=TEST_TYPES)
+    node = nodes.filter(unique_id=wanted).first() or nodes.filter(name=wanted).order_by("unique_id").first()
+    if node is None:
+        return JsonResponse({"detail": f"No node {wanted!r} in this snapshot."}, status=404)
+    with viewer_statement_timeout():
+        found = column_lineage.node_columns(snapshot, node)
+        answer: dict = {"node": node.unique_id, "columns": [c["name"] for c in found.columns], "note": found.note}
+        column = request.GET.get("column", "")
+        if column and column.lower() not in {name.lower() for name in answer["columns"]}:
+            return JsonResponse({"detail": f"{node.unique_id} has no column {column!r}."}, status=404)
+        if column:
+            answer["graph"] = _column_picture(project, snapshot, node, column)
+    return JsonResponse(answer)
+
+
+def _column_picture(project: str, snapshot: Snapshot, node: Node, column: str) -> dict:
+    graph = column_lineage.column_graph(snapshot, node.unique_id, column)
+    names = column_lineage.node_names(snapshot, (c["node"] for c in graph["columns"]))
+    snapshot_query = f"?snapshot={snapshot.pk}" if not snapshot.is_current else ""
+    key = "{}|{}".format  # unique_ids hold no "|"
+    return {
+        "center": key(node.unique_id, column.lower()),
+        "nodes": [
+            {
+                "unique_id": key(c["node"], c["column"].lower()),
+                "label": f"{names.get(c['node'], (c['node'], ''))[0]}.{c['column']}",
+                "name": f"{c['node']}.{c['column']}",
+                "resource_type": names.get(c["node"], ("", "model"))[1],
+                "status": "" if c["resolved"] else "unresolved",
+                "hops": c["depth"],
+                "url": reverse("lineage-node", args=[project, c["node"]]) + snapshot_query + _anchor(c["column"]),
+                "title": f"{c['column']} of {c['node']}" + ("" if c["resolved"] else f" (not resolved: {c['note']})"),
+            }
+            for c in graph["columns"]
+        ],
+        "edges": [[key(a[0], a[1].lower()), key(b[0], b[1].lower())] for a, b in graph["edges"]],
+        "truncated": graph["truncated"],
+    }
 
 
 @requires(Capability.READ)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.urls import reverse
@@ -116,7 +116,7 @@ def _columns(user, text: str, n: int) -> list[Result]:
         Result(
             kind="column",
             name=hit.name,
-            url=_node_url(hit.project, hit.unique_id) + "#columns",
+            url=_node_url(hit.project, hit.unique_id) + "#column-" + quote(hit.name, safe=""),  # the column's row
             project=hit.project,
             detail=f"{hit.resource_type} {hit.node_name}",
             snippet=hit.description,

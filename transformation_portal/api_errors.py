@@ -96,7 +96,14 @@ WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
 # POSTs that only read (a selector in a JSON body): no state to refuse them.
 READS_BY_POST = frozenset({"/api/v1/projects/{project}/select/"})
 # The heavy reads any viewer can start, bounded by kernel.db.
-VIEWER_TIMEOUT_PATHS = frozenset({"/api/v1/audit/", "/api/v1/projects/{project}/nodes/", "/api/v1/search/"})
+VIEWER_TIMEOUT_PATHS = frozenset(
+    {
+        "/api/v1/audit/",
+        "/api/v1/projects/{project}/nodes/",
+        "/api/v1/projects/{project}/nodes/{unique_id}/columns/",
+        "/api/v1/search/",
+    }
+)
 
 
 def _error_statuses(path: str, method: str, operation: dict) -> list[str]:

@@ -86,6 +86,8 @@
       const pairs = [];
       const snapshot = readQuery().get("snapshot");
       if (snapshot) pairs.push(["snapshot", snapshot]);
+      const column = readQuery().get("column"); // the column mode's (explorer_columns.js)
+      if (column) pairs.push(["column", column]);
       pairs.push(["select", state.select], ["hide", [...state.hidden].sort().join(",")], ["tag", state.tag],
         ["package", state.package], ["folder", state.folder], ["clusters", state.clusters]);
       if (clustered()) [...state.open].sort().forEach((f) => pairs.push(["open", f]));

@@ -89,7 +89,7 @@
       const g = el("g", { class: classes.join(" "), transform: `translate(${p.x},${p.y})` }, link);
       el("rect", { width: BOX_W, height: BOX_H, rx: 5 }, g);
       const title = el("title", {}, g);
-      title.textContent = `${n.unique_id} (${n.resource_type}${n.status ? ", " + n.status : ""})`;
+      title.textContent = n.title || `${n.unique_id} (${n.resource_type}${n.status ? ", " + n.status : ""})`;
       const label = el("text", { x: 8, y: BOX_H / 2 + 4 }, g);
       label.textContent = n.label.length > 26 ? n.label.slice(0, 25) + "…" : n.label;
     });
@@ -133,6 +133,9 @@
       })
       .catch((err) => { list.replaceChildren(); list.textContent = "Could not load: " + err.message; delete details.dataset.loaded; });
   }
+
+  // The explorer's column mode (explorer_columns.js) draws its column graphs with it too.
+  window.lineagePicture = draw;
 
   document.addEventListener("DOMContentLoaded", () => {
     document.querySelectorAll("[data-graph]").forEach((container) => {

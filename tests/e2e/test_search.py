@@ -31,7 +31,7 @@ def test_slash_then_a_column_name_then_arrow_down_and_enter_opens_the_node(login
     page.keyboard.press("ArrowDown")
     expect(results.get_by_role("option").first).to_have_attribute("aria-selected", "true")
     page.keyboard.press("Enter")
-    page.wait_for_url(re.compile(rf"/lineage/{PROJECT}/nodes/model\.{PROJECT}\.customers/#columns$"))
+    page.wait_for_url(re.compile(rf"/lineage/{PROJECT}/nodes/model\.{PROJECT}\.customers/#column-email$"))
     expect(page.get_by_role("heading", level=1)).to_contain_text("customers")
 
 

@@ -39,8 +39,8 @@ def test_each_kind_has_a_name_a_url_and_its_project(api_client, viewer, shop):
     job, env, run = shop["job"], shop["environment"], shop["run"]
     cases = {
         "node": ("stg_orders", "stg_orders", f"/lineage/{PROJECT}/nodes/model.{PROJECT}.stg_orders/", "model"),
-        "column": ("customer_id", "customer_id", f"/lineage/{PROJECT}/nodes/model.{PROJECT}.customers/#columns",
-                   "model customers"),
+        "column": ("customer_id", "customer_id",
+                   f"/lineage/{PROJECT}/nodes/model.{PROJECT}.customers/#column-customer_id", "model customers"),
         "tag": ("pii", "pii", f"/lineage/{PROJECT}/?tag=pii", "tag"),
         "job": ("orders nightly", "orders nightly", f"/jobs/{job.pk}/", "job on orders_env"),
         "run": (f"#{run.pk}", f"run #{run.pk}", f"/runs/{run.pk}/", "queued · job orders nightly"),

@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("lineage", "0008_search_index"),
+        ("lineage", "0010_column_lineage_cascade"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
