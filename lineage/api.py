@@ -21,7 +21,7 @@ from kernel.errors import ErrorCode, RequestError
 from kernel.security import mask_url
 from lineage import columns as column_lineage
 from lineage import freshness
-from lineage.git_projects import register_git_project
+from lineage.git_projects import register_git_project, update_git_project
 from lineage.graph import neighbourhood
 from lineage.models import Edge, GitProject, Node, NodeStatus, Snapshot, SourceFreshness
 from lineage.objects import group_members, other_versions
@@ -249,11 +249,45 @@ class ProjectListView(APIView):
         return Response(answer, status=status.HTTP_201_CREATED)
 
 
+class GitProjectUpdateSerializer(serializers.Serializer):
+    repository_url = serializers.CharField(max_length=1000, required=False)
+    branch = serializers.CharField(max_length=255, required=False)
+    subdirectory = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    credential = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    status_url = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+    rotate_webhook_secret = serializers.BooleanField(
+        required=False, help_text="true: a new webhook secret, answered once (the old one stops working)"
+    )
+
+
+class GitProjectChangedSerializer(ProjectSerializer):
+    webhook_secret = serializers.CharField(required=False, help_text="the new secret, once: only when rotated")
+
+
 class ProjectDetailView(APIView):
     """One project: its current snapshot and, for a git project, its repository and the
-    default branch's commit when last resolved."""
+    default branch's commit when last resolved. An admin changes a git project (PATCH;
+    reached again as at registration; audited), rotating its webhook secret if asked."""
 
     permission_classes = READ
+
+    def get_permissions(self):
+        if self.request.method == "PATCH":
+            return [Requires(Capability.ADMINISTER)()]
+        return super().get_permissions()
+
+    @extend_schema(request=GitProjectUpdateSerializer, responses=GitProjectChangedSerializer)
+    def patch(self, request: Request, project: str) -> Response:
+        found = GitProject.objects.filter(name=project).first()
+        if found is None:
+            raise Http404(f"No git project named {project!r}.")
+        GitProjectUpdateSerializer(data=request.data).is_valid(raise_exception=True)
+        fields = {key: value for key, value in request.data.items() if key in GitProjectUpdateSerializer().fields}
+        found = update_git_project(found, actor=request.user, source=Source.API, **fields)
+        answer = _project_answer(request, found.name, Snapshot.objects.current().of_project(found.name).first(), found)
+        if fields.get("rotate_webhook_secret") is True:
+            answer["webhook_secret"] = found.webhook_secret
+        return Response(answer)
 
     @extend_schema(responses=ProjectSerializer)
     def get(self, request: Request, project: str) -> Response:

@@ -572,3 +572,27 @@ def test_a_git_projects_job_installs_its_packages_with_dbt_deps(operator, shop):
     run = executed(trigger_job(job, actor=operator, source="api"))
     assert run.state == RunState.SUCCESS, run.reason
     assert "doubled" in built(run)
+
+
+def test_an_admin_changes_a_git_project_and_rotates_its_webhook_secret(api_client, admin_user, operator, shop):
+    old_secret = GitProject.objects.get(name="shop_git").webhook_secret
+    head = shop.commit({"models/big_orders.sql": "select 1 as n\n"}, "Big", branch="release")
+    api_client.force_authenticate(operator)
+    assert api_client.patch("/api/v1/projects/shop_git/", {"branch": "release"}, format="json").status_code == 403
+    api_client.force_authenticate(admin_user)
+    refused = api_client.patch("/api/v1/projects/shop_git/", {"branch": "nope"}, format="json")
+    assert refused.status_code == 400 and refused.json()["field"] == "branch"
+    assert GitProject.objects.get(name="shop_git").branch == "main"
+    answer = api_client.patch(
+        "/api/v1/projects/shop_git/", {"branch": "release", "rotate_webhook_secret": True}, format="json"
+    )
+    assert answer.status_code == 200, answer.json()
+    project = GitProject.objects.get(name="shop_git")
+    assert (project.branch, project.last_sha) == ("release", head)
+    assert answer.json()["webhook_secret"] == project.webhook_secret != old_secret
+    row = AuditEvent.objects.get(action="project.update")
+    assert row.before == {"branch": "main", "webhook_secret": "(previous secret)"}
+    assert row.after == {"branch": "release", "webhook_secret": "(new secret)"}
+    assert old_secret not in json.dumps([row.before, row.after])
+    push = {"ref": "refs/heads/release", "after": head}
+    assert github(api_client, "shop_git", "push", push, old_secret).status_code == 401
