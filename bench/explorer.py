@@ -128,7 +128,8 @@ def main() -> None:
                     f"  {selector}: {canvas.get_attribute('data-highlighted')} highlighted, "
                     f"on screen in {timings[-1]:.0f} ms "
                     f"(select API {canvas.get_attribute('data-request-ms')} ms, "
-                    f"with the reducers {canvas.get_attribute('data-select-ms')} ms; {wall:.0f} ms as Playwright waits)"
+                    f"highlight drawn at {canvas.get_attribute('data-select-ms')} ms; "
+                    f"{wall:.0f} ms as Playwright waits)"
                 )
             browser.close()
         print(f"opened clustered ({clusters} folders drawn): {first:.0f} ms first (lays out), {second:.0f} ms cached")

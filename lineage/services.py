@@ -13,7 +13,6 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import DataError, connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from psycopg.types.json import Jsonb
 
 from audit.models import Source
 from audit.services import record
@@ -45,8 +44,7 @@ def _copy_rows(snapshot_id: int, manifest: Manifest, catalog: dict[str, Any] | N
     columns = ", ".join(("snapshot_id", *_NODE_COLUMNS))
     with raw_cursor.copy(f"COPY {Node._meta.db_table} ({columns}) FROM STDIN") as copy:
         for row in node_rows(manifest, catalog):
-            _check_row(row)
-            copy.write_row((snapshot_id, *(Jsonb(row[c]) if c in _JSON_COLUMNS else row[c] for c in _NODE_COLUMNS)))
+            copy.write_row((snapshot_id, *_checked_values(row)))
     with raw_cursor.copy(f"COPY {Edge._meta.db_table} (snapshot_id, parent, child) FROM STDIN") as copy:
         for parent, child in manifest.edges:
             copy.write_row((snapshot_id, parent, child))
@@ -56,21 +54,54 @@ _MAX_LENGTH = {f.name: f.max_length for f in Node._meta.concrete_fields if getat
 _LONE_SURROGATE = re.compile(r"\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f])|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}")
 
 
-def _check_row(row: dict[str, Any]) -> None:
-    """What PostgreSQL would refuse mid-COPY, refused first and named: NUL characters, lone
-    surrogates, values longer than their column."""
+def _checked_values(row: dict[str, Any]) -> list[Any]:
+    """The row's values in _NODE_COLUMNS order, each JSON column as its JSON text (dumped once:
+    checked, then copied as it is), after refusing what PostgreSQL would refuse mid-COPY, named:
+    NUL characters, lone surrogates, values longer than their column."""
+    values = []
     for column in _NODE_COLUMNS:
         value = row[column]
-        text = value if isinstance(value, str) else json.dumps(value)
-        if "\x00" in text or "\\u0000" in text:
-            raise ManifestError(f"{row['unique_id']!r}: {column} holds a NUL character, which PostgreSQL cannot store.")
-        if (isinstance(value, str) and not text.isascii() and _has_surrogate(text)) or (
-            not isinstance(value, str) and _LONE_SURROGATE.search(text)
-        ):
-            raise ManifestError(f"{row['unique_id']!r}: {column} holds a lone surrogate (text that is not Unicode).")
-        limit = _MAX_LENGTH.get(column)
-        if limit and len(value) > limit:
-            raise ManifestError(f"{row['unique_id']!r}: {column} is longer than {limit} characters.")
+        if column in _JSON_COLUMNS:
+            value = json.dumps(value)
+            _check_json(row, column, value)
+        elif isinstance(value, str):
+            _check_text(row, column, value)
+        elif not _plain(value):  # a list of texts (tags, fqn): checked as its JSON, like the JSON columns
+            _check_json(row, column, json.dumps(value))
+        values.append(value)
+    return values
+
+
+def _plain(texts: list[str]) -> bool:
+    """True when every text of the list is ASCII with neither a NUL nor a backslash: nothing in
+    it, nor in its JSON, can be a NUL or a surrogate (the common case, checked without json.dumps)."""
+    joined = "".join(texts)
+    return joined.isascii() and "\\" not in joined and "\x00" not in joined
+
+
+def _check_text(row: dict[str, Any], column: str, text: str) -> None:
+    if "\x00" in text or "\\u0000" in text:
+        raise _nul(row, column)
+    if not text.isascii() and _has_surrogate(text):
+        raise _surrogate(row, column)
+    limit = _MAX_LENGTH.get(column)
+    if limit and len(text) > limit:
+        raise ManifestError(f"{row['unique_id']!r}: {column} is longer than {limit} characters.")
+
+
+def _check_json(row: dict[str, Any], column: str, text: str) -> None:
+    if "\\u0000" in text:
+        raise _nul(row, column)
+    if "\\ud" in text and _LONE_SURROGATE.search(text):
+        raise _surrogate(row, column)
+
+
+def _nul(row: dict[str, Any], column: str) -> ManifestError:
+    return ManifestError(f"{row['unique_id']!r}: {column} holds a NUL character, which PostgreSQL cannot store.")
+
+
+def _surrogate(row: dict[str, Any], column: str) -> ManifestError:
+    return ManifestError(f"{row['unique_id']!r}: {column} holds a lone surrogate (text that is not Unicode).")
 
 
 def _has_surrogate(text: str) -> bool:
@@ -124,7 +155,7 @@ def ingest_manifest(
             raise ManifestError(f"metadata.{field} is longer than {limit} characters.")
     try:
         snapshot = _store(project, parsed, catalog, run_id=run_id, actor=actor, source=source)
-    except (DataError, UnicodeEncodeError) as exc:  # what _check_row did not foresee: still the file's fault
+    except (DataError, UnicodeEncodeError) as exc:  # what _checked_values did not foresee: still the file's fault
         raise ManifestError(f"PostgreSQL refused a value of the manifest: {str(exc).splitlines()[0]}") from None
     schedule_column_lineage(snapshot)  # its own step, in a queue worker, once the snapshot is live
     return snapshot

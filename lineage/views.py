@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import quote
 
 from django.contrib import messages
@@ -7,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 
 from accounts.models import Capability
@@ -258,6 +260,16 @@ def project_groups(request: HttpRequest, project: str) -> HttpResponse:
     """The whole project at any size: one box and one row per folder; a folder's nodes are
     fetched only when its row is opened."""
     snapshot = snapshot_for(_project_or_404(project), request.GET.get("snapshot"))
+    ctx = {"project": project, "snapshot": snapshot, "folders": len(snapshot.folder_summary)}
+    return render(request, "lineage/groups.html", {**ctx, "body": _groups_body(snapshot.pk, snapshot.is_current)})
+
+
+@lru_cache(maxsize=8)
+def _groups_body(snapshot_id: int, is_current: bool) -> str:
+    """The folder picture and rows of a snapshot, rendered once per process: they are the same
+    for every reader and a snapshot never changes (at 100,000 nodes, 1,200 folders and 4 MB
+    of HTML: about 300 ms to render)."""
+    snapshot = Snapshot.objects.get(pk=snapshot_id)
     groups = [{**g, "fed_by": [], "total": sum(g["counts"].values())} for g in snapshot.folder_summary]
     by_folder = {g["folder"]: g for g in groups}
     links = [(g["folder"], downstream) for g in groups for downstream in g["feeds"]]
@@ -283,8 +295,9 @@ def project_groups(request: HttpRequest, project: str) -> HttpResponse:
         ],
         "edges": links,
     }
-    return render(
-        request, "lineage/groups.html", {"project": project, "snapshot": snapshot, "groups": groups, "graph": graph}
+    return render_to_string(
+        "lineage/snippets/groups_body.html",
+        {"project": snapshot.project, "snapshot": snapshot, "is_current": is_current, "groups": groups, "graph": graph},
     )
 
 

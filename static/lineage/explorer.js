@@ -1,6 +1,9 @@
 // The whole project as one graph (templates/lineage/explorer.html): sigma.js draws every node
 // of the snapshot on WebGL at the positions the server laid out (lineage/explorer.py); the
 // selector box asks the select API (the one selector engine) which nodes to highlight.
+// The highlight is drawn on a 2D canvas of its own above sigma's, which are dimmed by CSS: a
+// selection never makes sigma draw again (a WebGL frame of 15,000 nodes takes about a second
+// where chromium draws WebGL in software; the overlay, tens of milliseconds).
 // Names reach the page only as canvas text or textContent, never as HTML.
 (function () {
   "use strict";
@@ -11,8 +14,6 @@
     saved_query: "#0f766e", analysis: "#64748b", operation: "#64748b",
   };
   const CLUSTER_COLOR = "#475569";
-  const DIM = "#e5e7eb";
-  const DIM_EDGE = "#f1f3f5";
   const EDGE = "#cbd5e1";
   const HIT_EDGE = "#2557d6";
   const LIST_LIMIT = 500;
@@ -75,6 +76,8 @@
     let renderer = null;
     let selected = null; // Set of unique_ids, or null without a selection
     let clusterHits = new Map(); // folder -> selected members drawn inside its cluster
+    let byId = new Map(); // unique_id -> node of data
+    let overlay = null; // the highlight's 2D canvas, above sigma's
 
     function clustered() {
       if (state.clusters === "on") return true;
@@ -141,7 +144,7 @@
       canvas.dataset.clusters = String(counts.size);
       renderClusterList(grouped);
       markSelection();
-      if (renderer) renderer.setGraph(graph);
+      if (renderer) renderer.setGraph(graph); // drawn at once, the highlight after it (afterRender)
     }
 
     function renderClusterList(grouped) {
@@ -165,8 +168,7 @@
     function toggleFolder(folder) {
       if (state.open.has(folder)) state.open.delete(folder); else state.open.add(folder);
       saveState();
-      build();
-      if (renderer) renderer.refresh();
+      build(); // sigma takes the new graph and draws it: no refresh besides
     }
 
     function isHit(key, attrs) {
@@ -191,7 +193,6 @@
       selectionList.replaceChildren();
       selectionCount.textContent = String(selected ? selected.size : 0);
       if (!selected) return;
-      const byId = new Map(data.nodes.map((n) => [n.id, n]));
       [...selected].slice(0, LIST_LIMIT).forEach((id) => {
         const n = byId.get(id);
         const li = document.createElement("li");
@@ -214,6 +215,60 @@
       }
     }
 
+    // The selection on the overlay: edges between two highlighted nodes, then the nodes (a ring
+    // in their colour), then their labels when few; sigma's own canvases dimmed under it.
+    function drawHighlight() {
+      if (!overlay) return;
+      const { width, height } = renderer.getDimensions();
+      const ratio = window.devicePixelRatio || 1;
+      if (overlay.width !== Math.round(width * ratio) || overlay.height !== Math.round(height * ratio)) {
+        overlay.width = Math.round(width * ratio);
+        overlay.height = Math.round(height * ratio);
+        overlay.style.width = width + "px";
+        overlay.style.height = height + "px";
+      }
+      const context = overlay.getContext("2d");
+      context.setTransform(ratio, 0, 0, ratio, 0, 0);
+      context.clearRect(0, 0, width, height);
+      canvas.classList.toggle("dimmed", Boolean(selected));
+      if (!selected) return;
+      const hits = [];
+      graph.forEachNode((key, attrs) => { if (isHit(key, attrs)) hits.push(key); });
+      const place = new Map(hits.map((key) => {
+        const shown = renderer.getNodeDisplayData(key);
+        return [key, { ...renderer.framedGraphToViewport(shown), size: renderer.scaleSize(shown.size) }];
+      }));
+      context.strokeStyle = HIT_EDGE;
+      context.lineWidth = 1.5;
+      context.beginPath();
+      hits.forEach((key) => {
+        const from = place.get(key);
+        graph.forEachOutNeighbor(key, (other) => {
+          const to = place.get(other);
+          if (to) { context.moveTo(from.x, from.y); context.lineTo(to.x, to.y); }
+        });
+      });
+      context.stroke();
+      const labelled = [];
+      hits.forEach((key) => {
+        const attrs = graph.getNodeAttributes(key);
+        const { x, y, size } = place.get(key);
+        if (x < -50 || y < -50 || x > width + 50 || y > height + 50) return;
+        context.beginPath();
+        context.arc(x, y, Math.max(size, 3), 0, 2 * Math.PI);
+        context.fillStyle = attrs.color;
+        context.fill();
+        context.lineWidth = 1.5;
+        context.strokeStyle = "#0f172a";
+        context.stroke();
+        if (hits.length <= 30 || attrs.forceLabel) labelled.push([attrs.label, x + Math.max(size, 3) + 3, y]);
+      });
+      context.font = "12px sans-serif";
+      context.textBaseline = "middle";
+      context.fillStyle = "#0f172a";
+      labelled.forEach(([label, x, y]) => context.fillText(label || "", x, y));
+    }
+
     function showError(message) {
       errorBox.hidden = !message;
       errorBox.textContent = message || "";
@@ -226,7 +281,7 @@
       if (!text) {
         selected = null;
         markSelection();
-        if (renderer) renderer.refresh();
+        drawHighlight();
         return;
       }
       const begun = performance.now();
@@ -243,7 +298,7 @@
         selected = new Set(body.nodes);
       }
       markSelection();
-      if (renderer) renderer.refresh({ skipIndexation: true }); // positions are unchanged
+      drawHighlight();
       canvas.dataset.selectMs = String(Math.round(performance.now() - begun));
       // Two frames later the highlight is on screen: the bench's selection time.
       requestAnimationFrame(() => requestAnimationFrame(() => {
@@ -290,21 +345,6 @@
           defaultEdgeType: big ? "line" : "arrow",
           hideEdgesOnMove: big,
           labelRenderedSizeThreshold: big ? 10 : 6,
-          zIndex: true,
-          nodeReducer: (key, attrs) => {
-            if (!selected) return attrs;
-            if (isHit(key, attrs)) return { ...attrs, zIndex: 1, forceLabel: selected.size <= 30 || attrs.forceLabel };
-            return { ...attrs, color: DIM, label: attrs.cluster !== undefined ? attrs.label : "", forceLabel: false, zIndex: 0 };
-          },
-          edgeReducer: (key, attrs) => {
-            if (!selected) return attrs;
-            const [from, to] = graph.extremities(key);
-            if (isHit(from, graph.getNodeAttributes(from)) && isHit(to, graph.getNodeAttributes(to))) {
-              return { ...attrs, color: HIT_EDGE, zIndex: 1 };
-            }
-            // On a big graph the dimmed edges are left out: fewer to draw, and they would only be a haze.
-            return big ? { ...attrs, hidden: true } : { ...attrs, color: DIM_EDGE, zIndex: 0 };
-          },
         });
       } catch (err) {
         status.textContent = "This browser cannot draw the graph (WebGL is unavailable): the selection is listed below.";
@@ -315,6 +355,10 @@
         if (attrs.cluster !== undefined) toggleFolder(attrs.cluster);
         else location.assign(nodeUrl(node));
       });
+      overlay = document.createElement("canvas");
+      overlay.className = "explorer-highlight";
+      canvas.appendChild(overlay);
+      renderer.on("afterRender", drawHighlight); // the camera moved, the graph or the size changed
       renderer.on("enterNode", () => { canvas.classList.add("pointing"); });
       renderer.on("leaveNode", () => { canvas.classList.remove("pointing"); });
       // For people and the browser tests: where a node is drawn, in the canvas's pixels.
@@ -339,8 +383,7 @@
         state[target.name] = target.value;
       }
       saveState();
-      build();
-      if (renderer) renderer.refresh();
+      build(); // sigma takes the new graph and draws it: no refresh besides
     });
     root.querySelector("[data-action=fit]").addEventListener("click", fitToSelection);
     root.querySelector("[data-action=clear]").addEventListener("click", () => {
@@ -355,6 +398,7 @@
       .then((r) => { if (!r.ok) throw new Error(r.statusText || String(r.status)); return r.json(); })
       .then(async (graphData) => {
         data = graphData;
+        byId = new Map(data.nodes.map((n) => [n.id, n]));
         fillFilters();
         draw();
         const drawn = Number(canvas.dataset.drawn);
