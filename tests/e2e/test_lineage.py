@@ -30,7 +30,7 @@ def test_search_open_and_follow_lineage_two_hops_upstream(login, viewer, page, i
     login(viewer)
     page.get_by_test_id("main-nav").get_by_role("link", name="Lineage", exact=True).click()
     page.get_by_role("link", name=PROJECT).click()
-    page.get_by_label("Search").fill("fct_applications")
+    page.get_by_label("Search", exact=True).fill("fct_applications")
     page.get_by_role("button", name="Search").click()
     first_row = page.get_by_test_id("node-table").locator("tbody tr").first
     expect(first_row).to_contain_text("model")  # the model itself ranks above its tests
