@@ -108,7 +108,7 @@ def test_column_types_outlive_runs_without_docs_and_a_run_makes_one_snapshot(cli
     """The catalog of a docs step stays until a newer one comes; each run, however many steps,
     is one lineage snapshot (so LINEAGE_KEEP_SNAPSHOTS counts runs)."""
     client.force_login(viewer)
-    numbers_type = "<tr><td><code>n</code></td><td>integer</td>"
+    numbers_type = '<tr id="column-n" data-column="n"><td><code>n</code></td><td>integer</td>'
     jobs = {
         name: create_job(actor=operator, source="api", project="warns", name=name, steps=steps)
         for name, steps in (
