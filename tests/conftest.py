@@ -379,8 +379,14 @@ def session_cluster_registered(db) -> None:
 @pytest.fixture
 def queue_cluster(queue_cluster_process, transactional_db):
     """A running django-q2 cluster that sees this test's committed rows (use with tests
-    that need transactional_db: the cluster reads the database from another process)."""
-    return queue_cluster_process
+    that need transactional_db: the cluster reads the database from another process). The
+    test ends once the column lineage its runs' snapshots queued is computed: the cluster
+    writing it while the test's flush truncates the tables would deadlock the flush."""
+    from lineage.models import ColumnCoverage, ColumnCoverageState
+
+    yield queue_cluster_process
+    pending = ColumnCoverage.objects.filter(state=ColumnCoverageState.PENDING)
+    wait_until(lambda: not pending.exists(), "the column lineage the test's runs queued", 180)
 
 
 @pytest.fixture(scope="session")
