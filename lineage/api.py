@@ -24,6 +24,7 @@ from lineage import freshness
 from lineage.git_projects import register_git_project, update_git_project
 from lineage.graph import neighbourhood
 from lineage.models import Edge, GitProject, Node, NodeStatus, Snapshot, SourceFreshness
+from lineage.node_search import project_nodes
 from lineage.objects import group_members, other_versions
 from lineage.selectors import select_in_snapshot
 from lineage.services import check_upload_size, ingest_upload, project_exists, project_names
@@ -358,13 +359,13 @@ class NodeListView(generics.ListAPIView):
         if getattr(self, "swagger_fake_view", False):
             return Node.objects.none()
         params = self.request.query_params
-        nodes = Node.objects.filter(snapshot=_snapshot(self.request, self.kwargs["project"]))
-        nodes = nodes.search(params.get("search", ""))
-        if params.get("resource_type"):
-            nodes = nodes.filter(resource_type=params["resource_type"])
-        if params.get("tag"):
-            nodes = nodes.filter(tags__contains=[params["tag"]])
-        return nodes.only(*NodeListSerializer.Meta.fields)
+        return project_nodes(
+            _snapshot(self.request, self.kwargs["project"]).pk,
+            search=params.get("search", ""),
+            resource_type=params.get("resource_type", ""),
+            tag=params.get("tag", ""),
+            fields=tuple(NodeListSerializer.Meta.fields),
+        )
 
 
 class NodeDetailView(APIView):

@@ -7,10 +7,8 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
-from django.db.models import Case, Count, Q, Value, When
+from django.db.models import Count, Q
 from django.utils import timezone
-
-from dbtlib.manifest import TEST_TYPES
 
 
 class SnapshotOrigin(models.TextChoices):
@@ -24,6 +22,13 @@ class SnapshotQuerySet(models.QuerySet):
 
     def of_project(self, project: str) -> SnapshotQuerySet:
         return self.filter(project=project)
+
+
+class SnapshotManager(models.Manager.from_queryset(SnapshotQuerySet)):  # type: ignore[misc]
+    def get_queryset(self) -> SnapshotQuerySet:
+        # folder_summary, megabytes of JSON at 100,000 nodes, is read by the whole-project page
+        # only (a deferred field loads when read): not by every page that shows a snapshot.
+        return super().get_queryset().defer("folder_summary")
 
 
 class Snapshot(models.Model):
@@ -51,7 +56,7 @@ class Snapshot(models.Model):
     folder_summary = models.JSONField(default=list, help_text="[{folder, counts, feeds: {folder: edges}}]")
     is_current = models.BooleanField(default=False)
 
-    objects = SnapshotQuerySet.as_manager()
+    objects = SnapshotManager()
 
     class Meta:
         ordering = ["-ingested_at", "-id"]
@@ -88,19 +93,6 @@ class Catalog(models.Model):
 
 
 class NodeQuerySet(models.QuerySet):
-    def search(self, text: str) -> NodeQuerySet:
-        text = text.strip()
-        if not text:
-            return self
-        # Best matches first: exact name, then name prefix, then the rest; tests after the rest.
-        rank = Case(
-            When(name__iexact=text, then=Value(0)),
-            When(name__istartswith=text, then=Value(1)),
-            default=Value(2),
-        )
-        is_test = Case(When(resource_type__in=TEST_TYPES, then=Value(1)), default=Value(0))
-        return self.filter(search_text__contains=text.lower()).order_by(rank, is_test, "name", "unique_id")
-
     def counts_by_type(self) -> dict[str, int]:
         rows = self.values("resource_type").annotate(n=Count("id")).order_by("resource_type")
         return {row["resource_type"]: row["n"] for row in rows}

@@ -24,6 +24,7 @@ from lineage.forms import GitProjectForm, ManifestUploadForm
 from lineage.git_projects import register_git_project
 from lineage.graph import layers, neighbourhood
 from lineage.models import ColumnCoverage, Edge, GitProject, Node, NodeStatus, Snapshot
+from lineage.node_search import project_nodes
 from lineage.objects import governed, group_members, group_of, other_versions
 from lineage.services import check_upload_size, ingest_upload, project_exists, project_names
 
@@ -90,20 +91,21 @@ def project_detail(request: HttpRequest, project: str) -> HttpResponse:
         search = request.GET.get("q", "").strip()
         resource_type = request.GET.get("resource_type", "")
         tag = request.GET.get("tag", "").strip()
-        nodes = Node.objects.filter(snapshot=snapshot).search(search)
-        if resource_type:
-            nodes = nodes.filter(resource_type=resource_type)
-        if tag:
-            nodes = nodes.filter(tags__contains=[tag])
-        nodes = nodes.only(
-            "unique_id",
-            "name",
-            "resource_type",
-            "original_file_path",
-            "materialization",
-            "tags",
-            "description",
-            "details",
+        nodes = project_nodes(
+            snapshot.pk,
+            search=search,
+            resource_type=resource_type,
+            tag=tag,
+            fields=(
+                "unique_id",
+                "name",
+                "resource_type",
+                "original_file_path",
+                "materialization",
+                "tags",
+                "description",
+                "details",
+            ),
         )
         query = request.GET.copy()
         query.pop("page", None)
