@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from lineage.graph import layers
-from lineage.models import Edge, Node, Snapshot
+from lineage.models import Edge, ExplorerLayout, Node, Snapshot
 
 # Above this many nodes the explorer opens with every folder collapsed into a cluster.
 CLUSTER_THRESHOLD = 2000
@@ -28,11 +28,14 @@ COLUMN_GAP = 3.0  # between two layers, in sub-columns
 
 @dataclass(frozen=True)
 class ExplorerGraph:
-    """The explorer's JSON, built once per snapshot and process: plain and gzipped."""
+    """The explorer's JSON, gzipped; plain on demand (a client that takes no gzip)."""
 
-    body: bytes
     gzipped: bytes
     etag: str
+
+    @property
+    def body(self) -> bytes:
+        return gzip.decompress(self.gzipped)
 
 
 def layout(ids: list[str], edges: list[tuple[str, str]], folder: dict[str, str]) -> dict[str, tuple[float, float]]:
@@ -122,7 +125,14 @@ def _build(snapshot: Snapshot) -> dict:
 @lru_cache(maxsize=4)
 def explorer_graph(snapshot_id: int) -> ExplorerGraph:
     """The snapshot's nodes (id, name, resource_type, package, folder, tags, x, y), its edges
-    as pairs of indexes into the nodes, and its folders (count and centroid)."""
-    snapshot = Snapshot.objects.get(pk=snapshot_id)
-    body = json.dumps(_build(snapshot), separators=(",", ":")).encode()
-    return ExplorerGraph(body=body, gzipped=gzip.compress(body, compresslevel=6), etag=f'"explorer-{snapshot_id}"')
+    as pairs of indexes into the nodes, and its folders (count and centroid): laid out by the
+    first process to open the snapshot and stored (ExplorerLayout), read by the others."""
+    stored = ExplorerLayout.objects.filter(snapshot_id=snapshot_id).values_list("gzipped", flat=True).first()
+    if stored is None:
+        body = json.dumps(_build(Snapshot.objects.get(pk=snapshot_id)), separators=(",", ":")).encode()
+        stored = gzip.compress(body, compresslevel=6)
+        # Two processes may lay it out at once: the first row stays, both answers are the same.
+        ExplorerLayout.objects.bulk_create(
+            [ExplorerLayout(snapshot_id=snapshot_id, gzipped=stored)], ignore_conflicts=True
+        )
+    return ExplorerGraph(gzipped=bytes(stored), etag=f'"explorer-{snapshot_id}"')

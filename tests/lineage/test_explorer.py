@@ -6,8 +6,8 @@ from __future__ import annotations
 import gzip
 import re
 
-from lineage.explorer import layout
-from lineage.models import Edge, Node
+from lineage.explorer import explorer_graph, layout
+from lineage.models import Edge, ExplorerLayout, Node
 from tests.conftest import PASSWORD
 from tests.lineage.conftest import PROJECT
 
@@ -90,3 +90,16 @@ def test_layout_is_layered_deterministic_and_wraps_tall_columns():
     # Inside a column a child follows its parent's row.
     children = sorted(roots, key=lambda r: (position[f"c{r}"][0], position[f"c{r}"][1]))
     assert children == sorted(roots, key=lambda r: (position[r][0], position[r][1]))
+
+
+def test_the_layout_is_stored_once_for_every_process_and_goes_with_its_snapshot(client, viewer, snapshot):
+    client.login(username=viewer.username, password=PASSWORD)
+    assert not ExplorerLayout.objects.filter(snapshot=snapshot).exists()
+    first = client.get(GRAPH).content
+    stored = ExplorerLayout.objects.get(snapshot=snapshot)
+    assert gzip.decompress(stored.gzipped) == first
+    explorer_graph.cache_clear()  # as another web process: it reads the stored layout
+    assert client.get(GRAPH).content == first
+    assert ExplorerLayout.objects.filter(snapshot=snapshot).count() == 1
+    snapshot.delete()
+    assert not ExplorerLayout.objects.exists()
