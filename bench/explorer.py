@@ -53,6 +53,9 @@ def main() -> None:
 
     import django
 
+    from transformation_portal.bootstrap import bootstrap
+
+    bootstrap()  # the embedded PostgreSQL, when DATABASE_URL is not set
     django.setup()
     from django.conf import settings
     from django.contrib.auth.models import Group, User

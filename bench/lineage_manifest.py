@@ -9,7 +9,8 @@ The manifests have the shape of real ones: sources → staging → intermediate 
 fan-in and fan-out, several tests per model, seeds, exposures, and macros making up most
 of the bytes; models carry what dbt writes on each (access, contract, group: one mart in 20 is
 public with its contract enforced), groups one per domain. Runs in its own throw-away database
-(test_lineage_bench); the budget line (ingest of 10,000 nodes ≤ 10 s, p95 ≤ 100 ms server time) prints last.
+(test_lineage_bench); the budget line prints last: ingest of 10,000 nodes ≤ 10 s and p95 ≤ 100 ms server time,
+or at 100,000 nodes ingest ≤ 15 s, p95 ≤ 50 ms (node page, lineage, searches, select) and a first selection ≤ 1 s.
 """
 
 from __future__ import annotations
@@ -286,7 +287,7 @@ def _time_requests(client, urls: list[str]) -> tuple[float, float]:
     return statistics.median(timings), _percentile(timings, 95)
 
 
-def _time_selection(client, snapshot, rng: random.Random, samples: int) -> dict[str, tuple[float, float]]:
+def _time_selection(client, snapshot, rng: random.Random, samples: int) -> tuple[dict[str, tuple[float, float]], float]:
     """The select API: the first request builds the snapshot's Manifest (once per process),
     the rest select over it in Python."""
     from lineage.models import Node
@@ -301,7 +302,7 @@ def _time_selection(client, snapshot, rng: random.Random, samples: int) -> dict[
         f"/api/v1/projects/{PROJECT}/select/?select={quote(forms[i % len(forms)].format(rng.choice(names)))}"
         for i in range(samples)
     ]
-    return {"select API": _time_requests(client, urls)}
+    return {"select API": _time_requests(client, urls)}, first
 
 
 def _time_column_lineage(path: Path, snapshot) -> None:
@@ -340,6 +341,9 @@ def main() -> None:
 
     import django
 
+    from transformation_portal.bootstrap import bootstrap
+
+    bootstrap()  # the embedded PostgreSQL, when DATABASE_URL is not set
     django.setup()
     from django.contrib.auth.models import Group, User
     from django.db import connection
@@ -403,19 +407,32 @@ def main() -> None:
         results["folder nodes (JSON)"] = _time_requests(
             client, [f"/lineage/{PROJECT}/groups/nodes/?folder={rng.choice(folders)}" for _ in range(args.samples)]
         )
-        results.update(_time_selection(client, snapshot, rng, args.samples))
+        selection, first_selection = _time_selection(client, snapshot, rng, args.samples)
+        results.update(selection)
         largest = max(sizes)
         print(f"server time at {snapshot.node_count} nodes, {args.samples} requests each:")
         for name, (p50, p95) in results.items():
             print(f"  {name:<24} p50 {p50:6.1f} ms   p95 {p95:6.1f} ms")
-        worst = max(p95 for _, p95 in results.values())
-        site = max(results["site search page"][1], results["site search API"][1])
-        print(f"BUDGET site search p95 {site:.1f} ms (≤ 50 ms at 100,000 nodes): {'OK' if site <= 50 else 'OVER'}")
-        ok = ingest_seconds[largest] <= 10 and worst <= 100
-        print(
-            f"BUDGET ingest {largest} nodes {ingest_seconds[largest]:.2f} s (≤ 10 s); worst p95 {worst:.1f} ms "
-            f"(≤ 100 ms): {'OK' if ok else 'OVER BUDGET'}"
-        )
+        ingest = ingest_seconds[largest]
+        if largest >= 100_000:  # docs/architecture.md's budgets at 100,000 nodes
+            budgeted = [
+                "node page", "lineage ±2 hops (API)", "search page", "search API", "site search page",
+                "site search API", "select API",
+            ]  # fmt: skip
+            worst = max(results[name][1] for name in budgeted)
+            ok = ingest <= 15 and worst <= 50 and first_selection <= 1000
+            print(
+                f"BUDGET {largest} nodes: ingest {ingest:.2f} s (≤ 15 s); worst p95 of node page, lineage, searches "
+                f"and select {worst:.1f} ms (≤ 50 ms); first selection {first_selection:.0f} ms (≤ 1 s): "
+                f"{'OK' if ok else 'OVER BUDGET'}"
+            )
+        else:
+            worst = max(p95 for _, p95 in results.values())
+            ok = ingest <= 10 and worst <= 100
+            print(
+                f"BUDGET ingest {largest} nodes {ingest:.2f} s (≤ 10 s); worst p95 {worst:.1f} ms "
+                f"(≤ 100 ms): {'OK' if ok else 'OVER BUDGET'}"
+            )
     finally:
         connection.creation.destroy_test_db(test_db, verbosity=0)
 
