@@ -10,7 +10,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
@@ -156,6 +156,22 @@ class DbtNode:
         """The manifest section that holds it ("nodes", "sources", …)."""
         return _SECTION_OF.get(self.resource_type, "nodes")
 
+    @classmethod
+    def unchecked(cls, values: dict[str, Any]) -> DbtNode:
+        """A node of these fields, taken as they are (of the right types, e.g. stored rows), the
+        others at their defaults: a third of the constructor's time, for a snapshot's 100,000."""
+        node = object.__new__(cls)
+        object.__setattr__(node, "__dict__", {**_NODE_DEFAULTS, **values})
+        return node
+
+
+# What DbtNode.unchecked leaves out (a mapping: read-only, shared).
+_NODE_DEFAULTS: dict[str, Any] = {
+    f.name: _NOTHING if f.default_factory is dict else f.default
+    for f in fields(DbtNode)
+    if f.default is not MISSING or f.default_factory is dict
+}
+
 
 @dataclass(frozen=True, eq=False)  # compared (and cached) by identity: one parse, one object
 class Manifest:
@@ -179,15 +195,22 @@ class Manifest:
     children: Mapping[str, tuple[str, ...]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        parents: dict[str, list[str]] = {uid: [] for uid in self.nodes}
-        children: dict[str, list[str]] = {uid: [] for uid in self.nodes}
+        nodes = dict(self.nodes)
+        parents: dict[str, list[str]] = {}  # only nodes with any (the others: one shared empty tuple)
+        children: dict[str, list[str]] = {}
         for parent, child in self.edges:
-            if parent in children and child in parents:
-                parents[child].append(parent)
-                children[parent].append(child)
-        object.__setattr__(self, "nodes", MappingProxyType(dict(self.nodes)))
-        object.__setattr__(self, "parents", MappingProxyType({k: tuple(v) for k, v in parents.items()}))
-        object.__setattr__(self, "children", MappingProxyType({k: tuple(v) for k, v in children.items()}))
+            if parent in nodes and child in nodes:
+                if child in parents:
+                    parents[child].append(parent)
+                else:
+                    parents[child] = [parent]
+                if parent in children:
+                    children[parent].append(child)
+                else:
+                    children[parent] = [child]
+        object.__setattr__(self, "nodes", MappingProxyType(nodes))
+        object.__setattr__(self, "parents", MappingProxyType({uid: tuple(parents.get(uid, ())) for uid in nodes}))
+        object.__setattr__(self, "children", MappingProxyType({uid: tuple(children.get(uid, ())) for uid in nodes}))
 
     @classmethod
     def from_nodes(cls, nodes: Iterable[DbtNode], **metadata: Any) -> Manifest:
