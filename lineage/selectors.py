@@ -10,7 +10,7 @@ from functools import lru_cache
 from django.db import connection
 
 from dbtlib.manifest import DbtNode, Manifest, ResourceType
-from dbtlib.selectors import gc_paused, select_in_manifest
+from dbtlib.selectors import gc_paused, prepare, select_in_manifest
 from kernel.errors import dbt_input_refused
 from lineage.models import Edge, Node, Snapshot
 
@@ -22,17 +22,19 @@ _FIELDS = (
 
 @lru_cache(maxsize=8)
 def snapshot_manifest(snapshot_id: int) -> Manifest:
-    """What selection reads of a snapshot, built once: two plain queries read as tuples (no
-    model instances, no per-row converters), each distinct config parsed once, nodes made
-    with only the fields selection reads (no code, docs, columns, nor depends_on: the graph
-    is the manifest's parents and children), the garbage collector held off meanwhile.
-    100,000 nodes: about 0.5 s, with the engine's index (dbtlib.selectors) built after it."""
+    """What selection reads of a snapshot, built once, with the engine's index
+    (dbtlib.selectors): two plain queries read as tuples (no model instances, no per-row
+    converters), each distinct config parsed once, nodes made with only the fields selection
+    reads (no code, docs, columns, nor depends_on: the graph is the manifest's edges), the
+    garbage collector held off meanwhile and kept off it afterwards. 100,000 nodes: about
+    1 s, of which 0.5 s reading them."""
     snapshot = Snapshot.objects.only("manifest_schema_version", "project").get(pk=snapshot_id)
-    with gc_paused(), connection.cursor() as cursor:
+    with gc_paused(freeze=True), connection.cursor() as cursor:
         cursor.execute(f"SELECT parent, child FROM {Edge._meta.db_table} WHERE snapshot_id = %s", [snapshot_id])
         edges = cursor.fetchall()
         cursor.execute(
-            f"SELECT {', '.join(_FIELDS)} FROM {Node._meta.db_table} WHERE snapshot_id = %s AND resource_type <> %s",
+            f"SELECT {', '.join(_FIELDS)} FROM {Node._meta.db_table} WHERE snapshot_id = %s AND resource_type <> %s"
+            ' ORDER BY unique_id COLLATE "C"',  # in Python's order: in memory as the engine's index reads them
             [snapshot_id, ResourceType.GROUP.value],  # dbt selects no group
         )
         rows = cursor.fetchall()
@@ -56,12 +58,14 @@ def snapshot_manifest(snapshot_id: int) -> Manifest:
                     "source_name": fqn[-2] if resource_type == ResourceType.SOURCE and len(fqn) > 1 else "",
                 }
             )
-        return Manifest(
+        manifest = Manifest(
             nodes=nodes,
             edges=tuple(edges),
             schema_version=snapshot.manifest_schema_version,
             project_name=snapshot.project,
         )
+        prepare(manifest)
+    return manifest
 
 
 class Selection(list[str]):
@@ -89,5 +93,6 @@ def _selection(snapshot_id: int, select: str, exclude: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=8)
 def _plain_ids(snapshot_id: int) -> bool:
+    """Whether no unique_id of the snapshot needs escaping in JSON."""
     ids = "".join(snapshot_manifest(snapshot_id).nodes)
     return ids.isascii() and ids.isprintable() and '"' not in ids and "\\" not in ids
