@@ -252,6 +252,7 @@ class _Index:
         for test in chain.from_iterable(kinds.get(kind, ()) for kind in TEST_TYPES):
             for parent in parents[test]:
                 tests_of[parent].append(test)
+        self._matching: dict[tuple[str, str], int] = {}
 
     @cached_property
     def by_tag(self) -> dict[str, list[int]]:
@@ -274,6 +275,18 @@ class _Index:
             elif node.test_name:
                 by_name[node.test_name].append(test)
         return by_name
+
+    def matching(self, method: str, value: str) -> int:
+        """The nodes of a tag (method "tag") or tests of a test name ("test_name") that fnmatch
+        matches with `value`, kept for the next selection of it (of the last 256 values)."""
+        if (method, value) not in self._matching:
+            by_key = self.by_tag if method == "tag" else self.by_test_name
+            keys = [value] if not any(ch in value for ch in _GLOB_CHARS) else list(by_key)
+            if len(self._matching) >= 256:
+                self._matching.clear()
+            found = chain.from_iterable(by_key.get(key, ()) for key in keys if fnmatch(key, value))
+            self._matching[method, value] = self.mask(found)
+        return self._matching[method, value]
 
     def _positions(self, kind: str) -> Iterator[int]:
         return self.pick(range(self.size), self.by_type.get(kind, 0))
@@ -627,10 +640,8 @@ def _select_criterion(manifest: Manifest, c: Criterion, state: Manifest | None) 
         selected = index.of(_path_search(manifest, c.value))
     elif c.method == "fqn":
         selected = index.of(_fqn_search(manifest, c.value))
-    elif c.method in ("tag", "test_name"):  # read from the index: the tags, test names that match
-        by_key = index.by_tag if c.method == "tag" else index.by_test_name
-        keys = [c.value] if not any(ch in c.value for ch in _GLOB_CHARS) else list(by_key)
-        selected = index.mask(chain.from_iterable(by_key.get(key, ()) for key in keys if fnmatch(key, c.value)))
+    elif c.method in ("tag", "test_name"):
+        selected = index.matching(c.method, c.value)
     else:
         selected = index.of(uid for uid, node in manifest.nodes.items() if _match(manifest, c, node))
     collected = selected

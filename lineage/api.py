@@ -6,7 +6,6 @@ from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 from django.http import Http404
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import ValidationError
@@ -488,17 +487,18 @@ def _plus_read_as_space(request: Request, name: str) -> bool:
 
 
 def _snapshot_id(project: str, chosen: str | None) -> int:
-    """snapshot_for(project, chosen).pk, with its 404s, reading the id alone: the select API
-    needs nothing else of the row (whose folder summary takes 15 ms to read at 100,000 nodes)."""
-    snapshots = Snapshot.objects.of_project(_project(project)).only("pk")
-    if chosen:
-        return get_object_or_404(snapshots, pk=int(chosen)).pk
-    return (snapshots.current().first() or snapshot_for(project, None)).pk  # without one: snapshot_for's 404
+    """snapshot_for(project, chosen).pk, reading the id alone: the select API needs nothing
+    else of the row (whose folder summary takes 15 ms to read at 100,000 nodes). Without
+    one, snapshot_for's 404 (no such project, or snapshot)."""
+    snapshots = Snapshot.objects.of_project(project).only("pk")
+    found = snapshots.filter(pk=int(chosen)) if chosen else snapshots.current()
+    snapshot = found.first() or snapshot_for(_project(project), chosen)
+    return snapshot.pk
 
 
 class SelectionRenderer(JSONRenderer):
     """DRF's JSON, with a selection's unique_ids written at once when none needs escaping (as
-    lineage.selectors.Selection tells): the same bytes, 87,000 ids in 2 ms against 25 ms."""
+    lineage.selectors.Selection tells): the same bytes, 87,000 ids in 7 ms against 25 ms."""
 
     def render(
         self, data: Any, accepted_media_type: str | None = None, renderer_context: Mapping[str, Any] | None = None
