@@ -613,13 +613,20 @@ def _match(manifest: Manifest, c: Criterion, node: DbtNode) -> bool:  # noqa: PL
 
 def _reach(index: _Index, adjacency: list[list[int]], start: int, depth: int | None) -> int:
     """Nodes reachable from `start` in at most `depth` hops (any number when None)."""
-    reached = 0
+    return _walk(index, adjacency, start, depth)[0]
+
+
+def _walk(index: _Index, adjacency: list[list[int]], start: int, depth: int | None) -> tuple[int, int]:
+    """_reach's nodes, and those it stepped from (all of whose adjacent nodes are among
+    `start` and them)."""
+    reached = stepped = 0
     frontier, hops = start, 0
     while frontier and (depth is None or hops < depth):
+        stepped |= frontier
         frontier = index.adjacent(adjacency, frontier) & ~reached
         reached |= frontier
         hops += 1
-    return reached
+    return reached, stepped
 
 
 def _union_of(groups: Mapping[str, Iterable[str]], keys: Iterable[str]) -> set[str]:
@@ -645,18 +652,22 @@ def _select_criterion(manifest: Manifest, c: Criterion, state: Manifest | None) 
     else:
         selected = index.of(uid for uid, node in manifest.nodes.items() if _match(manifest, c, node))
     collected = selected
+    covered = 0  # collected nodes whose children all are: so are their tests
     if c.childrens_parents:
-        family = selected | _reach(index, index.children, selected, None)
+        below, covered = _walk(index, index.children, selected, None)
+        family = selected | below
         collected |= family | _reach(index, index.parents, family, None)
     if c.parents:
         collected |= _reach(index, index.parents, selected, c.parents_depth)
     if c.children:
-        collected |= _reach(index, index.children, selected, c.children_depth)
+        below, stepped = _walk(index, index.children, selected, c.children_depth)
+        collected |= below
+        covered |= stepped
     if c.indirect_selection == "empty":
         return collected, 0
-    tests = index.adjacent(index.tests_of, collected)
     if c.indirect_selection == "eager":
-        return collected | tests, 0
+        return collected | index.adjacent(index.tests_of, collected & ~covered), 0
+    tests = index.adjacent(index.tests_of, collected)
     enough = collected
     if c.indirect_selection == "buildable":
         enough = collected | _reach(index, index.parents, collected, None) | index.by_type.get(ResourceType.SOURCE, 0)
