@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 from django.http import Http404
@@ -8,6 +10,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -26,7 +29,7 @@ from lineage.graph import neighbourhood
 from lineage.models import Edge, GitProject, Node, NodeStatus, Snapshot, SourceFreshness
 from lineage.node_search import project_nodes
 from lineage.objects import group_members, other_versions
-from lineage.selectors import select_in_snapshot
+from lineage.selectors import Selection, select_in_snapshot
 from lineage.services import check_upload_size, ingest_upload, project_exists, project_names
 from lineage.views import hops_param, snapshot_for
 
@@ -208,10 +211,14 @@ def _project(name: str) -> str:
 
 
 def _snapshot(request: Request, project: str) -> Snapshot:
+    return snapshot_for(_project(project), _snapshot_param(request))
+
+
+def _snapshot_param(request: Request) -> str | None:
     value = request.query_params.get("snapshot")
     if value and not value.isdigit():
         raise ValidationError({"snapshot": ["Must be a snapshot id (a whole number)."]})
-    return snapshot_for(_project(project), value)
+    return value
 
 
 def _project_answer(request: Request, name: str, snapshot: Snapshot | None, git: GitProject | None) -> dict:
@@ -480,11 +487,38 @@ def _plus_read_as_space(request: Request, name: str) -> bool:
     return False
 
 
+def _snapshot_id(project: str, chosen: str | None) -> int:
+    """snapshot_for(project, chosen).pk, reading the id alone: the select API needs nothing
+    else of the row (whose folder summary takes 15 ms to read at 100,000 nodes). Without
+    one, snapshot_for's 404 (no such project, or snapshot)."""
+    snapshots = Snapshot.objects.of_project(project).only("pk")
+    found = snapshots.filter(pk=int(chosen)) if chosen else snapshots.current()
+    snapshot = found.first() or snapshot_for(_project(project), chosen)
+    return snapshot.pk
+
+
+class SelectionRenderer(JSONRenderer):
+    """DRF's JSON, with a selection's unique_ids written at once when none needs escaping (as
+    lineage.selectors.Selection tells): the same bytes, 87,000 ids in 7 ms against 25 ms."""
+
+    def render(
+        self, data: Any, accepted_media_type: str | None = None, renderer_context: Mapping[str, Any] | None = None
+    ) -> bytes:
+        ids = data.get("nodes") if isinstance(data, dict) else None
+        if isinstance(ids, Selection) and ids.plain and ids and list(data)[-1] == "nodes":
+            head = super().render({**data, "nodes": []}, accepted_media_type, renderer_context)
+            if head.endswith(b"[]}"):  # not indented: the ids go between the brackets
+                between = '","' if self.compact else '", "'
+                return b'%s["%s"]}' % (head[:-3], between.join(ids).encode())
+        return super().render(data, accepted_media_type, renderer_context)
+
+
 class SelectView(APIView):
     """The unique_ids `dbt ls --select … --exclude …` would list: GET with ?select=[&exclude=],
     or POST the selectors as JSON (no URL encoding to get wrong)."""
 
     permission_classes = READ
+    renderer_classes = [SelectionRenderer, BrowsableAPIRenderer]
 
     @extend_schema(
         parameters=[
@@ -503,7 +537,7 @@ class SelectView(APIView):
         responses=SELECT_RESPONSE,
     )
     def get(self, request: Request, project: str) -> Response:
-        snapshot = _snapshot(request, project)
+        snapshot = _snapshot_id(project, _snapshot_param(request))
         for name in ("select", "exclude"):
             if _plus_read_as_space(request, name):
                 raise RequestError(
@@ -523,12 +557,12 @@ class SelectView(APIView):
         body = SelectRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         chosen = body.validated_data.get("snapshot")
-        snapshot = snapshot_for(_project(project), str(chosen) if chosen else None)
+        snapshot = _snapshot_id(project, str(chosen) if chosen else None)
         return self._selection(snapshot, body.validated_data["select"], body.validated_data["exclude"])
 
-    def _selection(self, snapshot: Snapshot, text: str, exclude: str) -> Response:
-        selected = select_in_snapshot(snapshot.pk, text, exclude)
-        return Response({"snapshot": snapshot.pk, "select": text, "count": len(selected), "nodes": selected})
+    def _selection(self, snapshot: int, text: str, exclude: str) -> Response:
+        selected = select_in_snapshot(snapshot, text, exclude)
+        return Response({"snapshot": snapshot, "select": text, "count": len(selected), "nodes": selected})
 
 
 MAX_HISTORY = 100

@@ -50,6 +50,16 @@ def test_lineage_returns_nodes_and_edges(api_client, viewer, snapshot):
     assert bad.status_code == 400 and bad.json()["field"] == "up"
 
 
+def test_select_answer_is_plain_json_or_indented_on_request(api_client, viewer, snapshot):
+    api_client.force_authenticate(viewer)
+    plain = api_client.get(f"{API}/select/", {"select": "+fct_users"})
+    data = plain.json()
+    assert data["count"] == len(data["nodes"]) > 2
+    assert plain.content == json.dumps(data, separators=(",", ":")).encode()
+    indented = api_client.get(f"{API}/select/", {"select": "+fct_users"}, HTTP_ACCEPT="application/json; indent=2")
+    assert indented.content == json.dumps(data, indent=2).encode()
+
+
 def test_select_answers_and_bad_selector_is_400(api_client, viewer, snapshot):
     api_client.force_authenticate(viewer)
     data = api_client.get(f"{API}/select/", {"select": "+fct_users,resource_type:model"}).json()
