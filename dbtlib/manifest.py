@@ -376,6 +376,10 @@ def _docs(raw: Any) -> dict[str, str]:
     return docs
 
 
+_IS_STR = str.__instancecheck__  # isinstance(value, str), as map() calls it in C
+_TEXT_OR_NOTHING = {str, type(None)}
+
+
 def _text(raw: Mapping[str, Any], key: str, where: str) -> str:
     """A scalar field as text ("" when missing); ManifestError naming it otherwise."""
     value = raw.get(key)
@@ -392,6 +396,8 @@ def _texts(raw: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
     value = raw.get(key)
     if value is None:
         return ()
+    if type(value) is list and all(map(_IS_STR, value)):  # nearly every call, checked in C
+        return tuple(value)
     if not isinstance(value, list) or not all(isinstance(v, str | int | float) for v in value):
         raise ManifestError(f"{where}: {key} must be a list of strings, not {_kind(value)}.")
     return tuple(str(v) for v in value)
@@ -410,6 +416,11 @@ def _columns(raw: Any, where: str) -> tuple[Column, ...]:
         raise ManifestError(f"{where}: columns must be an object keyed by column name, not {_kind(raw)}.")
     columns = []
     for name, col in raw.items():
+        if type(col) is dict:  # the common case, without naming the column for an error
+            text, description, data_type = col.get("name"), col.get("description"), col.get("data_type")
+            if {type(text), type(description), type(data_type)} <= _TEXT_OR_NOTHING:
+                columns.append(Column(text or str(name), description or "", data_type or ""))
+                continue
         col = {} if col is None else col
         if not isinstance(col, dict):
             raise ManifestError(f"{where}: columns[{name!r}] must be an object, not {_kind(col)}.")
