@@ -176,6 +176,9 @@ def _prune_old_snapshots(project: str) -> list[int]:
     return old
 
 
+# The manifest, its rows: millions of objects that stay alive to the end, which the garbage
+# collector would walk again and again; what is let go is freed as ever.
+@gc_paused()
 def ingest_manifest(
     project: str,
     manifest: Manifest | Path,
@@ -199,8 +202,7 @@ def ingest_manifest(
         if len(value) > limit:
             raise ManifestError(f"metadata.{field} is longer than {limit} characters.")
     try:
-        with gc_paused():  # its rows stay alive until the commit: nothing for the collector to free
-            snapshot = _store(project, parsed, catalog, run_id=run_id, actor=actor, source=source)
+        snapshot = _store(project, parsed, catalog, run_id=run_id, actor=actor, source=source)
     except (DataError, UnicodeEncodeError) as exc:  # what _checked_values did not foresee: still the file's fault
         raise ManifestError(f"PostgreSQL refused a value of the manifest: {str(exc).splitlines()[0]}") from None
     schedule_column_lineage(snapshot)  # its own step, in a queue worker, once the snapshot is live
@@ -353,6 +355,7 @@ def _parsed_upload(field: str, upload: UploadedFile) -> dict[str, Any]:
         raise RequestError(str(exc), field=field) from None
 
 
+@gc_paused()  # as ingest_manifest, from the parse of the upload on
 def ingest_upload(
     project: str, manifest: UploadedFile, catalog: UploadedFile | None, *, actor: Any, source: str
 ) -> Snapshot:
