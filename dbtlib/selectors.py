@@ -12,13 +12,11 @@ compares with a second manifest (dbt's --state; dbtlib/state.py) and is refused 
 
 from __future__ import annotations
 
-import gc
 import re
 import sys
 from bisect import bisect_left
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from fnmatch import translate
 from functools import cached_property, lru_cache, reduce
@@ -28,7 +26,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from dbtlib.errors import DbtSelectorError
-from dbtlib.manifest import LS_RESOURCE_TYPES, TEST_TYPES, DbtNode, Manifest, ResourceType
+from dbtlib.manifest import LS_RESOURCE_TYPES, TEST_TYPES, DbtNode, Manifest, ResourceType, gc_paused
 from dbtlib.state import STATE_VALUES, state_search
 
 MAX_SELECTOR_LENGTH = 2000
@@ -412,24 +410,6 @@ def _index(manifest: Manifest) -> _Index:
 def prepare(manifest: Manifest) -> None:
     """Build the manifest's selection index now (else its first selection does)."""
     _index(manifest)
-
-
-@contextmanager
-def gc_paused(freeze: bool = False) -> Iterator[None]:
-    """The garbage collector held off while a large structure is built: its collections would
-    walk the growing structure again and again (the build takes up to twice as long). With
-    `freeze`, for what lives as long as the process, everything is then frozen (gc.freeze):
-    the collector never walks it again, neither once, as it would all that is new, nor at each
-    full collection; cyclic garbage already there then stays too."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if freeze:
-            gc.freeze()
-        if enabled:
-            gc.enable()
 
 
 def _fqn_is_selected(fqn: tuple[str, ...], flat: tuple[str, ...], selector: str, versioned: bool) -> bool:

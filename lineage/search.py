@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection
 
@@ -30,54 +32,78 @@ _TERM = SearchTerm._meta.db_table
 _SNAPSHOT = Snapshot._meta.db_table
 _TESTS = [str(t) for t in TEST_TYPES]
 _DOC_INDEX = "lineage_searchterm_doc_gin"
+_TAG, _TAGGED, _COLUMN, _DESCRIPTION = (
+    f.value for f in (SearchField.TAG, SearchField.TAGGED, SearchField.COLUMN, SearchField.DESCRIPTION)
+)
 
 
-def index_current(snapshot_id: int, previous_id: int | None) -> None:
-    """Index snapshot `snapshot_id` (just made current) and drop `previous_id`'s rows: four
-    INSERT … SELECTs over its nodes, in the ingest's transaction."""
+def index_current(snapshot_id: int, previous_id: int | None, nodes: Iterable[tuple[int, dict[str, Any]]]) -> None:
+    """Index snapshot `snapshot_id` (just made current) and drop `previous_id`'s rows: one COPY
+    per table from its nodes as stored (each its id and its lineage.manifest.node_rows row), in
+    the ingest's transaction. Names, tags and column names in lower case as words_query and the
+    find_* functions make a search's text; a description as the words words_query makes of it."""
+    nodes = list(nodes)
     with connection.cursor() as cursor:
         if previous_id is not None:
             cursor.execute(f"DELETE FROM {_NAME} WHERE snapshot_id = %s", [previous_id])
             cursor.execute(f"DELETE FROM {_TERM} WHERE snapshot_id = %s", [previous_id])
-        cursor.execute(INDEX_NAMES, [_TESTS, snapshot_id])
-        cursor.execute(INDEX_TAGS, [snapshot_id])
-        cursor.execute(INDEX_TAGGED, [snapshot_id])
-        cursor.execute(INDEX_COLUMNS, [snapshot_id])
-        cursor.execute(INDEX_DESCRIPTIONS, [snapshot_id])
+        with cursor.cursor.copy(f"COPY {_NAME} (node_id, snapshot_id, name, is_test) FROM STDIN") as copy:
+            for node_id, row in nodes:
+                copy.write_row((node_id, snapshot_id, row["name"].lower(), row["resource_type"] in _TESTS))
+        columns = f"COPY {_TERM} (snapshot_id, node_id, field, term, node_name, document) FROM STDIN"
+        with cursor.cursor.copy(columns) as copy:
+            for tag in dict.fromkeys(tag for _, row in nodes for tag in row["tags"]):
+                copy.write_row((snapshot_id, None, _TAG, tag.lower(), tag, None))
+            for node_id, row in nodes:
+                for tag in dict.fromkeys(tag.lower() for tag in row["tags"]):
+                    copy.write_row((snapshot_id, node_id, _TAGGED, tag, row["name"].lower(), None))
+            for node_id, row in nodes:
+                for name in dict.fromkeys(col["name"].lower() for col in row["columns"] if col["name"]):
+                    copy.write_row((snapshot_id, node_id, _COLUMN, name, row["name"].lower(), None))
+            for node_id, row in nodes:
+                if document := _document(row):
+                    copy.write_row((snapshot_id, node_id, _DESCRIPTION, "", row["name"].lower(), document))
         # Merge the GIN index's pending list now: left for autovacuum, every description
         # search scans it (2–3 ms at 100,000 nodes).
         cursor.execute("SELECT gin_clean_pending_list(%s::regclass)", [_DOC_INDEX])
         cursor.execute(f"ANALYZE {_NAME}, {_TERM}")
 
 
-# Kept as plain SQL: migration 0008 runs the same statements over the current snapshots.
-INDEX_NAMES = f"""
-    INSERT INTO {_NAME} (node_id, snapshot_id, name, is_test)
-    SELECT id, snapshot_id, lower(name), resource_type = ANY(%s) FROM {_NODE} WHERE snapshot_id = %s"""
-INDEX_TAGS = f"""
-    INSERT INTO {_TERM} (snapshot_id, node_id, field, term, node_name)
-    SELECT DISTINCT snapshot_id, NULL::bigint, {SearchField.TAG.value}, lower(tag), tag
-    FROM {_NODE}, unnest(tags) AS tag WHERE snapshot_id = %s"""
-INDEX_TAGGED = f"""
-    INSERT INTO {_TERM} (snapshot_id, node_id, field, term, node_name)
-    SELECT DISTINCT snapshot_id, id, {SearchField.TAGGED.value}, lower(tag), lower(name)
-    FROM {_NODE}, unnest(tags) AS tag WHERE snapshot_id = %s"""
-INDEX_COLUMNS = f"""
-    INSERT INTO {_TERM} (snapshot_id, node_id, field, term, node_name)
-    SELECT DISTINCT snapshot_id, id, {SearchField.COLUMN.value}, lower(col->>'name'), lower(name)
-    FROM {_NODE}, jsonb_array_elements(CASE WHEN jsonb_typeof(columns) = 'array' THEN columns ELSE '[]' END) AS col
-    WHERE snapshot_id = %s AND coalesce(col->>'name', '') <> ''"""
-INDEX_DESCRIPTIONS = f"""
-    INSERT INTO {_TERM} (snapshot_id, node_id, field, term, node_name, document)
-    SELECT snapshot_id, id, {SearchField.DESCRIPTION.value}, '', lower(name), to_tsvector('simple', doc)
-    FROM (
-        SELECT snapshot_id, id, name, description || ' ' || coalesce(
-            (SELECT string_agg(col->>'description', ' ') FROM jsonb_array_elements(
-                CASE WHEN jsonb_typeof(columns) = 'array' THEN columns ELSE '[]'::jsonb END) AS col), ''
-        ) AS doc
-        FROM {_NODE} WHERE snapshot_id = %s
-    ) AS described
-    WHERE doc ~ '\\w'"""
+_WORD = re.compile(r"[^\W_]+")
+_ASCII_WORDS = bytes(c if chr(c).isascii() and chr(c).isalnum() else ord(" ") for c in range(256))  # the rest: spaces
+# PostgreSQL's limits: a lexeme of at most 2046 bytes (to_tsvector leaves longer words out),
+# a tsvector's lexemes under 1 MB in all. A character is at most 4 bytes.
+_MAX_LEXEME = 2046
+_MAX_DOCUMENT = (1 << 20) - 1
+
+
+def _document(row: dict[str, Any]) -> str:
+    """A node's description and its columns' as a tsvector literal: its distinct words, as
+    words_query makes them of a search ("" when it has none; a huge one: its first words up to
+    PostgreSQL's limits). A word holds neither a quote nor a backslash: quoted as it is."""
+    text = " ".join([row["description"], *(col["description"] for col in row["columns"])]).lower()
+    if text.isascii():  # the same words, 3 times as fast
+        words = list(dict.fromkeys(text.encode().translate(_ASCII_WORDS).decode().split()))
+    else:
+        words = list(dict.fromkeys(_WORD.findall(text)))
+    if len(text) > _MAX_LEXEME // 4 and (
+        len(text) > _MAX_DOCUMENT // 4 or max(map(len, words), default=0) > _MAX_LEXEME // 4
+    ):
+        words = _within_limits(words)
+    return "'" + "' '".join(words) + "'" if words else ""
+
+
+def _within_limits(words: list[str]) -> list[str]:
+    kept, size = [], 0
+    for word in words:
+        length = len(word.encode())
+        if length > _MAX_LEXEME:
+            continue
+        size += length
+        if size > _MAX_DOCUMENT:
+            break
+        kept.append(word)
+    return kept
 
 
 @dataclass(frozen=True)
@@ -100,7 +126,7 @@ def like_escape(text: str) -> str:
 
 def words_query(text: str) -> str:
     """A tsquery matching every word of `text` as a word prefix ('' when it has no word)."""
-    words = re.findall(r"[^\W_]+", text.lower())[:MAX_WORDS]
+    words = _WORD.findall(text.lower())[:MAX_WORDS]
     return " & ".join(f"{word}:*" for word in words)
 
 

@@ -9,8 +9,8 @@ from functools import lru_cache
 
 from django.db import connection
 
-from dbtlib.manifest import DbtNode, Manifest, ResourceType
-from dbtlib.selectors import gc_paused, prepare, select_in_manifest
+from dbtlib.manifest import DbtNode, Manifest, ResourceType, gc_paused
+from dbtlib.selectors import prepare, select_in_manifest
 from kernel.errors import dbt_input_refused
 from lineage.models import Edge, Node, Snapshot
 

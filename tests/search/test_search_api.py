@@ -148,3 +148,19 @@ def test_bad_parameters_are_400_naming_the_field(api_client, viewer, params, fie
 def test_an_empty_search_finds_nothing(api_client, viewer, shop):
     assert _search(api_client, viewer, q="  ") == []
     assert _search(api_client, viewer, q="zzz_nothing") == []
+
+
+def test_a_huge_description_is_found_by_its_words(api_client, viewer, db):
+    # More distinct words than PostgreSQL keeps in a tsvector (1 MB), and one longer than a
+    # lexeme may be (2 KB): the ingest keeps the words that fit, from the first.
+    words = " ".join(f"w{i:07d}" for i in range(150_000))
+    ingest_shop([_node("ledger", description=f"{'x' * 3000} {words}"), _node("orders")])
+    assert [r["name"] for r in _search(api_client, viewer, q="w0000042", kind="node")] == ["ledger"]
+    assert _search(api_client, viewer, q="x" * 100, kind="node") == []
+
+
+def test_a_tag_with_quotes_and_backslashes_is_found_as_written(api_client, viewer, db):
+    tag = 'Fi"n\\ance {q1}, x'
+    ingest_shop([_node("orders", tags=[tag, "pii"])])
+    assert [r["name"] for r in _search(api_client, viewer, q='fi"n\\', kind="tag")] == [tag]
+    assert [r["name"] for r in _search(api_client, viewer, q=tag, kind="node")] == ["orders"]

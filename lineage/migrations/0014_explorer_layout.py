@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("lineage", "0012_search_index_without_foreign_keys"),
+        ("lineage", "0013_nodes_edges_without_foreign_keys"),
     ]
 
     operations = [
