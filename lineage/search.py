@@ -50,23 +50,33 @@ def index_current(snapshot_id: int, previous_id: int | None, nodes: Iterable[tup
         with cursor.cursor.copy(f"COPY {_NAME} (node_id, snapshot_id, name, is_test) FROM STDIN") as copy:
             for node_id, row in nodes:
                 copy.write_row((node_id, snapshot_id, row["name"].lower(), row["resource_type"] in _TESTS))
-        columns = f"COPY {_TERM} (snapshot_id, node_id, field, term, node_name, document) FROM STDIN"
+        columns = f"COPY {_TERM} (snapshot_id, node_id, field, term, node_name, document, nodes) FROM STDIN"
         with cursor.cursor.copy(columns) as copy:
             for tag in dict.fromkeys(tag for _, row in nodes for tag in row["tags"]):
-                copy.write_row((snapshot_id, None, _TAG, tag.lower(), tag, None))
+                copy.write_row((snapshot_id, None, _TAG, tag.lower(), tag, None, None))
             for node_id, row in nodes:
                 for tag in dict.fromkeys(tag.lower() for tag in row["tags"]):
-                    copy.write_row((snapshot_id, node_id, _TAGGED, tag, row["name"].lower(), None))
-            for node_id, row in nodes:
-                for name in dict.fromkeys(col["name"].lower() for col in row["columns"] if col["name"]):
-                    copy.write_row((snapshot_id, node_id, _COLUMN, name, row["name"].lower(), None))
+                    copy.write_row((snapshot_id, node_id, _TAGGED, tag, row["name"].lower(), None, None))
+            for term, found in _column_nodes(nodes).items():
+                copy.write_row((snapshot_id, None, _COLUMN, term, "", None, found))
             for node_id, row in nodes:
                 if document := _document(row):
-                    copy.write_row((snapshot_id, node_id, _DESCRIPTION, "", row["name"].lower(), document))
+                    copy.write_row((snapshot_id, node_id, _DESCRIPTION, "", row["name"].lower(), document, None))
         # Merge the GIN index's pending list now: left for autovacuum, every description
         # search scans it (2–3 ms at 100,000 nodes).
         cursor.execute("SELECT gin_clean_pending_list(%s::regclass)", [_DOC_INDEX])
         cursor.execute(f"ANALYZE {_NAME}, {_TERM}")
+
+
+def _column_nodes(nodes: list[tuple[int, dict[str, Any]]]) -> dict[str, list[int]]:
+    """Each column name (lower case) → the nodes that have it, by name (lower case, as the C
+    collation orders it)."""
+    columns: dict[str, list[tuple[str, int]]] = {}
+    for node_id, row in nodes:
+        name = row["name"].lower()
+        for term in dict.fromkeys(col["name"].lower() for col in row["columns"] if col["name"]):
+            columns.setdefault(term, []).append((name, node_id))
+    return {term: [node_id for _, node_id in sorted(found)] for term, found in columns.items()}
 
 
 _WORD = re.compile(r"[^\W_]+")
@@ -232,14 +242,15 @@ def find_columns(text: str, limit: int) -> list[Hit]:
         SELECT t.term, {_NODE_FIELDS}, (
             SELECT col FROM jsonb_array_elements(n.columns) AS col WHERE lower(col->>'name') = t.term LIMIT 1
         ) FROM (
-            (SELECT node_id, snapshot_id, term, node_name, 0 AS exact FROM {_TERM}
-             WHERE field = {SearchField.COLUMN.value} AND term = %(q)s ORDER BY node_name LIMIT %(limit)s)
+            (SELECT snapshot_id, term, nodes, 0 AS exact FROM {_TERM}
+             WHERE field = {SearchField.COLUMN.value} AND term = %(q)s)
             UNION ALL
-            (SELECT node_id, snapshot_id, term, node_name, 1 FROM {_TERM}
+            (SELECT snapshot_id, term, nodes, 1 FROM {_TERM}
              WHERE field = {SearchField.COLUMN.value} AND term LIKE %(prefix)s AND term > %(q)s
-             ORDER BY term, node_name LIMIT %(limit)s)
-        ) AS t JOIN {_NODE} n ON n.id = t.node_id JOIN {_SNAPSHOT} sn ON sn.id = t.snapshot_id
-        ORDER BY t.exact, t.term, t.node_name, sn.project LIMIT %(limit)s""",
+             ORDER BY term LIMIT %(limit)s)
+        ) AS t CROSS JOIN LATERAL unnest(t.nodes[1:%(limit)s]) WITH ORDINALITY AS u(node_id, place)
+        JOIN {_NODE} n ON n.id = u.node_id JOIN {_SNAPSHOT} sn ON sn.id = t.snapshot_id
+        ORDER BY t.exact, t.term, lower(n.name) COLLATE "C", u.place, sn.project LIMIT %(limit)s""",
         {"q": q, "prefix": like_escape(q) + "%", "limit": limit},
     )
     hits = []
