@@ -234,10 +234,15 @@ class _Index:
         self.children: list[list[int]] = [[] for _ in self.order]
         parents, children = self.parents, self.children
         ends = zip(*manifest.edges, strict=True) if manifest.edges else ((), ())
-        for parent, child in zip(*(map(self.position.get, column) for column in ends), strict=True):
-            if parent is not None and child is not None:
-                parents[child].append(parent)
-                children[parent].append(child)
+        up: list[Any]  # positions, None for an end that is not a node here
+        down: list[Any]
+        up, down = (list(map(self.position.get, column)) for column in ends)
+        if None in up or None in down:  # an edge to something not a node here: left out
+            kept = [(p, c) for p, c in zip(up, down, strict=True) if p is not None and c is not None]
+            up, down = [p for p, _ in kept], [c for _, c in kept]
+        # Appended in C (a loop in Python: 0.2 s at 165,000 edges).
+        deque(map(list.append, map(parents.__getitem__, down), up), maxlen=0)
+        deque(map(list.append, map(children.__getitem__, up), down), maxlen=0)
         types = list(map(attrgetter("resource_type"), self.nodes))
         kinds = {kind: list(compress(range(self.size), map(kind.__eq__, types))) for kind in set(types)}
         self.by_type = {kind: self.mask(found) for kind, found in kinds.items()}
