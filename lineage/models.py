@@ -181,7 +181,7 @@ class SearchName(models.Model):
 
 class SearchField(models.IntegerChoices):
     TAG = 1, "tag"  # one row per distinct tag of a snapshot (no node)
-    TAGGED = 2, "tagged node"  # one row per (node, tag)
+    TAGGED = 2, "tagged node"  # one row per distinct tag (lower case), its nodes in `nodes`
     COLUMN = 3, "column"  # one row per distinct column name, its nodes in `nodes`
     DESCRIPTION = 4, "description"  # one row per node with a description (its own and its columns')
 
@@ -200,8 +200,8 @@ class SearchTerm(models.Model):
     term = models.TextField(db_collation="C", blank=True)
     node_name = models.TextField(db_collation="C", blank=True, help_text="lower case; a tag row: the tag as written")
     document = SearchVectorField(null=True, blank=True)
-    # A column row's nodes (ids), by lower-case name: one row per column name, not per node and
-    # column (100,000 nodes: 415,000 rows, 3 s of the ingest, became as many as the names).
+    # A tagged or column row's nodes (ids), by lower-case name: one row per tag or column name,
+    # not per node and name (100,000 nodes: 465,000 rows, 3 s of the ingest, became a few).
     nodes = ArrayField(models.BigIntegerField(), null=True, blank=True)
 
     class Meta:

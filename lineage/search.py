@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,11 +54,9 @@ def index_current(snapshot_id: int, previous_id: int | None, nodes: Iterable[tup
         with cursor.cursor.copy(columns) as copy:
             for tag in dict.fromkeys(tag for _, row in nodes for tag in row["tags"]):
                 copy.write_row((snapshot_id, None, _TAG, tag.lower(), tag, None, None))
-            for node_id, row in nodes:
-                for tag in dict.fromkeys(tag.lower() for tag in row["tags"]):
-                    copy.write_row((snapshot_id, node_id, _TAGGED, tag, row["name"].lower(), None, None))
-            for term, found in _column_nodes(nodes).items():
-                copy.write_row((snapshot_id, None, _COLUMN, term, "", None, found))
+            for field, terms in ((_TAGGED, _tags), (_COLUMN, _column_names)):
+                for term, found in _grouped(nodes, terms).items():
+                    copy.write_row((snapshot_id, None, field, term, "", None, found))
             for node_id, row in nodes:
                 if document := _document(row):
                     copy.write_row((snapshot_id, node_id, _DESCRIPTION, "", row["name"].lower(), document, None))
@@ -68,15 +66,23 @@ def index_current(snapshot_id: int, previous_id: int | None, nodes: Iterable[tup
         cursor.execute(f"ANALYZE {_NAME}, {_TERM}")
 
 
-def _column_nodes(nodes: list[tuple[int, dict[str, Any]]]) -> dict[str, list[int]]:
-    """Each column name (lower case) → the nodes that have it, by name (lower case, as the C
-    collation orders it)."""
-    columns: dict[str, list[tuple[str, int]]] = {}
+def _grouped(nodes: list[tuple[int, dict[str, Any]]], terms: Callable[[dict], Iterable[str]]) -> dict[str, list[int]]:
+    """Each term of the nodes (a tag, a column name; lower case) → the nodes that have it, by
+    name (lower case, as the C collation orders it): one row per term, not per node and term."""
+    grouped: dict[str, list[tuple[str, int]]] = {}
     for node_id, row in nodes:
         name = row["name"].lower()
-        for term in dict.fromkeys(col["name"].lower() for col in row["columns"] if col["name"]):
-            columns.setdefault(term, []).append((name, node_id))
-    return {term: [node_id for _, node_id in sorted(found)] for term, found in columns.items()}
+        for term in dict.fromkeys(terms(row)):
+            grouped.setdefault(term, []).append((name, node_id))
+    return {term: [node_id for _, node_id in sorted(found)] for term, found in grouped.items()}
+
+
+def _tags(row: dict[str, Any]) -> Iterable[str]:
+    return (tag.lower() for tag in row["tags"])
+
+
+def _column_names(row: dict[str, Any]) -> Iterable[str]:
+    return (column["name"].lower() for column in row["columns"] if column["name"])
 
 
 _WORD = re.compile(r"[^\W_]+")
@@ -205,11 +211,11 @@ def find_nodes(text: str, limit: int) -> list[Hit]:
     if len(hits) < limit:
         tagged = _rows(
             f"""
-            SELECT {TAG}, {_NODE_FIELDS} FROM (
-                SELECT node_id, snapshot_id, node_name FROM {_TERM}
-                WHERE field = {SearchField.TAGGED.value} AND term = %(q)s ORDER BY node_name LIMIT %(limit)s
-            ) AS t JOIN {_NODE} n ON n.id = t.node_id JOIN {_SNAPSHOT} sn ON sn.id = t.snapshot_id
-            ORDER BY t.node_name, sn.project""",
+            SELECT {TAG}, {_NODE_FIELDS} FROM {_TERM} t
+            CROSS JOIN LATERAL unnest(t.nodes[1:%(limit)s]) WITH ORDINALITY AS u(node_id, place)
+            JOIN {_NODE} n ON n.id = u.node_id JOIN {_SNAPSHOT} sn ON sn.id = t.snapshot_id
+            WHERE t.field = {SearchField.TAGGED.value} AND t.term = %(q)s
+            ORDER BY lower(n.name) COLLATE "C", u.place, sn.project LIMIT %(limit)s""",
             {**params, "limit": limit + len(hits)},
         )
         hits += [h for h in map(_node_hit, tagged) if (h.project, h.unique_id) not in seen][: limit - len(hits)]

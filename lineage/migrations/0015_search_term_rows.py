@@ -1,24 +1,24 @@
-"""The site search's column rows: one per (snapshot, column name) holding its nodes by name,
-instead of one per node and column (the current snapshots' rows are regrouped); its term index
-leaves the descriptions out."""
+"""The site search's tagged-node and column rows: one per (snapshot, tag or column name)
+holding its nodes by name, instead of one per node and name (the current snapshots' rows are
+regrouped); its term index leaves the descriptions out."""
 
 import django.contrib.postgres.fields
 from django.db import migrations, models
 
-COLUMN = 3  # SearchField.COLUMN
+GROUPED = "2, 3"  # SearchField.TAGGED, SearchField.COLUMN
 
 REGROUP = f"""
     INSERT INTO lineage_searchterm (snapshot_id, node_id, field, term, node_name, nodes)
-    SELECT snapshot_id, NULL, {COLUMN}, term, '', array_agg(node_id ORDER BY node_name)
-    FROM lineage_searchterm WHERE field = {COLUMN} AND node_id IS NOT NULL GROUP BY snapshot_id, term;
-    DELETE FROM lineage_searchterm WHERE field = {COLUMN} AND node_id IS NOT NULL;
+    SELECT snapshot_id, NULL, field, term, '', array_agg(node_id ORDER BY node_name)
+    FROM lineage_searchterm WHERE field IN ({GROUPED}) AND node_id IS NOT NULL GROUP BY snapshot_id, field, term;
+    DELETE FROM lineage_searchterm WHERE field IN ({GROUPED}) AND node_id IS NOT NULL;
 """
 UNGROUP = f"""
     INSERT INTO lineage_searchterm (snapshot_id, node_id, field, term, node_name)
-    SELECT t.snapshot_id, n.id, {COLUMN}, t.term, lower(n.name)
+    SELECT t.snapshot_id, n.id, t.field, t.term, lower(n.name)
     FROM lineage_searchterm t CROSS JOIN LATERAL unnest(t.nodes) AS u(node_id) JOIN lineage_node n ON n.id = u.node_id
-    WHERE t.field = {COLUMN} AND t.nodes IS NOT NULL;
-    DELETE FROM lineage_searchterm WHERE field = {COLUMN} AND nodes IS NOT NULL;
+    WHERE t.field IN ({GROUPED}) AND t.nodes IS NOT NULL;
+    DELETE FROM lineage_searchterm WHERE field IN ({GROUPED}) AND nodes IS NOT NULL;
 """
 
 

@@ -166,13 +166,15 @@ def test_a_tag_with_quotes_and_backslashes_is_found_as_written(api_client, viewe
     assert [r["name"] for r in _search(api_client, viewer, q=tag, kind="node")] == ["orders"]
 
 
-def test_columns_of_every_project_exact_first_then_by_node_name_and_bounded(api_client, viewer):
+def test_columns_and_tagged_nodes_of_every_project_by_node_name_and_bounded(api_client, viewer):
     from dbtlib.manifest import Manifest
     from lineage.services import ingest_manifest
     from tests.search.conftest import shop_manifest
 
-    ingest_shop([_node("zeta", columns=["amount"]), _node("beta", columns=["Amount", "amount_usd"])])
-    other = shop_manifest([_node("alpha", columns=["amount"]), _node("gamma", columns=["amount"])])
+    ingest_shop([_node("zeta", columns=["amount"], tags=["nightly"]), _node("beta", columns=["Amount", "amount_usd"])])
+    other = shop_manifest(
+        [_node("alpha", columns=["amount"], tags=["Nightly"]), _node("gamma", columns=["amount"], tags=["nightly"])]
+    )
     ingest_manifest("shop_eu", Manifest.from_dict(other), actor="tests")
     results = _search(api_client, viewer, q="amount", kind="column", per_kind=10)
     assert [(r["name"], r["detail"], r["project"]) for r in results] == [
@@ -184,3 +186,8 @@ def test_columns_of_every_project_exact_first_then_by_node_name_and_bounded(api_
     ]
     bounded = _search(api_client, viewer, q="amount", kind="column", per_kind=2)
     assert [(r["detail"], r["project"]) for r in bounded] == [("model alpha", "shop_eu"), ("model beta", PROJECT)]
+    tagged = _search(api_client, viewer, q="nightly", kind="node", per_kind=10)
+    assert [(r["name"], r["project"], r["match"]) for r in tagged] == [
+        ("alpha", "shop_eu", "tag"), ("gamma", "shop_eu", "tag"), ("zeta", PROJECT, "tag"),
+    ]  # fmt: skip
+    assert [r["name"] for r in _search(api_client, viewer, q="nightly", kind="node", per_kind=2)] == ["alpha", "gamma"]
