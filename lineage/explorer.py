@@ -24,6 +24,9 @@ CLUSTER_THRESHOLD = 2000
 # Width over height of the picture the wrapping aims at (a screen's).
 ASPECT = 1.6
 COLUMN_GAP = 3.0  # between two layers, in sub-columns
+# What the stored layouts and the browsers' cached copies were made by: a change to the layout or
+# to the JSON's shape raises it, and each snapshot is laid out again when next opened.
+LAYOUT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -127,12 +130,19 @@ def explorer_graph(snapshot_id: int) -> ExplorerGraph:
     """The snapshot's nodes (id, name, resource_type, package, folder, tags, x, y), its edges
     as pairs of indexes into the nodes, and its folders (count and centroid): laid out by the
     first process to open the snapshot and stored (ExplorerLayout), read by the others."""
-    stored = ExplorerLayout.objects.filter(snapshot_id=snapshot_id).values_list("gzipped", flat=True).first()
+    stored = (
+        ExplorerLayout.objects.filter(snapshot_id=snapshot_id, version=LAYOUT_VERSION)
+        .values_list("gzipped", flat=True)
+        .first()
+    )
     if stored is None:
         body = json.dumps(_build(Snapshot.objects.get(pk=snapshot_id)), separators=(",", ":")).encode()
         stored = gzip.compress(body, compresslevel=6)
-        # Two processes may lay it out at once: the first row stays, both answers are the same.
+        # Two processes may lay it out at once: both answers are the same.
         ExplorerLayout.objects.bulk_create(
-            [ExplorerLayout(snapshot_id=snapshot_id, gzipped=stored)], ignore_conflicts=True
+            [ExplorerLayout(snapshot_id=snapshot_id, version=LAYOUT_VERSION, gzipped=stored)],
+            update_conflicts=True,
+            unique_fields=["snapshot"],
+            update_fields=["version", "gzipped"],
         )
-    return ExplorerGraph(gzipped=bytes(stored), etag=f'"explorer-{snapshot_id}"')
+    return ExplorerGraph(gzipped=bytes(stored), etag=f'"explorer-{snapshot_id}-{LAYOUT_VERSION}"')

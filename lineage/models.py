@@ -392,6 +392,7 @@ class ExplorerLayout(models.Model):
     per snapshot, not once per web process."""
 
     snapshot = models.OneToOneField(Snapshot, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    version = models.PositiveSmallIntegerField(help_text="lineage.explorer.LAYOUT_VERSION it was made by")
     gzipped = models.BinaryField(help_text="the explorer's JSON, gzipped")
 
     def __str__(self) -> str:

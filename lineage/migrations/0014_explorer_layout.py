@@ -23,6 +23,10 @@ class Migration(migrations.Migration):
                         to="lineage.snapshot",
                     ),
                 ),
+                (
+                    "version",
+                    models.PositiveSmallIntegerField(help_text="lineage.explorer.LAYOUT_VERSION it was made by"),
+                ),
                 ("gzipped", models.BinaryField(help_text="the explorer's JSON, gzipped")),
             ],
         ),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gzip
 import re
 
-from lineage.explorer import explorer_graph, layout
+from lineage.explorer import LAYOUT_VERSION, explorer_graph, layout
 from lineage.models import Edge, ExplorerLayout, Node
 from tests.conftest import PASSWORD
 from tests.lineage.conftest import PROJECT
@@ -103,3 +103,13 @@ def test_the_layout_is_stored_once_for_every_process_and_goes_with_its_snapshot(
     assert ExplorerLayout.objects.filter(snapshot=snapshot).count() == 1
     snapshot.delete()
     assert not ExplorerLayout.objects.exists()
+
+
+def test_a_layout_stored_by_an_older_version_is_laid_out_again(client, viewer, snapshot):
+    client.login(username=viewer.username, password=PASSWORD)
+    ExplorerLayout.objects.create(snapshot=snapshot, version=LAYOUT_VERSION - 1, gzipped=gzip.compress(b"{}"))
+    explorer_graph.cache_clear()
+    answer = client.get(GRAPH)
+    assert answer.json()["node_count"] == snapshot.node_count
+    assert ExplorerLayout.objects.get(snapshot=snapshot).version == LAYOUT_VERSION
+    assert str(LAYOUT_VERSION) in answer["ETag"]  # an older layout cached by a browser no longer matches
