@@ -243,8 +243,9 @@ class _Index:
         # Appended in C (a loop in Python: 0.2 s at 165,000 edges).
         deque(map(list.append, map(parents.__getitem__, down), up), maxlen=0)
         deque(map(list.append, map(children.__getitem__, up), down), maxlen=0)
-        types = list(map(attrgetter("resource_type"), self.nodes))
-        kinds = {kind: list(compress(range(self.size), map(kind.__eq__, types))) for kind in set(types)}
+        kinds: dict[str, list[int]] = defaultdict(list)  # one pass (one per kind: 3 times as long)
+        for p, kind in enumerate(map(attrgetter("resource_type"), self.nodes)):
+            kinds[kind].append(p)
         self.by_type = {kind: self.mask(found) for kind, found in kinds.items()}
         self.in_nodes = 0  # what the manifest's "nodes" section holds (not sources, exposures, …)
         for kind, found in kinds.items():
